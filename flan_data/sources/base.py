@@ -95,8 +95,10 @@ class Source:
 
     def _plain(self) -> bool:
         """True when records are the native rows one to one (no record rules
-        that filter or explode them), so row indices can be used to seek."""
-        return True
+        that filter or explode them), so row indices can be used to seek.
+        Record rules (issue 10) live in ``self.rules``: a source with rules is
+        always read through :meth:`read`."""
+        return not getattr(self, "rules", None)
 
     def seekable(self, split: str) -> bool:
         """Whether :meth:`read_range` reaches ``split``'s record ``lo`` without
