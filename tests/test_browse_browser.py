@@ -170,7 +170,11 @@ def test_catalog_filter_task_preview_matches_flan_render(driver, shots, server):
     # variables are highlighted in the template text
     assert driver.find_elements(By.CSS_SELECTOR, "article.template .tok-var")
     driver.execute_script("window.scrollTo(0, 0)")
-    _shot(driver, shots, "task")
+    driver.set_window_size(1440, 1500)
+    try:
+        _shot(driver, shots, "task")
+    finally:
+        driver.set_window_size(1440, 1000)
 
 
 def test_task_with_options_field_and_cot(driver, shots, server):

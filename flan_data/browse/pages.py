@@ -137,7 +137,9 @@ def task_page(cat: Catalog, name: str, params: dict[str, str]) -> dict[str, Any]
         tpl["input_tokens"] = template_tokens(tpl["input"])
         tpl["target_tokens"] = template_tokens(tpl["target"])
     args = preview_args(cat, t, params, info["formats"])
-    return {"info": info, "args": args, "formats": info["formats"],
+    f = Path(t.file)
+    file_rel = f.relative_to(cat.root).as_posix() if f.is_relative_to(cat.root) else str(f)
+    return {"info": info, "args": args, "formats": info["formats"], "file_rel": file_rel,
             "splits": list(t.source.canonical_splits())}  # fmt: skip
 
 

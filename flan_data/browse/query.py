@@ -18,6 +18,7 @@ import dataclasses
 import re
 import shlex
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..catalog import Catalog
@@ -141,9 +142,10 @@ def template_sets(
             if not tpls:
                 continue
         kinds = sorted({x.kind for x in (cat.templates[i] for i in ids)})
+        f = Path(cat.templates[ids[0]].file) if ids else None
         out.append({
             "set": name,
-            "file": cat.templates[ids[0]].file if ids else "",
+            "file": (f.relative_to(cat.root).as_posix() if f.is_relative_to(cat.root) else str(f)) if f else "",
             "kinds": kinds,
             "size": len(ids),
             "templates": [template_info(x) for x in tpls],
