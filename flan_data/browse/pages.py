@@ -70,6 +70,7 @@ def catalog_page(cat: Catalog, params: dict[str, str]) -> dict[str, Any]:
             "category": t.metadata.category or "",
             "languages": ", ".join(t.metadata.languages),
             "license": t.metadata.license or "",
+            "license_class": getattr(getattr(t.metadata, "licensing", None), "use", ""),
             "source": t.source.describe(),
             "size": _size(t),
             "sample": t.sample is not None,

@@ -166,11 +166,10 @@ def _metadata_text(t: TaskSpec) -> dict[str, str]:
         "collection": t.collection,
         "category": m.get("category") or "",
         "language": " ".join(m.get("languages") or ()),
-        "license": _flatten(m.get("license")) + " " + _flatten(extra.get("license_facts"))
-        + " " + _flatten({k: v for k, v in extra.items() if "licen" in k}),
+        "license": " ".join(_flatten(v) for k, v in {**m, **extra}.items() if "licen" in k),
         "source": t.source.describe(),
         "metadata": _flatten({k: v for k, v in {**m, **extra}.items()
-                              if k not in ("category", "languages", "license")}),
+                              if k not in ("category", "languages") and "licen" not in k}),
     }  # fmt: skip
     return {k: v.lower() for k, v in out.items()}
 
@@ -245,6 +244,7 @@ def search_tasks(
                 "category": t.metadata.category,
                 "languages": list(t.metadata.languages),
                 "license": t.metadata.license,
+                "license_class": getattr(getattr(t.metadata, "licensing", None), "use", None),
                 "matched": matched,
             })  # fmt: skip
     out.sort(key=lambda r: (0 if "name" in r["matched"] else 1, r["name"]))
