@@ -325,10 +325,9 @@ def catalog_show(ctx, task, template_id, fmt, seed, row, split, source, source_d
             )
             if s.get("note"):
                 lines.append(" " * 16 + f"note: {s['note']}")
-    rules = info.get("record_rules")
+    rules = info.get("record_rules_text") or []
     lines.append("  record rules: " + ("-" if not rules else ""))
-    if rules:
-        lines += _indent(json.dumps(rules, indent=2, ensure_ascii=False), "    ")
+    lines += [f"    {r}" for r in rules]
     for k, v in (info.get("other") or {}).items():
         lines.append(f"  {k}:".ljust(16) + json.dumps(v, ensure_ascii=False))
     lines.append("  fields:")

@@ -303,3 +303,33 @@ def test_browse_cli_refuses_busy_port(app):
         srv.server_close()
     r = run("browse", "--no-open", "--export", "/nonexistent-dir")
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_record_rules_shown_when_a_spec_has_them(cat):
+    import dataclasses
+    import types
+
+    from flan_data.browse.query import record_rules, record_rules_lines
+
+    @dataclasses.dataclass(frozen=True)
+    class Rules:
+        filter: str | None = None
+        explode: dict = dataclasses.field(default_factory=dict)
+
+        def __bool__(self):
+            return bool(self.filter or self.explode)
+
+        def describe(self):
+            return [f"filter: {self.filter}"] if self.filter else []
+
+    t = types.SimpleNamespace(records=Rules(filter="label >= 0"), source=cat.task("anli_r1").source)
+    assert record_rules(t) == {"filter": "label >= 0"}
+    assert record_rules_lines(t) == ["filter: label >= 0"]
+    empty = types.SimpleNamespace(records=Rules(), source=cat.task("anli_r1").source)
+    assert record_rules(empty) is None and record_rules_lines(empty) == []
+    # every task of the bundled catalog: JSON-able rules, and the text page shows them
+    for name, t in cat.tasks.items():
+        if record_rules(t):
+            out = ok(run("catalog", "show", name, "--brief"))
+            assert all(line in out for line in record_rules_lines(t))
+            break
