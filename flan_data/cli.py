@@ -1024,9 +1024,10 @@ def finetune(args) -> None:
     default=None,
     help="An export folder to show on the Export page.",
 )
+@source_dir_option
 @click.option("--no-open", is_flag=True, help="Print the URL; do not open a browser.")
 @click.pass_context
-def browse(ctx, host, port, catalog_path, export_dir, no_open) -> None:
+def browse(ctx, host, port, catalog_path, export_dir, source_dirs, no_open) -> None:
     """Browse the catalog, watch templates render, inspect mixtures and exports
     in a local read-only web app (Ctrl-C stops it).
 
@@ -1040,7 +1041,8 @@ def browse(ctx, host, port, catalog_path, export_dir, no_open) -> None:
     if catalog_path is not None:
         ctx.ensure_object(dict).update(root=catalog_path)
         ctx.obj.pop("catalog", None)
-    app = BrowseApp(_catalog(ctx), export_dir)
+    cat = _catalog(ctx)
+    app = BrowseApp(cat, export_dir, parse_source_dirs(cat, source_dirs))
     bind = host if host is not None else DEFAULT_HOST
     srv = make_server(app, bind, port)
     url = url_of(srv)

@@ -333,3 +333,18 @@ def test_record_rules_shown_when_a_spec_has_them(cat):
             out = ok(run("catalog", "show", name, "--brief"))
             assert all(line in out for line in record_rules_lines(t))
             break
+
+
+def test_preview_reads_source_dirs(cat, tmp_path):
+    from pathlib import Path
+
+    hold = cat.task("cot_gsm8k").source.validation_size or 0
+    (tmp_path / "gsm8k_train.tsv").write_text(
+        "".join(f"What is {i}+1?\t{i + 1}\t{i} plus one is {i + 1}.\n" for i in range(hold + 5))
+    )
+    app = BrowseApp(cat, source_dirs={"cot_gsm8k": Path(tmp_path)})
+    r = app.handle("/api/preview?task=cot_gsm8k&format=cot&seed=4&row=1")
+    got = json.loads(r.body)["example"]
+    want = [json.loads(x) for x in ok(run("render", "cot_gsm8k", "-f", "cot", "--seed", "4", "-n", "2",
+                                          "--source-dir", f"cot_gsm8k={tmp_path}", "--json")).splitlines()]  # fmt: skip
+    assert "What is 6+1?" in got["inputs"] and got == want[1]
