@@ -83,6 +83,18 @@ def stacked_cues(text: str) -> list[str]:
     return out
 
 
+def stacked_in_example(inputs: str, targets: str) -> list[str]:
+    """Stacked cues in ``inputs`` and at the seam where the target follows a bare cue.
+
+    ``"…\nA:"`` + ``"Reasoning: …"`` reads ``"A: Reasoning: …"``: stacked.
+    """
+    out = stacked_cues(inputs)
+    if targets and ends_with_cue(inputs):
+        last = inputs.rsplit("\n", 1)[-1]
+        out += stacked_cues(last + " " + targets.split("\n", 1)[0])
+    return out
+
+
 # Option text ending in . ? or ! followed by a style's . or ; ("less heat..",
 # "the lid.;"); an ellipsis ("...") is not doubled punctuation.
 _DOUBLED = re.compile(r"(?<![.])\w?[.!?][.;](?![.\w])")
@@ -96,8 +108,8 @@ def doubled_punctuation(text: str) -> list[str]:
 #: Words that talk about a list of answer choices; a *_noopt input whose own
 #: wording (not the record's text) uses one refers to choices it no longer shows.
 CHOICE_WORDS = re.compile(
-    r"\b(options?|choices?|choose|chosen|pick|select|candidates?|alternatives?|"
-    r"one of the following|of these|the following answers|listed|endings)\b",
+    r"\b(options?|choices?|choose|chosen|pick|select|alternatives?|listed|endings|"
+    r"candidates?(?!\s*(?:answer|:))|(?:which|one|each|any) of (?:these|those|the following))\b",
     re.IGNORECASE,
 )
 
@@ -107,7 +119,9 @@ def choice_words(text: str) -> list[str]:
     return [m.group(0) for m in CHOICE_WORDS.finditer(text)]
 
 
-_MARKER = re.compile(r"^[(\[]?[A-Za-z0-9][)\].]?$")
+# "(C)", "(c)", "(3)", "[2]", "C)", "c)" or a lone capital A-H: an option
+# marker. A bare number is not one: it is the answer of a math problem.
+_MARKER = re.compile(r"^(?:\([A-Za-z0-9]\)|\[[0-9]{1,2}\]|[A-Za-z]\)|[A-H])$")
 
 
 def cot_target_ends_with_answer(target: str, answer_text: str) -> bool:
@@ -122,5 +136,78 @@ def cot_target_ends_with_answer(target: str, answer_text: str) -> bool:
 
 
 def is_option_marker(text: str) -> bool:
-    """``(A)``, ``B``, ``c)``, ``[2]``, ``3.``: a bare option marker, not answer text."""
+    """``(A)``, ``B``, ``c)``, ``[2]``: a bare option marker, not answer text (``3`` is text)."""
     return _MARKER.match(text.strip()) is not None
+
+
+#: The patterns :func:`row_findings` reports, in report order.
+PATTERNS = (
+    "stacked_cue",
+    "doubled_option_punct",
+    "noopt_choice_words",
+    "cot_target_no_answer",
+    "cot_answer_is_marker",
+    "cot_inline_options_missing",
+)
+#: CoT tasks whose questions carry their options inline (kept as the source has them).
+INLINE_OPTION_COT = ("cot_ecqa", "cot_qasc", "cot_aqua")
+
+
+def _strings(v):
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from _strings(x)
+    elif isinstance(v, list | tuple):
+        for x in v:
+            yield from _strings(x)
+    elif v is not None:
+        yield str(v)
+
+
+def template_wording(text: str, canon, exemplars=()) -> str:
+    """``text`` with every field value of the record (and its exemplars) cut out."""
+    vals = sorted(
+        {s for s in _strings([dict(canon), *[dict(e) for e in exemplars]]) if len(s) > 1},
+        key=len,
+        reverse=True,
+    )
+    for s in vals:
+        text = text.replace(s, " ")
+    return text
+
+
+def row_findings(
+    task: str, fmt: str, inputs: str, targets: str, canon, raw, exemplars=()
+) -> list[tuple[str, str]]:
+    """``(pattern, evidence)`` for each artefact in one rendered row.
+
+    ``canon`` is the record's canonical fields (``options``, ``answer``), ``raw``
+    the source record, ``exemplars`` the canonical fields of the few-shot
+    exemplars shown (their text is cut out before looking for choice words).
+    """
+    found = []
+    for s in stacked_in_example(inputs, targets):
+        found.append(("stacked_cue", s))
+    opts = canon.get("options") or ()
+    if fmt.endswith("_opt") or fmt == "cot":
+        for o in opts:
+            o = str(o).rstrip()
+            if o[-1:] in ".?!" and (o + "." in inputs or o + ";" in inputs):
+                found.append(("doubled_option_punct", o[-20:] + "+"))
+    if fmt.endswith("_noopt") and opts:
+        words = choice_words(template_wording(inputs, canon, exemplars))
+        if words:
+            found.append(("noopt_choice_words", ",".join(sorted(set(words)))))
+    if fmt == "cot" and "answer" in canon:
+        ans = str(canon["answer"])
+        if not cot_target_ends_with_answer(targets, ans):
+            found.append(("cot_target_no_answer", targets[-40:]))
+        elif is_option_marker(ans):
+            found.append(("cot_answer_is_marker", targets[-40:]))
+    if fmt == "cot" and task in INLINE_OPTION_COT:
+        q = str(raw.get("question", ""))
+        if "Options:" in q and "Options:" not in inputs:
+            found.append(("cot_inline_options_missing", q[-40:]))
+    return found

@@ -33,82 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from flan_data import Catalog  # noqa: E402
 from flan_data.errors import FlanDataError  # noqa: E402
-from flan_data.render import (  # noqa: E402
-    Exemplar,
-    RenderConfig,
-    Renderer,
-    build_pool,
-    is_opt_format,
-)
-from flan_data.textcheck import (  # noqa: E402
-    choice_words,
-    cot_target_ends_with_answer,
-    is_option_marker,
-    stacked_cues,
-)
-
-PATTERNS = (
-    "stacked_cue",
-    "doubled_option_punct",
-    "noopt_choice_words",
-    "cot_target_no_answer",
-    "cot_answer_is_marker",
-    "cot_inline_options_missing",
-)
-INLINE_OPTION_COT = ("cot_ecqa", "cot_qasc", "cot_aqua")
-
-
-def _strings(v):
-    if isinstance(v, str):
-        yield v
-    elif isinstance(v, dict):
-        for x in v.values():
-            yield from _strings(x)
-    elif isinstance(v, list | tuple):
-        for x in v:
-            yield from _strings(x)
-    elif v is not None:
-        yield str(v)
-
-
-def template_wording(text: str, canon, exemplars=()) -> str:
-    """``text`` with every field value of the record (and its exemplars) cut out."""
-    vals = sorted(
-        {s for s in _strings([dict(canon), *[dict(e) for e in exemplars]]) if len(s) > 1},
-        key=len,
-        reverse=True,
-    )
-    for s in vals:
-        text = text.replace(s, " ")
-    return text
-
-
-def check_row(tr, fmt, inputs, targets, canon, raw, exemplars=()) -> list[tuple[str, str]]:
-    """(pattern, evidence) for each artefact in one rendered row."""
-    found = []
-    for s in stacked_cues(inputs):
-        found.append(("stacked_cue", s))
-    opts = canon.get("options") or ()
-    if is_opt_format(fmt):
-        for o in opts:
-            o = str(o).rstrip()
-            if o[-1:] in ".?!" and (o + "." in inputs or o + ";" in inputs):
-                found.append(("doubled_option_punct", o[-20:] + "+"))
-    if fmt.endswith("_noopt") and opts:
-        words = choice_words(template_wording(inputs, canon, exemplars))
-        if words:
-            found.append(("noopt_choice_words", ",".join(sorted(set(words)))))
-    if fmt == "cot" and "answer" in canon:
-        ans = str(canon["answer"])
-        if not cot_target_ends_with_answer(targets, ans):
-            found.append(("cot_target_no_answer", targets[-40:]))
-        elif is_option_marker(ans):
-            found.append(("cot_answer_is_marker", targets[-40:]))
-    if fmt == "cot" and tr.task.name in INLINE_OPTION_COT:
-        q = str(raw.get("question", ""))
-        if "Options:" in q and "Options:" not in inputs:
-            found.append(("cot_inline_options_missing", q[-40:]))
-    return found
+from flan_data.render import Exemplar, RenderConfig, Renderer, build_pool  # noqa: E402
+from flan_data.textcheck import PATTERNS, row_findings  # noqa: E402
 
 
 class Scan:
@@ -127,8 +53,8 @@ class Scan:
         for j in range(len(cols["inputs"])):
             i = cols["index"][j]
             exs = [pool_by_id[e] for e in cols["exemplar_ids"][j] if e in pool_by_id]
-            found = check_row(
-                tr, fmt, cols["inputs"][j], cols["targets"][j], canons[i], raws[i], exs
+            found = row_findings(
+                tr.task.name, fmt, cols["inputs"][j], cols["targets"][j], canons[i], raws[i], exs
             )
             self.renders[part] += 1
             key = (tr.task.collection, fmt)
