@@ -27,8 +27,9 @@ from ..errors import FlanDataError, RecordError
 from ..render import Exemplar, Renderer, is_fewshot_format
 from ..seeding import derive_seed
 from ..sources import open_task_source
+from ..views import OutputSpec, add_views
 from .permute import permute
-from .writer import POS, SPILL_SCHEMA, write_table
+from .writer import POS, write_table
 
 TRAIN = "train"
 POOL_SIZE = 512
@@ -54,6 +55,7 @@ class TaskJob:
     pool_size: int = POOL_SIZE
     lo: int = 0  # this job renders the rows whose record index is in [lo, hi)
     hi: int | None = None
+    output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
 
 
 @dataclass
@@ -144,7 +146,10 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    writer = _SpillWriter(tmp, job.shard_rows)
+    writer = _SpillWriter(
+        tmp, job.shard_rows, job.output.schema().append(pa.field(POS, pa.int64()))
+    )
+    template_index = {ct.spec.id: i for i, ct in enumerate(tr.templates)}
     # pending[(fmt number, repeat)] = list of (row number in the sorted arrays, eid, raw, canonical)
     pending: dict[tuple[int, int], list[tuple[int, str, Any, Any]]] = {}
     n_pending = 0
@@ -157,7 +162,9 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
         for (k, rep), items in sorted(pending.items()):
             errs: list[tuple[int, RecordError]] | None = None if job.on_error == "fail" else []
             cols = tr.render_batch([(e, r) for _, e, r, _ in items], split=TRAIN, fmt=fmts[k], seed=derive_seed(job.seed, "export", fmts[k], rep),
-                                   pool=pool, canonicals=[c for _, _, _, c in items], errors=errs)  # fmt: skip
+                                   pool=pool, canonicals=[c for _, _, _, c in items], errors=errs,
+                                   turns=job.output.multiturn)  # fmt: skip
+            add_views(cols, job.output, template_index)
             for _, e in errs or ():
                 _count(skipped, _reason(e))
             rows = [items[i][0] for i in cols.pop("index")]
@@ -218,9 +225,10 @@ class _SpillWriter:
     """Buffers rendered rows and writes them as per-shard spill parts, so a job's
     memory is bounded by the buffer, not by the task's size."""
 
-    def __init__(self, folder: Path, shard_rows: int, flush_rows: int = 50_000):
+    def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, flush_rows: int = 50_000):
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
-        self.buf: dict[str, list[Any]] = {f.name: [] for f in SPILL_SCHEMA}
+        self.schema = schema
+        self.buf: dict[str, list[Any]] = {f.name: [] for f in schema}
         self.rows = 0
         self.part = 0
         self.shards: set[int] = set()
@@ -234,7 +242,7 @@ class _SpillWriter:
     def _write(self) -> None:
         if not self.buf[POS]:
             return
-        table = pa.table(self.buf, schema=SPILL_SCHEMA)
+        table = pa.table(self.buf, schema=self.schema)
         shard_of = pc.divide(table[POS], pa.scalar(self.shard_rows, pa.int64()))
         for s in sorted(set(shard_of.to_pylist())):
             # scratch data inside a folder renamed into place when complete: no fsync needed
@@ -246,7 +254,7 @@ class _SpillWriter:
             self.shards.add(s)
         self.rows += table.num_rows
         self.part += 1
-        self.buf = {f.name: [] for f in SPILL_SCHEMA}
+        self.buf = {f.name: [] for f in self.schema}
 
     def close(self) -> None:
         self._write()
@@ -270,7 +278,8 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
 
 
 def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, source: str,
-              source_dirs: Mapping[str, str], on_error: str) -> tuple[list[TaskJob], int]:  # fmt: skip
+              source_dirs: Mapping[str, str], on_error: str,
+              output: OutputSpec | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
     """Jobs in plan order and the number of shards."""
     total = sum(e.count for e in plan.entries)
     num_shards = max(1, -(-total // shard_rows))
@@ -295,24 +304,41 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         for c in range(chunks):
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
                                 num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
-                                lo=bounds[c], hi=bounds[c + 1]))  # fmt: skip
+                                lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec()))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
 
 def assemble_shard(
-    shard: int, num_shards: int, spill_dir: Path, out: Path, job_indices: Sequence[int]
+    shard: int,
+    num_shards: int,
+    spill_dir: Path,
+    out: Path,
+    job_indices: Sequence[int],
+    output: OutputSpec | None = None,
 ) -> dict[str, Any]:
-    """Merge every job's spill for ``shard``, order rows by position, write the shard."""
+    """Merge every job's spill for ``shard``, order rows by position, write the shard
+    to ``out/data/`` in the output's file format; ``file`` in the result is relative to ``out``."""
     import json
 
-    from .writer import SCHEMA, atomic_write_bytes, dumps, read_table, sha256_file, shard_name
+    from .writer import (
+        DATA_DIR,
+        atomic_write_bytes,
+        dumps,
+        read_table,
+        sha256_file,
+        shard_name,
+        write_shard,
+    )
 
-    name = shard_name(shard, num_shards)
-    record = spill_dir.parent / "shards" / f"{name}.json"
+    output = output or OutputSpec()
+    schema = output.schema()
+    name = f"{DATA_DIR}/{shard_name(shard, num_shards, output.file_format)}"
+    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    record = spill_dir.parent / "shards" / f"{Path(name).name}.json"
     if record.is_file() and (out / name).is_file():
         info = json.loads(record.read_text())
-        if sha256_file(out / name) == info["sha256"]:
+        if info.get("file") == name and sha256_file(out / name) == info["sha256"]:
             return info  # finished before a crash: keep it
     parts = []
     for j in job_indices:
@@ -322,8 +348,8 @@ def assemble_shard(
         table = pa.concat_tables(parts)
         table = table.sort_by(POS).drop_columns([POS])
     else:
-        table = SCHEMA.empty_table()
-    nbytes, digest = write_table(out / name, table.cast(SCHEMA))
+        table = schema.empty_table()
+    nbytes, digest = write_shard(out / name, table.cast(schema), output.file_format)
     info = {"file": name, "rows": table.num_rows, "bytes": nbytes, "sha256": digest}
     record.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(record, dumps(info))
