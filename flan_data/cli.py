@@ -105,6 +105,8 @@ def _task_row(t: TaskSpec) -> dict:
         "sample": t.sample is not None,
         "held_out": t.metadata.held_out,
         "inversion_of": t.metadata.inversion_of,
+        "languages": list(t.metadata.languages),
+        "license_class": t.metadata.licensing.use,
     }
 
 
@@ -133,12 +135,20 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 @click.option(
     "--sample-only", is_flag=True, help="Only tasks with bundled sample data (work offline)."
 )
+@click.option("--license-class", "license_classes", multiple=True, metavar="CLASS",
+              help="Only tasks of these license use classes (repeatable or comma-separated; e.g. commercial).")  # fmt: skip
+@click.option("--language", "languages", multiple=True, metavar="LANG",
+              help="Only tasks in this language (ISO code or English name, e.g. de or German; repeatable: any).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of tasks.")
 @click.pass_context
-def catalog_list(ctx, collection, category, text, sample_only, as_json) -> None:
+def catalog_list(
+    ctx, collection, category, text, sample_only, license_classes, languages, as_json
+) -> None:
     """List tasks as a table (or JSON)."""
     cat = _catalog(ctx)
-    tasks = cat.search(text, collection, category)
+    tasks = cat.search(
+        text, collection, category, license_class=license_classes, language=languages
+    )
     if sample_only:
         tasks = [t for t in tasks if t.sample is not None]
     rows = []
@@ -157,10 +167,15 @@ def catalog_list(ctx, collection, category, text, sample_only, as_json) -> None:
             r["source"],
             str(r["templates"]),
             "yes" if r["sample"] else "",
+            r["license_class"],
         ]
         for r in rows
     ]
-    click.echo(_table(table, ["task", "collection", "category", "source", "templates", "sample"]))
+    click.echo(
+        _table(
+            table, ["task", "collection", "category", "source", "templates", "sample", "license"]
+        )
+    )
     click.echo(f"\n{len(rows)} task(s)")
 
 
@@ -219,6 +234,7 @@ def catalog_show(ctx, task, as_json) -> None:
         f"  category:     {m['category'] or '-'}",
         f"  languages:    {', '.join(m['languages']) or '-'}",
         f"  license:      {m['license'] or '-'}",
+        f"  use class:    {_license_line(m['licensing'])}",
         f"  held out:     {'yes' if m['held_out'] else 'no'}"
         + ("   (excluded from training mixtures)" if m["exclude_from_training"] else ""),
     ]
@@ -252,6 +268,15 @@ def catalog_show(ctx, task, as_json) -> None:
         for t in info["templates"]
     ]
     click.echo("\n".join(lines))
+
+
+def _license_line(li: dict) -> str:
+    flags = [
+        k.replace("_", "-") for k in ("attribution", "share_alike", "model_generated") if li.get(k)
+    ]
+    out = li["use"] + (f" ({', '.join(li['licenses'])})" if li.get("licenses") else "")
+    out += f"; {', '.join(flags)}" if flags else ""
+    return out + (f"; from {li['source']}" if li.get("source") else "")
 
 
 def catalog_stats_data(cat: Catalog) -> dict:
@@ -500,7 +525,7 @@ def mixture_list(ctx) -> None:
         click.echo(f"{m.name:<12} source={m.source:<6} {m.description}")
 
 
-def _plan(ctx, name, total, exclude, source_dirs, sizes_from="count"):
+def _plan(ctx, name, total, exclude, source_dirs, sizes_from="count", license_policy=None):
     from .export import _source_choice, candidate_tasks, count_sizes
     from .export.local import _STATE
     from .mixture import metadata_sizes, parse_excludes, plan_mixture
@@ -508,14 +533,43 @@ def _plan(ctx, name, total, exclude, source_dirs, sizes_from="count"):
     cat = _catalog(ctx)
     spec = cat.mixture(name)
     excludes = parse_excludes(cat, exclude)
-    tasks = candidate_tasks(cat, spec, excludes)
+    tasks = candidate_tasks(cat, spec, excludes, license_policy=license_policy)
     if sizes_from == "metadata":
         sizes = metadata_sizes(tasks)
     else:
         _STATE.update(catalog=cat)
         dirs = {k: str(v) for k, v in parse_source_dirs(cat, source_dirs).items()}
         sizes = count_sizes(cat, tasks, _source_choice(spec, None), dirs)
-    return plan_mixture(cat, spec, sizes, total=total, exclude=excludes)
+    return plan_mixture(
+        cat, spec, sizes, total=total, exclude=excludes, license_policy=license_policy
+    )
+
+
+def license_options(f):
+    """--license / --license-class / --allow-share-alike / --exclude-model-generated."""
+    from .licenses import LICENSE_LEVELS
+    from .specs import LICENSE_CLASSES
+
+    f = click.option("--exclude-model-generated", is_flag=True,
+                     help="Remove tasks whose data is marked model-generated (or not known).")(f)  # fmt: skip
+    f = click.option("--allow-share-alike/--no-share-alike", default=True, show_default=True,
+                     help="Keep or remove tasks under a share-alike license (unknown counts as share-alike).")(f)  # fmt: skip
+    f = click.option("--license-class", "license_classes", multiple=True, metavar="CLASS",
+                     help=f"Allow exactly these use classes (repeatable or comma-separated): {', '.join(LICENSE_CLASSES)}.")(f)  # fmt: skip
+    f = click.option("--license", "license_level", type=click.Choice([*LICENSE_LEVELS, "any"]), default=None,
+                     help="Keep only tasks usable at this level: commercial keeps commercial; unspecified adds "
+                          "unspecified; non-commercial adds non-commercial; academic-only adds academic-only. "
+                          "Tasks without license facts (unknown) need --license-class unknown.")(f)  # fmt: skip
+    return f
+
+
+def _policy(license_level, license_classes, allow_share_alike, exclude_model_generated):
+    from .licenses import LicensePolicy
+
+    p = LicensePolicy.from_options(
+        license_level, license_classes, allow_share_alike, exclude_model_generated
+    )
+    return p if p.active else None
 
 
 exclude_option = click.option("--exclude", multiple=True, metavar="NAME",
@@ -536,10 +590,18 @@ exclude_option = click.option("--exclude", multiple=True, metavar="NAME",
 @click.option(
     "--json", "as_json", is_flag=True, help="Counts per task × format and per collection as JSON."
 )
+@license_options
 @click.pass_context
-def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json) -> None:
-    """Print the exact number of examples each task × format contributes."""
-    plan = _plan(ctx, name, total, exclude, source_dirs, sizes_from)
+def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json, license_level, license_classes,
+                 allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
+    """Print the exact number of examples each task × format contributes.
+
+    A license policy (--license, --license-class, --no-share-alike,
+    --exclude-model-generated) removes tasks first, then plans again over what
+    remains; the removed tasks are listed with the reason.
+    """
+    policy = _policy(license_level, license_classes, allow_share_alike, exclude_model_generated)
+    plan = _plan(ctx, name, total, exclude, source_dirs, sizes_from, policy)
     data = plan.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -564,12 +626,37 @@ def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json) ->
             ["collection", "count", "share"],
         )
     )
+    if plan.policy is not None:
+        _echo_removed(plan)
     ex = plan.excluded
     more = f" (+{len(ex) - 8} more)" if len(ex) > 8 else ""
     click.echo(
         f"\ntotal {plan.total} examples from {len(plan.tasks())} tasks"
         + (f"; excluded {len(ex)}: {', '.join(ex[:8])}{more}" if ex else "")
     )
+
+
+def _echo_removed(plan) -> None:
+    import textwrap
+
+    from .licenses import group_reasons
+
+    p = plan.policy
+    click.echo(
+        f"\nlicense policy: classes {', '.join(p['license_classes'] or ['any'])}; "
+        f"share-alike {'allowed' if p['allow_share_alike'] else 'removed'}; "
+        f"model-generated {'allowed' if p['allow_model_generated'] else 'removed'}"
+    )
+    click.echo(
+        f"removed {len(plan.removed)} task(s) before planning (rates re-planned over the rest):"
+    )
+    for why, names in group_reasons(plan.removed):
+        click.echo(f"  {why} — {len(names)} task(s):")
+        click.echo(
+            textwrap.fill(
+                ", ".join(names), width=100, initial_indent="    ", subsequent_indent="    "
+            )
+        )
 
 
 @main.command()
@@ -620,10 +707,11 @@ def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json) ->
 @click.option("--columns", "column_sets", multiple=True, type=click.Choice(["flan-dump"]),
               help="Extra column sets; flan-dump adds task_source, task_name, template_type, template_idx "
               "(the public Flan 2022 dumps' columns).")  # fmt: skip
+@license_options
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
            budget, option_style, on_error, overwrite, quiet, file_format, messages, chat_fewshot, system,
-           column_sets) -> None:  # fmt: skip
+           column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
@@ -636,7 +724,8 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
                    on_error=on_error, overwrite=overwrite, progress=not quiet, output=output,
-                   log=lambda s: click.echo(s, err=True))  # fmt: skip
+                   log=lambda s: click.echo(s, err=True),
+                   license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated))  # fmt: skip
 
 
 @main.command()

@@ -46,6 +46,7 @@ def reference(cat, tmp_path_factory):
 
 def test_layout_schema_and_counts(reference):
     assert sorted(_files(reference)) == [
+        "ATTRIBUTION.md",
         "COMPLETED",
         "README.md",
         *[f"data/shard-{i:05d}-of-00004.arrow" for i in range(4)],

@@ -81,6 +81,7 @@ def test_every_format_same_rows_same_manifest(exports):
         }
         assert sorted(p.name for p in out.iterdir()) == [
             ".flan-export",
+            "ATTRIBUTION.md",
             COMPLETED,
             "README.md",
             "data",
@@ -305,10 +306,11 @@ def test_dataset_card_configs_counts_and_licenses(cat, exports):
         per_coll[coll] = per_coll.get(coll, 0) + sum(d.values())
     for coll, n in per_coll.items():
         assert f"| {coll} | " in text and f" | {n:,} |" in text
-    lic = {cat.task(t).metadata.license or "unknown" for t in m["counts"]}
-    assert set(data["license"]) == lic
+    assert data["license"] == "other" and data["license_link"] == "ATTRIBUTION.md"
+    assert (out / "ATTRIBUTION.md").is_file()
     for t in m["counts"]:
-        assert t in text
+        info = cat.task(t).metadata.licensing
+        assert t in text and f"| {', '.join(info.licenses)} | {info.use} |" in text
     # the card is a pure function of the export: identical across formats but for the file pattern
     other = (exports["arrow"] / "README.md").read_text()
     assert (

@@ -1506,6 +1506,64 @@ def add_sizes(doc: dict[str, Any], sizes: Mapping[str, int]) -> dict[str, Any]:
     return doc
 
 
+# ----------------------------------------------------------------------------- licenses (DPC)
+
+DPC_FILE = "dpc_licenses.csv"
+LICENSE_NOTE = """\
+#
+# metadata.licensing: license facts of the task's source dataset as the Data Provenance Collection records
+# them (shared/reference/dpc_licenses.csv, DPC snapshot ce6662d): use class (commercial / unspecified /
+# non-commercial / academic-only, DPC's own derivation; unspecified = no license found, not permissive),
+# license names, attribution / share-alike flags (unknown = a license DPC cannot classify) and whether DPC
+# marks the data model-generated. `source` names the DPC entry and how it was matched; inversions take
+# their original's facts; unmatched tasks are `use: unknown`. Not legal advice. Override per task in your
+# own catalog with `license_overrides:` (catalog.yaml or a file passed with --extra).
+"""
+_DPC_FLAGS = {"true": True, "false": False, "unknown": "unknown"}
+
+
+def dpc_licenses(shared: Path) -> dict[str, dict[str, Any]]:
+    """License facts per task from reference/dpc_licenses.csv (the Data Provenance
+    Collection's records; see its .md), as ``metadata.licensing`` mappings.
+    Unmatched tasks get ``use: unknown``; a missing csv gives no facts at all."""
+    path = shared / "reference" / DPC_FILE
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for r in _csv(path):
+        if r["match_rule"] == "none":
+            out[r["task"]] = Flow(
+                use="unknown", source="Data Provenance Collection: no entry for this task"
+            )
+            continue
+        d: dict[str, Any] = {"use": r["license_use_class"]}
+        d["licenses"] = FlowList(x for x in r["licenses"].split(";") if x)
+        for key, col in (("attribution", "attribution_required"), ("share_alike", "share_alike"),
+                         ("model_generated", "model_generated")):  # fmt: skip
+            d[key] = _DPC_FLAGS[r[col]]
+        if r["dpc_source_url"]:
+            d["url"] = r["dpc_source_url"]
+        d["source"] = (
+            f"Data Provenance Collection {r['dpc_dataset_id']} ({r['dpc_collection']}; "
+            f"matched by {r['match_rule']})"
+        )
+        out[r["task"]] = Flow(d)
+    return out
+
+
+def add_licenses(doc: dict[str, Any], facts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Record each task's license facts as metadata.licensing; an inversion
+    (``<task>_ii``) shares its original's facts (DPC lists them under the
+    original's entry)."""
+    if not facts:
+        return doc
+    for t in doc["tasks"]:
+        md = t["metadata"]
+        f = facts.get(t["name"]) or facts.get(md.get("inversion_of") or "")
+        md["licensing"] = f if f is not None else Flow(use="unknown", source="not in " + DPC_FILE)
+    return doc
+
+
 def build_all(shared: Path) -> dict[str, str]:
     refs = Refs(shared)
     drafts = load_drafts()
@@ -1516,12 +1574,17 @@ def build_all(shared: Path) -> dict[str, str]:
         + "#\n# Originals without an inversion, and why:\n"
         + "".join(f"#   {s}\n" for s in skipped)
     )
+    lic = dpc_licenses(shared)
+
+    def facts(doc: dict[str, Any]) -> dict[str, Any]:
+        return add_licenses(add_sizes(doc, sizes), lic)
+
     return {
-        "flan2021": dump_doc(header, add_sizes(flan, sizes)),
-        "t0sf": dump_doc(T0SF_HEADER, add_sizes(build_t0sf(refs), sizes), one_line_tasks=True),
-        "niv2": dump_doc(NIV2_HEADER, add_sizes(build_niv2(refs), sizes), one_line_tasks=True),
-        "cot": dump_doc(COT_HEADER, add_sizes(build_cot(refs, drafts), sizes)),
-        "dialog": dump_doc(DIALOG_HEADER, add_sizes(build_dialog(refs, drafts), sizes)),
+        "flan2021": dump_doc(header + LICENSE_NOTE, facts(flan)),
+        "t0sf": dump_doc(T0SF_HEADER + LICENSE_NOTE, facts(build_t0sf(refs)), one_line_tasks=True),
+        "niv2": dump_doc(NIV2_HEADER + LICENSE_NOTE, facts(build_niv2(refs)), one_line_tasks=True),
+        "cot": dump_doc(COT_HEADER + LICENSE_NOTE, facts(build_cot(refs, drafts))),
+        "dialog": dump_doc(DIALOG_HEADER + LICENSE_NOTE, facts(build_dialog(refs, drafts))),
     }
 
 

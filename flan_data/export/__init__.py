@@ -30,6 +30,7 @@ from typing import Any
 from .. import __version__
 from ..catalog import Catalog
 from ..errors import FlanDataError, SourceError, UnknownNameError
+from ..licenses import ATTRIBUTION_FILE, LicensePolicy, attribution_markdown, license_summary
 from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
@@ -67,16 +68,21 @@ DEFAULT_SHARD_ROWS = 10_000
 
 
 def candidate_tasks(
-    catalog: Catalog, spec: MixtureSpec, exclude: Sequence[str] = (), _stack: tuple[str, ...] = ()
+    catalog: Catalog,
+    spec: MixtureSpec,
+    exclude: Sequence[str] = (),
+    _stack: tuple[str, ...] = (),
+    license_policy=None,
 ) -> list[TaskSpec]:
-    """Tasks a mixture may draw from (before sizes are known)."""
+    """Tasks a mixture may draw from (before sizes are known); a license policy
+    removes the tasks it rejects."""
     if spec.name in _stack:
         raise FlanDataError(f"mixture {spec.name!r} includes itself")
     out: dict[str, TaskSpec] = {}
     for m in spec.members:
         if m.kind == "mixture":
             for t in candidate_tasks(
-                catalog, catalog.mixture(m.name), exclude, (*_stack, spec.name)
+                catalog, catalog.mixture(m.name), exclude, (*_stack, spec.name), license_policy
             ):
                 out[t.name] = t
             continue
@@ -89,6 +95,8 @@ def candidate_tasks(
             ):
                 continue
             if spec.source == "sample" and t.sample is None:
+                continue
+            if license_policy is not None and license_policy.reason(t) is not None:
                 continue
             out[t.name] = t
     return list(out.values())
@@ -142,12 +150,15 @@ def export_mixture(
     backend: str = "local",
     ray_address: str | None = None,
     log: Callable[[str], None] | None = None,
+    license_policy: LicensePolicy | None = None,
     output: OutputSpec | None = None,
 ) -> dict[str, Any]:
     """Render ``mixture`` into shards under ``out/data``; return the manifest.
 
     ``output`` picks the file format and the optional columns (messages, the
     flan-dump columns); the default writes Arrow with a ``messages`` column.
+    ``license_policy`` removes tasks before planning (the manifest records the
+    policy and what it removed); every export writes ``ATTRIBUTION.md``.
     """
     t0 = time.perf_counter()
     log = log or (lambda s: print(s, file=sys.stderr))
@@ -182,13 +193,16 @@ def export_mixture(
     else:
         raise UnknownNameError("backend", backend, ("local", "ray"))
     try:
-        tasks = candidate_tasks(catalog, spec, excludes)
+        policy = license_policy if license_policy is not None and license_policy.active else None
+        tasks = candidate_tasks(catalog, spec, excludes, license_policy=policy)
         if not tasks:
             raise FlanDataError(
                 f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
             )
         sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor)
-        plan = plan_mixture(catalog, spec, sizes, total=total, exclude=excludes)
+        plan = plan_mixture(
+            catalog, spec, sizes, total=total, exclude=excludes, license_policy=policy
+        )
         if sum(e.count for e in plan.entries) == 0:
             raise FlanDataError(f"mixture {spec.name!r} selects no examples")
         state = {
@@ -277,6 +291,7 @@ def export_mixture(
         }
         if skipped_total:
             _subtract_skips(manifest, out)
+        _governance(catalog, plan, policy, manifest, out)
         _fault("manifest")
         from .card import write_card
 
@@ -290,6 +305,18 @@ def export_mixture(
         return manifest
     finally:
         executor.close()
+
+
+def _governance(catalog: Catalog, plan, policy, manifest: dict[str, Any], out: Path) -> None:
+    """License policy, license summary and the attribution file (written before
+    the manifest, so a COMPLETED export always has it)."""
+    included = [catalog.task(t) for t in plan.tasks()]
+    if policy is not None:
+        manifest["license_policy"] = policy.to_json()
+        manifest["plan"]["removed"] = dict(plan.removed)
+    manifest["licenses"] = license_summary(included)
+    text = attribution_markdown(included, mixture=plan.mixture, policy=policy)
+    atomic_write_bytes(out / ATTRIBUTION_FILE, text.encode())
 
 
 def _subtract_skips(manifest: dict[str, Any], out: Path) -> None:
@@ -359,7 +386,11 @@ def _clear(out: Path) -> None:
             return False
 
     for p in out.iterdir():
-        if p.name in (MANIFEST, COMPLETED) or ours(p) or (p.name == "README.md" and is_our_card(p)):
+        if (
+            p.name in (MANIFEST, COMPLETED, ATTRIBUTION_FILE)
+            or ours(p)
+            or (p.name == "README.md" and is_our_card(p))
+        ):
             p.unlink()
     data = out / DATA_DIR
     if data.is_dir():

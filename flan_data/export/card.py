@@ -49,16 +49,18 @@ def _feature(t: pa.DataType) -> dict[str, Any]:
     return {"dtype": {pa.string(): "string", pa.uint64(): "uint64", pa.int64(): "int64"}[t]}
 
 
-def licenses_of(catalog: Catalog, tasks) -> dict[str, list[str]]:
-    """License id → the included tasks under it (``unknown`` where the catalog has none)."""
-    out: dict[str, list[str]] = {}
+def licenses_of(catalog: Catalog, tasks) -> dict[tuple[str, str], list[str]]:
+    """(license names, use class) → the included tasks under them, from the catalog's
+    license facts (``metadata.licensing``)."""
+    out: dict[tuple[str, str], list[str]] = {}
     for name in sorted(tasks):
         try:
-            lic = catalog.task(name).metadata.license or "unknown"
+            info = catalog.task(name).metadata.licensing
+            key = (", ".join(info.licenses) or "unknown", info.use)
         except UnknownNameError:
-            lic = "unknown"
-        out.setdefault(lic, []).append(name)
-    return dict(sorted(out.items()))
+            key = ("unknown", "unknown")
+        out.setdefault(key, []).append(name)
+    return dict(sorted(out.items(), key=lambda kv: (kv[0][1], kv[0][0])))
 
 
 def card_text(manifest: Mapping[str, Any], catalog: Catalog) -> str:
@@ -90,7 +92,11 @@ def card_text(manifest: Mapping[str, Any], catalog: Catalog) -> str:
             # `datasets` cast them back, so every format loads the same rows.
             "features": [{"name": f.name, **_feature(f.type)} for f in schema],
         },
-        "license": list(lic),
+        # A mixture of datasets under their own licenses: the hub's "other",
+        # with the per-task facts in the body and ATTRIBUTION.md.
+        "license": "other",
+        "license_name": "flan-collection-mixed",
+        "license_link": "ATTRIBUTION.md",
         "language": ["en"],
         "task_categories": ["text-generation"],
         "tags": ["flan", "flan-collection", "instruction-tuning", "flan-data"],
@@ -159,14 +165,15 @@ def card_text(manifest: Mapping[str, Any], catalog: Catalog) -> str:
         "",
         "## Licenses of the included tasks",
         "",
-        "Each source dataset keeps its own license; check them before redistributing.",
+        "Each source dataset keeps its own license; check them before redistributing. "
+        "`ATTRIBUTION.md` has the full facts (source, attribution, share-alike) and the citations.",
         "",
-        "| license | tasks |",
-        "| --- | --- |",
+        "| license | use | tasks |",
+        "| --- | --- | --- |",
     ]
-    for name, tasks in lic.items():
+    for (name, use), tasks in lic.items():
         shown = ", ".join(tasks[:20]) + (f", … ({len(tasks)} in all)" if len(tasks) > 20 else "")
-        lines.append(f"| {name} | {shown} |")
+        lines.append(f"| {name} | {use} | {shown} |")
     return "\n".join(lines) + "\n"
 
 
