@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .catalog import Catalog
 from .compose import compose_fewshot
-from .errors import FlanDataError
+from .errors import FlanDataError, TemplateLimitError
 from .options import PLAIN, format_options
 from .render import (
     Exemplar,
@@ -191,11 +191,13 @@ def text_rule_checks(
     pool: list[Exemplar] | None = None,
     raws: list[Mapping] | None = None,
     synthetic: bool = False,
+    skip: set[str] | frozenset[str] = frozenset(),
 ) -> list[Problem]:
     """Text rules for every template × format of one task on ``rows`` (canonical fields).
 
     Every template of a composed few-shot format is also composed with every
     few-shot style of the catalog, the rows serving as exemplars and query.
+    Templates in ``skip`` (over a sandbox limit already) are not rendered.
     """
     task = tr.task
     where = f"{task.file}: task {task.name}" + (" (synthetic rows)" if synthetic else "")
@@ -215,14 +217,19 @@ def text_rule_checks(
     styles = tr.catalog.fewshot_styles
     # few-shot formats compose zero-shot templates unless the task has its own
     composes = not any(t.spec.kind == "few_shot" for t in tr.templates)
+    over_limit: set[str] = set()
     for fmt in tr.formats():
         for ct in tr.eligible(fmt):
+            if ct.spec.id in skip or ct.spec.id in over_limit:
+                continue
             w = f"{where}, template {ct.spec.id}, format {fmt}"
             try:
                 cols = tr.render_batch(rows, split=split, fmt=fmt, seed=seed, pool=pool,
                                        template_id=ct.spec.id, canonicals=canons)  # fmt: skip
-            except FlanDataError:
-                continue  # reported by the render checks
+            except FlanDataError as e:  # reported by the render checks
+                if isinstance(e, TemplateLimitError):
+                    over_limit.add(ct.spec.id)
+                continue
             for j, i in enumerate(cols["index"]):
                 exs = [by_id[e] for e in cols["exemplar_ids"][j] if e in by_id]
                 for rule, ev in row_findings(task.name, fmt, cols["inputs"][j], cols["targets"][j],
@@ -318,9 +325,12 @@ def _render_checks(tr: TaskRenderer, *, rows: int, seed: int, source_dirs) -> li
     except FlanDataError as e:
         return [Problem("error", where, f"cannot read records: {e}")]
     out: list[Problem] = []
+    failed: set[str] = set()  # over a limit: a hostile template is not rendered again
     for fmt in tr.formats():
         for ct in tr.eligible(fmt):
             for eid, rec in recs:
+                if ct.spec.id in failed:
+                    break
                 w = f"{where}, template {ct.spec.id}, format {fmt}, record {eid}"
                 try:
                     ex = tr.render(
@@ -334,6 +344,8 @@ def _render_checks(tr: TaskRenderer, *, rows: int, seed: int, source_dirs) -> li
                     )
                 except FlanDataError as e:
                     out.append(Problem("error", w, str(e)))
+                    if isinstance(e, TemplateLimitError):
+                        failed.add(ct.spec.id)
                     break
                 if not ex.inputs.strip() or not ex.targets.strip():
                     out.append(
@@ -351,24 +363,26 @@ def _render_checks(tr: TaskRenderer, *, rows: int, seed: int, source_dirs) -> li
                     and not task.exemplar_field
                 ):
                     out.append(Problem("warning", w, "no exemplar fits the length budget"))
-    out += _options_checks(tr, recs, split, seed)
+    out += _options_checks(tr, recs, split, seed, failed)
     try:
         canons = [(eid, tr.canonical(eid, rec)) for eid, rec in recs]
     except FlanDataError:
         return out  # already reported
     out += text_rule_checks(tr, canons, seed=seed, split=split, pool=pool or None,
-                            raws=[rec for _, rec in recs])  # fmt: skip
+                            raws=[rec for _, rec in recs], skip=failed)  # fmt: skip
     return out
 
 
-def _options_checks(tr: TaskRenderer, recs, split: str, seed: int) -> list[Problem]:
+def _options_checks(
+    tr: TaskRenderer, recs, split: str, seed: int, failed=frozenset()
+) -> list[Problem]:
     """One source text must give both variants: the block in *_opt, none in *_noopt."""
     out: list[Problem] = []
     plain = Renderer(
         tr.catalog, RenderConfig(option_style="plain"), engine=tr.engine
     ).task_renderer(tr.task)
     for ct in plain.eligible("zs_opt"):
-        if not ct.uses_options:
+        if not ct.uses_options or ct.spec.id in failed:
             continue
         for eid, rec in recs:
             w = f"{tr.task.file}: task {tr.task.name}, template {ct.spec.id}, record {eid}"
