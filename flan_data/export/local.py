@@ -105,7 +105,7 @@ def _run(args: tuple[TaskJob, Path]) -> JobResult:
     return run_job(job, _state("catalog"), _state("renderer"), spill)
 
 
-def _assemble(args: tuple[int, int, Path, Path, list[int]]) -> dict[str, Any]:
+def _assemble(args: tuple) -> dict[str, Any]:
     return assemble_shard(*args)
 
 
@@ -188,10 +188,11 @@ class LocalExecutor:
         return self._stream(_run, [(j, spill) for j in order])
 
     def assemble(
-        self, num_shards: int, spill: Path, out: Path, job_indices: list[int]
+        self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
     ) -> Iterator[dict[str, Any]]:
         return self._stream(
-            _assemble, [(s, num_shards, spill, out, job_indices) for s in range(num_shards)]
+            _assemble,
+            [(s, num_shards, spill, out, job_indices, output) for s in range(num_shards)],
         )
 
     def close(self, broken: bool = False) -> None:
