@@ -33,6 +33,7 @@ from .specs import (
     FewShotStyle,
     MixtureMember,
     MixtureSpec,
+    RecordRules,
     SourceSpec,
     TaskMetadata,
     TaskSpec,
@@ -169,7 +170,7 @@ _SOURCE_OPTION_KEYS = (
 )
 _TASK_KEYS = (
     "name", "collection", "description", "source", "sample", "fields", "options",
-    "templates", "exemplars", "metadata",
+    "templates", "exemplars", "metadata", "records",
 )  # fmt: skip
 _META_KEYS = (
     "category", "languages", "license", "held_out", "inversion_of", "exclude_from_training", "task_type",
@@ -228,7 +229,7 @@ def _merge_defaults(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dic
     out = dict(defaults)
     for k, val in task.items():
         if (
-            k in ("metadata", "source", "sample", "fields")
+            k in ("metadata", "source", "sample", "fields", "records")
             and isinstance(out.get(k), Mapping)
             and isinstance(val, Mapping)
         ):
@@ -290,8 +291,14 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
         task_type=v.string(md.get("task_type"), _join(mp, "task_type"), optional=True),
         extra=frozen_mapping({k: val for k, val in md.items() if k not in _META_CORE}),
     )
+    records = RecordRules()
+    if raw.get("records") is not None:
+        from .records import parse_rules
+
+        records = parse_rules(v, raw["records"], _join(path, "records"))
     return TaskSpec(
         name=name,
+        records=records,
         collection=collection,
         source=source,
         sample=sample,

@@ -183,6 +183,7 @@ def task_info(cat: Catalog, t: TaskSpec) -> dict:
         "source": src(t.source),
         "sample": src(t.sample),
         "fields": dict(t.fields),
+        "records": t.records.describe(),
         "options": list(t.options)
         if t.options is not None
         else ({"field": t.options_field} if t.options_field else None),
@@ -238,6 +239,9 @@ def catalog_show(ctx, task, as_json) -> None:
             )
             if s.get("note"):
                 lines.append(" " * 16 + f"note: {s['note']}")
+    if info["records"]:
+        lines.append("  record rules (applied in this order):")
+        lines += [f"    {r}" for r in info["records"]]
     lines.append("  fields:")
     lines += [f"    {k} <- {v}" for k, v in info["fields"].items()]
     if info["options"] is not None:
