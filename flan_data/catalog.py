@@ -14,6 +14,7 @@ and query.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,10 +28,12 @@ from .errors import CatalogError, UnknownNameError, suggest
 from .specs import (
     COLLECTIONS,
     FORMATS,
+    LICENSE_CLASSES,
     SOURCE_KINDS,
     TEMPLATE_KINDS,
     CollectionSpec,
     FewShotStyle,
+    LicenseInfo,
     MixtureMember,
     MixtureSpec,
     RecordRules,
@@ -115,6 +118,9 @@ class _V:
             raise self.fail(
                 path, f"expected {'an integer' if integer else 'a number'}, got {_typename(obj)}"
             )
+        if isinstance(obj, float) and not math.isfinite(obj):
+            # NaN passes every comparison test below and inf breaks plans later
+            raise self.fail(path, f"expected a finite number, got {obj}")
         if obj < minimum:
             raise self.fail(path, f"expected a value >= {minimum}, got {obj}")
         return obj
@@ -174,7 +180,7 @@ _TASK_KEYS = (
 )  # fmt: skip
 _META_KEYS = (
     "category", "languages", "license", "held_out", "inversion_of", "exclude_from_training", "task_type",
-    "generic_category", "source_dataset", "niv2_split", "notes", "num_examples",
+    "generic_category", "source_dataset", "niv2_split", "notes", "num_examples", "licensing",
 )  # fmt: skip
 _META_CORE = (
     "category",
@@ -184,7 +190,52 @@ _META_CORE = (
     "inversion_of",
     "exclude_from_training",
     "task_type",
+    "licensing",
 )
+_LICENSING_KEYS = (
+    "use",
+    "licenses",
+    "attribution",
+    "share_alike",
+    "model_generated",
+    "url",
+    "source",
+)
+
+
+def _flag(v: _V, obj: Any, path: str) -> bool | None:
+    if obj is None or obj == "unknown":
+        return None
+    if not isinstance(obj, bool):
+        raise v.fail(path, f"expected true, false or unknown, got {_typename(obj)}")
+    return obj
+
+
+def _parse_licensing(
+    v: _V, raw: Any, path: str, base: LicenseInfo | None = None, source: str | None = None
+) -> LicenseInfo:
+    """``metadata.licensing`` (or a license override on top of ``base``)."""
+    d = v.mapping(raw, path)
+    v.keys(d, path, _LICENSING_KEYS)
+    b = base or LicenseInfo()
+    use = v.string(d.get("use", b.use), _join(path, "use"))
+    if use not in LICENSE_CLASSES:
+        hint = suggest(use, LICENSE_CLASSES, n=1)
+        raise v.fail(
+            _join(path, "use"),
+            f"unknown license use class {use!r}; expected one of {', '.join(LICENSE_CLASSES)}"
+            + (f" (did you mean {hint[0]}?)" if hint else ""),
+        )
+    return LicenseInfo(
+        use=use,
+        licenses=v.strings(d["licenses"], _join(path, "licenses")) if "licenses" in d else b.licenses,
+        attribution=_flag(v, d["attribution"], _join(path, "attribution")) if "attribution" in d else b.attribution,
+        share_alike=_flag(v, d["share_alike"], _join(path, "share_alike")) if "share_alike" in d else b.share_alike,
+        model_generated=_flag(v, d["model_generated"], _join(path, "model_generated"))
+        if "model_generated" in d else b.model_generated,
+        url=v.string(d["url"], _join(path, "url"), optional=True) if "url" in d else b.url,
+        source=v.string(d["source"], _join(path, "source"), optional=True) if "source" in d else (source or b.source),
+    )  # fmt: skip
 
 
 def _parse_source(v: _V, raw: Any, path: str, name: str) -> SourceSpec:
@@ -290,6 +341,9 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
         ),
         task_type=v.string(md.get("task_type"), _join(mp, "task_type"), optional=True),
         extra=frozen_mapping({k: val for k, val in md.items() if k not in _META_CORE}),
+        licensing=_parse_licensing(v, md["licensing"], _join(mp, "licensing"))
+        if md.get("licensing") is not None
+        else LicenseInfo(),
     )
     records = RecordRules()
     if raw.get("records") is not None:
@@ -417,6 +471,44 @@ def _parse_mixture(v: _V, name: str, raw: Any) -> MixtureSpec:
     )
 
 
+def _apply_license_overrides(v: _V, raw: Any, tasks: dict[str, TaskSpec]) -> None:
+    """``license_overrides: {task: {use: ..., licenses: [...], ...}}``: the user's
+    own license facts for some tasks, on top of the catalog's (keys not given
+    keep the catalog's value; ``source`` defaults to the overriding file)."""
+    from dataclasses import replace
+
+    for name, entry in v.mapping(raw, "license_overrides").items():
+        path = f"license_overrides.{name}"
+        if name not in tasks:
+            raise CatalogError(v.file, path, str(UnknownNameError("task", str(name), tasks)))
+        t = tasks[name]
+        info = _parse_licensing(
+            v, entry, path, base=t.metadata.licensing, source=f"override in {v.file}"
+        )
+        tasks[name] = replace(t, metadata=replace(t.metadata, licensing=info))
+
+
+def _names(v: str | Sequence[str]) -> list[str]:
+    items = [v] if isinstance(v, str) else list(v)
+    return [p.strip() for x in items for p in str(x).split(",") if p.strip()]
+
+
+#: English names of the languages the catalog's ISO codes stand for (for --language).
+LANGUAGE_NAMES = {
+    "arabic": "ar", "bengali": "bn", "catalan": "ca", "chinese": "zh", "czech": "cs", "dutch": "nl",
+    "english": "en", "finnish": "fi", "french": "fr", "galician": "gl", "german": "de", "greek": "el",
+    "gujarati": "gu", "hebrew": "he", "hindi": "hi", "indonesian": "id", "italian": "it", "japanese": "ja",
+    "korean": "ko", "malayalam": "ml", "marathi": "mr", "persian": "fa", "polish": "pl", "portuguese": "pt",
+    "punjabi": "pa", "romanian": "ro", "russian": "ru", "spanish": "es", "swahili": "sw", "swedish": "sv",
+    "tamil": "ta", "telugu": "te", "thai": "th", "turkish": "tr", "urdu": "ur", "vietnamese": "vi",
+    "yoruba": "yo",
+}  # fmt: skip
+
+
+def _language_code(x: str) -> str:
+    return LANGUAGE_NAMES.get(x.lower(), x.lower())
+
+
 def _yaml_files(p: Path) -> list[Path]:
     if p.is_dir():
         return sorted(x for x in p.rglob("*.yaml") if x.is_file())
@@ -466,7 +558,14 @@ class Catalog:
         v.keys(
             doc,
             "",
-            ("version", "description", "collections", "template_files", "mixtures"),
+            (
+                "version",
+                "description",
+                "collections",
+                "template_files",
+                "mixtures",
+                "license_overrides",
+            ),
             required=("collections",),
         )
         files: list[Path] = [cat_file]
@@ -550,13 +649,23 @@ class Catalog:
                 raise v.fail(f"template_files[{i}]", f"no such file or folder: {tpath}")
             for p in _yaml_files(tpath):
                 add_template_file(p)
+        overrides: list[tuple[_V, Any]] = []
+        if doc.get("license_overrides") is not None:
+            overrides.append((v, doc["license_overrides"]))
         for extra in extra_files:
             for p in _yaml_files(Path(extra)):
                 d = read_yaml(p)
                 if isinstance(d, Mapping) and "tasks" in d:
                     add_collection_file(p, None)
+                elif isinstance(d, Mapping) and "license_overrides" in d:
+                    ov = _V(str(p))
+                    ov.keys(d, "", ("description", "license_overrides"))
+                    overrides.append((ov, d["license_overrides"]))
+                    files.append(p)
                 else:
                     add_template_file(p)
+        for ov, raw in overrides:
+            _apply_license_overrides(ov, raw, tasks)
 
         sets: dict[str, list[str]] = {}
         for t in templates.values():
@@ -656,10 +765,27 @@ class Catalog:
         return tuple(t for t in self.tasks.values() if t.collection == c)
 
     def search(
-        self, text: str | None = None, collection: str | None = None, category: str | None = None
+        self,
+        text: str | None = None,
+        collection: str | None = None,
+        category: str | None = None,
+        *,
+        license_class: str | Sequence[str] | None = None,
+        language: str | Sequence[str] | None = None,
     ) -> list[TaskSpec]:
-        """Tasks matching all given filters (case-insensitive substring matches)."""
+        """Tasks matching all given filters (case-insensitive substring matches;
+        ``license_class``: any of these use classes; ``language``: any of these
+        ISO codes or English language names)."""
         out = list(self.tasks.values())
+        if license_class:
+            want = _names(license_class)
+            for c in want:
+                if c not in LICENSE_CLASSES:
+                    raise UnknownNameError("license class", c, LICENSE_CLASSES)
+            out = [t for t in out if t.metadata.licensing.use in want]
+        if language:
+            codes = {_language_code(x) for x in _names(language)}
+            out = [t for t in out if codes & set(t.metadata.languages)]
         if collection:
             c = self.collection(collection).name
             out = [t for t in out if t.collection == c]

@@ -24,6 +24,10 @@ COLLECTIONS = ("flan2021", "t0sf", "niv2", "cot", "dialog")
 #: Source kinds the library can read.
 SOURCE_KINDS = ("hf", "niv2", "cot_tsv", "jsonl", "parquet", "csv", "tsv", "arrow")
 
+#: License use classes, least to most restrictive (the Data Provenance Collection's
+#: order), then ``unknown`` for tasks without license facts.
+LICENSE_CLASSES = ("commercial", "unspecified", "non-commercial", "academic-only", "unknown")
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -44,6 +48,8 @@ def _freeze(v: Any) -> Any:
 
 def thaw(v: Any) -> Any:
     """Plain dicts/lists from frozen mappings/tuples (for JSON and manifests)."""
+    if isinstance(v, LicenseInfo):
+        return v.to_dict()
     if isinstance(v, Mapping):
         return {k: thaw(x) for k, x in v.items()}
     if isinstance(v, tuple | list):
@@ -113,7 +119,7 @@ class RecordRules:
 
     1. ``explode``: new field -> expression giving a list; one record per list
        element (lists are zipped and must have equal lengths), with example id
-       ``<record id>#<element index>`` and the element index in ``_index``;
+       ``<record id>#<element index>`` and the element index in ``element_index``;
     2. ``sample_turn``: see :class:`SampleTurn`;
     3. ``filter``: a sandboxed Jinja expression; records where it is falsy are dropped.
 
@@ -146,6 +152,42 @@ class RecordRules:
 
 
 @dataclass(frozen=True)
+class LicenseInfo:
+    """License facts of a task's data, with where they come from.
+
+    ``use`` is one of :data:`LICENSE_CLASSES`; a flag that is ``None`` is not
+    known. ``source`` names the record the facts were taken from (e.g. a Data
+    Provenance Collection entry) or the file that overrode them.
+
+    >>> LicenseInfo(use="commercial", licenses=("MIT License",)).known
+    True
+    """
+
+    use: str = "unknown"
+    licenses: tuple[str, ...] = ()
+    attribution: bool | None = None
+    share_alike: bool | None = None
+    model_generated: bool | None = None
+    url: str | None = None
+    source: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.use != "unknown"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "use": self.use,
+            "licenses": list(self.licenses),
+            "attribution": self.attribution,
+            "share_alike": self.share_alike,
+            "model_generated": self.model_generated,
+            "url": self.url,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
 class TaskMetadata:
     category: str | None = None
     languages: tuple[str, ...] = ()
@@ -155,6 +197,7 @@ class TaskMetadata:
     exclude_from_training: bool = False
     task_type: str | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    licensing: LicenseInfo = field(default_factory=LicenseInfo)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,15 @@ def test_no_command_shows_usage(run):
 def test_catalog_list_table(run, catalog):
     out = ok(run("catalog", "list"))
     lines = out.splitlines()
-    assert lines[0].split() == ["task", "collection", "category", "source", "templates", "sample"]
+    assert lines[0].split() == [
+        "task",
+        "collection",
+        "category",
+        "source",
+        "templates",
+        "sample",
+        "license",
+    ]
     assert set(lines[1]) <= {"-", " "}
     assert out.rstrip().endswith(f"{len(catalog.tasks)} task(s)")
     assert any(line.startswith("anli_r1 ") for line in lines)
@@ -123,6 +131,8 @@ def test_catalog_list_json_and_filters(run, catalog, h):
         "sample",
         "held_out",
         "inversion_of",
+        "languages",
+        "license_class",
     }
     assert (
         anli["collection"] == "flan2021"
@@ -170,7 +180,10 @@ def test_catalog_show_json(run, catalog):
     assert info["exemplars"] == "field:positive_examples"
     assert info["source"]["kind"] == "niv2" and info["sample"]["kind"] == "niv2"
     assert {t["kind"] for t in info["templates"]} == {"zero_shot", "few_shot"}
-    assert all({"id", "kind", "set", "variables"} == set(t) for t in info["templates"])
+    assert all(
+        {"id", "kind", "set", "variables", "input", "target", "file"} == set(t)
+        for t in info["templates"]
+    )
     assert info["formats"] == ["zs_opt", "zs_noopt", "fs_opt", "fs_noopt"]
     assert set(info["metadata"]) >= {
         "category",

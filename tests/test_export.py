@@ -42,6 +42,7 @@ def reference(cat, tmp_path_factory):
 def test_layout_schema_and_counts(reference):
     names = sorted(p.name for p in reference.iterdir() if p.is_file())
     assert names == [
+        "ATTRIBUTION.md",
         "COMPLETED",
         "manifest.json",
         *[f"shard-{i:05d}-of-00004.arrow" for i in range(4)],

@@ -133,7 +133,7 @@ def test_fewshot_mixture_identical_to_local_for_any_workers(ray_address, syn, tm
     out = tmp_path / f"ray{workers}"
     export_mixture(cat, "m", out, **SYN, workers=workers, backend="ray", **QUIET)
     assert _files(out) == _files(local)
-    assert len(_files(out)) == 2 + -(-SYN["total"] // SYN["shard_rows"])
+    assert len(_files(out)) == 3 + -(-SYN["total"] // SYN["shard_rows"])
 
 
 def test_exemplars_come_from_the_examples_own_task(syn):

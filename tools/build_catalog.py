@@ -1404,7 +1404,9 @@ COT_HEADER = """\
 # Options only where the answer set is fixed: strategyqa/creak yes|no, esnli's three NLI answers,
 # sensemaking Sentence A|B. The questions embed their option list ("\\nOptions:\\n- yes\\n- no"); the field
 # expression cuts it off so the options appear only through {{ options_block }}. aqua, qasc and ecqa have
-# per-question choices inside the question text, gsm8k and qed free answers: no options.
+# per-question choices inside the question text (kept there, as the source has them), gsm8k and qed
+# free answers: no options. aqua and qasc answer with an option marker ("(C)"); their answer field is that
+# option's text, read from the question, so CoT targets end in the answer text.
 # Inversions (answer + rationale -> question) use the full question text, without options.
 # Category: flan_collection_info.csv (CoT rows; inversions "Question Generation"). License: the FLAN
 # repository's (Apache-2.0) for the rationale files; the underlying datasets keep their own.
@@ -1412,6 +1414,11 @@ COT_HEADER = """\
 
 STRIP_OPTIONS = 'question.split("\\nOptions:")[0]'
 SENSEMAKING_Q = 'question | replace("\\nOptions:", "") | replace("\\n- Sentence A:", "\\nSentence A:") | replace("\\n- Sentence B:", "\\nSentence B:") | trim'
+# aqua and qasc answer with the marker of an inline option ("(C)"); the CoT
+# target should end in the answer's text, so the answer field reads that
+# option's text from the question (the marker stays when it is not found).
+INLINE_ANSWER = '(question.split(answer ~ " ")[-1].split("\\n")[0] | trim) if (answer ~ " ") in question else answer'
+COT_ANSWER = {"qasc": INLINE_ANSWER, "aqua": INLINE_ANSWER}
 COT = [
     ("gsm8k", None, None),
     ("strategyqa", ["yes", "no"], STRIP_OPTIONS),
@@ -1452,7 +1459,7 @@ def build_cot(refs: Refs, drafts: Mapping[str, dict[str, Any]]) -> dict[str, Any
                 )
             fields = {
                 "question": (qexpr if (qexpr and not inv) else "question"),
-                "answer": "answer",
+                "answer": COT_ANSWER.get(ds, "answer"),
                 "rationale": "chain_of_thought",
             }
             t["fields"] = fields
@@ -1593,6 +1600,64 @@ def add_sizes(doc: dict[str, Any], sizes: Mapping[str, int]) -> dict[str, Any]:
     return doc
 
 
+# ----------------------------------------------------------------------------- licenses (DPC)
+
+DPC_FILE = "dpc_licenses.csv"
+LICENSE_NOTE = """\
+#
+# metadata.licensing: license facts of the task's source dataset as the Data Provenance Collection records
+# them (shared/reference/dpc_licenses.csv, DPC snapshot ce6662d): use class (commercial / unspecified /
+# non-commercial / academic-only, DPC's own derivation; unspecified = no license found, not permissive),
+# license names, attribution / share-alike flags (unknown = a license DPC cannot classify) and whether DPC
+# marks the data model-generated. `source` names the DPC entry and how it was matched; inversions take
+# their original's facts; unmatched tasks are `use: unknown`. Not legal advice. Override per task in your
+# own catalog with `license_overrides:` (catalog.yaml or a file passed with --extra).
+"""
+_DPC_FLAGS = {"true": True, "false": False, "unknown": "unknown"}
+
+
+def dpc_licenses(shared: Path) -> dict[str, dict[str, Any]]:
+    """License facts per task from reference/dpc_licenses.csv (the Data Provenance
+    Collection's records; see its .md), as ``metadata.licensing`` mappings.
+    Unmatched tasks get ``use: unknown``; a missing csv gives no facts at all."""
+    path = shared / "reference" / DPC_FILE
+    if not path.is_file():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for r in _csv(path):
+        if r["match_rule"] == "none":
+            out[r["task"]] = Flow(
+                use="unknown", source="Data Provenance Collection: no entry for this task"
+            )
+            continue
+        d: dict[str, Any] = {"use": r["license_use_class"]}
+        d["licenses"] = FlowList(x for x in r["licenses"].split(";") if x)
+        for key, col in (("attribution", "attribution_required"), ("share_alike", "share_alike"),
+                         ("model_generated", "model_generated")):  # fmt: skip
+            d[key] = _DPC_FLAGS[r[col]]
+        if r["dpc_source_url"]:
+            d["url"] = r["dpc_source_url"]
+        d["source"] = (
+            f"Data Provenance Collection {r['dpc_dataset_id']} ({r['dpc_collection']}; "
+            f"matched by {r['match_rule']})"
+        )
+        out[r["task"]] = Flow(d)
+    return out
+
+
+def add_licenses(doc: dict[str, Any], facts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Record each task's license facts as metadata.licensing; an inversion
+    (``<task>_ii``) shares its original's facts (DPC lists them under the
+    original's entry)."""
+    if not facts:
+        return doc
+    for t in doc["tasks"]:
+        md = t["metadata"]
+        f = facts.get(t["name"]) or facts.get(md.get("inversion_of") or "")
+        md["licensing"] = f if f is not None else Flow(use="unknown", source="not in " + DPC_FILE)
+    return doc
+
+
 def build_all(shared: Path) -> dict[str, str]:
     refs = Refs(shared)
     drafts = load_drafts()
@@ -1603,12 +1668,17 @@ def build_all(shared: Path) -> dict[str, str]:
         + "#\n# Originals without an inversion, and why:\n"
         + "".join(f"#   {s}\n" for s in skipped)
     )
+    lic = dpc_licenses(shared)
+
+    def facts(doc: dict[str, Any]) -> dict[str, Any]:
+        return add_licenses(add_sizes(doc, sizes), lic)
+
     return {
-        "flan2021": dump_doc(header, add_sizes(flan, sizes)),
-        "t0sf": dump_doc(T0SF_HEADER, add_sizes(build_t0sf(refs), sizes), one_line_tasks=True),
-        "niv2": dump_doc(NIV2_HEADER, add_sizes(build_niv2(refs), sizes), one_line_tasks=True),
-        "cot": dump_doc(COT_HEADER, add_sizes(build_cot(refs, drafts), sizes)),
-        "dialog": dump_doc(DIALOG_HEADER, add_sizes(build_dialog(refs, drafts), sizes)),
+        "flan2021": dump_doc(header + LICENSE_NOTE, facts(flan)),
+        "t0sf": dump_doc(T0SF_HEADER + LICENSE_NOTE, facts(build_t0sf(refs)), one_line_tasks=True),
+        "niv2": dump_doc(NIV2_HEADER + LICENSE_NOTE, facts(build_niv2(refs)), one_line_tasks=True),
+        "cot": dump_doc(COT_HEADER + LICENSE_NOTE, facts(build_cot(refs, drafts))),
+        "dialog": dump_doc(DIALOG_HEADER + LICENSE_NOTE, facts(build_dialog(refs, drafts))),
     }
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from .. import __version__
 from ..catalog import Catalog
 from ..errors import FlanDataError, SourceError, UnknownNameError
+from ..licenses import ATTRIBUTION_FILE, LicensePolicy, attribution_markdown, license_summary
 from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
@@ -64,16 +65,21 @@ DEFAULT_SHARD_ROWS = 10_000
 
 
 def candidate_tasks(
-    catalog: Catalog, spec: MixtureSpec, exclude: Sequence[str] = (), _stack: tuple[str, ...] = ()
+    catalog: Catalog,
+    spec: MixtureSpec,
+    exclude: Sequence[str] = (),
+    _stack: tuple[str, ...] = (),
+    license_policy=None,
 ) -> list[TaskSpec]:
-    """Tasks a mixture may draw from (before sizes are known)."""
+    """Tasks a mixture may draw from (before sizes are known); a license policy
+    removes the tasks it rejects."""
     if spec.name in _stack:
         raise FlanDataError(f"mixture {spec.name!r} includes itself")
     out: dict[str, TaskSpec] = {}
     for m in spec.members:
         if m.kind == "mixture":
             for t in candidate_tasks(
-                catalog, catalog.mixture(m.name), exclude, (*_stack, spec.name)
+                catalog, catalog.mixture(m.name), exclude, (*_stack, spec.name), license_policy
             ):
                 out[t.name] = t
             continue
@@ -87,6 +93,8 @@ def candidate_tasks(
                 continue
             if spec.source == "sample" and t.sample is None:
                 continue
+            if license_policy is not None and license_policy.reason(t) is not None:
+                continue
             out[t.name] = t
     return list(out.values())
 
@@ -96,8 +104,11 @@ def _source_choice(spec: MixtureSpec, source: str | None) -> str:
 
 
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                workers: int = 1, executor=None) -> dict[str, int]:  # fmt: skip
-    """Train-split sizes of ``tasks``; every unreachable source is reported at once."""
+                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
+    """Train-split sizes of ``tasks``; every unreachable source is reported at once.
+
+    ``seekable``, when given, is filled with whether each task's source can
+    read a record range without reading what comes before it."""
     from .local import count_one
 
     names = [t.name for t in tasks]
@@ -109,7 +120,9 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
         if isinstance(res, str):
             problems.append(f"  - {name}: {res}")
         else:
-            sizes[name] = res
+            sizes[name] = res[0]
+            if seekable is not None:
+                seekable[name] = res[1]
     if problems:
         raise SourceError(
             f"{len(problems)} source(s) needed by the plan cannot be read; nothing was written:\n"
@@ -139,8 +152,13 @@ def export_mixture(
     backend: str = "local",
     ray_address: str | None = None,
     log: Callable[[str], None] | None = None,
+    license_policy: LicensePolicy | None = None,
 ) -> dict[str, Any]:
-    """Render ``mixture`` into Arrow shards under ``out``; return the manifest."""
+    """Render ``mixture`` into Arrow shards under ``out``; return the manifest.
+
+    ``license_policy`` removes tasks before planning (the manifest records the
+    policy and what it removed); every export writes ``ATTRIBUTION.md``.
+    """
     t0 = time.perf_counter()
     log = log or (lambda s: print(s, file=sys.stderr))
     if on_error not in ON_ERROR:
@@ -173,13 +191,17 @@ def export_mixture(
     else:
         raise UnknownNameError("backend", backend, ("local", "ray"))
     try:
-        tasks = candidate_tasks(catalog, spec, excludes)
+        policy = license_policy if license_policy is not None and license_policy.active else None
+        tasks = candidate_tasks(catalog, spec, excludes, license_policy=policy)
         if not tasks:
             raise FlanDataError(
                 f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
             )
-        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor)
-        plan = plan_mixture(catalog, spec, sizes, total=total, exclude=excludes)
+        seekable: dict[str, bool] = {}
+        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable)
+        plan = plan_mixture(
+            catalog, spec, sizes, total=total, exclude=excludes, license_policy=policy
+        )
         if sum(e.count for e in plan.entries) == 0:
             raise FlanDataError(f"mixture {spec.name!r} selects no examples")
         state = {
@@ -213,6 +235,7 @@ def export_mixture(
             source=src_choice,
             source_dirs=dirs,
             on_error=on_error,
+            seekable=seekable,
         )
         spill = out / STATE_DIR / "spill"
         spill.mkdir(parents=True, exist_ok=True)
@@ -263,6 +286,7 @@ def export_mixture(
         }
         if skipped_total:
             _subtract_skips(manifest, out)
+        _governance(catalog, plan, policy, manifest, out)
         _fault("manifest")
         write_manifest(out, manifest)
         shutil.rmtree(out / STATE_DIR / "spill", ignore_errors=True)
@@ -273,6 +297,18 @@ def export_mixture(
         return manifest
     finally:
         executor.close()
+
+
+def _governance(catalog: Catalog, plan, policy, manifest: dict[str, Any], out: Path) -> None:
+    """License policy, license summary and the attribution file (written before
+    the manifest, so a COMPLETED export always has it)."""
+    included = [catalog.task(t) for t in plan.tasks()]
+    if policy is not None:
+        manifest["license_policy"] = policy.to_json()
+        manifest["plan"]["removed"] = dict(plan.removed)
+    manifest["licenses"] = license_summary(included)
+    text = attribution_markdown(included, mixture=plan.mixture, policy=policy)
+    atomic_write_bytes(out / ATTRIBUTION_FILE, text.encode())
 
 
 def _subtract_skips(manifest: dict[str, Any], out: Path) -> None:
@@ -330,7 +366,7 @@ def _clear(out: Path) -> None:
     """Remove only what flan export writes."""
     for p in out.iterdir():
         if (
-            p.name in (MANIFEST, COMPLETED)
+            p.name in (MANIFEST, COMPLETED, ATTRIBUTION_FILE)
             or (p.name.startswith("shard-") and p.suffix == ".arrow")
             or p.name.startswith(".shard-")
         ):

@@ -145,6 +145,77 @@ class Source:
         """Record count of a native split when known without reading it (else None)."""
         return None
 
+    def _read_native_range(
+        self, native: str, lo: int, hi: int
+    ) -> Iterator[tuple[str | None, Record]] | None:
+        """Records ``[lo, hi)`` of a native split without reading those before
+        ``lo`` (random access), or None when the format cannot seek."""
+        return None
+
+    def _plain(self) -> bool:
+        """True when records are the native rows one to one (no record rules
+        that filter or explode them), so row indices can be used to seek."""
+        return not self.rules
+
+    def seekable(self, split: str) -> bool:
+        """Whether :meth:`read_range` reaches ``split``'s record ``lo`` without
+        reading the records before it (Parquet, Arrow, ``save_to_disk``)."""
+        return self._plain() and self._range_native(split, 0, 1) is not None
+
+    def _range_native(self, split: str, lo: int, hi: int | None):
+        # (native split name, native lo, native hi, stream) or None
+        holdout = self.spec.validation_size
+        native = self._native_splits()
+        if self._holdout(split, native):
+            name, a, b = self._slice_bounds(self.spec.split_name("train"), native)
+            if b is None or b - a <= holdout:
+                return None
+            cut = b - holdout
+            a, b = (a, cut) if split == "train" else (cut, b)
+        else:
+            name, a, b = self._slice_bounds(self.spec.split_name(split), native)
+            if b is None:
+                return None
+        lo_n = min(a + lo, b)
+        hi_n = b if hi is None else min(a + hi, b)
+        if hi_n <= lo_n:
+            return name, lo_n, hi_n, iter(())
+        it = self._read_native_range(name, lo_n, hi_n)
+        return None if it is None else (name, lo_n, hi_n, it)
+
+    def _slice_bounds(self, name: str, native: tuple[str, ...]) -> tuple[str, int, int | None]:
+        """(base split, first row, end row) of a possibly sliced split name; end None if unknown."""
+        base, start, stop = parse_split(name)
+        n = self._native_count(base) if base in native else None
+        if n is None:
+            return base, 0, None
+        a, b, _ = slice(start, stop).indices(n)
+        return base, a, max(a, b)
+
+    def read_range(
+        self, split: str, lo: int, hi: int | None = None
+    ) -> Iterator[tuple[str, Record]]:
+        """Records ``[lo, hi)`` of canonical ``split``: the same pairs as
+        ``itertools.islice(read(split), lo, hi)``, but without reading the
+        records before ``lo`` where the format allows random access.
+
+        >>> # src.read_range("train", 1000, 2000) -> the 1000 pairs after the first 1000
+        """
+        got = self._range_native(split, lo, hi) if self._plain() else None
+        if got is None:
+            yield from itertools.islice(self.read(split), lo, hi)
+            return
+        name, lo_n, _hi_n, it = got
+        idf = self.spec.id_field
+        for i, (rid, rec) in enumerate(it, lo_n):
+            if idf is not None:
+                if idf not in rec:
+                    raise SourceError(
+                        f"{self.describe()}: record {i} of split {name!r} has no id field {idf!r}"
+                    )
+                rid = str(rec[idf])
+            yield (rid if rid is not None else f"{name}-{i}"), rec
+
     def count(self, split: str) -> int:
         """Number of records in canonical ``split`` (from metadata when possible).
 
