@@ -348,3 +348,86 @@ def test_preview_reads_source_dirs(cat, tmp_path):
     want = [json.loads(x) for x in ok(run("render", "cot_gsm8k", "-f", "cot", "--seed", "4", "-n", "2",
                                           "--source-dir", f"cot_gsm8k={tmp_path}", "--json")).splitlines()]  # fmt: skip
     assert "What is 6+1?" in got["inputs"] and got == want[1]
+
+
+def test_export_manifest_pointing_outside_is_refused(tmp_path):
+    import hashlib
+
+    from flan_data.export import export_mixture
+
+    cat = Catalog.load()
+    out = tmp_path / "exp"
+    export_mixture(cat, "demo", out, total=30, seed=0, progress=False)
+    m = json.loads((out / "manifest.json").read_text())
+    (tmp_path / "outside.arrow").write_bytes((out / m["shards"][0]["file"]).read_bytes())
+    m["shards"][0]["file"] = "../outside.arrow"
+    data = json.dumps(m).encode()
+    (out / "manifest.json").write_bytes(data)
+    (out / "COMPLETED").write_text(hashlib.sha256(data).hexdigest())
+    app = BrowseApp(cat, out)
+    r = app.handle("/export?shard=../outside.arrow")
+    assert r.status == 400 and "outside the export folder" in r.text
+    r = app.handle("/export")  # the page itself still shows, with the problem
+    assert r.status == 200 and "outside the export folder" in r.text and "problem(s)" in r.text
+
+
+def test_flan_browse_process_serves_on_loopback(tmp_path):
+    """The real command: starts, prints a 127.0.0.1 URL, serves pages, stops on SIGINT."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "flan_data", "browse", "--port", "0", "--no-open"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        c = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=60)
+        c.request("GET", "/task/bool_q")
+        r = c.getresponse()
+        assert r.status == 200 and b"boolq-01" in r.read()
+        c.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_preview_api_honours_render_options(app):
+    r = app.handle(
+        "/api/preview?task=anli_r1&format=fs_opt&seed=5&shots=1&option_style=plain&budget=4000"
+    )
+    got = json.loads(r.body)["example"]
+    want = json.loads(ok(run("render", "anli_r1", "-n", "1", "-f", "fs_opt", "--seed", "5", "--shots", "1",
+                             "--option-style", "plain", "--budget", "4000", "--json")))  # fmt: skip
+    assert got == want and len(got["exemplar_ids"]) == 1
+    assert app.handle("/api/preview?task=anli_r1&option_style=fancy").status == 404
+    assert app.handle("/api/preview?task=anli_r1&shots=-1").status == 422
+
+
+def test_mixture_page_numbers(cat):
+    from flan_data.browse.pages import mixture_page
+
+    d = mixture_page(cat, "flan2022", {"total": "100000", "exclude": "dialog"})
+    assert d["plan"]["total"] == 100000 and d["sizes"] == "metadata"
+    assert sum(sum(v.values()) for v in d["by_collection_format"].values()) == 100000
+    assert "dialog" not in d["by_collection_format"]
+    caps = {m.name: m.cap for m in cat.mixture("flan2022").members}
+    for c in d["capped"]:
+        t = cat.task(c["task"])
+        assert c["cap"] == caps[t.collection] and c["size"] > c["cap"]
+    # every capped task is listed: recount from the published sizes
+    n = sum(1 for t in d["tasks"] if t["size"] > caps[t["collection"]])
+    assert n <= len(d["capped"])
+    counts = [t["count"] for t in d["tasks"]]
+    assert counts == sorted(counts, reverse=True) and len(counts) == 25
+    with pytest.raises(Exception, match="exclusion"):
+        mixture_page(cat, "flan2022", {"exclude": "dialgo"})
