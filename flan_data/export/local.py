@@ -74,14 +74,6 @@ def _state(key: str) -> Any:
     return _STATE[key]
 
 
-def _inside(f: Path, root: Path) -> bool:
-    try:
-        f.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def _ping(_: int) -> bool:
     _state("catalog")
     return True
