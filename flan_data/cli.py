@@ -17,7 +17,6 @@ from .catalog import Catalog
 from .clickgroup import FlanGroup
 from .errors import FlanDataError, MissingDependencyError, UnknownNameError
 from .importers.cli import import_group
-from .lint import lint
 from .render import OPTION_STYLES, RenderConfig, render_task
 from .sources import SOURCE_CHOICES
 from .specs import FORMATS, TaskSpec
@@ -26,7 +25,9 @@ from .specs import FORMATS, TaskSpec
 def _catalog(ctx: click.Context) -> Catalog:
     obj = ctx.ensure_object(dict)
     if "catalog" not in obj:
-        obj["catalog"] = Catalog.load(obj.get("root"), extra_files=obj.get("extra", ()))
+        from .catalog_cache import load_catalog
+
+        obj["catalog"] = load_catalog(obj.get("root"), extra_files=obj.get("extra", ()))
     return obj["catalog"]
 
 
@@ -708,6 +709,8 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
         if paths
         else None
     )
+    from .lint import lint
+
     problems = lint(
         cat,
         tasks=tasks or None,
