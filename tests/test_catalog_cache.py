@@ -8,7 +8,8 @@ from flan_data import Catalog
 from flan_data import catalog_cache as cc
 
 
-def test_cached_catalog_equals_a_fresh_parse(monkeypatch):
+def test_cached_catalog_equals_a_fresh_parse(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLAN_DATA_CACHE", str(tmp_path / "cache"))
     calls = []
     orig = Catalog.load.__func__
 
