@@ -24,7 +24,7 @@ def _init(root: Path, files: Sequence[Path], cfg: RenderConfig) -> None:
     # An initializer that raises makes multiprocessing respawn workers forever;
     # keep the error and raise it from the first task instead.
     try:
-        cat = Catalog.load(root, extra_files=[f for f in files if not _inside(f, root)])
+        cat = Catalog.load(root, extra_files=files)
         _STATE.update(catalog=cat, renderer=Renderer(cat, cfg), error=None)
     except Exception as e:  # noqa: BLE001 - reported by _state()
         _STATE.update(error=e)
@@ -35,14 +35,6 @@ def _state(key: str) -> Any:
     if err is not None:
         raise FlanDataError(f"an export worker could not start: {err}")
     return _STATE[key]
-
-
-def _inside(f: Path, root: Path) -> bool:
-    try:
-        f.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def count_one(args: tuple[Path, str, str, Mapping[str, str]]) -> tuple[int, bool] | str:
@@ -63,7 +55,7 @@ def _run(args: tuple[TaskJob, Path]) -> JobResult:
     return run_job(job, _state("catalog"), _state("renderer"), spill)
 
 
-def _assemble(args: tuple[int, int, Path, Path, list[int]]) -> dict[str, Any]:
+def _assemble(args: tuple) -> dict[str, Any]:
     return assemble_shard(*args)
 
 
@@ -76,7 +68,7 @@ class LocalExecutor:
         if workers > 1:
             ctx = mp.get_context("spawn")  # fork + pyarrow threads can deadlock
             self._pool = ctx.Pool(
-                workers, initializer=_init, initargs=(catalog.root, catalog.files, cfg)
+                workers, initializer=_init, initargs=(catalog.root, catalog.extra_files, cfg)
             )
         else:
             _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg))
@@ -99,9 +91,9 @@ class LocalExecutor:
             yield from self._pool.imap_unordered(_run, args)
 
     def assemble(
-        self, num_shards: int, spill: Path, out: Path, job_indices: list[int]
+        self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
     ) -> Iterator[dict[str, Any]]:
-        args = [(s, num_shards, spill, out, job_indices) for s in range(num_shards)]
+        args = [(s, num_shards, spill, out, job_indices, output) for s in range(num_shards)]
         if self._pool is None:
             yield from map(_assemble, args)
         else:
