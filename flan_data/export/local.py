@@ -24,7 +24,7 @@ def _init(root: Path, files: Sequence[Path], cfg: RenderConfig) -> None:
     # An initializer that raises makes multiprocessing respawn workers forever;
     # keep the error and raise it from the first task instead.
     try:
-        cat = Catalog.load(root, extra_files=[f for f in files if not _inside(f, root)])
+        cat = Catalog.load(root, extra_files=files)
         _STATE.update(catalog=cat, renderer=Renderer(cat, cfg), error=None)
     except Exception as e:  # noqa: BLE001 - reported by _state()
         _STATE.update(error=e)
@@ -35,14 +35,6 @@ def _state(key: str) -> Any:
     if err is not None:
         raise FlanDataError(f"an export worker could not start: {err}")
     return _STATE[key]
-
-
-def _inside(f: Path, root: Path) -> bool:
-    try:
-        f.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def count_one(args: tuple[Path, str, str, Mapping[str, str]]) -> tuple[int, bool] | str:
@@ -76,7 +68,7 @@ class LocalExecutor:
         if workers > 1:
             ctx = mp.get_context("spawn")  # fork + pyarrow threads can deadlock
             self._pool = ctx.Pool(
-                workers, initializer=_init, initargs=(catalog.root, catalog.files, cfg)
+                workers, initializer=_init, initargs=(catalog.root, catalog.extra_files, cfg)
             )
         else:
             _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg))
