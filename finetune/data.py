@@ -324,14 +324,16 @@ def train_tokenizer(
         tok = SentencePieceTokenizer(str(model))
         tok.name = f"train:{vocab_size}"
         return tok
+    import io
+
     texts = _tokenizer_texts(table, indices, max_rows, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_prefix = out_dir / f".spm-tmp-{seed}"
+    buf = io.BytesIO()  # in memory: the .model then records no path, so its bytes are portable
     spm.set_random_generator_seed(seed)
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts),
-            model_prefix=str(tmp_prefix),
+            model_writer=buf,
             vocab_size=vocab_size,
             model_type="unigram",
             pad_id=0,
@@ -350,9 +352,12 @@ def train_tokenizer(
         )
     except RuntimeError as exc:
         raise DataError(f"training a {vocab_size}-piece SentencePiece model failed: {exc}") from None
-    (out_dir / ".spm-tmp-{}.vocab".format(seed)).unlink(missing_ok=True)
-    info_path.write_text(json.dumps({**want, "sha256": sha256_file(Path(f"{tmp_prefix}.model"))}))
-    Path(f"{tmp_prefix}.model").replace(model)  # atomic: a killed run leaves no half model
+    raw = buf.getvalue()
+    tmp = out_dir / ".spm.model.tmp"
+    tmp.write_bytes(raw)
+    info = {**want, "sha256": hashlib.sha256(raw).hexdigest()}
+    info_path.write_text(json.dumps(info, sort_keys=True))
+    tmp.replace(model)  # atomic: a killed run leaves no half-written model
     tok = SentencePieceTokenizer(str(model))
     tok.name = f"train:{vocab_size}"
     return tok
@@ -362,10 +367,11 @@ def train_tokenizer(
 # Chat templates (decoder-only)
 # ----------------------------------------------------------------------------
 
-# Our own minimal markup: a role line, the content, eos after assistant turns.
+# Our own minimal markup: a role line, the content, eos after assistant turns. (The
+# newline after a block tag is written as an expression: HF-style trim_blocks eats it.)
 DEFAULT_CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
-    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n{% endfor %}"
+    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
 
