@@ -118,9 +118,7 @@ class Config:
         False, "model", "decoder-only: the prompt attends both ways (prefix-LM) instead of causal"
     )
     dropout_rate: float = _f(0.0, "model", "dropout on attention/MLP outputs")
-    dtype: str = _f(
-        "float32", "model", "compute dtype of the matmuls", ("float32", "bfloat16")
-    )
+    dtype: str = _f("float32", "model", "compute dtype of the matmuls", ("float32", "bfloat16"))
     param_dtype: str = _f(
         "float32", "model", "storage dtype of parameters and moments", ("float32", "bfloat16")
     )
@@ -137,7 +135,9 @@ class Config:
     warmup_steps: int = _f(100, "optimizer", "linear warmup steps of the cosine schedule")
     weight_decay: float = _f(0.01, "optimizer", "decoupled weight decay (adamw only)")
     grad_clip: float = _f(1.0, "optimizer", "global-norm gradient clip; 0 disables")
-    z_loss: float = _f(0.0, "optimizer", "weight of the log(Z)^2 auxiliary loss (stabilises logits)")
+    z_loss: float = _f(
+        0.0, "optimizer", "weight of the log(Z)^2 auxiliary loss (stabilises logits)"
+    )
     nan_policy: str = _f(
         "stop",
         "optimizer",
@@ -153,13 +153,17 @@ class Config:
     )
 
     # --- checkpoints, exports, logging ---
-    checkpoint_every: int = _f(100, "checkpoints", "save a checkpoint every N steps (and at the end)")
+    checkpoint_every: int = _f(
+        100, "checkpoints", "save a checkpoint every N steps (and at the end)"
+    )
     keep_checkpoints: int = _f(3, "checkpoints", "keep the newest N checkpoints")
     export_hf: bool = _f(
         True, "checkpoints", "write OUT/hf/ (config.json + model.safetensors) at the end"
     )
     log_every: int = _f(10, "checkpoints", "append a metrics.jsonl entry every N steps")
-    eval_every: int = _f(100, "checkpoints", "evaluate on the held-out rows every N steps (0: only at the end)")
+    eval_every: int = _f(
+        100, "checkpoints", "evaluate on the held-out rows every N steps (0: only at the end)"
+    )
     decode_examples: int = _f(
         16, "checkpoints", "greedy-decode this many held-out rows at the end (samples.jsonl)"
     )
@@ -232,7 +236,9 @@ def _check(cfg: Config) -> None:
     for name in ("inputs_length", "targets_length"):
         value = getattr(cfg, name)
         if value != 0 and value < 2:
-            raise ConfigError(f"config key '{name}': {value} leaves no room (use 0 = from the data, or >= 2)")
+            raise ConfigError(
+                f"config key '{name}': {value} leaves no room (use 0 = from the data, or >= 2)"
+            )
     if cfg.tokenizer.startswith("train"):
         m = _TOKENIZER_TRAIN.fullmatch(cfg.tokenizer)
         if not m or not 64 <= int(m.group(1)) <= 1_000_000:
@@ -350,11 +356,21 @@ def help_text(width: int = 100) -> str:
         lines.append(f"{group} settings ({GROUPS[group]}):")
         for f in fields:
             default = f.default
-            shown = "''" if default == "" else str(default).lower() if isinstance(default, bool) else default
+            shown = (
+                "''"
+                if default == ""
+                else str(default).lower()
+                if isinstance(default, bool)
+                else default
+            )
             head = f"  --{f.name} {_type_name(f)}"
             body = f"{f.metadata['help']} [default {shown}]"
             wrapped = textwrap.wrap(body, width=width - 34) or [""]
-            first = head.ljust(32) + "  " + wrapped[0] if len(head) <= 32 else head + "\n" + " " * 34 + wrapped[0]
+            first = (
+                head.ljust(32) + "  " + wrapped[0]
+                if len(head) <= 32
+                else head + "\n" + " " * 34 + wrapped[0]
+            )
             lines.append(first)
             lines.extend(" " * 34 + w for w in wrapped[1:])
         lines.append("")

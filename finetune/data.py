@@ -291,7 +291,12 @@ def _tokenizer_texts(table, indices: np.ndarray, limit: int, seed: int) -> list[
 
 
 def train_tokenizer(
-    table, indices: np.ndarray, vocab_size: int, seed: int, out_dir: str | Path, max_rows: int = 100_000
+    table,
+    indices: np.ndarray,
+    vocab_size: int,
+    seed: int,
+    out_dir: str | Path,
+    max_rows: int = 100_000,
 ) -> SentencePieceTokenizer:
     """Train (or reuse) a SentencePiece unigram model on the ``inputs``/``targets`` of ``indices``.
 
@@ -351,7 +356,9 @@ def train_tokenizer(
             minloglevel=2,
         )
     except RuntimeError as exc:
-        raise DataError(f"training a {vocab_size}-piece SentencePiece model failed: {exc}") from None
+        raise DataError(
+            f"training a {vocab_size}-piece SentencePiece model failed: {exc}"
+        ) from None
     raw = buf.getvalue()
     tmp = out_dir / ".spm.model.tmp"
     tmp.write_bytes(raw)
@@ -385,7 +392,9 @@ class ChatTemplate:
     '<|user|>\n2+2?\n<|assistant|>\n'
     """
 
-    def __init__(self, source: str, name: str = "inline", bos_token: str = "", eos_token: str | None = None):
+    def __init__(
+        self, source: str, name: str = "inline", bos_token: str = "", eos_token: str | None = None
+    ):
         import jinja2
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -678,9 +687,7 @@ class ExampleSource:
         tok = self.tokenizer
         return [(tok.encode(inputs), "content"), (tok.encode(targets) + [tok.eos_id], "assistant")]
 
-    def raw_lengths(
-        self, inputs: str, targets: str, messages=None
-    ) -> tuple[int, int]:
+    def raw_lengths(self, inputs: str, targets: str, messages=None) -> tuple[int, int]:
         """(input tokens, target tokens) before truncation, eos included."""
         tok = self.tokenizer
         if self.kind == "encdec":
@@ -707,7 +714,10 @@ class ExampleSource:
             inp = _cut(raw_in, self.inputs_length - 1, side) + [tok.eos_id]
             tgt = _cut(raw_tgt, self.targets_length - 1, "keep_start") + [tok.eos_id]
             ex = Example(inp, tgt, task)
-            inp_cut, tgt_cut = len(raw_in) >= self.inputs_length, len(raw_tgt) >= self.targets_length
+            inp_cut, tgt_cut = (
+                len(raw_in) >= self.inputs_length,
+                len(raw_tgt) >= self.targets_length,
+            )
         else:
             ex, inp_cut, tgt_cut = self._decoder_example(
                 self._decoder_pieces(inputs, targets, messages), task, side
@@ -721,9 +731,7 @@ class ExampleSource:
     def _decoder_example(self, pieces, task: int, side: str) -> tuple[Example, bool, bool]:
         budget = self.inputs_length + self.targets_length
         tgt_cut = any(k == "assistant" and len(p) > self.targets_length for p, k in pieces)
-        pieces = [
-            (p[: self.targets_length] if k == "assistant" else list(p), k) for p, k in pieces
-        ]
+        pieces = [(p[: self.targets_length] if k == "assistant" else list(p), k) for p, k in pieces]
         excess = sum(len(p) for p, _ in pieces) - budget
         inp_cut = excess > 0
         content = [j for j, (_, k) in enumerate(pieces) if k == "content"]

@@ -353,9 +353,7 @@ def pick_decode_rows(source: fdata.ExampleSource, n: int, max_new: int) -> list[
     pool = source.eval_indices if len(source.eval_indices) else source.train_indices[:n]
     rows = source.table.take(np.asarray(pool, dtype=np.int64)).column("targets").to_pylist()
     picked = [
-        int(i)
-        for i, t in zip(pool, rows)
-        if len(source.tokenizer.encode(t or "")) + 1 <= max_new
+        int(i) for i, t in zip(pool, rows) if len(source.tokenizer.encode(t or "")) + 1 <= max_new
     ]
     return picked[:n]
 
@@ -396,14 +394,18 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
     n_train = tokenizer_train_size(cfg.tokenizer)
     if n_train is not None:
         t0 = time.perf_counter()
+        spm_path = out / "tokenizer" / "spm.model"
+        reused = spm_path.is_file()
         tokenizer = fdata.train_tokenizer(
             source.table, source.train_indices, n_train, cfg.seed, out / "tokenizer"
         )
-        log(
-            f"tokenizer: SentencePiece, {tokenizer.vocab_size} pieces, trained on the "
-            f"{len(source.train_indices)} training rows in {time.perf_counter() - t0:.1f}s "
-            f"→ {out / 'tokenizer' / 'spm.model'}"
+        how = (
+            "reused"
+            if reused
+            else f"trained on the {len(source.train_indices)} training rows in "
+            f"{time.perf_counter() - t0:.1f}s"
         )
+        log(f"tokenizer: SentencePiece, {tokenizer.vocab_size} pieces, {how}: {spm_path}")
     else:
         tokenizer = fdata.load_tokenizer(cfg.tokenizer)
     source.tokenizer = tokenizer

@@ -668,8 +668,10 @@ def finetune(args) -> None:
     import sys
 
     # find_spec, not import: argument and data errors must not wait for JAX to load
-    has_jax = sys.modules["jax"] is not None if "jax" in sys.modules else bool(
-        importlib.util.find_spec("jax")
+    has_jax = (
+        sys.modules["jax"] is not None
+        if "jax" in sys.modules
+        else bool(importlib.util.find_spec("jax"))
     )
     if not has_jax and not {"-h", "--help"} & set(args):
         raise MissingDependencyError("jax", "finetune", "flan finetune")

@@ -219,7 +219,9 @@ def from_hf_config(d: dict[str, Any]) -> DecoderConfig:
         if d.get(flag):
             raise ValueError(f"config.json sets {flag}: biases are not supported")
     if d.get("hidden_act", "silu") != "silu":
-        raise ValueError(f"config.json has hidden_act {d.get('hidden_act')!r}; only silu is supported")
+        raise ValueError(
+            f"config.json has hidden_act {d.get('hidden_act')!r}; only silu is supported"
+        )
     heads = int(d["num_attention_heads"])
     return DecoderConfig(
         vocab_size=int(d["vocab_size"]),

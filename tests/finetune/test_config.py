@@ -134,9 +134,7 @@ def test_errors_reported_before_jax_is_imported(tmp_path, argv, message):
     d = write_export(tmp_path / "e", rows=20)
     argv = [a.format(d=d, o=tmp_path / "run") for a in argv]
     res = _run_without_jax(
-        "from finetune.cli import main\n"
-        f"rc = main({argv!r})\n"
-        "assert rc == 2, rc\n"
+        f"from finetune.cli import main\nrc = main({argv!r})\nassert rc == 2, rc\n"
     )
     assert message in res.stderr
 

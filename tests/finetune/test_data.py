@@ -230,7 +230,9 @@ def test_train_tokenizer_deterministic_and_reused(export_dir, tmp_path):
     src = fdata.ExampleSource(fdata.open_export(export_dir), fdata.ByteTokenizer(), "encdec", 8, 4)
     a = fdata.train_tokenizer(src.table, src.train_indices, 320, 0, tmp_path / "a")
     b = fdata.train_tokenizer(src.table, src.train_indices, 320, 0, tmp_path / "b")
-    assert (tmp_path / "a" / "spm.model").read_bytes() == (tmp_path / "b" / "spm.model").read_bytes()
+    assert (tmp_path / "a" / "spm.model").read_bytes() == (
+        tmp_path / "b" / "spm.model"
+    ).read_bytes()
     assert (a.pad_id, a.eos_id, a.unk_id) == (0, 1, 2) and a.name == "train:320"
     text = src.raw(0)["inputs"] + "  Ünïcode ✓\n"
     assert a.decode(a.encode(text)) == text  # byte fallback, no normalisation
@@ -292,7 +294,9 @@ def test_multiturn_weights_follow_the_assistant_turns(export_dir):
     tok = src.tokenizer
     loss_text = [t for t, w in zip(ex.targets, ex.weights) if w]
     # the answers plus eos and the newline the template writes after eos
-    assert loss_text == tok.encode("1") + [1] + tok.encode("\n") + tok.encode("2") + [1] + tok.encode("\n")
+    assert loss_text == tok.encode("1") + [1] + tok.encode("\n") + tok.encode("2") + [
+        1
+    ] + tok.encode("\n")
     no_loss = tok.decode([t for t, w in zip(ex.targets, ex.weights) if not w])
     assert no_loss == "<|user|>\ntwo?\n<|assistant|>\n"
 
