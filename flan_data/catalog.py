@@ -14,6 +14,8 @@ and query.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,14 +27,17 @@ import yaml
 
 from .errors import CatalogError, UnknownNameError, suggest
 from .specs import (
-    COLLECTIONS,
+    DIALECTS,
     FORMATS,
+    LICENSE_CLASSES,
     SOURCE_KINDS,
     TEMPLATE_KINDS,
     CollectionSpec,
     FewShotStyle,
+    LicenseInfo,
     MixtureMember,
     MixtureSpec,
+    RecordRules,
     SourceSpec,
     TaskMetadata,
     TaskSpec,
@@ -114,6 +119,9 @@ class _V:
             raise self.fail(
                 path, f"expected {'an integer' if integer else 'a number'}, got {_typename(obj)}"
             )
+        if isinstance(obj, float) and not math.isfinite(obj):
+            # NaN passes every comparison test below and inf breaks plans later
+            raise self.fail(path, f"expected a finite number, got {obj}")
         if obj < minimum:
             raise self.fail(path, f"expected a value >= {minimum}, got {obj}")
         return obj
@@ -169,11 +177,11 @@ _SOURCE_OPTION_KEYS = (
 )
 _TASK_KEYS = (
     "name", "collection", "description", "source", "sample", "fields", "options",
-    "templates", "exemplars", "metadata",
+    "templates", "exemplars", "metadata", "records",
 )  # fmt: skip
 _META_KEYS = (
     "category", "languages", "license", "held_out", "inversion_of", "exclude_from_training", "task_type",
-    "generic_category", "source_dataset", "niv2_split", "notes", "num_examples",
+    "generic_category", "source_dataset", "niv2_split", "notes", "num_examples", "licensing",
 )  # fmt: skip
 _META_CORE = (
     "category",
@@ -183,7 +191,52 @@ _META_CORE = (
     "inversion_of",
     "exclude_from_training",
     "task_type",
+    "licensing",
 )
+_LICENSING_KEYS = (
+    "use",
+    "licenses",
+    "attribution",
+    "share_alike",
+    "model_generated",
+    "url",
+    "source",
+)
+
+
+def _flag(v: _V, obj: Any, path: str) -> bool | None:
+    if obj is None or obj == "unknown":
+        return None
+    if not isinstance(obj, bool):
+        raise v.fail(path, f"expected true, false or unknown, got {_typename(obj)}")
+    return obj
+
+
+def _parse_licensing(
+    v: _V, raw: Any, path: str, base: LicenseInfo | None = None, source: str | None = None
+) -> LicenseInfo:
+    """``metadata.licensing`` (or a license override on top of ``base``)."""
+    d = v.mapping(raw, path)
+    v.keys(d, path, _LICENSING_KEYS)
+    b = base or LicenseInfo()
+    use = v.string(d.get("use", b.use), _join(path, "use"))
+    if use not in LICENSE_CLASSES:
+        hint = suggest(use, LICENSE_CLASSES, n=1)
+        raise v.fail(
+            _join(path, "use"),
+            f"unknown license use class {use!r}; expected one of {', '.join(LICENSE_CLASSES)}"
+            + (f" (did you mean {hint[0]}?)" if hint else ""),
+        )
+    return LicenseInfo(
+        use=use,
+        licenses=v.strings(d["licenses"], _join(path, "licenses")) if "licenses" in d else b.licenses,
+        attribution=_flag(v, d["attribution"], _join(path, "attribution")) if "attribution" in d else b.attribution,
+        share_alike=_flag(v, d["share_alike"], _join(path, "share_alike")) if "share_alike" in d else b.share_alike,
+        model_generated=_flag(v, d["model_generated"], _join(path, "model_generated"))
+        if "model_generated" in d else b.model_generated,
+        url=v.string(d["url"], _join(path, "url"), optional=True) if "url" in d else b.url,
+        source=v.string(d["source"], _join(path, "source"), optional=True) if "source" in d else (source or b.source),
+    )  # fmt: skip
 
 
 def _parse_source(v: _V, raw: Any, path: str, name: str) -> SourceSpec:
@@ -228,7 +281,7 @@ def _merge_defaults(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dic
     out = dict(defaults)
     for k, val in task.items():
         if (
-            k in ("metadata", "source", "sample", "fields")
+            k in ("metadata", "source", "sample", "fields", "records")
             and isinstance(out.get(k), Mapping)
             and isinstance(val, Mapping)
         ):
@@ -289,9 +342,18 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
         ),
         task_type=v.string(md.get("task_type"), _join(mp, "task_type"), optional=True),
         extra=frozen_mapping({k: val for k, val in md.items() if k not in _META_CORE}),
+        licensing=_parse_licensing(v, md["licensing"], _join(mp, "licensing"))
+        if md.get("licensing") is not None
+        else LicenseInfo(),
     )
+    records = RecordRules()
+    if raw.get("records") is not None:
+        from .records import parse_rules
+
+        records = parse_rules(v, raw["records"], _join(path, "records"))
     return TaskSpec(
         name=name,
+        records=records,
         collection=collection,
         source=source,
         sample=sample,
@@ -305,6 +367,9 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
     )
 
 
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
 def _parse_templates(v: _V, doc: Any) -> tuple[list[TemplateSpec], list[FewShotStyle]]:
     d = v.mapping(doc, "")
     v.keys(d, "", ("sets", "styles", "description"))
@@ -312,25 +377,73 @@ def _parse_templates(v: _V, doc: Any) -> tuple[list[TemplateSpec], list[FewShotS
     for set_name, sraw in v.mapping(d.get("sets") or {}, "sets").items():
         sp = f"sets.{set_name}"
         s = v.mapping(sraw, sp)
-        v.keys(s, sp, ("kind", "description", "templates"), required=("templates",))
+        v.keys(
+            s,
+            sp,
+            ("kind", "description", "templates", "dialect", "truncate"),
+            required=("templates",),
+        )
         default_kind = v.string(s.get("kind", "zero_shot"), _join(sp, "kind"))
+        dialect = v.string(s.get("dialect", "flan"), _join(sp, "dialect"))
+        if dialect not in DIALECTS:
+            raise v.fail(
+                _join(sp, "dialect"),
+                f"unknown template dialect {dialect!r}; expected one of {', '.join(DIALECTS)}",
+            )
+        truncate = s.get("truncate")
+        if truncate is not None and (
+            isinstance(truncate, bool) or not isinstance(truncate, int) or truncate <= 0
+        ):
+            raise v.fail(
+                _join(sp, "truncate"), f"expected a positive integer or null, got {truncate!r}"
+            )
+        if truncate is not None and dialect != "promptsource":
+            raise v.fail(
+                _join(sp, "truncate"), "only sets in the promptsource dialect take 'truncate'"
+            )
+        ps = dialect == "promptsource"
         for i, traw in enumerate(v.seq(s["templates"], _join(sp, "templates"))):
             tp = f"{sp}.templates[{i}]"
             t = v.mapping(traw, tp)
-            v.keys(
-                t,
-                tp,
-                ("id", "kind", "input", "target", "description"),
-                required=("id", "input", "target"),
-            )
+            if ps:
+                v.keys(
+                    t,
+                    tp,
+                    ("id", "jinja", "answer_choices", "description"),
+                    required=("id", "jinja"),
+                )
+            else:
+                v.keys(
+                    t,
+                    tp,
+                    ("id", "kind", "input", "target", "description"),
+                    required=("id", "input", "target"),
+                )
             kind = v.string(t.get("kind", default_kind), _join(tp, "kind"))
             if kind not in TEMPLATE_KINDS:
                 raise v.fail(
                     _join(tp, "kind"),
                     f"unknown template kind {kind!r}; expected one of {', '.join(TEMPLATE_KINDS)}",
                 )
-            templates.append(
-                TemplateSpec(
+            if ps:
+                if kind != "zero_shot":
+                    raise v.fail(_join(sp, "kind"), "promptsource sets are zero_shot")
+                choices = t.get("answer_choices")
+                spec = TemplateSpec(
+                    id=v.string(t["id"], _join(tp, "id")),
+                    set=str(set_name),
+                    kind=kind,
+                    input=v.string(t["jinja"], _join(tp, "jinja")),
+                    target="",
+                    file=v.file,
+                    dialect=dialect,
+                    answer_choices=(
+                        None if choices is None else v.string(choices, _join(tp, "answer_choices"))
+                    ),
+                    truncate=truncate,
+                )
+            else:
+                spec = TemplateSpec(
                     id=v.string(t["id"], _join(tp, "id")),
                     set=str(set_name),
                     kind=kind,
@@ -338,7 +451,7 @@ def _parse_templates(v: _V, doc: Any) -> tuple[list[TemplateSpec], list[FewShotS
                     target=v.string(t["target"], _join(tp, "target")),
                     file=v.file,
                 )
-            )
+            templates.append(spec)
     styles: list[FewShotStyle] = []
     for i, sraw in enumerate(v.seq(d.get("styles") or [], "styles")):
         sp = f"styles[{i}]"
@@ -410,6 +523,44 @@ def _parse_mixture(v: _V, name: str, raw: Any) -> MixtureSpec:
     )
 
 
+def _apply_license_overrides(v: _V, raw: Any, tasks: dict[str, TaskSpec]) -> None:
+    """``license_overrides: {task: {use: ..., licenses: [...], ...}}``: the user's
+    own license facts for some tasks, on top of the catalog's (keys not given
+    keep the catalog's value; ``source`` defaults to the overriding file)."""
+    from dataclasses import replace
+
+    for name, entry in v.mapping(raw, "license_overrides").items():
+        path = f"license_overrides.{name}"
+        if name not in tasks:
+            raise CatalogError(v.file, path, str(UnknownNameError("task", str(name), tasks)))
+        t = tasks[name]
+        info = _parse_licensing(
+            v, entry, path, base=t.metadata.licensing, source=f"override in {v.file}"
+        )
+        tasks[name] = replace(t, metadata=replace(t.metadata, licensing=info))
+
+
+def _names(v: str | Sequence[str]) -> list[str]:
+    items = [v] if isinstance(v, str) else list(v)
+    return [p.strip() for x in items for p in str(x).split(",") if p.strip()]
+
+
+#: English names of the languages the catalog's ISO codes stand for (for --language).
+LANGUAGE_NAMES = {
+    "arabic": "ar", "bengali": "bn", "catalan": "ca", "chinese": "zh", "czech": "cs", "dutch": "nl",
+    "english": "en", "finnish": "fi", "french": "fr", "galician": "gl", "german": "de", "greek": "el",
+    "gujarati": "gu", "hebrew": "he", "hindi": "hi", "indonesian": "id", "italian": "it", "japanese": "ja",
+    "korean": "ko", "malayalam": "ml", "marathi": "mr", "persian": "fa", "polish": "pl", "portuguese": "pt",
+    "punjabi": "pa", "romanian": "ro", "russian": "ru", "spanish": "es", "swahili": "sw", "swedish": "sv",
+    "tamil": "ta", "telugu": "te", "thai": "th", "turkish": "tr", "urdu": "ur", "vietnamese": "vi",
+    "yoruba": "yo",
+}  # fmt: skip
+
+
+def _language_code(x: str) -> str:
+    return LANGUAGE_NAMES.get(x.lower(), x.lower())
+
+
 def _yaml_files(p: Path) -> list[Path]:
     if p.is_dir():
         return sorted(x for x in p.rglob("*.yaml") if x.is_file())
@@ -435,6 +586,8 @@ class Catalog:
     fewshot_styles: tuple[FewShotStyle, ...]
     mixtures: Mapping[str, MixtureSpec]
     files: tuple[Path, ...] = field(default=(), repr=False)
+    #: What ``extra_files`` the catalog was loaded with (workers load the same).
+    extra_files: tuple[Path, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:
         return (f"Catalog(root={str(self.root)!r}, collections={len(self.collections)}, tasks={len(self.tasks)}, "
@@ -459,7 +612,14 @@ class Catalog:
         v.keys(
             doc,
             "",
-            ("version", "description", "collections", "template_files", "mixtures"),
+            (
+                "version",
+                "description",
+                "collections",
+                "template_files",
+                "mixtures",
+                "license_overrides",
+            ),
             required=("collections",),
         )
         files: list[Path] = [cat_file]
@@ -469,12 +629,10 @@ class Catalog:
             cp = f"collections.{name}"
             c = v.mapping(craw, cp)
             v.keys(c, cp, ("file", "aliases", "description"), required=("file",))
-            if name not in COLLECTIONS:
-                hint = suggest(str(name), COLLECTIONS, n=2)
+            if not isinstance(name, str) or not _COLLECTION_NAME.fullmatch(name):
                 raise v.fail(
                     cp,
-                    f"unknown collection {name!r}; expected one of {', '.join(COLLECTIONS)}"
-                    + (f" (did you mean {hint[0]}?)" if hint else ""),
+                    f"invalid collection name {name!r}: use letters, digits, '_', '-' and '.'",
                 )
             collections[name] = CollectionSpec(
                 name=name,
@@ -502,7 +660,14 @@ class Catalog:
                     "collection", f"expected {expect!r} (as catalog.yaml says), got {cname!r}"
                 )
             if cname not in collections:
-                raise UnknownNameError("collection", cname, collections, hint=str(path))
+                if expect is not None or not _COLLECTION_NAME.fullmatch(cname):
+                    raise UnknownNameError("collection", cname, collections, hint=str(path))
+                # A user's own collection file (--extra) brings its own collection.
+                collections[cname] = CollectionSpec(
+                    name=cname,
+                    file=str(path),
+                    description=cv.string(cdoc.get("description", ""), "description") or "",
+                )
             defaults = cv.mapping(cdoc.get("defaults") or {}, "defaults")
             for i, traw in enumerate(cv.seq(cdoc["tasks"], "tasks")):
                 tp = f"tasks[{i}]"
@@ -543,13 +708,30 @@ class Catalog:
                 raise v.fail(f"template_files[{i}]", f"no such file or folder: {tpath}")
             for p in _yaml_files(tpath):
                 add_template_file(p)
+        extra_mixtures: list[tuple[_V, Any]] = []
+        overrides: list[tuple[_V, Any]] = []
+        if doc.get("license_overrides") is not None:
+            overrides.append((v, doc["license_overrides"]))
         for extra in extra_files:
             for p in _yaml_files(Path(extra)):
                 d = read_yaml(p)
                 if isinstance(d, Mapping) and "tasks" in d:
                     add_collection_file(p, None)
+                elif isinstance(d, Mapping) and "mixtures" in d:
+                    # a user's mixtures file: {description?, mixtures: {name: spec}}
+                    mv = _V(str(p))
+                    mv.keys(d, "", ("description", "mixtures"), required=("mixtures",))
+                    extra_mixtures.append((mv, d["mixtures"]))
+                    files.append(p)
+                elif isinstance(d, Mapping) and "license_overrides" in d:
+                    ov = _V(str(p))
+                    ov.keys(d, "", ("description", "license_overrides"))
+                    overrides.append((ov, d["license_overrides"]))
+                    files.append(p)
                 else:
                     add_template_file(p)
+        for ov, raw in overrides:
+            _apply_license_overrides(ov, raw, tasks)
 
         sets: dict[str, list[str]] = {}
         for t in templates.values():
@@ -559,6 +741,14 @@ class Catalog:
             str(n): _parse_mixture(v, str(n), m)
             for n, m in v.mapping(doc.get("mixtures") or {}, "mixtures").items()
         }
+        for mv, mdoc in extra_mixtures:
+            for n, m in mv.mapping(mdoc, "mixtures").items():
+                if str(n) in mixtures:
+                    raise mv.fail(
+                        f"mixtures.{n}",
+                        f"duplicate mixture name {n!r} (also in {mixtures[str(n)].file or cat_file})",
+                    )
+                mixtures[str(n)] = _parse_mixture(mv, str(n), m)
 
         cat = cls(
             root=root,
@@ -569,6 +759,7 @@ class Catalog:
             fewshot_styles=tuple(styles.values()),
             mixtures=MappingProxyType(mixtures),
             files=tuple(files),
+            extra_files=tuple(Path(f) for f in extra_files),
         )
         cat._check_references()
         return cat
@@ -649,10 +840,27 @@ class Catalog:
         return tuple(t for t in self.tasks.values() if t.collection == c)
 
     def search(
-        self, text: str | None = None, collection: str | None = None, category: str | None = None
+        self,
+        text: str | None = None,
+        collection: str | None = None,
+        category: str | None = None,
+        *,
+        license_class: str | Sequence[str] | None = None,
+        language: str | Sequence[str] | None = None,
     ) -> list[TaskSpec]:
-        """Tasks matching all given filters (case-insensitive substring matches)."""
+        """Tasks matching all given filters (case-insensitive substring matches;
+        ``license_class``: any of these use classes; ``language``: any of these
+        ISO codes or English language names)."""
         out = list(self.tasks.values())
+        if license_class:
+            want = _names(license_class)
+            for c in want:
+                if c not in LICENSE_CLASSES:
+                    raise UnknownNameError("license class", c, LICENSE_CLASSES)
+            out = [t for t in out if t.metadata.licensing.use in want]
+        if language:
+            codes = {_language_code(x) for x in _names(language)}
+            out = [t for t in out if codes & set(t.metadata.languages)]
         if collection:
             c = self.collection(collection).name
             out = [t for t in out if t.collection == c]

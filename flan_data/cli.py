@@ -18,9 +18,9 @@ from .clickgroup import FlanGroup
 from .errors import FlanDataError, MissingDependencyError, UnknownNameError
 from .importers.cli import import_group
 from .lint import lint
-from .render import OPTION_STYLES, RenderConfig, Renderer, render_task
+from .render import OPTION_STYLES, RenderConfig, render_task
 from .sources import SOURCE_CHOICES
-from .specs import FORMATS, TaskSpec, thaw
+from .specs import FORMATS, TaskSpec
 
 
 def _catalog(ctx: click.Context) -> Catalog:
@@ -105,6 +105,8 @@ def _task_row(t: TaskSpec) -> dict:
         "sample": t.sample is not None,
         "held_out": t.metadata.held_out,
         "inversion_of": t.metadata.inversion_of,
+        "languages": list(t.metadata.languages),
+        "license_class": t.metadata.licensing.use,
     }
 
 
@@ -133,12 +135,20 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
 @click.option(
     "--sample-only", is_flag=True, help="Only tasks with bundled sample data (work offline)."
 )
+@click.option("--license-class", "license_classes", multiple=True, metavar="CLASS",
+              help="Only tasks of these license use classes (repeatable or comma-separated; e.g. commercial).")  # fmt: skip
+@click.option("--language", "languages", multiple=True, metavar="LANG",
+              help="Only tasks in this language (ISO code or English name, e.g. de or German; repeatable: any).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of tasks.")
 @click.pass_context
-def catalog_list(ctx, collection, category, text, sample_only, as_json) -> None:
+def catalog_list(
+    ctx, collection, category, text, sample_only, license_classes, languages, as_json
+) -> None:
     """List tasks as a table (or JSON)."""
     cat = _catalog(ctx)
-    tasks = cat.search(text, collection, category)
+    tasks = cat.search(
+        text, collection, category, license_class=license_classes, language=languages
+    )
     if sample_only:
         tasks = [t for t in tasks if t.sample is not None]
     rows = []
@@ -157,59 +167,129 @@ def catalog_list(ctx, collection, category, text, sample_only, as_json) -> None:
             r["source"],
             str(r["templates"]),
             "yes" if r["sample"] else "",
+            r["license_class"],
         ]
         for r in rows
     ]
-    click.echo(_table(table, ["task", "collection", "category", "source", "templates", "sample"]))
+    click.echo(
+        _table(
+            table, ["task", "collection", "category", "source", "templates", "sample", "license"]
+        )
+    )
     click.echo(f"\n{len(rows)} task(s)")
 
 
 def task_info(cat: Catalog, t: TaskSpec) -> dict:
-    """Everything about a task, as plain JSON-able data."""
-    r = Renderer(cat)
-    tr = r.task_renderer(t)
+    """Everything about a task, as plain JSON-able data (see :func:`flan_data.browse.query.task_info`)."""
+    from .browse.query import task_info as _info
 
-    def src(s):
-        if s is None:
-            return None
-        return {k: thaw(v) for k, v in vars(s).items() if v not in (None, {}, ())} | {
-            "kind": s.kind
-        }
+    return _info(cat, t)
 
-    return {
-        "name": t.name,
-        "collection": t.collection,
-        "file": t.file,
-        "source": src(t.source),
-        "sample": src(t.sample),
-        "fields": dict(t.fields),
-        "options": list(t.options)
-        if t.options is not None
-        else ({"field": t.options_field} if t.options_field else None),
-        "exemplars": t.exemplars,
-        "template_sets": list(t.templates),
-        "templates": [
-            {
-                "id": ct.spec.id,
-                "kind": ct.spec.kind,
-                "set": ct.spec.set,
-                "variables": sorted(ct.variables),
-            }
-            for ct in tr.templates
-        ],
-        "formats": list(tr.formats()),
-        "metadata": {k: thaw(v) for k, v in vars(t.metadata).items()},
-    }
+
+def _emit(text: str, pager: bool) -> None:
+    """Print ``text``; through a pager when it is longer than the terminal (and stdout is one)."""
+    import shutil
+    import sys
+
+    if pager and sys.stdout.isatty() and text.count("\n") + 1 > shutil.get_terminal_size().lines:
+        click.echo_via_pager(text + "\n")
+    else:
+        click.echo(text)
+
+
+def _indent(text: str, pad: str = "      ") -> list[str]:
+    return [pad + ln if ln else "" for ln in text.splitlines()] or [pad + "(empty)"]
+
+
+def _side_by_side(left: tuple[str, str], right: tuple[str, str], width: int) -> list[str]:
+    """Two titled text columns (stacked when the terminal is narrow)."""
+    import textwrap
+
+    col = (width - 3) // 2
+    if col < 40:
+        return [click.style(left[0], bold=True), *_indent(left[1], "  "), "",
+                click.style(right[0], bold=True), *_indent(right[1], "  ")]  # fmt: skip
+
+    def wrap(s: str) -> list[str]:
+        out = []
+        for ln in s.splitlines() or [""]:
+            out += textwrap.wrap(ln, col, replace_whitespace=False, drop_whitespace=False) or [""]
+        return out
+
+    a, b = wrap(left[1]), wrap(right[1])
+    rows = [click.style(left[0].ljust(col), bold=True) + " | " + click.style(right[0], bold=True),
+            "-" * col + "-+-" + "-" * col]  # fmt: skip
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else ""
+        y = b[i] if i < len(b) else ""
+        rows.append((x.ljust(col) + " | " + y).rstrip())
+    return rows
 
 
 @catalog.command("show")
 @click.argument("task")
+@click.option(
+    "--template", "-t", "template_id", help="Show this template only, rendered on a sample row."
+)
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Format of the rendered sample (--template; default: zs_opt, or the template's own).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Run seed of the rendered sample."
+)
+@click.option(
+    "--row",
+    type=click.IntRange(0, 999),
+    default=0,
+    show_default=True,
+    help="Which record of the split to render (0 = first).",
+)
+@click.option("--split", default="validation", show_default=True, help="Split of the sample row.")
+@click.option(
+    "--source",
+    type=click.Choice(SOURCE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="auto: bundled sample data if any, else the real source.",
+)
+@source_dir_option
+@click.option("--brief", is_flag=True, help="Template ids and variables only, not their text.")
+@click.option("--no-pager", is_flag=True, help="Never page long output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_context
-def catalog_show(ctx, task, as_json) -> None:
-    """Show a task: source, fields, options, templates, metadata."""
+def catalog_show(ctx, task, template_id, fmt, seed, row, split, source, source_dirs, brief, no_pager,
+                 as_json) -> None:  # fmt: skip
+    """Show a task: source, record rules, fields, options, metadata and every
+    template's full text; with --template, one template rendered on a sample row.
+
+    \b
+    Examples:
+      flan catalog show anli_r1
+      flan catalog show anli_r1 --template nli-03 --format fs_opt --seed 7
+    """
     cat = _catalog(ctx)
     info = task_info(cat, cat.task(task))
+    if template_id is not None:
+        _show_template(
+            ctx,
+            cat,
+            info,
+            template_id,
+            fmt,
+            seed,
+            row,
+            split,
+            source,
+            source_dirs,
+            as_json,
+            no_pager,
+        )
+        return
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
@@ -219,6 +299,7 @@ def catalog_show(ctx, task, as_json) -> None:
         f"  category:     {m['category'] or '-'}",
         f"  languages:    {', '.join(m['languages']) or '-'}",
         f"  license:      {m['license'] or '-'}",
+        f"  use class:    {_license_line(m['licensing'])}",
         f"  held out:     {'yes' if m['held_out'] else 'no'}"
         + ("   (excluded from training mixtures)" if m["exclude_from_training"] else ""),
     ]
@@ -226,6 +307,12 @@ def catalog_show(ctx, task, as_json) -> None:
         lines.append(f"  inversion of: {m['inversion_of']}")
     if m["task_type"]:
         lines.append(f"  task type:    {m['task_type']}")
+    for k, v in (m.get("extra") or {}).items():
+        if k != "notes":
+            lines.append(
+                f"  {k.replace('_', ' ')}:".ljust(16)
+                + (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+            )
     for label, s in (("source", info["source"]), ("sample", info["sample"])):
         if s:
             lines.append(
@@ -238,6 +325,11 @@ def catalog_show(ctx, task, as_json) -> None:
             )
             if s.get("note"):
                 lines.append(" " * 16 + f"note: {s['note']}")
+    rules = info.get("record_rules_text") or []
+    lines.append("  record rules: " + ("-" if not rules else ""))
+    lines += [f"    {r}" for r in rules]
+    for k, v in (info.get("other") or {}).items():
+        lines.append(f"  {k}:".ljust(16) + json.dumps(v, ensure_ascii=False))
     lines.append("  fields:")
     lines += [f"    {k} <- {v}" for k, v in info["fields"].items()]
     if info["options"] is not None:
@@ -247,11 +339,172 @@ def catalog_show(ctx, task, as_json) -> None:
     lines.append(
         f"  templates ({len(info['templates'])}, sets {', '.join(info['template_sets'])}):"
     )
-    lines += [
-        f"    {t['id']:<14} {t['kind']:<10} {', '.join(v for v in t['variables'])}"
-        for t in info["templates"]
+    for t in info["templates"]:
+        lines.append(
+            f"    {t['id']:<14} {t['kind']:<10} set {t['set']:<14} {', '.join(t['variables'])}"
+        )
+        if not brief:
+            lines.append("      input:")
+            lines += _indent(t["input"], "        ")
+            lines.append("      target:")
+            lines += _indent(t["target"], "        ")
+    if m.get("extra", {}).get("notes"):
+        lines.append(f"  notes:        {m['extra']['notes']}")
+    _emit("\n".join(lines), not no_pager)
+
+
+def _show_template(
+    ctx, cat, info, template_id, fmt, seed, row, split, source, source_dirs, as_json, no_pager
+):
+    import shutil
+
+    from .browse.preview import preview
+
+    by_id = {t["id"]: t for t in info["templates"]}
+    if template_id not in by_id:
+        raise UnknownNameError(
+            "template", template_id, by_id, hint=f"templates of task {info['name']}"
+        )
+    t = by_id[template_id]
+    if fmt is None:
+        fmt = {"cot": "cot", "few_shot": "fs_opt"}.get(t["kind"], "zs_opt")
+    p = preview(cat, info["name"], fmt=fmt, seed=seed, template_id=template_id, row=row, split=split,
+                source=source, source_dirs=parse_source_dirs(cat, source_dirs))  # fmt: skip
+    if as_json:
+        click.echo(
+            json.dumps({"task": info["name"], "template": t, **p}, indent=2, ensure_ascii=False)
+        )
+        return
+    ex = p["example"]
+    width = shutil.get_terminal_size((120, 40)).columns
+    head = f"{info['name']} | template {t['id']} ({t['kind']}, set {t['set']}) | {fmt} | seed {seed} | {ex['source_split']}/{ex['example_id']}"
+    if ex["fewshot_style"]:
+        head += f" | style {ex['fewshot_style']} | exemplars {', '.join(ex['exemplar_ids']) or '-'}"
+    lines = [click.style(head, bold=True), f"variables: {', '.join(t['variables'])}", ""]
+    lines += _side_by_side(("template input", t["input"]), ("rendered inputs", ex["inputs"]), width)
+    lines.append("")
+    lines += _side_by_side(
+        ("template target", t["target"]), ("rendered targets", ex["targets"]), width
+    )
+    _emit("\n".join(lines), not no_pager)
+
+
+@catalog.command("templates")
+@click.option("--set", "set_name", help="Only this template set.")
+@click.option("--grep", "-g", help="Only templates whose id or text contains this text.")
+@click.option("--text", "show_text", is_flag=True, help="Print each template's full text.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="List every task of a set (default: the first 8)."
+)
+@click.option("--no-pager", is_flag=True, help="Never page long output.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of sets.")
+@click.pass_context
+def catalog_templates(ctx, set_name, grep, show_text, show_all, no_pager, as_json) -> None:
+    """List template sets, their templates and the tasks that use them."""
+    from .browse.query import template_sets
+
+    sets = template_sets(_catalog(ctx), set_name, grep)
+    if as_json:
+        click.echo(json.dumps(sets, indent=2, ensure_ascii=False))
+        return
+    lines = []
+    for s in sets:
+        tasks = s["tasks"]
+        shown = tasks if show_all or len(tasks) <= 8 else tasks[:8]
+        more = (
+            f" … (+{len(tasks) - len(shown)} more, --all lists them)"
+            if len(shown) < len(tasks)
+            else ""
+        )
+        lines.append(
+            click.style(s["set"], bold=True)
+            + f"  {s['size']} template(s), kinds {', '.join(s['kinds'])}, {s['file']}"
+        )
+        lines.append(f"  used by {len(tasks)} task(s): {', '.join(shown) or '-'}{more}")
+        for t in s["templates"]:
+            first = next((ln for ln in t["input"].splitlines() if ln.strip()), "")
+            first = first if len(first) <= 70 else first[:69] + "…"
+            lines.append(f"    {t['id']:<16} {t['kind']:<10} {first}")
+            if show_text:
+                lines += [
+                    "      input:",
+                    *_indent(t["input"], "        "),
+                    "      target:",
+                    *_indent(t["target"], "        "),
+                ]
+        lines.append("")
+    n = sum(len(s["templates"]) for s in sets)
+    lines.append(f"{len(sets)} set(s), {n} template(s)" + (f" matching {grep!r}" if grep else ""))
+    _emit("\n".join(lines), not no_pager)
+
+
+@catalog.command("search")
+@click.argument("text")
+@click.option(
+    "--in",
+    "where",
+    multiple=True,
+    type=click.Choice(
+        ["name", "collection", "category", "language", "license", "source", "metadata", "template"]
+    ),
+    help="Only search these facts (repeatable; default: all).",
+)
+@click.option(
+    "--phrase",
+    is_flag=True,
+    help='Match TEXT as one phrase (default: every word, or "quoted phrase").',
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Show at most this many (0: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+@click.pass_context
+def catalog_search(ctx, text, where, phrase, limit, as_json) -> None:
+    """Find tasks by name, category, language, license, metadata or template wording.
+
+    Every word (or "quoted phrase") of TEXT must match somewhere, case-insensitive;
+    each hit says where it matched.
+
+    \b
+    Examples:
+      flan catalog search entailment
+      flan catalog search "non-commercial" --in license
+      flan catalog search "does the hypothesis have to be" --phrase --in template
+    """
+    from .browse.query import search_tasks
+
+    hits = search_tasks(_catalog(ctx), text, fields=where or None, phrase=phrase)
+    if as_json:
+        click.echo(json.dumps(hits if not limit else hits[:limit], indent=2, ensure_ascii=False))
+        return
+    shown = hits if not limit else hits[:limit]
+
+    def where_s(m):
+        tpl = [x for x in m if x.startswith("template:")]
+        rest = [x for x in m if not x.startswith("template:")]
+        if tpl:
+            rest.append(
+                f"templates ({len(tpl)}: {', '.join(x[9:] for x in tpl[:3])}{', …' if len(tpl) > 3 else ''})"
+            )
+        return ", ".join(rest)
+
+    rows = [[h["name"], h["collection"], h["category"] or "", where_s(h["matched"])] for h in shown]
+    click.echo(_table(rows, ["task", "collection", "category", "matched in"]))
+    more = f"; showing {len(shown)} (--limit 0 shows all)" if len(shown) < len(hits) else ""
+    click.echo(f"\n{len(hits)} task(s){more}")
+
+
+def _license_line(li: dict) -> str:
+    flags = [
+        k.replace("_", "-") for k in ("attribution", "share_alike", "model_generated") if li.get(k)
     ]
-    click.echo("\n".join(lines))
+    out = li["use"] + (f" ({', '.join(li['licenses'])})" if li.get("licenses") else "")
+    out += f"; {', '.join(flags)}" if flags else ""
+    return out + (f"; from {li['source']}" if li.get("source") else "")
 
 
 def catalog_stats_data(cat: Catalog) -> dict:
@@ -304,6 +557,17 @@ def catalog_stats(ctx, as_json) -> None:
 
 # ----------------------------------------------------------------------------- render
 
+chat_fewshot_option = click.option(
+    "--chat-fewshot", type=click.Choice(["single", "multiturn"]), default="single", show_default=True,
+    help="Few-shot rows in the messages view: one user turn (single) or each exemplar in its own "
+    "user/assistant turns (multiturn).")  # fmt: skip
+system_option = click.option(
+    "--system",
+    default=None,
+    metavar="TEXT",
+    help="Start every messages list with this system turn.",
+)
+
 
 @main.command()
 @click.argument("task")
@@ -339,6 +603,9 @@ def catalog_stats(ctx, as_json) -> None:
     "--option-style", type=click.Choice(OPTION_STYLES), default="random", show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--chat", is_flag=True, help="Print the messages view (user/assistant turns).")
+@chat_fewshot_option
+@system_option
 @click.pass_context
 def render(
     ctx,
@@ -354,11 +621,32 @@ def render(
     budget,
     option_style,
     as_json,
+    chat,
+    chat_fewshot,
+    system,
 ) -> None:
     """Render N examples of TASK in a format."""
     cat = _catalog(ctx)
     cfg = RenderConfig(shots=shots, budget=budget, option_style=option_style)
     dirs = parse_source_dirs(cat, source_dirs)
+    if chat or chat_fewshot != "single" or system is not None:
+        from .views import chat_task
+
+        for i, msgs in enumerate(chat_task(cat, task, fmt=fmt, n=n, seed=seed, split=split, template_id=template_id,
+                                           source=source, source_dirs=dirs, config=cfg, chat_fewshot=chat_fewshot,
+                                           system=system)):  # fmt: skip
+            if as_json:
+                click.echo(json.dumps(msgs, ensure_ascii=False))
+                continue
+            click.echo(
+                click.style(f"=== [{i + 1}] {task} | {fmt} | {len(msgs)} message(s) ===", bold=True)
+            )
+            for m in msgs:
+                color = {"system": "yellow", "user": "cyan", "assistant": "green"}.get(m["role"])
+                click.echo(click.style(f"{m['role'].upper()}:", fg=color))
+                click.echo(m["content"])
+            click.echo("")
+        return
     for i, ex in enumerate(
         render_task(
             cat,
@@ -431,6 +719,10 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
     for p in problems:
         click.echo(str(p), err=p.level == "error")
     n_t = len(tasks) if tasks else len(cat.tasks)
+    from .lint import rule_counts
+
+    counts = rule_counts(problems)
+    click.echo("text rules: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     click.echo(
         f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s); checked {len(cat.templates)} templates, {n_t} tasks"
     )
@@ -465,7 +757,7 @@ def mixture_list(ctx) -> None:
         click.echo(f"{m.name:<12} source={m.source:<6} {m.description}")
 
 
-def _plan(ctx, name, total, exclude, source_dirs, sizes_from="count"):
+def _plan(ctx, name, total, exclude, source_dirs, sizes_from="count", license_policy=None):
     from .export import _source_choice, candidate_tasks, count_sizes
     from .export.local import _STATE
     from .mixture import metadata_sizes, parse_excludes, plan_mixture
@@ -473,14 +765,43 @@ def _plan(ctx, name, total, exclude, source_dirs, sizes_from="count"):
     cat = _catalog(ctx)
     spec = cat.mixture(name)
     excludes = parse_excludes(cat, exclude)
-    tasks = candidate_tasks(cat, spec, excludes)
+    tasks = candidate_tasks(cat, spec, excludes, license_policy=license_policy)
     if sizes_from == "metadata":
         sizes = metadata_sizes(tasks)
     else:
         _STATE.update(catalog=cat)
         dirs = {k: str(v) for k, v in parse_source_dirs(cat, source_dirs).items()}
         sizes = count_sizes(cat, tasks, _source_choice(spec, None), dirs)
-    return plan_mixture(cat, spec, sizes, total=total, exclude=excludes)
+    return plan_mixture(
+        cat, spec, sizes, total=total, exclude=excludes, license_policy=license_policy
+    )
+
+
+def license_options(f):
+    """--license / --license-class / --allow-share-alike / --exclude-model-generated."""
+    from .licenses import LICENSE_LEVELS
+    from .specs import LICENSE_CLASSES
+
+    f = click.option("--exclude-model-generated", is_flag=True,
+                     help="Remove tasks whose data is marked model-generated (or not known).")(f)  # fmt: skip
+    f = click.option("--allow-share-alike/--no-share-alike", default=True, show_default=True,
+                     help="Keep or remove tasks under a share-alike license (unknown counts as share-alike).")(f)  # fmt: skip
+    f = click.option("--license-class", "license_classes", multiple=True, metavar="CLASS",
+                     help=f"Allow exactly these use classes (repeatable or comma-separated): {', '.join(LICENSE_CLASSES)}.")(f)  # fmt: skip
+    f = click.option("--license", "license_level", type=click.Choice([*LICENSE_LEVELS, "any"]), default=None,
+                     help="Keep only tasks usable at this level: commercial keeps commercial; unspecified adds "
+                          "unspecified; non-commercial adds non-commercial; academic-only adds academic-only. "
+                          "Tasks without license facts (unknown) need --license-class unknown.")(f)  # fmt: skip
+    return f
+
+
+def _policy(license_level, license_classes, allow_share_alike, exclude_model_generated):
+    from .licenses import LicensePolicy
+
+    p = LicensePolicy.from_options(
+        license_level, license_classes, allow_share_alike, exclude_model_generated
+    )
+    return p if p.active else None
 
 
 exclude_option = click.option("--exclude", multiple=True, metavar="NAME",
@@ -501,10 +822,18 @@ exclude_option = click.option("--exclude", multiple=True, metavar="NAME",
 @click.option(
     "--json", "as_json", is_flag=True, help="Counts per task × format and per collection as JSON."
 )
+@license_options
 @click.pass_context
-def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json) -> None:
-    """Print the exact number of examples each task × format contributes."""
-    plan = _plan(ctx, name, total, exclude, source_dirs, sizes_from)
+def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json, license_level, license_classes,
+                 allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
+    """Print the exact number of examples each task × format contributes.
+
+    A license policy (--license, --license-class, --no-share-alike,
+    --exclude-model-generated) removes tasks first, then plans again over what
+    remains; the removed tasks are listed with the reason.
+    """
+    policy = _policy(license_level, license_classes, allow_share_alike, exclude_model_generated)
+    plan = _plan(ctx, name, total, exclude, source_dirs, sizes_from, policy)
     data = plan.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -529,12 +858,37 @@ def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json) ->
             ["collection", "count", "share"],
         )
     )
+    if plan.policy is not None:
+        _echo_removed(plan)
     ex = plan.excluded
     more = f" (+{len(ex) - 8} more)" if len(ex) > 8 else ""
     click.echo(
         f"\ntotal {plan.total} examples from {len(plan.tasks())} tasks"
         + (f"; excluded {len(ex)}: {', '.join(ex[:8])}{more}" if ex else "")
     )
+
+
+def _echo_removed(plan) -> None:
+    import textwrap
+
+    from .licenses import group_reasons
+
+    p = plan.policy
+    click.echo(
+        f"\nlicense policy: classes {', '.join(p['license_classes'] or ['any'])}; "
+        f"share-alike {'allowed' if p['allow_share_alike'] else 'removed'}; "
+        f"model-generated {'allowed' if p['allow_model_generated'] else 'removed'}"
+    )
+    click.echo(
+        f"removed {len(plan.removed)} task(s) before planning (rates re-planned over the rest):"
+    )
+    for why, names in group_reasons(plan.removed):
+        click.echo(f"  {why} — {len(names)} task(s):")
+        click.echo(
+            textwrap.fill(
+                ", ".join(names), width=100, initial_indent="    ", subsequent_indent="    "
+            )
+        )
 
 
 @main.command()
@@ -576,18 +930,34 @@ def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json) ->
               help="A bad record stops the export (fail) or is counted in the manifest and left out (skip).")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an export with a different spec in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--format", "file_format", type=click.Choice(["arrow", "parquet", "jsonl", "jsonl.gz"]), default="arrow",
+              show_default=True, help="Shard file format (all load with datasets.load_dataset(OUT)).")  # fmt: skip
+@click.option("--messages/--no-messages", default=True, show_default=True,
+              help="Add the chat view: a messages column of {role, content} turns.")  # fmt: skip
+@chat_fewshot_option
+@system_option
+@click.option("--columns", "column_sets", multiple=True, type=click.Choice(["flan-dump"]),
+              help="Extra column sets; flan-dump adds task_source, task_name, template_type, template_idx "
+              "(the public Flan 2022 dumps' columns).")  # fmt: skip
+@license_options
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, overwrite, quiet) -> None:  # fmt: skip
-    """Render a mixture into Arrow shards with a manifest (resumable, deterministic)."""
+           budget, option_style, on_error, overwrite, quiet, file_format, messages, chat_fewshot, system,
+           column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
+    """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
+    manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
+    from .views import OutputSpec
 
     cat = _catalog(ctx)
+    output = OutputSpec(file_format=file_format, messages=messages, chat_fewshot=chat_fewshot,
+                        system=system, columns=tuple(column_sets))  # fmt: skip
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
-                   on_error=on_error, overwrite=overwrite, progress=not quiet,
-                   log=lambda s: click.echo(s, err=True))  # fmt: skip
+                   on_error=on_error, overwrite=overwrite, progress=not quiet, output=output,
+                   log=lambda s: click.echo(s, err=True),
+                   license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated))  # fmt: skip
 
 
 @main.command()
@@ -678,6 +1048,76 @@ def finetune(args) -> None:
     from finetune.cli import main as ft_main
 
     raise SystemExit(ft_main(list(args)))
+
+
+# ----------------------------------------------------------------------------- browse
+
+
+@main.command("browse")
+@click.option(
+    "--host",
+    default=None,
+    metavar="ADDR",
+    help="Address to bind (default 127.0.0.1; anything else exposes the app to your network).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="A catalog.yaml (or its folder) instead of the bundled one (same as flan --catalog).",
+)
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="An export folder to show on the Export page.",
+)
+@source_dir_option
+@click.option("--no-open", is_flag=True, help="Print the URL; do not open a browser.")
+@click.pass_context
+def browse(ctx, host, port, catalog_path, export_dir, source_dirs, no_open) -> None:
+    """Browse the catalog, watch templates render, inspect mixtures and exports
+    in a local read-only web app (Ctrl-C stops it).
+
+    \b
+    Examples:
+      flan browse
+      flan browse --export out/demo --port 0 --no-open
+    """
+    from .browse.server import DEFAULT_HOST, BrowseApp, is_loopback, make_server, url_of
+
+    if catalog_path is not None:
+        ctx.ensure_object(dict).update(root=catalog_path)
+        ctx.obj.pop("catalog", None)
+    cat = _catalog(ctx)
+    app = BrowseApp(cat, export_dir, parse_source_dirs(cat, source_dirs))
+    bind = host if host is not None else DEFAULT_HOST
+    srv = make_server(app, bind, port)
+    url = url_of(srv)
+    if not is_loopback(bind):
+        click.echo(f"warning: listening on {bind}, reachable from other machines", err=True)
+    click.echo(f"flan browse: serving {url} (Ctrl-C to stop)", err=False)
+    if not no_open:
+        import contextlib
+        import webbrowser
+
+        with contextlib.suppress(Exception):  # no browser: the URL is printed above
+            webbrowser.open(url)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        srv.server_close()
 
 
 main.add_command(import_group)

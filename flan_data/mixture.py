@@ -23,6 +23,7 @@ from typing import Any
 
 from .catalog import Catalog
 from .errors import FlanDataError, UnknownNameError
+from .licenses import LicensePolicy, check_policy_leaves_tasks
 from .specs import FORMATS, MixtureSpec, TaskSpec
 
 DEFAULT_FORMATS = ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt")
@@ -50,6 +51,9 @@ class Plan:
     entries: tuple[PlanEntry, ...]
     excluded: tuple[str, ...] = ()
     spec: Mapping[str, Any] = field(default_factory=dict)
+    #: tasks a license policy removed before planning, with the reason
+    removed: Mapping[str, str] = field(default_factory=dict)
+    policy: Mapping[str, Any] | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -96,7 +100,11 @@ class Plan:
                 for c, n in coll.items()
             },
             "excluded": list(self.excluded),
-        }
+        } | (
+            {"license_policy": dict(self.policy), "removed": dict(self.removed)}
+            if self.policy is not None
+            else {}
+        )
 
 
 def largest_remainder(weights: Sequence[float], total: int) -> list[int]:
@@ -161,7 +169,8 @@ class _Part:
 
 
 def _member_parts(catalog: Catalog, mixture: MixtureSpec, sizes: Mapping[str, int], excludes: Sequence[str],
-                  excluded: list[str], stack: tuple[str, ...]) -> list[tuple[float | None, list[_Part]]]:  # fmt: skip
+                  excluded: list[str], stack: tuple[str, ...], policy: LicensePolicy | None = None,
+                  removed: dict[str, str] | None = None) -> list[tuple[float | None, list[_Part]]]:  # fmt: skip
     """Each member as (rate or None, its task parts with in-group weights)."""
     if mixture.name in stack:
         raise FlanDataError(f"mixture {mixture.name!r} includes itself (via {' -> '.join(stack)})")
@@ -170,7 +179,7 @@ def _member_parts(catalog: Catalog, mixture: MixtureSpec, sizes: Mapping[str, in
         if m.kind == "mixture":
             sub = catalog.mixture(m.name)
             inner = _resolve_weights(
-                catalog, sub, sizes, excludes, excluded, (*stack, mixture.name)
+                catalog, sub, sizes, excludes, excluded, (*stack, mixture.name), policy, removed
             )
             parts = [_Part(t, f, w) for t, f, w in inner]
             groups.append((m.rate, parts))
@@ -188,6 +197,11 @@ def _member_parts(catalog: Catalog, mixture: MixtureSpec, sizes: Mapping[str, in
             ):
                 excluded.append(t.name)
                 continue
+            why = policy.reason(t) if policy is not None else None
+            if why is not None:
+                if removed is not None:
+                    removed[t.name] = why
+                continue
             if t.name not in sizes:
                 raise FlanDataError(f"no size known for task {t.name!r} (count its records first)")
             size = sizes[t.name]
@@ -204,10 +218,11 @@ def _member_parts(catalog: Catalog, mixture: MixtureSpec, sizes: Mapping[str, in
 
 
 def _resolve_weights(catalog: Catalog, mixture: MixtureSpec, sizes: Mapping[str, int], excludes: Sequence[str],
-                     excluded: list[str], stack: tuple[str, ...] = ()) -> list[tuple[TaskSpec, tuple[str, ...], float]]:  # fmt: skip
+                     excluded: list[str], stack: tuple[str, ...] = (), policy: LicensePolicy | None = None,
+                     removed: dict[str, str] | None = None) -> list[tuple[TaskSpec, tuple[str, ...], float]]:  # fmt: skip
     """Flatten a mixture into (task, formats, absolute weight) with weights summing to
     the mixture's natural size (so nested mixtures compose)."""
-    groups = _member_parts(catalog, mixture, sizes, excludes, excluded, stack)
+    groups = _member_parts(catalog, mixture, sizes, excludes, excluded, stack, policy, removed)
     natural = [sum(p.weight for p in parts) for _, parts in groups]
     total_natural = sum(natural)
     rated = [(r if r is not None else None) for r, _ in groups]
@@ -241,17 +256,24 @@ def plan_mixture(
     *,
     total: int | None = None,
     exclude: Sequence[str] = (),
+    license_policy: LicensePolicy | None = None,
 ) -> Plan:
     """Exact counts per task × format for ``mixture``.
 
     ``sizes`` maps task names to their number of train records. ``total``
     defaults to the mixture's ``total`` or else its natural size (the sum of the
-    capped, inversion-weighted task sizes).
+    capped, inversion-weighted task sizes). ``license_policy`` removes the tasks
+    it rejects before any weight is computed (``Plan.removed`` says why), so the
+    member rates, caps and format splits hold over the tasks that remain.
     """
     spec = catalog.mixture(mixture) if isinstance(mixture, str) else mixture
     excludes = parse_excludes(catalog, exclude)
     excluded: list[str] = []
-    flat = _resolve_weights(catalog, spec, sizes, excludes, excluded)
+    policy = license_policy if license_policy is not None and license_policy.active else None
+    removed: dict[str, str] = {}
+    flat = _resolve_weights(catalog, spec, sizes, excludes, excluded, (), policy, removed)
+    if not flat and removed:
+        check_policy_leaves_tasks(removed, 0, spec.name)
     if not flat:
         raise FlanDataError(
             f"mixture {spec.name!r} selects no examples: every task is excluded, empty or capped to zero"
@@ -284,6 +306,8 @@ def plan_mixture(
         entries=entries,
         excluded=tuple(dict.fromkeys(excluded)),
         spec=describe_mixture(spec),
+        removed=removed,
+        policy=policy.to_json() if policy is not None else None,
     )
 
 

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from flan_data import FORMATS, __version__
 from flan_data.cli import main
+from flan_data.sources.base import parse_split
 
 RENDER_KEYS = {"inputs", "targets", "task", "collection", "format", "template_id", "fewshot_style", "options",
                "exemplar_ids", "example_id", "source_split", "seed"}  # fmt: skip
@@ -103,7 +104,15 @@ def test_no_command_shows_usage(run):
 def test_catalog_list_table(run, catalog):
     out = ok(run("catalog", "list"))
     lines = out.splitlines()
-    assert lines[0].split() == ["task", "collection", "category", "source", "templates", "sample"]
+    assert lines[0].split() == [
+        "task",
+        "collection",
+        "category",
+        "source",
+        "templates",
+        "sample",
+        "license",
+    ]
     assert set(lines[1]) <= {"-", " "}
     assert out.rstrip().endswith(f"{len(catalog.tasks)} task(s)")
     assert any(line.startswith("anli_r1 ") for line in lines)
@@ -122,6 +131,8 @@ def test_catalog_list_json_and_filters(run, catalog, h):
         "sample",
         "held_out",
         "inversion_of",
+        "languages",
+        "license_class",
     }
     assert (
         anli["collection"] == "flan2021"
@@ -169,7 +180,10 @@ def test_catalog_show_json(run, catalog):
     assert info["exemplars"] == "field:positive_examples"
     assert info["source"]["kind"] == "niv2" and info["sample"]["kind"] == "niv2"
     assert {t["kind"] for t in info["templates"]} == {"zero_shot", "few_shot"}
-    assert all({"id", "kind", "set", "variables"} == set(t) for t in info["templates"])
+    assert all(
+        {"id", "kind", "set", "variables", "input", "target", "file"} == set(t)
+        for t in info["templates"]
+    )
     assert info["formats"] == ["zs_opt", "zs_noopt", "fs_opt", "fs_noopt"]
     assert set(info["metadata"]) >= {
         "category",
@@ -381,7 +395,10 @@ def test_render_source_dir_hf_save_to_disk(run, tmp_path, catalog):
         for i in range(6)
     ]
     dd = datasets.DatasetDict(
-        {spec.split_name(s): datasets.Dataset.from_list(recs) for s in ("train", "validation")}
+        {
+            parse_split(spec.split_name(s))[0]: datasets.Dataset.from_list(recs)
+            for s in ("train", "validation")
+        }
     )
     dd.save_to_disk(str(tmp_path / "anli"))
     rows = json_lines(

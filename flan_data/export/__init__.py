@@ -1,4 +1,4 @@
-"""Export a mixture to Arrow shards: deterministic, resumable, parallel.
+"""Export a mixture to shards (Arrow, Parquet or JSON Lines): deterministic, resumable, parallel.
 
 >>> import tempfile
 >>> from flan_data import Catalog
@@ -8,8 +8,9 @@
 >>> m["num_rows"]
 50
 
-Layout of ``out``: ``shard-XXXXX-of-YYYYY.arrow`` files, ``manifest.json`` and
-``COMPLETED`` (written last). Work in progress lives in ``out/.flan-export``; a
+Layout of ``out``: ``data/shard-XXXXX-of-YYYYY.<arrow|parquet|jsonl|jsonl.gz>``,
+a dataset card ``README.md`` (so ``datasets.load_dataset(out)`` loads it as-is),
+``manifest.json`` and ``COMPLETED`` (written last). Work in progress lives in ``out/.flan-export``; a
 rerun of the same command resumes from it and produces the same bytes as an
 uninterrupted run. A different spec is refused unless ``overwrite=True``.
 """
@@ -29,12 +30,15 @@ from typing import Any
 from .. import __version__
 from ..catalog import Catalog
 from ..errors import FlanDataError, SourceError, UnknownNameError
+from ..licenses import ATTRIBUTION_FILE, LicensePolicy, attribution_markdown, license_summary
 from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
+from ..views import OutputSpec
 from .jobs import make_jobs
 from .writer import (
     COMPLETED,
+    DATA_DIR,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -64,16 +68,21 @@ DEFAULT_SHARD_ROWS = 10_000
 
 
 def candidate_tasks(
-    catalog: Catalog, spec: MixtureSpec, exclude: Sequence[str] = (), _stack: tuple[str, ...] = ()
+    catalog: Catalog,
+    spec: MixtureSpec,
+    exclude: Sequence[str] = (),
+    _stack: tuple[str, ...] = (),
+    license_policy=None,
 ) -> list[TaskSpec]:
-    """Tasks a mixture may draw from (before sizes are known)."""
+    """Tasks a mixture may draw from (before sizes are known); a license policy
+    removes the tasks it rejects."""
     if spec.name in _stack:
         raise FlanDataError(f"mixture {spec.name!r} includes itself")
     out: dict[str, TaskSpec] = {}
     for m in spec.members:
         if m.kind == "mixture":
             for t in candidate_tasks(
-                catalog, catalog.mixture(m.name), exclude, (*_stack, spec.name)
+                catalog, catalog.mixture(m.name), exclude, (*_stack, spec.name), license_policy
             ):
                 out[t.name] = t
             continue
@@ -87,6 +96,8 @@ def candidate_tasks(
                 continue
             if spec.source == "sample" and t.sample is None:
                 continue
+            if license_policy is not None and license_policy.reason(t) is not None:
+                continue
             out[t.name] = t
     return list(out.values())
 
@@ -96,8 +107,11 @@ def _source_choice(spec: MixtureSpec, source: str | None) -> str:
 
 
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                workers: int = 1, executor=None) -> dict[str, int]:  # fmt: skip
-    """Train-split sizes of ``tasks``; every unreachable source is reported at once."""
+                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
+    """Train-split sizes of ``tasks``; every unreachable source is reported at once.
+
+    ``seekable``, when given, is filled with whether each task's source can
+    read a record range without reading what comes before it."""
     from .local import count_one
 
     names = [t.name for t in tasks]
@@ -109,7 +123,9 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
         if isinstance(res, str):
             problems.append(f"  - {name}: {res}")
         else:
-            sizes[name] = res
+            sizes[name] = res[0]
+            if seekable is not None:
+                seekable[name] = res[1]
     if problems:
         raise SourceError(
             f"{len(problems)} source(s) needed by the plan cannot be read; nothing was written:\n"
@@ -139,8 +155,16 @@ def export_mixture(
     backend: str = "local",
     ray_address: str | None = None,
     log: Callable[[str], None] | None = None,
+    license_policy: LicensePolicy | None = None,
+    output: OutputSpec | None = None,
 ) -> dict[str, Any]:
-    """Render ``mixture`` into Arrow shards under ``out``; return the manifest."""
+    """Render ``mixture`` into shards under ``out/data``; return the manifest.
+
+    ``output`` picks the file format and the optional columns (messages, the
+    flan-dump columns); the default writes Arrow with a ``messages`` column.
+    ``license_policy`` removes tasks before planning (the manifest records the
+    policy and what it removed); every export writes ``ATTRIBUTION.md``.
+    """
     t0 = time.perf_counter()
     log = log or (lambda s: print(s, file=sys.stderr))
     if on_error not in ON_ERROR:
@@ -151,6 +175,7 @@ def export_mixture(
         raise FlanDataError(f"--workers must be >= 1, got {workers}")
     spec = catalog.mixture(mixture) if isinstance(mixture, str) else mixture
     cfg = render_config or RenderConfig()
+    output = output or OutputSpec()
     src_choice = _source_choice(spec, source)
     dirs = {k: str(Path(v).resolve()) for k, v in (source_dirs or {}).items()}
     excludes = parse_excludes(catalog, exclude)
@@ -173,13 +198,17 @@ def export_mixture(
     else:
         raise UnknownNameError("backend", backend, ("local", "ray"))
     try:
-        tasks = candidate_tasks(catalog, spec, excludes)
+        policy = license_policy if license_policy is not None and license_policy.active else None
+        tasks = candidate_tasks(catalog, spec, excludes, license_policy=policy)
         if not tasks:
             raise FlanDataError(
                 f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
             )
-        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor)
-        plan = plan_mixture(catalog, spec, sizes, total=total, exclude=excludes)
+        seekable: dict[str, bool] = {}
+        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable)
+        plan = plan_mixture(
+            catalog, spec, sizes, total=total, exclude=excludes, license_policy=policy
+        )
         if sum(e.count for e in plan.entries) == 0:
             raise FlanDataError(f"mixture {spec.name!r} selects no examples")
         state = {
@@ -198,6 +227,7 @@ def export_mixture(
                 "tokenizer": getattr(cfg.tokenizer, "name", type(cfg.tokenizer).__name__),
             },  # fmt: skip
             "on_error": on_error,
+            "output": output.to_json(),
         }
         _prepare_out(out, state, overwrite)
         if (out / COMPLETED).is_file():
@@ -213,6 +243,8 @@ def export_mixture(
             source=src_choice,
             source_dirs=dirs,
             on_error=on_error,
+            seekable=seekable,
+            output=output,
         )
         spill = out / STATE_DIR / "spill"
         spill.mkdir(parents=True, exist_ok=True)
@@ -229,11 +261,14 @@ def export_mixture(
 
         shards_info = []
         for done, info in enumerate(
-            executor.assemble(num_shards, spill, out, [j.index for j in jobs]), 1
+            executor.assemble(num_shards, spill, out, [j.index for j in jobs], output), 1
         ):
             shards_info.append(info)
             _fault("shard", done)
         shards_info.sort(key=lambda s: s["file"])
+        # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole
+        for p in (out / DATA_DIR).glob(".shard-*.tmp-*"):
+            p.unlink(missing_ok=True)
         counts: dict[str, dict[str, int]] = {}
         for e in plan.entries:
             if e.count:
@@ -246,7 +281,10 @@ def export_mixture(
             "seed": seed,
             "num_rows": sum(s["rows"] for s in shards_info),
             "planned_rows": rows_total,
-            "schema": schema_json(),
+            "schema": schema_json(output.schema()),
+            "file_format": output.file_format,
+            "data_dir": DATA_DIR,
+            "output": output.to_json(),
             "mixture": plan.spec,
             "plan": {
                 "total": plan.total,
@@ -263,7 +301,11 @@ def export_mixture(
         }
         if skipped_total:
             _subtract_skips(manifest, out)
+        _governance(catalog, plan, policy, manifest, out)
         _fault("manifest")
+        from .card import write_card
+
+        write_card(out, manifest, catalog)
         write_manifest(out, manifest)
         shutil.rmtree(out / STATE_DIR / "spill", ignore_errors=True)
         dt = time.perf_counter() - t0
@@ -273,6 +315,18 @@ def export_mixture(
         return manifest
     finally:
         executor.close()
+
+
+def _governance(catalog: Catalog, plan, policy, manifest: dict[str, Any], out: Path) -> None:
+    """License policy, license summary and the attribution file (written before
+    the manifest, so a COMPLETED export always has it)."""
+    included = [catalog.task(t) for t in plan.tasks()]
+    if policy is not None:
+        manifest["license_policy"] = policy.to_json()
+        manifest["plan"]["removed"] = dict(plan.removed)
+    manifest["licenses"] = license_summary(included)
+    text = attribution_markdown(included, mixture=plan.mixture, policy=policy)
+    atomic_write_bytes(out / ATTRIBUTION_FILE, text.encode())
 
 
 def _subtract_skips(manifest: dict[str, Any], out: Path) -> None:
@@ -328,14 +382,60 @@ def _prepare_out(out: Path, state: dict[str, Any], overwrite: bool) -> None:
 
 def _clear(out: Path) -> None:
     """Remove only what flan export writes."""
+    from .card import is_our_card
+    from .writer import format_of
+
+    def ours(p: Path) -> bool:
+        if not p.is_file():
+            return False
+        if p.name.startswith(".shard-"):
+            return True
+        try:
+            return p.name.startswith("shard-") and format_of(p) is not None
+        except FlanDataError:
+            return False
+
     for p in out.iterdir():
         if (
-            p.name in (MANIFEST, COMPLETED)
-            or (p.name.startswith("shard-") and p.suffix == ".arrow")
-            or p.name.startswith(".shard-")
+            p.name in (MANIFEST, COMPLETED, ATTRIBUTION_FILE)
+            or ours(p)
+            or (p.name == "README.md" and is_our_card(p))
         ):
             p.unlink()
+    data = out / DATA_DIR
+    if data.is_dir():
+        for p in data.iterdir():
+            if ours(p):
+                p.unlink()
+        if not any(data.iterdir()):
+            data.rmdir()
     shutil.rmtree(out / STATE_DIR, ignore_errors=True)
 
 
-__all__ = ["DEFAULT_SHARD_ROWS", "ON_ERROR", "candidate_tasks", "count_sizes", "export_mixture"]
+def read_shard(path: str | Path, columns: Sequence[str] | None = None):
+    """One shard file of any format (arrow, parquet, jsonl, jsonl.gz) as a ``pyarrow.Table``.
+
+    Raises FlanDataError naming the file when it is unreadable or lacks ``columns``.
+    """
+    from .writer import read_table
+
+    try:
+        t = read_table(Path(path))
+    except (OSError, ValueError) as e:
+        raise FlanDataError(f"shard {path} cannot be read: {e}") from None
+    if columns is not None:
+        missing = [c for c in columns if c not in t.column_names]
+        if missing:
+            raise FlanDataError(f"shard {path} lacks columns {missing}")
+        t = t.select(list(columns))
+    return t
+
+
+__all__ = [
+    "DEFAULT_SHARD_ROWS",
+    "ON_ERROR",
+    "candidate_tasks",
+    "count_sizes",
+    "export_mixture",
+    "read_shard",
+]

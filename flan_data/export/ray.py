@@ -40,7 +40,7 @@ from ..catalog import Catalog
 from ..errors import FlanDataError, MissingDependencyError
 from ..render import RenderConfig, Renderer
 from .jobs import JobResult, TaskJob, assemble_shard, run_job
-from .local import _STATE, _inside
+from .local import _STATE
 
 #: Object store size of a Ray instance started by the executor itself: only
 #: small results and the catalog location travel through it.
@@ -73,7 +73,7 @@ def _worker_state(token: str, box: list) -> bool:
         import ray
 
         root, files, fingerprint, cfg = ray.get(box[0])
-        cat = Catalog.load(root, extra_files=[f for f in files if not _inside(f, root)])
+        cat = Catalog.load(root, extra_files=files)
         if cat.fingerprint != fingerprint:
             raise FlanDataError(
                 f"the catalog at {root} on Ray node {socket.gethostname()} differs from the driver's "
@@ -98,9 +98,9 @@ def _run(token: str, box: list, job: TaskJob, spill: Path) -> tuple[JobResult, i
 
 
 def _assemble(
-    shard: int, num_shards: int, spill: Path, out: Path, job_indices: list[int]
+    shard: int, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
 ) -> dict[str, Any]:
-    return assemble_shard(shard, num_shards, spill, out, job_indices)
+    return assemble_shard(shard, num_shards, spill, out, job_indices, output)
 
 
 def _probe(path: Path, digest: str) -> tuple[str, bool]:
@@ -162,7 +162,7 @@ class RayExecutor:
         self._run = ray.remote(**opts)(_run)
         self._assemble = ray.remote(**opts)(_assemble)
         self._probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
-        init = (catalog.root, list(catalog.files), catalog.fingerprint, cfg)
+        init = (catalog.root, list(catalog.extra_files), catalog.fingerprint, cfg)
         self._token = _token(init)
         self._box = [ray.put(init)]
         #: Worker processes that ran render jobs, and how many renderers they built
@@ -251,11 +251,11 @@ class RayExecutor:
             yield res
 
     def assemble(
-        self, num_shards: int, spill: Path, out: Path, job_indices: list[int]
+        self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
     ) -> Iterator[dict[str, Any]]:
         idx = self._ray.put(list(job_indices))
         calls = [
-            lambda s=s: self._assemble.remote(s, num_shards, spill, out, idx)
+            lambda s=s: self._assemble.remote(s, num_shards, spill, out, idx, output)
             for s in range(num_shards)
         ]
         for _, info in self._stream(calls):

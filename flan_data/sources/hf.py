@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, SourceError
-from .base import Record, Source
+from .base import Record, Source, parse_split
 
 
 def _datasets():
@@ -55,7 +55,7 @@ class HFSource(Source):
                     f"{self.describe()}: cannot load {d} with load_from_disk: {e}"
                 ) from None
             if isinstance(obj, ds.Dataset):
-                split = next(iter(self.spec.splits.values()), "train")
+                split = parse_split(next(iter(self.spec.splits.values()), "train"))[0]
                 obj = ds.DatasetDict({split: obj})
             self._local = obj
         return self._local
@@ -65,7 +65,7 @@ class HFSource(Source):
         if local is not None:
             return tuple(local.keys())
         if self.spec.splits:
-            return tuple(self.spec.splits.values())
+            return tuple(dict.fromkeys(parse_split(s)[0] for s in self.spec.splits.values()))
         return ("train", "validation", "test")
 
     def check(self) -> None:
@@ -79,6 +79,20 @@ class HFSource(Source):
                 f"{self.describe()}: not reachable ({type(e).__name__}: {str(e)[:200]}); "
                 f"pass --source-dir {self.spec.path.split('/')[-1]}=PATH to a save_to_disk copy, or fill the HF cache"
             ) from None
+
+    def _native_count(self, split: str) -> int | None:
+        # len() of a save_to_disk split is metadata (its Arrow files' lengths)
+        local = self._load_local()
+        if local is not None and split in local:
+            return len(local[split])
+        return None
+
+    def _read_native_range(self, split: str, lo: int, hi: int):
+        local = self._load_local()
+        if local is None or split not in local:
+            return None
+        # select() of a contiguous range is a zero-copy slice of the Arrow table
+        return ((None, dict(rec)) for rec in local[split].select(range(lo, hi)))
 
     def _read_native(self, split: str) -> Iterator[tuple[str | None, Record]]:
         local = self._load_local()
