@@ -146,16 +146,16 @@ def read_table(
             from flan_data.export import read_shard
 
             try:
-                tables.append(read_shard(shard, columns=columns))
+                table = read_shard(shard)  # all columns: the optional ones are picked below
             except Exception as exc:  # noqa: BLE001 - reported as the finetuner's own error
                 raise DataError(str(exc)) from None
-            continue
-        source = pa.memory_map(str(shard), "r")
-        try:
-            reader = ipc.open_file(source)
-        except pa.ArrowInvalid as exc:
-            raise DataError(f"shard {shard} is not an Arrow IPC file: {exc}") from None
-        table = reader.read_all()
+        else:
+            source = pa.memory_map(str(shard), "r")
+            try:
+                reader = ipc.open_file(source)
+            except pa.ArrowInvalid as exc:
+                raise DataError(f"shard {shard} is not an Arrow IPC file: {exc}") from None
+            table = reader.read_all()
         missing = [c for c in columns if c not in table.column_names]
         if missing:
             raise DataError(f"shard {shard} lacks columns {missing}")
