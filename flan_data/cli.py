@@ -39,6 +39,7 @@ def parse_source_dirs(catalog: Catalog, values: Iterable[str]) -> dict[str, Path
                 f"--source-dir expects NAME=PATH (NAME a task or collection), got {v!r}"
             )
         name, path = v.split("=", 1)
+        name = catalog.task_aliases.get(name, name)
         if name not in catalog.tasks:
             try:
                 name = catalog.collection(name).name
