@@ -1329,7 +1329,11 @@ def build_niv2(refs: Refs) -> dict[str, Any]:
         else:
             hyphenated = [n for n in twins if "-" in n]
             file_name = hyphenated[0] if hyphenated else name
+        if twins and name != file_name and file_name in twins:
+            continue  # one task per task file: this spelling is an alias of the file's own name
         t: dict[str, Any] = {"name": name}
+        if twins:
+            t["aliases"] = FlowList(sorted(twins))
         src: dict[str, Any] = {}
         if file_name != name:
             src["path"] = file_name
@@ -1372,7 +1376,8 @@ def build_niv2(refs: Refs) -> dict[str, Any]:
             notes.append(f"FLAN's list cuts the name at the '.'; the task file is {file_name}.json")
         if twins:
             notes.append(
-                f"FLAN's list has this task twice ({', '.join(sorted([name, *twins]))}); both read the file {file_name}.json"
+                f"FLAN's list has this task twice ({', '.join(sorted([name, *twins]))}), both reading {file_name}.json; "
+                "it is one task here (the other spelling is an alias), so no instance is trained twice"
             )
         md["niv2_split"] = split
         if split == "test":
