@@ -115,6 +115,11 @@ class TaskRenderer:
             engine.compile(t) for t in catalog.templates_for(task)
         )
         self._by_id = {ct.spec.id: ct for ct in self.templates}
+        # promptsource-dialect templates take fields as promptsource gives them
+        # (bools, mappings, None are data their Jinja tests), so no value checks.
+        self._check_values = not self.templates or any(
+            ct.spec.dialect != "promptsource" for ct in self.templates
+        )
         # canonical fields some template puts in the target: they must not be empty
         self._target_fields = frozenset(
             v
@@ -225,7 +230,7 @@ class TaskRenderer:
                 except Exception:  # noqa: BLE001 - any surprise: the Jinja path decides
                     pass
             out[name] = self._eval(fn, ctx, name, expr, example_id, raw)
-        for name, val in out.items():
+        for name, val in out.items() if self._check_values else ():
             why = bad_value(val, name in self._target_fields)
             if why:
                 raise RecordError(self.task.name, example_id, f"{why} ({self.task.fields[name]} gave {val!r})",
