@@ -332,3 +332,15 @@ def test_stats_refuses_a_damaged_export(toy, tmp_path):
     _flip(out / "shard-00000-of-00003.arrow")
     with pytest.raises(FlanDataError, match="shard-00000-of-00003.arrow: sha256"):
         stats(out)
+
+
+def test_cli_verify_flag_repairs_a_flipped_byte(toy, reference, tmp_path):
+    out = tmp_path / "o"
+    _export(toy, out)
+    _flip(out / "shard-00001-of-00003.arrow")
+    args = ["--catalog", str(toy), "export", "-m", "m", "--total", "12", "--seed", "1", "--shard-rows", "4", "-q", "--out", str(out)]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert "already complete" in r.output  # sizes only
+    r = CliRunner().invoke(main, [*args, "--verify"])
+    assert r.exit_code == 0 and "repairing" in r.output and "sha256 differs" in r.output
+    assert _top(out) == _top(reference)
