@@ -325,10 +325,9 @@ def catalog_show(ctx, task, template_id, fmt, seed, row, split, source, source_d
             )
             if s.get("note"):
                 lines.append(" " * 16 + f"note: {s['note']}")
-    rules = info.get("record_rules")
+    rules = info.get("record_rules_text") or []
     lines.append("  record rules: " + ("-" if not rules else ""))
-    if rules:
-        lines += _indent(json.dumps(rules, indent=2, ensure_ascii=False), "    ")
+    lines += [f"    {r}" for r in rules]
     for k, v in (info.get("other") or {}).items():
         lines.append(f"  {k}:".ljust(16) + json.dumps(v, ensure_ascii=False))
     lines.append("  fields:")
@@ -1029,9 +1028,10 @@ def finetune(args) -> None:
     default=None,
     help="An export folder to show on the Export page.",
 )
+@source_dir_option
 @click.option("--no-open", is_flag=True, help="Print the URL; do not open a browser.")
 @click.pass_context
-def browse(ctx, host, port, catalog_path, export_dir, no_open) -> None:
+def browse(ctx, host, port, catalog_path, export_dir, source_dirs, no_open) -> None:
     """Browse the catalog, watch templates render, inspect mixtures and exports
     in a local read-only web app (Ctrl-C stops it).
 
@@ -1045,7 +1045,8 @@ def browse(ctx, host, port, catalog_path, export_dir, no_open) -> None:
     if catalog_path is not None:
         ctx.ensure_object(dict).update(root=catalog_path)
         ctx.obj.pop("catalog", None)
-    app = BrowseApp(_catalog(ctx), export_dir)
+    cat = _catalog(ctx)
+    app = BrowseApp(cat, export_dir, parse_source_dirs(cat, source_dirs))
     bind = host if host is not None else DEFAULT_HOST
     srv = make_server(app, bind, port)
     url = url_of(srv)

@@ -303,3 +303,99 @@ def test_browse_cli_refuses_busy_port(app):
         srv.server_close()
     r = run("browse", "--no-open", "--export", "/nonexistent-dir")
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_record_rules_shown_when_a_spec_has_them(cat):
+    import dataclasses
+    import types
+
+    from flan_data.browse.query import record_rules, record_rules_lines
+
+    @dataclasses.dataclass(frozen=True)
+    class Rules:
+        filter: str | None = None
+        explode: dict = dataclasses.field(default_factory=dict)
+
+        def __bool__(self):
+            return bool(self.filter or self.explode)
+
+        def describe(self):
+            return [f"filter: {self.filter}"] if self.filter else []
+
+    t = types.SimpleNamespace(records=Rules(filter="label >= 0"), source=cat.task("anli_r1").source)
+    assert record_rules(t) == {"filter": "label >= 0"}
+    assert record_rules_lines(t) == ["filter: label >= 0"]
+    empty = types.SimpleNamespace(records=Rules(), source=cat.task("anli_r1").source)
+    assert record_rules(empty) is None and record_rules_lines(empty) == []
+    # every task of the bundled catalog: JSON-able rules, and the text page shows them
+    for name, t in cat.tasks.items():
+        if record_rules(t):
+            out = ok(run("catalog", "show", name, "--brief"))
+            assert all(line in out for line in record_rules_lines(t))
+            break
+
+
+def test_preview_reads_source_dirs(cat, tmp_path):
+    from pathlib import Path
+
+    hold = cat.task("cot_gsm8k").source.validation_size or 0
+    (tmp_path / "gsm8k_train.tsv").write_text(
+        "".join(f"What is {i}+1?\t{i + 1}\t{i} plus one is {i + 1}.\n" for i in range(hold + 5))
+    )
+    app = BrowseApp(cat, source_dirs={"cot_gsm8k": Path(tmp_path)})
+    r = app.handle("/api/preview?task=cot_gsm8k&format=cot&seed=4&row=1")
+    got = json.loads(r.body)["example"]
+    want = [json.loads(x) for x in ok(run("render", "cot_gsm8k", "-f", "cot", "--seed", "4", "-n", "2",
+                                          "--source-dir", f"cot_gsm8k={tmp_path}", "--json")).splitlines()]  # fmt: skip
+    assert "What is 6+1?" in got["inputs"] and got == want[1]
+
+
+def test_export_manifest_pointing_outside_is_refused(tmp_path):
+    import hashlib
+
+    from flan_data.export import export_mixture
+
+    cat = Catalog.load()
+    out = tmp_path / "exp"
+    export_mixture(cat, "demo", out, total=30, seed=0, progress=False)
+    m = json.loads((out / "manifest.json").read_text())
+    (tmp_path / "outside.arrow").write_bytes((out / m["shards"][0]["file"]).read_bytes())
+    m["shards"][0]["file"] = "../outside.arrow"
+    data = json.dumps(m).encode()
+    (out / "manifest.json").write_bytes(data)
+    (out / "COMPLETED").write_text(hashlib.sha256(data).hexdigest())
+    app = BrowseApp(cat, out)
+    r = app.handle("/export?shard=../outside.arrow")
+    assert r.status == 400 and "outside the export folder" in r.text
+    r = app.handle("/export")  # the page itself still shows, with the problem
+    assert r.status == 200 and "outside the export folder" in r.text and "problem(s)" in r.text
+
+
+def test_flan_browse_process_serves_on_loopback(tmp_path):
+    """The real command: starts, prints a 127.0.0.1 URL, serves pages, stops on SIGINT."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "flan_data", "browse", "--port", "0", "--no-open"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        c = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=60)
+        c.request("GET", "/task/bool_q")
+        r = c.getresponse()
+        assert r.status == 200 and b"boolq-01" in r.read()
+        c.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

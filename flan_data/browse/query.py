@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -28,7 +29,7 @@ from ..specs import TaskSpec, TemplateSpec
 #: TaskSpec fields shown by name; any other (newer) field is shown generically.
 _KNOWN_TASK_FIELDS = frozenset(
     {"name", "collection", "source", "fields", "templates", "sample", "options", "options_field",
-     "exemplars", "metadata", "file"}
+     "exemplars", "metadata", "file", "records", "record_rules"}
 )  # fmt: skip
 
 
@@ -52,15 +53,37 @@ def _source(s: Any) -> dict[str, Any] | None:
     return d | {"kind": s.kind}
 
 
-def record_rules(t: TaskSpec) -> Any:
-    """The task's record rules (filter/explode/sample_turn) when the spec has them, else None."""
+def _rules_obj(t: Any) -> Any:
     for name in ("records", "record_rules", "rules"):
         v = getattr(t, name, None)
-        if v not in (None, (), {}, []):
-            return plain(v)
-    src = getattr(t.source, "options", {}) or {}
+        if v is not None and v not in ((), {}, []) and bool(v):
+            return v
+    return None
+
+
+def _drop_empty(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _drop_empty(x) for k, x in v.items() if x not in (None, {}, [], "")}
+    return v
+
+
+def record_rules(t: Any) -> Any:
+    """The task's record rules (filter/explode/sample_turn) as plain data, or None."""
+    v = _rules_obj(t)
+    if v is not None:
+        return _drop_empty(plain(v))
+    src = getattr(getattr(t, "source", None), "options", {}) or {}
     rules = {k: plain(src[k]) for k in ("filter", "explode", "sample_turn") if k in src}
     return rules or None
+
+
+def record_rules_lines(t: Any) -> list[str]:
+    """One readable line per record rule, in the order they apply (empty: none)."""
+    v = _rules_obj(t)
+    if v is not None and callable(getattr(v, "describe", None)):
+        return [str(x) for x in v.describe()]
+    d = record_rules(t)
+    return [f"{k}: {json.dumps(x, ensure_ascii=False)}" for k, x in (d or {}).items()]
 
 
 def template_info(tpl: TemplateSpec, variables: Iterable[str] = ()) -> dict[str, Any]:
@@ -87,6 +110,7 @@ def task_info(cat: Catalog, t: TaskSpec) -> dict[str, Any]:
         "source": _source(t.source),
         "sample": _source(t.sample),
         "record_rules": record_rules(t),
+        "record_rules_text": record_rules_lines(t),
         "fields": dict(t.fields),
         "options": list(t.options)
         if t.options is not None
@@ -100,9 +124,7 @@ def task_info(cat: Catalog, t: TaskSpec) -> dict[str, Any]:
     other = {
         f.name: plain(getattr(t, f.name))
         for f in dataclasses.fields(t)
-        if f.name not in _KNOWN_TASK_FIELDS
-        and getattr(t, f.name) not in (None, (), {}, [])
-        and plain(getattr(t, f.name)) != info["record_rules"]
+        if f.name not in _KNOWN_TASK_FIELDS and getattr(t, f.name) not in (None, (), {}, [])
     }
     if other:
         info["other"] = other

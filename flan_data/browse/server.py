@@ -71,8 +71,10 @@ class BrowseApp:
     ``/api/preview`` (JSON), ``/api/task/NAME`` (JSON), ``/static/FILE``.
     """
 
-    def __init__(self, catalog: Catalog, export_dir: str | Path | None = None):
+    def __init__(self, catalog: Catalog, export_dir: str | Path | None = None,
+                 source_dirs: dict[str, Path] | None = None):  # fmt: skip
         self.catalog = catalog
+        self.source_dirs = dict(source_dirs or {})
         self.export = ExportView(Path(export_dir)) if export_dir is not None else None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -151,7 +153,7 @@ class BrowseApp:
             t = cat.task(name)
             args = pages.preview_args(cat, t, params, list(pages.task_info(cat, t)["formats"]))
             p = preview(cat, name, fmt=args["format"], seed=args["seed"], template_id=args["template"],
-                        row=args["row"], split=args["split"])  # fmt: skip
+                        row=args["row"], split=args["split"], source_dirs=self.source_dirs)  # fmt: skip
             return self.json(p)
         if path.startswith("/api/task/"):
             return self.json(pages.task_info(cat, cat.task(path[len("/api/task/") :])))

@@ -37,6 +37,9 @@
       if (ex.fewshot_style) meta += ` · style ${ex.fewshot_style} · exemplars ${ex.exemplar_ids.join(", ") || "-"}`;
       if (ex.options) meta += ` · options: ${ex.options.join(" | ")}`;
       $("p-meta").textContent = meta;
+      document.querySelectorAll("article.template.current").forEach((el) => el.classList.remove("current"));
+      const cur = document.getElementById("tpl-" + ex.template_id);
+      if (cur) cur.classList.add("current");
     }
     form.dataset.key = params.toString();
     form.dataset.state = "done";
