@@ -684,6 +684,10 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
     for p in problems:
         click.echo(str(p), err=p.level == "error")
     n_t = len(tasks) if tasks else len(cat.tasks)
+    from .lint import rule_counts
+
+    counts = rule_counts(problems)
+    click.echo("text rules: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     click.echo(
         f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s); checked {len(cat.templates)} templates, {n_t} tasks"
     )
