@@ -557,6 +557,17 @@ def catalog_stats(ctx, as_json) -> None:
 
 # ----------------------------------------------------------------------------- render
 
+chat_fewshot_option = click.option(
+    "--chat-fewshot", type=click.Choice(["single", "multiturn"]), default="single", show_default=True,
+    help="Few-shot rows in the messages view: one user turn (single) or each exemplar in its own "
+    "user/assistant turns (multiturn).")  # fmt: skip
+system_option = click.option(
+    "--system",
+    default=None,
+    metavar="TEXT",
+    help="Start every messages list with this system turn.",
+)
+
 
 @main.command()
 @click.argument("task")
@@ -592,6 +603,9 @@ def catalog_stats(ctx, as_json) -> None:
     "--option-style", type=click.Choice(OPTION_STYLES), default="random", show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--chat", is_flag=True, help="Print the messages view (user/assistant turns).")
+@chat_fewshot_option
+@system_option
 @click.pass_context
 def render(
     ctx,
@@ -607,11 +621,32 @@ def render(
     budget,
     option_style,
     as_json,
+    chat,
+    chat_fewshot,
+    system,
 ) -> None:
     """Render N examples of TASK in a format."""
     cat = _catalog(ctx)
     cfg = RenderConfig(shots=shots, budget=budget, option_style=option_style)
     dirs = parse_source_dirs(cat, source_dirs)
+    if chat or chat_fewshot != "single" or system is not None:
+        from .views import chat_task
+
+        for i, msgs in enumerate(chat_task(cat, task, fmt=fmt, n=n, seed=seed, split=split, template_id=template_id,
+                                           source=source, source_dirs=dirs, config=cfg, chat_fewshot=chat_fewshot,
+                                           system=system)):  # fmt: skip
+            if as_json:
+                click.echo(json.dumps(msgs, ensure_ascii=False))
+                continue
+            click.echo(
+                click.style(f"=== [{i + 1}] {task} | {fmt} | {len(msgs)} message(s) ===", bold=True)
+            )
+            for m in msgs:
+                color = {"system": "yellow", "user": "cyan", "assistant": "green"}.get(m["role"])
+                click.echo(click.style(f"{m['role'].upper()}:", fg=color))
+                click.echo(m["content"])
+            click.echo("")
+        return
     for i, ex in enumerate(
         render_task(
             cat,
@@ -899,19 +934,32 @@ def _echo_removed(plan) -> None:
 @click.option("--verify", "verify_shards", is_flag=True,
               help="Over a complete export, check every shard's sha256 (not only its size) and repair what differs.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--format", "file_format", type=click.Choice(["arrow", "parquet", "jsonl", "jsonl.gz"]), default="arrow",
+              show_default=True, help="Shard file format (all load with datasets.load_dataset(OUT)).")  # fmt: skip
+@click.option("--messages/--no-messages", default=True, show_default=True,
+              help="Add the chat view: a messages column of {role, content} turns.")  # fmt: skip
+@chat_fewshot_option
+@system_option
+@click.option("--columns", "column_sets", multiple=True, type=click.Choice(["flan-dump"]),
+              help="Extra column sets; flan-dump adds task_source, task_name, template_type, template_idx "
+              "(the public Flan 2022 dumps' columns).")  # fmt: skip
 @license_options
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, overwrite, verify_shards, quiet, license_level, license_classes, allow_share_alike,
-           exclude_model_generated) -> None:  # fmt: skip
-    """Render a mixture into Arrow shards with a manifest (resumable, deterministic)."""
+           budget, option_style, on_error, overwrite, verify_shards, quiet, file_format, messages, chat_fewshot, system,
+           column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
+    """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
+    manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
+    from .views import OutputSpec
 
     cat = _catalog(ctx)
+    output = OutputSpec(file_format=file_format, messages=messages, chat_fewshot=chat_fewshot,
+                        system=system, columns=tuple(column_sets))  # fmt: skip
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
-                   on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet,
+                   on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet, output=output,
                    log=lambda s: click.echo(s, err=True),
                    license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated))  # fmt: skip
 

@@ -336,13 +336,16 @@ class TaskRenderer:
         template_id: str | None = None,
         canonicals: Sequence[Mapping[str, Any] | None] | None = None,
         errors: list[tuple[int, RecordError]] | None = None,
+        turns: bool = False,
     ) -> dict[str, list[Any]]:
         """Render many ``(example_id, raw record)`` items; return columns.
 
         Rows that share a template render in one call of its batch template.
         With ``errors`` given, a bad record is reported there as
         ``(item index, RecordError)`` and left out; otherwise it raises. The
-        ``index`` column maps each output row to its item.
+        ``index`` column maps each output row to its item. ``turns=True`` adds a
+        ``turns`` column: for a composed few-shot row, (exemplars as (input,
+        target) texts, query input) before the few-shot style joins them; else None.
         """
         task = self.task
         cfg = self.config
@@ -396,6 +399,8 @@ class TaskRenderer:
             "source_split": [split] * n,
             "seed": [r[3] for r, _ in done],
         }
+        if turns:
+            cols["turns"] = [t[4] if len(t) > 4 else None for _, t in done]
         return cols
 
     def _render_rows(self, rows, errors) -> dict[int, tuple[str, str, str | None, list[str]]]:
@@ -498,7 +503,7 @@ class TaskRenderer:
                 counts.append(c + st)
             n = fit_count(counts, tok.count(qi) + st + tok.count(qt), cfg.budget)
             inputs = compose_fewshot(pairs[:n], qi, fs, qt)
-            out[r[0]] = (inputs, qt, fs.id, [ex.example_id for ex in chosen[:n]])
+            out[r[0]] = (inputs, qt, fs.id, [ex.example_id for ex in chosen[:n]], (pairs[:n], qi))
         return out
 
     def _render_own_fewshot(

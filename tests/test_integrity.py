@@ -60,7 +60,8 @@ def _tree(d: Path) -> dict[str, bytes]:
 
 
 def _top(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+    """The export's files (data/ included), without flan's state folders."""
+    return {k: v for k, v in _tree(d).items() if not k.startswith(".flan-export")}
 
 
 @pytest.fixture
@@ -140,11 +141,11 @@ def _flip(f: Path) -> None:
 
 
 DAMAGE = {
-    "flipped byte (--verify)": lambda o: _flip(o / "shard-00001-of-00003.arrow"),
-    "truncated shard": lambda o: (o / "shard-00001-of-00003.arrow").write_bytes(
-        (o / "shard-00001-of-00003.arrow").read_bytes()[:100]
+    "flipped byte (--verify)": lambda o: _flip(o / "data" / "shard-00001-of-00003.arrow"),
+    "truncated shard": lambda o: (o / "data" / "shard-00001-of-00003.arrow").write_bytes(
+        (o / "data" / "shard-00001-of-00003.arrow").read_bytes()[:100]
     ),
-    "missing shard": lambda o: (o / "shard-00002-of-00003.arrow").unlink(),
+    "missing shard": lambda o: (o / "data" / "shard-00002-of-00003.arrow").unlink(),
     "edited manifest": lambda o: (o / "manifest.json").write_text(
         (o / "manifest.json").read_text().replace('"seed": 1', '"seed": 7')
     ),
@@ -179,10 +180,10 @@ def test_rerun_checks_sizes_and_reports_complete_only_then(toy, reference, tmp_p
 def test_extra_shard_is_refused_with_a_message(toy, tmp_path):
     out = tmp_path / "o"
     _export(toy, out)
-    (out / "shard-00007-of-00009.arrow").write_bytes(b"someone else's")
-    with pytest.raises(FlanDataError, match="shard-00007-of-00009.arrow: a shard that is not part"):
+    (out / "data" / "shard-00007-of-00009.arrow").write_bytes(b"someone else's")
+    with pytest.raises(FlanDataError, match="data/shard-00007-of-00009.arrow: a shard that is not part"):
         _export(toy, out)
-    assert (out / "shard-00007-of-00009.arrow").read_bytes() == b"someone else's"
+    assert (out / "data" / "shard-00007-of-00009.arrow").read_bytes() == b"someone else's"
 
 
 def test_cli_rerun_over_missing_manifest_has_no_traceback(toy, reference, tmp_path):
@@ -243,6 +244,8 @@ def test_leftovers_are_cleaned(toy, reference, tmp_path):
     assert r.returncode == -9
     for n in (".shard-00001-of-00003.arrow.tmp-4242", ".COMPLETED.tmp-17", ".manifest.json.tmp-9"):
         (out / n).write_bytes(b"half")
+    (out / "data").mkdir(exist_ok=True)
+    (out / "data" / ".shard-00002-of-00003.arrow.tmp-77").write_bytes(b"half")
     assert (out / ".flan-export" / "spill").is_dir()
     _export(toy, out)
     assert _top(out) == _top(reference)
@@ -329,7 +332,7 @@ def test_verify_never_tracebacks_and_stats_checks_first(toy, tmp_path):
 def test_stats_refuses_a_damaged_export(toy, tmp_path):
     out = tmp_path / "o"
     _export(toy, out)
-    _flip(out / "shard-00000-of-00003.arrow")
+    _flip(out / "data" / "shard-00000-of-00003.arrow")
     with pytest.raises(FlanDataError, match="shard-00000-of-00003.arrow: sha256"):
         stats(out)
 
@@ -337,7 +340,7 @@ def test_stats_refuses_a_damaged_export(toy, tmp_path):
 def test_cli_verify_flag_repairs_a_flipped_byte(toy, reference, tmp_path):
     out = tmp_path / "o"
     _export(toy, out)
-    _flip(out / "shard-00001-of-00003.arrow")
+    _flip(out / "data" / "shard-00001-of-00003.arrow")
     args = ["--catalog", str(toy), "export", "-m", "m", "--total", "12", "--seed", "1", "--shard-rows", "4", "-q", "--out", str(out)]  # fmt: skip
     r = CliRunner().invoke(main, args)
     assert "already complete" in r.output  # sizes only

@@ -1,4 +1,4 @@
-"""Export a mixture to Arrow shards: deterministic, resumable, parallel.
+"""Export a mixture to shards (Arrow, Parquet or JSON Lines): deterministic, resumable, parallel.
 
 >>> import tempfile
 >>> from flan_data import Catalog
@@ -8,8 +8,9 @@
 >>> m["num_rows"]
 50
 
-Layout of ``out``: ``shard-XXXXX-of-YYYYY.arrow`` files, ``manifest.json`` and
-``COMPLETED`` (written last). Work in progress lives in ``out/.flan-export``; a
+Layout of ``out``: ``data/shard-XXXXX-of-YYYYY.<arrow|parquet|jsonl|jsonl.gz>``,
+a dataset card ``README.md`` (so ``datasets.load_dataset(out)`` loads it as-is),
+``manifest.json`` and ``COMPLETED`` (written last). Work in progress lives in ``out/.flan-export``; a
 rerun of the same command resumes from it and produces the same bytes as an
 uninterrupted run. A different spec is refused unless ``overwrite=True``.
 """
@@ -34,10 +35,12 @@ from ..licenses import ATTRIBUTION_FILE, LicensePolicy, attribution_markdown, li
 from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
+from ..views import OutputSpec
 from .fingerprint import describe_change, fingerprint, save_cache
 from .jobs import make_jobs
 from .writer import (
     COMPLETED,
+    DATA_DIR,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -157,10 +160,13 @@ def export_mixture(
     ray_address: str | None = None,
     log: Callable[[str], None] | None = None,
     license_policy: LicensePolicy | None = None,
+    output: OutputSpec | None = None,
     verify: bool = False,
 ) -> dict[str, Any]:
-    """Render ``mixture`` into Arrow shards under ``out``; return the manifest.
+    """Render ``mixture`` into shards under ``out/data``; return the manifest.
 
+    ``output`` picks the file format and the optional columns (messages, the
+    flan-dump columns); the default writes Arrow with a ``messages`` column.
     ``license_policy`` removes tasks before planning (the manifest records the
     policy and what it removed); every export writes ``ATTRIBUTION.md``.
 
@@ -179,6 +185,7 @@ def export_mixture(
         raise FlanDataError(f"--workers must be >= 1, got {workers}")
     spec = catalog.mixture(mixture) if isinstance(mixture, str) else mixture
     cfg = render_config or RenderConfig()
+    output = output or OutputSpec()
     src_choice = _source_choice(spec, source)
     dirs = {k: str(Path(v).resolve()) for k, v in (source_dirs or {}).items()}
     excludes = parse_excludes(catalog, exclude)
@@ -231,6 +238,7 @@ def export_mixture(
                 "tokenizer": getattr(cfg.tokenizer, "name", type(cfg.tokenizer).__name__),
             },  # fmt: skip
             "on_error": on_error,
+            "output": output.to_json(),
             "sources": fingerprint(
                 catalog, [catalog.task(t) for t in plan.tasks()], src_choice, dirs,
                 cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes,
@@ -254,6 +262,7 @@ def export_mixture(
             source_dirs=dirs,
             on_error=on_error,
             seekable=seekable,
+            output=output,
         )
         spill = out / STATE_DIR / "spill"
         spill.mkdir(parents=True, exist_ok=True)
@@ -270,11 +279,14 @@ def export_mixture(
 
         shards_info = []
         for done, info in enumerate(
-            executor.assemble(num_shards, spill, out, [j.index for j in jobs]), 1
+            executor.assemble(num_shards, spill, out, [j.index for j in jobs], output), 1
         ):
             shards_info.append(info)
             _fault("shard", done)
         shards_info.sort(key=lambda s: s["file"])
+        # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole
+        for p in (out / DATA_DIR).glob(".shard-*.tmp-*"):
+            p.unlink(missing_ok=True)
         counts: dict[str, dict[str, int]] = {}
         for e in plan.entries:
             if e.count:
@@ -287,7 +299,10 @@ def export_mixture(
             "seed": seed,
             "num_rows": sum(s["rows"] for s in shards_info),
             "planned_rows": rows_total,
-            "schema": schema_json(),
+            "schema": schema_json(output.schema()),
+            "file_format": output.file_format,
+            "data_dir": DATA_DIR,
+            "output": output.to_json(),
             "mixture": plan.spec,
             "plan": {
                 "total": plan.total,
@@ -306,6 +321,9 @@ def export_mixture(
             _subtract_skips(manifest, out)
         _governance(catalog, plan, policy, manifest, out)
         _fault("manifest")
+        from .card import write_card
+
+        write_card(out, manifest, catalog)
         write_manifest(out, manifest)
         _write_ledger(out)
         _clean_leftovers(out)
@@ -374,9 +392,8 @@ def _names(d: Path) -> list[str]:
 
 
 def _is_flan_name(n: str) -> bool:
-    return n in (MANIFEST, COMPLETED, ATTRIBUTION_FILE, *_OURS) or n.startswith(
-        ("shard-", ".shard-")
-    )
+    ours = (MANIFEST, COMPLETED, ATTRIBUTION_FILE, DATA_DIR, "README.md", *_OURS)
+    return n in ours or n.startswith(("shard-", ".shard-"))
 
 
 def _read_json(f: Path) -> Any:
@@ -525,9 +542,10 @@ _LEFTOVER = re.compile(r"^\..+\.tmp-\d+$")
 
 def _clean_leftovers(out: Path) -> None:
     """Temporary files of interrupted writes, and the spill folder once complete."""
-    for n in _names(out):
-        if _LEFTOVER.match(n):
-            (out / n).unlink(missing_ok=True)
+    for d in (out, out / DATA_DIR):
+        for n in _names(d):
+            if _LEFTOVER.match(n):
+                (d / n).unlink(missing_ok=True)
     if (out / COMPLETED).is_file():
         shutil.rmtree(out / STATE_DIR / "spill", ignore_errors=True)
 
@@ -561,9 +579,10 @@ def _check_complete(out: Path, *, deep: bool, log: Callable[[str], None]) -> dic
                 continue
             damaged.append(s["file"])
         extra = [
-            n
-            for n in _names(out)
-            if n.startswith("shard-") and n.endswith(".arrow") and n not in listed
+            str(p.relative_to(out))
+            for d in (out, out / DATA_DIR)
+            for p in sorted(d.glob("shard-*"))
+            if str(p.relative_to(out)) not in listed
         ]
         if extra:
             raise FlanDataError(
@@ -583,8 +602,34 @@ def _check_complete(out: Path, *, deep: bool, log: Callable[[str], None]) -> dic
         _remove(out / MANIFEST)
     for name in damaged:
         _remove(out / name)
-        _remove(out / STATE_DIR / "shards" / f"{name}.json")
+        _remove(out / STATE_DIR / "shards" / f"{Path(name).name}.json")
     return None
 
 
-__all__ = ["DEFAULT_SHARD_ROWS", "ON_ERROR", "candidate_tasks", "count_sizes", "export_mixture"]
+def read_shard(path: str | Path, columns: Sequence[str] | None = None):
+    """One shard file of any format (arrow, parquet, jsonl, jsonl.gz) as a ``pyarrow.Table``.
+
+    Raises FlanDataError naming the file when it is unreadable or lacks ``columns``.
+    """
+    from .writer import read_table
+
+    try:
+        t = read_table(Path(path))
+    except (OSError, ValueError) as e:
+        raise FlanDataError(f"shard {path} cannot be read: {e}") from None
+    if columns is not None:
+        missing = [c for c in columns if c not in t.column_names]
+        if missing:
+            raise FlanDataError(f"shard {path} lacks columns {missing}")
+        t = t.select(list(columns))
+    return t
+
+
+__all__ = [
+    "DEFAULT_SHARD_ROWS",
+    "ON_ERROR",
+    "candidate_tasks",
+    "count_sizes",
+    "export_mixture",
+    "read_shard",
+]
