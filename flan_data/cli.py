@@ -387,6 +387,18 @@ def _show_template(
     lines += _side_by_side(
         ("template target", t["target"]), ("rendered targets", ex["targets"]), width
     )
+    if p.get("record") is not None:
+        rec = json.dumps(p["record"], indent=2, ensure_ascii=False).splitlines()
+        cut = 30
+        lines += [
+            "",
+            click.style(f"source record ({ex['source_split']}/{ex['example_id']})", bold=True),
+        ]
+        lines += [
+            "  " + (ln if len(ln) <= width - 3 else ln[: width - 4] + "…") for ln in rec[:cut]
+        ]
+        if len(rec) > cut:
+            lines.append(f"  … ({len(rec) - cut} more lines; --json prints it whole)")
     _emit("\n".join(lines), not no_pager)
 
 
