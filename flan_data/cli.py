@@ -944,7 +944,11 @@ def _echo_removed(plan) -> None:
 )
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="A bad record stops the export (fail) or is counted in the manifest and left out (skip).")  # fmt: skip
-@click.option("--overwrite", is_flag=True, help="Replace an export with a different spec in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an export with a different spec in --out (swapped in only once complete; "
+                   "files flan did not write are never deleted).")  # fmt: skip
+@click.option("--verify", "verify_shards", is_flag=True,
+              help="Over a complete export, check every shard's sha256 (not only its size) and repair what differs.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--format", "file_format", type=click.Choice(["arrow", "parquet", "jsonl", "jsonl.gz"]), default="arrow",
               show_default=True, help="Shard file format (all load with datasets.load_dataset(OUT)).")  # fmt: skip
@@ -958,7 +962,7 @@ def _echo_removed(plan) -> None:
 @license_options
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, overwrite, quiet, file_format, messages, chat_fewshot, system,
+           budget, option_style, on_error, overwrite, verify_shards, quiet, file_format, messages, chat_fewshot, system,
            column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
@@ -971,7 +975,7 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
-                   on_error=on_error, overwrite=overwrite, progress=not quiet, output=output,
+                   on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet, output=output,
                    log=lambda s: click.echo(s, err=True),
                    license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated))  # fmt: skip
 
