@@ -27,6 +27,7 @@ from .errors import (
     RecordError,
     SourceError,
     TemplateError,
+    TemplateLimitError,
     TemplateSecurityError,
     UnknownNameError,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "SourceSpec",
     "TaskSpec",
     "TemplateError",
+    "TemplateLimitError",
     "TemplateSecurityError",
     "TemplateSpec",
     "Tokenizer",

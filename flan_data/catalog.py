@@ -14,6 +14,7 @@ and query.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -116,6 +117,9 @@ class _V:
             raise self.fail(
                 path, f"expected {'an integer' if integer else 'a number'}, got {_typename(obj)}"
             )
+        if isinstance(obj, float) and not math.isfinite(obj):
+            # NaN passes every comparison test below and inf breaks plans later
+            raise self.fail(path, f"expected a finite number, got {obj}")
         if obj < minimum:
             raise self.fail(path, f"expected a value >= {minimum}, got {obj}")
         return obj

@@ -18,9 +18,9 @@ from .clickgroup import FlanGroup
 from .errors import FlanDataError, MissingDependencyError, UnknownNameError
 from .importers.cli import import_group
 from .lint import lint
-from .render import OPTION_STYLES, RenderConfig, Renderer, render_task
+from .render import OPTION_STYLES, RenderConfig, render_task
 from .sources import SOURCE_CHOICES
-from .specs import FORMATS, TaskSpec, thaw
+from .specs import FORMATS, TaskSpec
 
 
 def _catalog(ctx: click.Context) -> Catalog:
@@ -180,51 +180,116 @@ def catalog_list(
 
 
 def task_info(cat: Catalog, t: TaskSpec) -> dict:
-    """Everything about a task, as plain JSON-able data."""
-    r = Renderer(cat)
-    tr = r.task_renderer(t)
+    """Everything about a task, as plain JSON-able data (see :func:`flan_data.browse.query.task_info`)."""
+    from .browse.query import task_info as _info
 
-    def src(s):
-        if s is None:
-            return None
-        return {k: thaw(v) for k, v in vars(s).items() if v not in (None, {}, ())} | {
-            "kind": s.kind
-        }
+    return _info(cat, t)
 
-    return {
-        "name": t.name,
-        "collection": t.collection,
-        "file": t.file,
-        "source": src(t.source),
-        "sample": src(t.sample),
-        "fields": dict(t.fields),
-        "options": list(t.options)
-        if t.options is not None
-        else ({"field": t.options_field} if t.options_field else None),
-        "exemplars": t.exemplars,
-        "template_sets": list(t.templates),
-        "templates": [
-            {
-                "id": ct.spec.id,
-                "kind": ct.spec.kind,
-                "set": ct.spec.set,
-                "variables": sorted(ct.variables),
-            }
-            for ct in tr.templates
-        ],
-        "formats": list(tr.formats()),
-        "metadata": {k: thaw(v) for k, v in vars(t.metadata).items()},
-    }
+
+def _emit(text: str, pager: bool) -> None:
+    """Print ``text``; through a pager when it is longer than the terminal (and stdout is one)."""
+    import shutil
+    import sys
+
+    if pager and sys.stdout.isatty() and text.count("\n") + 1 > shutil.get_terminal_size().lines:
+        click.echo_via_pager(text + "\n")
+    else:
+        click.echo(text)
+
+
+def _indent(text: str, pad: str = "      ") -> list[str]:
+    return [pad + ln if ln else "" for ln in text.splitlines()] or [pad + "(empty)"]
+
+
+def _side_by_side(left: tuple[str, str], right: tuple[str, str], width: int) -> list[str]:
+    """Two titled text columns (stacked when the terminal is narrow)."""
+    import textwrap
+
+    col = (width - 3) // 2
+    if col < 40:
+        return [click.style(left[0], bold=True), *_indent(left[1], "  "), "",
+                click.style(right[0], bold=True), *_indent(right[1], "  ")]  # fmt: skip
+
+    def wrap(s: str) -> list[str]:
+        out = []
+        for ln in s.splitlines() or [""]:
+            out += textwrap.wrap(ln, col, replace_whitespace=False, drop_whitespace=False) or [""]
+        return out
+
+    a, b = wrap(left[1]), wrap(right[1])
+    rows = [click.style(left[0].ljust(col), bold=True) + " | " + click.style(right[0], bold=True),
+            "-" * col + "-+-" + "-" * col]  # fmt: skip
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else ""
+        y = b[i] if i < len(b) else ""
+        rows.append((x.ljust(col) + " | " + y).rstrip())
+    return rows
 
 
 @catalog.command("show")
 @click.argument("task")
+@click.option(
+    "--template", "-t", "template_id", help="Show this template only, rendered on a sample row."
+)
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Format of the rendered sample (--template; default: zs_opt, or the template's own).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Run seed of the rendered sample."
+)
+@click.option(
+    "--row",
+    type=click.IntRange(0, 999),
+    default=0,
+    show_default=True,
+    help="Which record of the split to render (0 = first).",
+)
+@click.option("--split", default="validation", show_default=True, help="Split of the sample row.")
+@click.option(
+    "--source",
+    type=click.Choice(SOURCE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="auto: bundled sample data if any, else the real source.",
+)
+@source_dir_option
+@click.option("--brief", is_flag=True, help="Template ids and variables only, not their text.")
+@click.option("--no-pager", is_flag=True, help="Never page long output.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_context
-def catalog_show(ctx, task, as_json) -> None:
-    """Show a task: source, fields, options, templates, metadata."""
+def catalog_show(ctx, task, template_id, fmt, seed, row, split, source, source_dirs, brief, no_pager,
+                 as_json) -> None:  # fmt: skip
+    """Show a task: source, record rules, fields, options, metadata and every
+    template's full text; with --template, one template rendered on a sample row.
+
+    \b
+    Examples:
+      flan catalog show anli_r1
+      flan catalog show anli_r1 --template nli-03 --format fs_opt --seed 7
+    """
     cat = _catalog(ctx)
     info = task_info(cat, cat.task(task))
+    if template_id is not None:
+        _show_template(
+            ctx,
+            cat,
+            info,
+            template_id,
+            fmt,
+            seed,
+            row,
+            split,
+            source,
+            source_dirs,
+            as_json,
+            no_pager,
+        )
+        return
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
@@ -242,6 +307,12 @@ def catalog_show(ctx, task, as_json) -> None:
         lines.append(f"  inversion of: {m['inversion_of']}")
     if m["task_type"]:
         lines.append(f"  task type:    {m['task_type']}")
+    for k, v in (m.get("extra") or {}).items():
+        if k != "notes":
+            lines.append(
+                f"  {k.replace('_', ' ')}:".ljust(16)
+                + (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+            )
     for label, s in (("source", info["source"]), ("sample", info["sample"])):
         if s:
             lines.append(
@@ -254,6 +325,11 @@ def catalog_show(ctx, task, as_json) -> None:
             )
             if s.get("note"):
                 lines.append(" " * 16 + f"note: {s['note']}")
+    rules = info.get("record_rules_text") or []
+    lines.append("  record rules: " + ("-" if not rules else ""))
+    lines += [f"    {r}" for r in rules]
+    for k, v in (info.get("other") or {}).items():
+        lines.append(f"  {k}:".ljust(16) + json.dumps(v, ensure_ascii=False))
     lines.append("  fields:")
     lines += [f"    {k} <- {v}" for k, v in info["fields"].items()]
     if info["options"] is not None:
@@ -263,11 +339,163 @@ def catalog_show(ctx, task, as_json) -> None:
     lines.append(
         f"  templates ({len(info['templates'])}, sets {', '.join(info['template_sets'])}):"
     )
-    lines += [
-        f"    {t['id']:<14} {t['kind']:<10} {', '.join(v for v in t['variables'])}"
-        for t in info["templates"]
-    ]
-    click.echo("\n".join(lines))
+    for t in info["templates"]:
+        lines.append(
+            f"    {t['id']:<14} {t['kind']:<10} set {t['set']:<14} {', '.join(t['variables'])}"
+        )
+        if not brief:
+            lines.append("      input:")
+            lines += _indent(t["input"], "        ")
+            lines.append("      target:")
+            lines += _indent(t["target"], "        ")
+    if m.get("extra", {}).get("notes"):
+        lines.append(f"  notes:        {m['extra']['notes']}")
+    _emit("\n".join(lines), not no_pager)
+
+
+def _show_template(
+    ctx, cat, info, template_id, fmt, seed, row, split, source, source_dirs, as_json, no_pager
+):
+    import shutil
+
+    from .browse.preview import preview
+
+    by_id = {t["id"]: t for t in info["templates"]}
+    if template_id not in by_id:
+        raise UnknownNameError(
+            "template", template_id, by_id, hint=f"templates of task {info['name']}"
+        )
+    t = by_id[template_id]
+    if fmt is None:
+        fmt = {"cot": "cot", "few_shot": "fs_opt"}.get(t["kind"], "zs_opt")
+    p = preview(cat, info["name"], fmt=fmt, seed=seed, template_id=template_id, row=row, split=split,
+                source=source, source_dirs=parse_source_dirs(cat, source_dirs))  # fmt: skip
+    if as_json:
+        click.echo(
+            json.dumps({"task": info["name"], "template": t, **p}, indent=2, ensure_ascii=False)
+        )
+        return
+    ex = p["example"]
+    width = shutil.get_terminal_size((120, 40)).columns
+    head = f"{info['name']} | template {t['id']} ({t['kind']}, set {t['set']}) | {fmt} | seed {seed} | {ex['source_split']}/{ex['example_id']}"
+    if ex["fewshot_style"]:
+        head += f" | style {ex['fewshot_style']} | exemplars {', '.join(ex['exemplar_ids']) or '-'}"
+    lines = [click.style(head, bold=True), f"variables: {', '.join(t['variables'])}", ""]
+    lines += _side_by_side(("template input", t["input"]), ("rendered inputs", ex["inputs"]), width)
+    lines.append("")
+    lines += _side_by_side(
+        ("template target", t["target"]), ("rendered targets", ex["targets"]), width
+    )
+    _emit("\n".join(lines), not no_pager)
+
+
+@catalog.command("templates")
+@click.option("--set", "set_name", help="Only this template set.")
+@click.option("--grep", "-g", help="Only templates whose id or text contains this text.")
+@click.option("--text", "show_text", is_flag=True, help="Print each template's full text.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="List every task of a set (default: the first 8)."
+)
+@click.option("--no-pager", is_flag=True, help="Never page long output.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of sets.")
+@click.pass_context
+def catalog_templates(ctx, set_name, grep, show_text, show_all, no_pager, as_json) -> None:
+    """List template sets, their templates and the tasks that use them."""
+    from .browse.query import template_sets
+
+    sets = template_sets(_catalog(ctx), set_name, grep)
+    if as_json:
+        click.echo(json.dumps(sets, indent=2, ensure_ascii=False))
+        return
+    lines = []
+    for s in sets:
+        tasks = s["tasks"]
+        shown = tasks if show_all or len(tasks) <= 8 else tasks[:8]
+        more = (
+            f" … (+{len(tasks) - len(shown)} more, --all lists them)"
+            if len(shown) < len(tasks)
+            else ""
+        )
+        lines.append(
+            click.style(s["set"], bold=True)
+            + f"  {s['size']} template(s), kinds {', '.join(s['kinds'])}, {s['file']}"
+        )
+        lines.append(f"  used by {len(tasks)} task(s): {', '.join(shown) or '-'}{more}")
+        for t in s["templates"]:
+            first = next((ln for ln in t["input"].splitlines() if ln.strip()), "")
+            first = first if len(first) <= 70 else first[:69] + "…"
+            lines.append(f"    {t['id']:<16} {t['kind']:<10} {first}")
+            if show_text:
+                lines += [
+                    "      input:",
+                    *_indent(t["input"], "        "),
+                    "      target:",
+                    *_indent(t["target"], "        "),
+                ]
+        lines.append("")
+    n = sum(len(s["templates"]) for s in sets)
+    lines.append(f"{len(sets)} set(s), {n} template(s)" + (f" matching {grep!r}" if grep else ""))
+    _emit("\n".join(lines), not no_pager)
+
+
+@catalog.command("search")
+@click.argument("text")
+@click.option(
+    "--in",
+    "where",
+    multiple=True,
+    type=click.Choice(
+        ["name", "collection", "category", "language", "license", "source", "metadata", "template"]
+    ),
+    help="Only search these facts (repeatable; default: all).",
+)
+@click.option(
+    "--phrase",
+    is_flag=True,
+    help='Match TEXT as one phrase (default: every word, or "quoted phrase").',
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Show at most this many (0: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+@click.pass_context
+def catalog_search(ctx, text, where, phrase, limit, as_json) -> None:
+    """Find tasks by name, category, language, license, metadata or template wording.
+
+    Every word (or "quoted phrase") of TEXT must match somewhere, case-insensitive;
+    each hit says where it matched.
+
+    \b
+    Examples:
+      flan catalog search entailment
+      flan catalog search "non-commercial" --in license
+      flan catalog search "does the hypothesis have to be" --phrase --in template
+    """
+    from .browse.query import search_tasks
+
+    hits = search_tasks(_catalog(ctx), text, fields=where or None, phrase=phrase)
+    if as_json:
+        click.echo(json.dumps(hits if not limit else hits[:limit], indent=2, ensure_ascii=False))
+        return
+    shown = hits if not limit else hits[:limit]
+
+    def where_s(m):
+        tpl = [x for x in m if x.startswith("template:")]
+        rest = [x for x in m if not x.startswith("template:")]
+        if tpl:
+            rest.append(
+                f"templates ({len(tpl)}: {', '.join(x[9:] for x in tpl[:3])}{', …' if len(tpl) > 3 else ''})"
+            )
+        return ", ".join(rest)
+
+    rows = [[h["name"], h["collection"], h["category"] or "", where_s(h["matched"])] for h in shown]
+    click.echo(_table(rows, ["task", "collection", "category", "matched in"]))
+    more = f"; showing {len(shown)} (--limit 0 shows all)" if len(shown) < len(hits) else ""
+    click.echo(f"\n{len(hits)} task(s){more}")
 
 
 def _license_line(li: dict) -> str:
@@ -763,6 +991,76 @@ def finetune(args) -> None:
             getattr(e, "name", None) or "jax", "finetune", "flan finetune"
         ) from None
     raise SystemExit(ft_main(list(args)))
+
+
+# ----------------------------------------------------------------------------- browse
+
+
+@main.command("browse")
+@click.option(
+    "--host",
+    default=None,
+    metavar="ADDR",
+    help="Address to bind (default 127.0.0.1; anything else exposes the app to your network).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="A catalog.yaml (or its folder) instead of the bundled one (same as flan --catalog).",
+)
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="An export folder to show on the Export page.",
+)
+@source_dir_option
+@click.option("--no-open", is_flag=True, help="Print the URL; do not open a browser.")
+@click.pass_context
+def browse(ctx, host, port, catalog_path, export_dir, source_dirs, no_open) -> None:
+    """Browse the catalog, watch templates render, inspect mixtures and exports
+    in a local read-only web app (Ctrl-C stops it).
+
+    \b
+    Examples:
+      flan browse
+      flan browse --export out/demo --port 0 --no-open
+    """
+    from .browse.server import DEFAULT_HOST, BrowseApp, is_loopback, make_server, url_of
+
+    if catalog_path is not None:
+        ctx.ensure_object(dict).update(root=catalog_path)
+        ctx.obj.pop("catalog", None)
+    cat = _catalog(ctx)
+    app = BrowseApp(cat, export_dir, parse_source_dirs(cat, source_dirs))
+    bind = host if host is not None else DEFAULT_HOST
+    srv = make_server(app, bind, port)
+    url = url_of(srv)
+    if not is_loopback(bind):
+        click.echo(f"warning: listening on {bind}, reachable from other machines", err=True)
+    click.echo(f"flan browse: serving {url} (Ctrl-C to stop)", err=False)
+    if not no_open:
+        import contextlib
+        import webbrowser
+
+        with contextlib.suppress(Exception):  # no browser: the URL is printed above
+            webbrowser.open(url)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        srv.server_close()
 
 
 main.add_command(import_group)

@@ -81,6 +81,17 @@ class RecordError(FlanDataError):
         super().__init__(msg)
 
 
+class TemplateLimitError(TemplateError, RecordError):
+    """A template needed more output, memory, depth or time than the sandbox
+    allows (templates are untrusted input). A record error too, so
+    ``--on-error skip`` counts it instead of stopping."""
+
+    def __init__(self, message: str, limit: str = ""):
+        self.limit = limit
+        self.task, self.record_id = "", ""
+        Exception.__init__(self, message)
+
+
 class SourceError(FlanDataError):
     """A source that cannot be read: missing, unreachable, empty or malformed."""
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import Catalog
-from .errors import FlanDataError
+from .errors import FlanDataError, TemplateLimitError
 from .options import PLAIN, format_options
 from .render import RenderConfig, Renderer, TaskRenderer, build_pool, is_fewshot_format
 from .specs import TaskSpec
@@ -169,9 +169,12 @@ def _render_checks(tr: TaskRenderer, *, rows: int, seed: int, source_dirs) -> li
     except FlanDataError as e:
         return [Problem("error", where, f"cannot read records: {e}")]
     out: list[Problem] = []
+    failed: set[str] = set()  # over a limit: a hostile template is not rendered again
     for fmt in tr.formats():
         for ct in tr.eligible(fmt):
             for eid, rec in recs:
+                if ct.spec.id in failed:
+                    break
                 w = f"{where}, template {ct.spec.id}, format {fmt}, record {eid}"
                 try:
                     ex = tr.render(
@@ -185,6 +188,8 @@ def _render_checks(tr: TaskRenderer, *, rows: int, seed: int, source_dirs) -> li
                     )
                 except FlanDataError as e:
                     out.append(Problem("error", w, str(e)))
+                    if isinstance(e, TemplateLimitError):
+                        failed.add(ct.spec.id)
                     break
                 if not ex.inputs.strip() or not ex.targets.strip():
                     out.append(
@@ -202,18 +207,20 @@ def _render_checks(tr: TaskRenderer, *, rows: int, seed: int, source_dirs) -> li
                     and not task.exemplar_field
                 ):
                     out.append(Problem("warning", w, "no exemplar fits the length budget"))
-    out += _options_checks(tr, recs, split, seed)
+    out += _options_checks(tr, recs, split, seed, failed)
     return out
 
 
-def _options_checks(tr: TaskRenderer, recs, split: str, seed: int) -> list[Problem]:
+def _options_checks(
+    tr: TaskRenderer, recs, split: str, seed: int, failed=frozenset()
+) -> list[Problem]:
     """One source text must give both variants: the block in *_opt, none in *_noopt."""
     out: list[Problem] = []
     plain = Renderer(
         tr.catalog, RenderConfig(option_style="plain"), engine=tr.engine
     ).task_renderer(tr.task)
     for ct in plain.eligible("zs_opt"):
-        if not ct.uses_options:
+        if not ct.uses_options or ct.spec.id in failed:
             continue
         for eid, rec in recs:
             w = f"{tr.task.file}: task {tr.task.name}, template {ct.spec.id}, record {eid}"

@@ -1,6 +1,7 @@
 """Answer-option blocks: the plain ``OPTIONS:`` style and a seeded randomized family.
 
-A style is a start phrase × an item marker × an end punctuation. When the
+A style is a start phrase × an item marker × an end punctuation (left off an
+option that already ends in ``.``, ``?``, ``!`` or ``…``). When the
 markers are letters or numbers, the target becomes the marker of the right
 option, as a model would then be asked to answer.
 
@@ -74,6 +75,8 @@ MARKERS: tuple[tuple[str, str | None], ...] = (
     ("[{N}] ", "[{N}]"),
 )
 END_PUNCT = ("", ".", ";")
+# Option text ending in one of these gets no end punctuation from the style.
+_SENTENCE_END = frozenset(".?!…")
 
 
 def _label(template: str, i: int) -> str:
@@ -111,6 +114,8 @@ def _format(options: tuple[str, ...], style: OptionStyle) -> tuple[str, tuple[st
     n = len(options)
     for i, opt in enumerate(options):
         end = style.end if i < n - 1 else ("." if style.end else "")
+        if end and opt.rstrip()[-1:] in _SENTENCE_END:
+            end = ""  # "holds less heat." stays as is: no "heat.." or "lid.;"
         items.append(_label(style.marker, i) + opt + end)
     if style.layout == "inline":
         body = style.start + " " + " ".join(items)

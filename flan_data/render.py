@@ -28,6 +28,7 @@ from typing import Any
 import jinja2
 
 from .catalog import Catalog
+from .compose import compose_fewshot
 from .errors import FlanDataError, RecordError, TemplateSecurityError, UnknownNameError
 from .fewshot import (
     DEFAULT_BUDGET,
@@ -489,15 +490,14 @@ class TaskRenderer:
             st = style_tokens.get(fs.id)
             if st is None:
                 st = style_tokens[fs.id] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
-            parts = []
+            pairs = []
             counts = []
             for ex in chosen:
                 ei, et, c = rendered[(r[4].spec.id, sk, ex.example_id)]
-                parts.append(fs.input_prefix + ei + fs.x_y_delimiter + fs.target_prefix + et)
+                pairs.append((ei, et))
                 counts.append(c + st)
-            query = fs.input_prefix + qi + fs.x_y_delimiter + fs.target_prefix
             n = fit_count(counts, tok.count(qi) + st + tok.count(qt), cfg.budget)
-            inputs = fs.example_separator.join([*parts[:n], query]).rstrip()
+            inputs = compose_fewshot(pairs[:n], qi, fs, qt)
             out[r[0]] = (inputs, qt, fs.id, [ex.example_id for ex in chosen[:n]])
         return out
 

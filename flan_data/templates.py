@@ -10,25 +10,338 @@ empty text.
 '1 and 2'
 >>> sorted(eng.variables_of("{{ premise }}{% for x in options %}{{ x }}{% endfor %}"))
 ['options', 'premise']
+
+The work one render may do is bounded too (:class:`TemplateLimits`): output
+size, the size of strings, lists and integers the template builds, call depth
+(recursive macros), loop iterations and calls, and wall-clock time. A
+violation raises :class:`~flan_data.errors.TemplateLimitError` naming the
+file, the template id and the limit:
+
+>>> eng.render_text("{{ 9 ** (9 ** 9) }}", {})
+Traceback (most recent call last):
+...
+flan_data.errors.TemplateLimitError: template exceeds the integer size limit (10000 bits): 9 ** 387420489
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.utils import generate_lorem_ipsum
 from jinja2.visitor import NodeTransformer
 
-from .errors import TemplateError, TemplateSecurityError
+from .errors import TemplateError, TemplateLimitError, TemplateSecurityError
 from .specs import TemplateSpec
 
 
-def make_environment() -> SandboxedEnvironment:
+@dataclass(frozen=True)
+class TemplateLimits:
+    """How much work one render of an (untrusted) template may do.
+
+    Real templates stay far below every limit (a few calls, a few hundred
+    characters); the limits only stop hostile or broken ones. All but
+    ``seconds`` are counted deterministically, so whether a render passes does
+    not depend on the machine.
+    """
+
+    output_chars: int = 1_000_000  # text one render produces (input and target together)
+    sequence_len: int = 1_000_000  # longest string, list or mapping a template may build
+    int_bits: int = 10_000  # largest integer a template may build
+    depth: int = 64  # nested calls (recursive macros)
+    ops: int = 100_000  # loop iterations, calls and arithmetic per render
+    seconds: float = 5.0  # wall-clock budget per render (a backstop for slow builtins)
+
+    def __post_init__(self) -> None:
+        for k in ("output_chars", "sequence_len", "int_bits", "depth", "ops"):
+            if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
+                raise ValueError(f"TemplateLimits.{k} must be a positive integer")
+        if not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError("TemplateLimits.seconds must be a positive finite number")
+
+
+DEFAULT_LIMITS = TemplateLimits()
+_LOOP = "__flan_loop"
+_ROWS = "__flan_rows"
+_SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+# str.format / %-format / |format widths and precisions (``{:9999999}``, ``%*d``)
+_PCT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+_BRACE_SPEC = re.compile(r"\{[^{}]*?:((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """The sandbox plus :class:`TemplateLimits`: every call, loop iteration and
+    operator that can build a big value is metered while a render is armed
+    (:meth:`arm`); value sizes and call depth are checked always."""
+
+    # Intercepted operators are also never constant-folded at compile time, so
+    # ``{{ 9 ** (9 ** 9) }}`` cannot hang the compiler either.
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
+
+    def __init__(self, limits: TemplateLimits = DEFAULT_LIMITS, **kw: Any):
+        super().__init__(**kw)
+        self.limits = limits
+        self.armed = False
+        self.ops = 0
+        self.out = 0
+        self.depth = 0
+        self.deadline = math.inf
+        self.globals["lipsum"] = self._lipsum
+        self.globals[_LOOP] = self._loop
+        self.globals[_ROWS] = self._rows
+        self.filters = {k: self._bounded_filter(k, f) for k, f in self.filters.items()}
+
+    # -- budget
+
+    def arm(self) -> None:
+        """Start a fresh budget (one render)."""
+        self.armed = True
+        self.ops = 0
+        self.out = 0
+        self.deadline = time.perf_counter() + self.limits.seconds
+
+    def disarm(self) -> None:
+        self.armed = False
+
+    def fail(self, limit: str, detail: str) -> TemplateLimitError:
+        return TemplateLimitError(f"template exceeds the {limit} limit{detail}", limit)
+
+    def tick(self) -> None:
+        if not self.armed:
+            return
+        self.ops += 1
+        if self.ops > self.limits.ops:
+            raise self.fail(
+                "work", f" ({self.limits.ops:,} loop iterations, calls and operations per render)"
+            )
+        if not self.ops & 255 and time.perf_counter() > self.deadline:
+            raise self.fail("time", f" ({self.limits.seconds:g} s per render)")
+
+    def emit(self, n: int) -> None:
+        self.out += n
+        if self.out > self.limits.output_chars:
+            raise self.fail("output size", f" ({self.limits.output_chars:,} characters per render)")
+
+    def check_size(self, value: Any, what: str = "value") -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value.bit_length() > self.limits.int_bits:
+                raise self.fail("integer size", f" ({self.limits.int_bits} bits)")
+        elif isinstance(value, _SIZED) and len(value) > self.limits.sequence_len:
+            raise self.fail(
+                "sequence size",
+                f" ({self.limits.sequence_len:,} items or characters): a {type(value).__name__} of {len(value):,}",
+            )
+        return value
+
+    def _need(self, n: int, what: str) -> None:
+        """Refuse before building something of ``n`` items or characters."""
+        if n > self.limits.sequence_len:
+            raise self.fail(
+                "sequence size", f" ({self.limits.sequence_len:,} items or characters): {what}"
+            )
+
+    def _check_format(self, fmt: Any, args: Any) -> None:
+        if not isinstance(fmt, str):
+            return
+        cap = self.limits.sequence_len
+        star = False
+        for w, p in _PCT_SPEC.findall(fmt) if "%" in fmt else ():
+            for x in (w, p):
+                star |= x == "*"
+                if x.isdigit() and int(x) > cap:
+                    self._need(int(x), f"format width {x}")
+        for spec in _BRACE_SPEC.findall(fmt) if "{" in fmt else ():
+            star |= "{" in spec
+            for x in re.findall(r"\d+", spec):
+                if int(x) > cap:
+                    self._need(int(x), f"format width {x}")
+        if star:  # widths taken from the arguments
+            vals = (
+                list(args.values())
+                if isinstance(args, Mapping)
+                else list(args)
+                if isinstance(args, list | tuple)
+                else [args]
+            )
+            for v in vals:
+                if isinstance(v, int) and v > cap:
+                    self._need(v, f"format width {v}")
+
+    # -- hooks the compiled templates call
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        self.tick()
+        ints = isinstance(left, int) and isinstance(right, int)
+        if operator == "**" and ints:
+            if (
+                right > 0
+                and abs(left) > 1
+                and (abs(left).bit_length() - 1) * right > self.limits.int_bits
+            ):
+                raise self.fail(
+                    "integer size", f" ({self.limits.int_bits} bits): {left} ** {right}"
+                )
+        elif operator == "*":
+            if ints:
+                if left.bit_length() + right.bit_length() > self.limits.int_bits + 1:
+                    raise self.fail("integer size", f" ({self.limits.int_bits} bits)")
+            elif isinstance(left, _SIZED) and isinstance(right, int):
+                self._need(
+                    len(left) * max(right, 0), f"{type(left).__name__} of {len(left):,} * {right:,}"
+                )
+            elif isinstance(right, _SIZED) and isinstance(left, int):
+                self._need(
+                    len(right) * max(left, 0),
+                    f"{left:,} * {type(right).__name__} of {len(right):,}",
+                )
+        elif operator == "+" and isinstance(left, _SIZED) and isinstance(right, _SIZED):
+            self._need(len(left) + len(right), "concatenation")
+        elif operator == "%" and isinstance(left, str):
+            self._check_format(left, right)
+        return self.check_size(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        __self.tick()
+        __self._precheck_method(__obj, args, kwargs)
+        __self.depth += 1
+        try:
+            if __self.depth > __self.limits.depth:
+                raise __self.fail(
+                    "call depth", f" ({__self.limits.depth} nested calls, e.g. a recursive macro)"
+                )
+            rv = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            __self.depth -= 1
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, list | dict | set):  # xs.extend(xs) grows the receiver
+            __self.check_size(owner)
+        return __self.check_size(rv)
+
+    def _precheck_method(self, obj: Any, args: tuple, kwargs: dict) -> None:
+        owner = getattr(obj, "__self__", None)
+        if not isinstance(owner, str):
+            return
+        name = getattr(obj, "__name__", "")
+        if name in ("ljust", "rjust", "center", "zfill") and args and isinstance(args[0], int):
+            self._need(args[0], f"str.{name}({args[0]:,})")
+        elif name == "expandtabs":
+            size = args[0] if args else kwargs.get("tabsize", 8)
+            if isinstance(size, int):
+                self._need(len(owner) + owner.count("\t") * size, f"str.expandtabs({size:,})")
+        elif (
+            name == "replace"
+            and len(args) >= 2
+            and isinstance(args[0], str)
+            and isinstance(args[1], str)
+        ):
+            n = owner.count(args[0]) if args[0] else len(owner) + 1
+            if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
+                n = min(n, args[2])
+            self._need(len(owner) + n * len(args[1]), "str.replace")
+        elif name == "join" and args and isinstance(args[0], list | tuple):
+            self._need(
+                sum(len(x) for x in args[0] if isinstance(x, str)) + len(owner) * len(args[0]),
+                "str.join",
+            )
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt = value.__self__
+
+        @functools.wraps(wrapped)
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            self._check_format(fmt, [*args, *kwargs.values()])
+            if value.__name__ == "format_map" and args and isinstance(args[0], Mapping):
+                self._check_format(fmt, args[0])
+            return self.check_size(wrapped(*args, **kwargs))
+
+        return bounded
+
+    def _loop(self, iterable: Any) -> Any:
+        for item in iterable:
+            self.tick()
+            yield item
+
+    def _rows(self, rows: Any) -> Any:
+        for row in rows:  # batch rendering: each row gets the budget of one render
+            self.arm()
+            yield row
+
+    def _lipsum(self, n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+        for k, v in (("n", n), ("min", min), ("max", max)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"lipsum() {k} must be an integer")
+        self._need(n * max * 12, f"lipsum({n:,}, max={max:,})")
+        return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
+
+    def _bounded_filter(self, name: str, f: Any) -> Any:
+        check = self._check_filter_args
+
+        @functools.wraps(f)
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            self.tick()
+            check(name, args, kwargs)
+            return self.check_size(f(*args, **kwargs))
+
+        return bounded
+
+    def _check_filter_args(self, name: str, args: tuple, kwargs: dict) -> None:
+        # Filters with a pass_* decorator get the context/environment first.
+        vals = [
+            a
+            for a in args
+            if not isinstance(
+                a, jinja2.runtime.Context | jinja2.Environment | jinja2.nodes.EvalContext
+            )
+        ]
+        if not vals:
+            return
+        value, rest = vals[0], vals[1:]
+        if name == "center":
+            width = rest[0] if rest else kwargs.get("width", 80)
+            if isinstance(width, int):
+                self._need(width, f"center({width:,})")
+        elif name == "indent":
+            width = rest[0] if rest else kwargs.get("width", 4)
+            if isinstance(width, int) and isinstance(value, str):
+                self._need(len(value) + (value.count("\n") + 1) * width, f"indent({width:,})")
+            elif isinstance(width, str) and isinstance(value, str):
+                self._need(len(value) + (value.count("\n") + 1) * len(width), "indent")
+        elif name == "format":
+            self._check_format(value, [*rest, *kwargs.values()])
+        elif (
+            name == "replace"
+            and len(rest) >= 2
+            and isinstance(value, str)
+            and isinstance(rest[0], str)
+        ):
+            n = value.count(rest[0]) if rest[0] else len(value) + 1
+            self._need(len(value) + n * len(str(rest[1])), "replace")
+        elif name in ("slice", "batch"):
+            k = rest[0] if rest else kwargs.get("slices", kwargs.get("linecount"))
+            if isinstance(k, int):
+                self._need(k, f"{name}({k:,})")
+        elif name == "join" and isinstance(value, list | tuple):
+            sep = rest[0] if rest and isinstance(rest[0], str) else ""
+            self._need(
+                sum(len(x) for x in value if isinstance(x, str)) + len(sep) * len(value), "join"
+            )
+
+
+def make_environment(limits: TemplateLimits = DEFAULT_LIMITS) -> BoundedSandbox:
     """The one Jinja environment configuration the project uses."""
-    env = SandboxedEnvironment(
+    env = BoundedSandbox(
+        limits,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -36,6 +349,17 @@ def make_environment() -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     return env
+
+
+class _MeterLoops(NodeTransformer):
+    """Route every ``{% for %}`` through the environment's loop meter."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = nodes.Call(
+            nodes.Name(_LOOP, "load"), [node.iter], [], None, None, lineno=node.lineno
+        )
+        return node
 
 
 class CompiledTemplate:
@@ -80,8 +404,8 @@ def _stores(ast: nodes.Node) -> set[str]:
 class TemplateEngine:
     """Compiles and caches templates and field expressions in one sandbox."""
 
-    def __init__(self) -> None:
-        self.env = make_environment()
+    def __init__(self, limits: TemplateLimits = DEFAULT_LIMITS) -> None:
+        self.env = make_environment(limits)
         self._templates: dict[str, CompiledTemplate] = {}
         self._texts: dict[str, jinja2.Template] = {}
         self._exprs: dict[str, Any] = {}
@@ -92,7 +416,7 @@ class TemplateEngine:
         try:
             ast = self.env.parse(source)
             variables = frozenset(meta.find_undeclared_variables(ast))
-            return self.env.from_string(ast), variables
+            return self.env.from_string(_MeterLoops().visit(ast)), variables
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(f"{where}, line {e.lineno}: {e.message}") from None
         except SecurityError as e:  # constant folding evaluates unsafe access while compiling
@@ -126,15 +450,15 @@ class TemplateEngine:
         ):
             return None  # a free variable is also assigned: scoping would differ
         scope = _RowScope(names)
+        a_in, a_tg = _MeterLoops().visit(a_in), _MeterLoops().visit(a_tg)
         body = [
             *(scope.visit(n) for n in a_in.body),
             nodes.Output([nodes.TemplateData(FIELD_SEP)]),
             *(scope.visit(n) for n in a_tg.body),
             nodes.Output([nodes.TemplateData(ROW_SEP)]),
         ]
-        loop = nodes.For(
-            nodes.Name("__row", "store"), nodes.Name("__rows", "load"), body, [], None, False
-        )
+        rows = nodes.Call(nodes.Name(_ROWS, "load"), [nodes.Name("__rows", "load")], [], None, None)
+        loop = nodes.For(nodes.Name("__row", "store"), rows, body, [], None, False)
         tree = nodes.Template([loop])
         tree.set_lineno(1, override=True)
         tree.set_environment(self.env)
@@ -151,7 +475,7 @@ class TemplateEngine:
         """Render many rows; identical to :meth:`render` on each row, much faster."""
         if ct.batch is not None and contexts:
             try:
-                text = ct.batch.render(__rows=contexts)
+                text = self._run(ct.batch, {"__rows": contexts})
             except Exception:
                 text = None  # find the failing row (and its precise error) below
             if text is not None:
@@ -207,10 +531,38 @@ class TemplateEngine:
 
     # -- rendering
 
-    def render(self, ct: CompiledTemplate, context: Mapping[str, Any]) -> tuple[str, str]:
-        """Render input and target; sandbox violations become TemplateSecurityError."""
+    def _run(self, t: jinja2.Template, context: Mapping[str, Any], arm: bool = True) -> str:
+        """Render ``t`` under a budget, counting output as it is produced."""
+        env = self.env
+        if arm:
+            env.arm()
+        parts = []
         try:
-            return ct.input.render(context), ct.target.render(context)
+            for chunk in t.generate(context):
+                env.emit(len(chunk))
+                parts.append(chunk)
+        except RecursionError:
+            raise env.fail("call depth", " (Python's recursion limit)") from None
+        except MemoryError:
+            raise env.fail("memory", "") from None
+        except OverflowError as e:
+            raise env.fail("number size", f": {e}") from None
+        finally:
+            if arm:
+                env.disarm()
+        return "".join(parts)
+
+    def render(self, ct: CompiledTemplate, context: Mapping[str, Any]) -> tuple[str, str]:
+        """Render input and target; sandbox violations become TemplateSecurityError,
+        exceeded :class:`TemplateLimits` a TemplateLimitError naming file, id and limit."""
+        env = self.env
+        env.arm()
+        try:
+            return self._run(ct.input, context, False), self._run(ct.target, context, False)
+        except TemplateLimitError as e:
+            raise TemplateLimitError(
+                f"{ct.spec.file}: template {ct.spec.id!r}: {e.args[0]}", e.limit
+            ) from None
         except SecurityError as e:
             raise TemplateSecurityError(
                 f"{ct.spec.file}: template {ct.spec.id!r} tried to leave the sandbox: {e}"
@@ -232,6 +584,8 @@ class TemplateEngine:
             raise TemplateError(
                 f"{ct.spec.file}: template {ct.spec.id!r} failed: {type(e).__name__}: {e}"
             ) from None
+        finally:
+            env.disarm()
 
     def render_text(self, source: str, context: Mapping[str, Any]) -> str:
         """Render a one-off template string (cached by its text)."""
@@ -240,7 +594,7 @@ class TemplateEngine:
             t = self._compile(source, "<text>")[0]
             self._texts[source] = t
         try:
-            return t.render(context)
+            return self._run(t, context)
         except SecurityError as e:
             raise TemplateSecurityError(f"template tried to leave the sandbox: {e}") from None
         except jinja2.UndefinedError as e:

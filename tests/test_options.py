@@ -129,3 +129,19 @@ def test_every_style_shows_every_option_and_maps_targets(options, seed):
     else:
         for t in targets:  # a letter/number target appears as the marker in the block
             assert t in block
+
+
+@pytest.mark.parametrize("end", [".", ";"])
+@pytest.mark.parametrize("layout", ["lines", "inline"])
+def test_no_doubled_punctuation_after_option_text(end, layout):
+    opts = ["It holds less heat.", "Twist the lid.", "Would it float?", "Stop!", "plain text"]
+    style = OptionStyle(start="Choices:", marker="({L}) ", end=end, target="({L})", layout=layout)
+    block, _ = format_options(opts, style)
+    for bad in ("..", ".;", "?;", "?.", "!.", "!;"):
+        assert bad not in block, (bad, block)
+    # options without final punctuation still get the style's punctuation
+    assert "plain text." in block
+    if end == ";":
+        assert "Stop!" in block and "(E) plain text." in block
+        block2, _ = format_options(["red", "blue."], style)
+        assert "red;" in block2 and "blue.;" not in block2 and "blue.." not in block2

@@ -1333,7 +1333,9 @@ COT_HEADER = """\
 # Options only where the answer set is fixed: strategyqa/creak yes|no, esnli's three NLI answers,
 # sensemaking Sentence A|B. The questions embed their option list ("\\nOptions:\\n- yes\\n- no"); the field
 # expression cuts it off so the options appear only through {{ options_block }}. aqua, qasc and ecqa have
-# per-question choices inside the question text, gsm8k and qed free answers: no options.
+# per-question choices inside the question text (kept there, as the source has them), gsm8k and qed
+# free answers: no options. aqua and qasc answer with an option marker ("(C)"); their answer field is that
+# option's text, read from the question, so CoT targets end in the answer text.
 # Inversions (answer + rationale -> question) use the full question text, without options.
 # Category: flan_collection_info.csv (CoT rows; inversions "Question Generation"). License: the FLAN
 # repository's (Apache-2.0) for the rationale files; the underlying datasets keep their own.
@@ -1341,6 +1343,11 @@ COT_HEADER = """\
 
 STRIP_OPTIONS = 'question.split("\\nOptions:")[0]'
 SENSEMAKING_Q = 'question | replace("\\nOptions:", "") | replace("\\n- Sentence A:", "\\nSentence A:") | replace("\\n- Sentence B:", "\\nSentence B:") | trim'
+# aqua and qasc answer with the marker of an inline option ("(C)"); the CoT
+# target should end in the answer's text, so the answer field reads that
+# option's text from the question (the marker stays when it is not found).
+INLINE_ANSWER = '(question.split(answer ~ " ")[-1].split("\\n")[0] | trim) if (answer ~ " ") in question else answer'
+COT_ANSWER = {"qasc": INLINE_ANSWER, "aqua": INLINE_ANSWER}
 COT = [
     ("gsm8k", None, None),
     ("strategyqa", ["yes", "no"], STRIP_OPTIONS),
@@ -1381,7 +1388,7 @@ def build_cot(refs: Refs, drafts: Mapping[str, dict[str, Any]]) -> dict[str, Any
                 )
             fields = {
                 "question": (qexpr if (qexpr and not inv) else "question"),
-                "answer": "answer",
+                "answer": COT_ANSWER.get(ds, "answer"),
                 "rationale": "chain_of_thought",
             }
             t["fields"] = fields

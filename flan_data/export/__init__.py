@@ -104,8 +104,11 @@ def _source_choice(spec: MixtureSpec, source: str | None) -> str:
 
 
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                workers: int = 1, executor=None) -> dict[str, int]:  # fmt: skip
-    """Train-split sizes of ``tasks``; every unreachable source is reported at once."""
+                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
+    """Train-split sizes of ``tasks``; every unreachable source is reported at once.
+
+    ``seekable``, when given, is filled with whether each task's source can
+    read a record range without reading what comes before it."""
     from .local import count_one
 
     names = [t.name for t in tasks]
@@ -117,7 +120,9 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
         if isinstance(res, str):
             problems.append(f"  - {name}: {res}")
         else:
-            sizes[name] = res
+            sizes[name] = res[0]
+            if seekable is not None:
+                seekable[name] = res[1]
     if problems:
         raise SourceError(
             f"{len(problems)} source(s) needed by the plan cannot be read; nothing was written:\n"
@@ -192,7 +197,8 @@ def export_mixture(
             raise FlanDataError(
                 f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
             )
-        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor)
+        seekable: dict[str, bool] = {}
+        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable)
         plan = plan_mixture(
             catalog, spec, sizes, total=total, exclude=excludes, license_policy=policy
         )
@@ -229,6 +235,7 @@ def export_mixture(
             source=src_choice,
             source_dirs=dirs,
             on_error=on_error,
+            seekable=seekable,
         )
         spill = out / STATE_DIR / "spill"
         spill.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,12 @@
 """Work units of an export: one job per task, pure given (plan, seed, catalog).
 
-A job reads its task's train split twice: once to collect the few-shot pool (a
-seeded sample of record indices) and once to render the selected records. Each
-rendered row gets a global position from a seeded permutation of
-``[0, total)``; the row goes to shard ``position // shard_rows``. Jobs write
-one spill file per shard they touch; shard assembly later sorts by position.
+A big task is split into jobs over record ranges ``[lo, hi)``; each job reads
+only its range (seeking where the source allows; plus the few-shot pool window
+at the start of the split) and inverts the seeded selection permutation to
+find which output rows its records feed. Each rendered row gets a global
+position from a seeded permutation of ``[0, total)``; the row goes to shard
+``position // shard_rows``. Jobs write sorted runs (one record batch per
+shard); shard assembly merges each run's batch for its shard.
 Nothing depends on which worker runs which job, so the output is the same for
 any number of workers (or executors).
 """
@@ -20,15 +22,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..catalog import Catalog
 from ..errors import FlanDataError, RecordError
 from ..render import Exemplar, Renderer, is_fewshot_format
 from ..seeding import derive_seed
 from ..sources import open_task_source
-from .permute import permute
-from .writer import POS, SPILL_SCHEMA, write_table
+from .permute import permute, unpermute
+from .writer import POS, SPILL_SCHEMA
 
 TRAIN = "train"
 POOL_SIZE = 512
@@ -65,21 +66,32 @@ class JobResult:
     shards: list[int]
 
 
-SLOT_BLOCK = 1 << 18
+def chunk_rows(job: TaskJob, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The output rows whose record index is in ``[lo, hi)``, as arrays (record
+    index, format number, slot), sorted by record index.
 
-
-def selected_blocks(job: TaskJob, fmt: str, count: int):
-    """Record indices for ``count`` rows of ``fmt``, as (first slot, indices) blocks:
-    a seeded permutation of the task's records, walked again (with a new key)
-    when more rows than records are needed. Blocks keep memory bounded."""
+    Slot ``s`` of format ``fmt`` reads record ``P(s mod n)`` of the task's ``n``
+    records, ``P`` a seeded permutation keyed by ``s // n`` (a new key each
+    time more rows than records are needed). The job inverts ``P`` over its own
+    records: O(hi - lo) work and memory, whatever the task's size.
+    """
     n = job.size
-    slot = 0
-    while slot < count:
-        rep, off = divmod(slot, n)
-        take = min(n - off, count - slot, SLOT_BLOCK)
-        key = derive_seed(job.seed, job.task, fmt, "select", rep)
-        yield slot, permute(np.arange(off, off + take), n, key)
-        slot += take
+    idx = np.arange(lo, hi, dtype=np.int64)
+    rec_l, fmt_l, slot_l = [], [], []
+    for k, (fmt, count, _offset) in enumerate(job.formats):
+        for rep in range(-(-count // n)):
+            take = min(n, count - rep * n)
+            off = unpermute(idx, n, derive_seed(job.seed, job.task, fmt, "select", rep))
+            keep = off < take
+            rec_l.append(idx[keep])
+            slot_l.append(off[keep] + rep * n)
+            fmt_l.append(np.full(int(keep.sum()), k, dtype=np.int64))
+    if not rec_l:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z
+    recs = np.concatenate(rec_l)
+    order = np.argsort(recs, kind="stable")
+    return recs[order], np.concatenate(fmt_l)[order], np.concatenate(slot_l)[order]
 
 
 def _pool_indices(job: TaskJob) -> set[int]:
@@ -91,48 +103,38 @@ def _pool_indices(job: TaskJob) -> set[int]:
 
 
 def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path) -> JobResult:
-    """Render one task's rows into per-shard spill files under ``spill_dir/<index>``."""
+    """Render one job's rows into sorted runs under ``spill_dir/<index>``.
+
+    The job reads only its records ``[lo, hi)`` (plus the few-shot pool window
+    at the start of the split): :meth:`Source.read_range` seeks there where
+    the format allows, so a task split into C chunks is read once, not C times.
+    """
     final = spill_dir / f"{job.index:06d}"
     if final.is_dir():  # finished before a crash: keep it
-        shards = sorted({int(p.stem.split("-")[0]) for p in final.glob("*.arrow")})
         skipped = _read_skipped(final)
-        return JobResult(job.index, job.task, -1, skipped, shards)
+        return JobResult(job.index, job.task, -1, skipped, [])
     tr = renderer.task_renderer(job.task)
     src = open_task_source(catalog, tr.task, job.source, job.source_dirs)
 
-    # Every output row as (record index, format number, slot, global row number),
-    # sorted by record index so one sequential pass over the source feeds them.
     fmts = [f for f, _, _ in job.formats]
     hi = job.size if job.hi is None else job.hi
-    # Keep only this chunk's rows while streaming slot blocks: memory is
-    # O(rows of the chunk), whatever the task's size.
-    rec_l, fmt_l, slot_l = [], [], []
-    for k, (fmt, count, _offset) in enumerate(job.formats):
-        for first, idx in selected_blocks(job, fmt, count):
-            keep = (idx >= job.lo) & (idx < hi)
-            rec_l.append(idx[keep])
-            slot_l.append(np.arange(first, first + idx.size, dtype=np.int64)[keep])
-            fmt_l.append(np.full(int(keep.sum()), k, dtype=np.int64))
-    recs = np.concatenate(rec_l) if rec_l else np.zeros(0, dtype=np.int64)
-    order = np.argsort(recs, kind="stable")
-    recs, fmt_k, slots = recs[order], np.concatenate(fmt_l)[order], np.concatenate(slot_l)[order]
+    recs, fmt_k, slots = chunk_rows(job, job.lo, hi)
     offsets = np.array([off for _, _, off in job.formats], dtype=np.int64)
     # global position of each row in the shuffled output
     pos = permute(offsets[fmt_k] + slots, job.total, derive_seed(job.seed, "order"))
-    del rec_l, fmt_l, slot_l, order
 
     needs_pool = (
         any(is_fewshot_format(f) for f, c, _ in job.formats if c) and not tr.task.exemplar_field
     )
     pool: list[Exemplar] | None = None
     skipped: dict[str, int] = {}
+    stats = {"read": 0}
     if needs_pool:
         pidx = _pool_indices(job)
         last = max(pidx) if pidx else -1
         pool = []
-        for i, (eid, rec) in enumerate(src.read(TRAIN)):
-            if i > last:
-                break
+        for i, (eid, rec) in enumerate(src.read_range(TRAIN, 0, last + 1)):
+            stats["read"] += 1
             if i in pidx:
                 try:
                     pool.append(tr.exemplar(eid, rec))
@@ -144,13 +146,13 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    writer = _SpillWriter(tmp, job.shard_rows)
+    writer = _RunWriter(tmp, job.shard_rows)
     # pending[(fmt number, repeat)] = list of (row number in the sorted arrays, eid, raw, canonical)
     pending: dict[tuple[int, int], list[tuple[int, str, Any, Any]]] = {}
     n_pending = 0
     j = 0  # pointer into the sorted rows
     n_rows = len(recs)
-    seen = 0
+    seen = job.lo
 
     def flush() -> None:
         nonlocal n_pending
@@ -161,41 +163,47 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             for _, e in errs or ():
                 _count(skipped, _reason(e))
             rows = [items[i][0] for i in cols.pop("index")]
-            cols[POS] = pos[rows].tolist()
+            cols[POS] = pos[rows]
             writer.add(cols)
         pending.clear()
         n_pending = 0
 
-    for i, (eid, rec) in enumerate(src.read(TRAIN)):
-        seen = i + 1
-        if j >= n_rows:
-            break
-        if i < job.lo or recs[j] != i:  # records before this chunk are read and skipped
-            continue
-        try:
-            canon = tr.canonical(eid, rec)
-        except RecordError as e:
-            canon = None
-            if job.on_error == "fail":
-                raise
-            start = j
+    if n_rows:
+        first = int(recs[0])
+        for i, (eid, rec) in enumerate(src.read_range(TRAIN, first, hi), first):
+            stats["read"] += 1
+            seen = i + 1
+            if recs[j] != i:
+                continue
+            try:
+                canon = tr.canonical(eid, rec)
+            except RecordError as e:
+                if job.on_error == "fail":
+                    raise
+                start = j
+                while j < n_rows and recs[j] == i:
+                    j += 1
+                _count(skipped, _reason(e), j - start)
+                if j >= n_rows:
+                    break
+                continue
             while j < n_rows and recs[j] == i:
+                k, slot = int(fmt_k[j]), int(slots[j])
+                pending.setdefault((k, slot // job.size), []).append((j, eid, rec, canon))
+                n_pending += 1
                 j += 1
-            _count(skipped, _reason(e), j - start)
-            continue
-        while j < n_rows and recs[j] == i:
-            k, slot = int(fmt_k[j]), int(slots[j])
-            pending.setdefault((k, slot // job.size), []).append((j, eid, rec, canon))
-            n_pending += 1
-            j += 1
-        if n_pending >= BATCH_ROWS:
-            flush()
-    flush()
+            if n_pending >= BATCH_ROWS:
+                flush()
+            if j >= n_rows:
+                break
+        flush()
     if j < n_rows and seen < hi:
         raise FlanDataError(
             f"task {job.task!r}: the source has {seen} train records now but {job.size} when planned; it changed during the export"
         )
     writer.close()
+    READ_STATS["records_read"] += stats["read"]
+    READ_STATS["rows"] += writer.rows
     if skipped:
         from .writer import dumps
 
@@ -212,44 +220,99 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
 
 
 BATCH_ROWS = 2000
+#: Records read from sources and rows rendered by jobs run in this process
+#: (the linear-cost test checks their ratio; counters only, no timing).
+READ_STATS = {"records_read": 0, "rows": 0}
+RUN_META = b"flan-data.shards"
 
 
-class _SpillWriter:
-    """Buffers rendered rows and writes them as per-shard spill parts, so a job's
-    memory is bounded by the buffer, not by the task's size."""
+class _RunWriter:
+    """Buffers rendered rows and writes them as sorted runs: one Arrow file per
+    ``flush_rows`` rows, ordered by global position, one record batch per
+    shard, with the shard numbers in the schema metadata. Shard assembly reads
+    each run's batch for its shard and merges; a job's memory is bounded by
+    the buffer, and a job writes one file per run, not one per shard."""
 
     def __init__(self, folder: Path, shard_rows: int, flush_rows: int = 50_000):
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
-        self.buf: dict[str, list[Any]] = {f.name: [] for f in SPILL_SCHEMA}
+        self.buf: list[dict[str, Any]] = []
+        self.n_buf = 0
         self.rows = 0
         self.part = 0
         self.shards: set[int] = set()
 
-    def add(self, cols: dict[str, list[Any]]) -> None:
-        for k, v in cols.items():
-            self.buf[k].extend(v)
-        if len(self.buf[POS]) >= self.flush_rows:
+    def add(self, cols: dict[str, Any]) -> None:
+        self.buf.append(cols)
+        self.n_buf += len(cols[POS])
+        if self.n_buf >= self.flush_rows:
             self._write()
 
     def _write(self) -> None:
-        if not self.buf[POS]:
+        if not self.n_buf:
             return
-        table = pa.table(self.buf, schema=SPILL_SCHEMA)
-        shard_of = pc.divide(table[POS], pa.scalar(self.shard_rows, pa.int64()))
-        for s in sorted(set(shard_of.to_pylist())):
-            # scratch data inside a folder renamed into place when complete: no fsync needed
-            write_table(
-                self.folder / f"{s:05d}-{self.part:04d}.arrow",
-                table.filter(pc.equal(shard_of, s)),
-                sync=False,
+        import pyarrow.ipc as ipc
+
+        cols = {
+            f.name: (
+                np.concatenate([b[f.name] for b in self.buf])
+                if f.name == POS
+                else [x for b in self.buf for x in b[f.name]]
             )
-            self.shards.add(s)
-        self.rows += table.num_rows
+            for f in SPILL_SCHEMA
+        }
+        pos = cols[POS]
+        order = np.argsort(pos, kind="stable")
+        table = pa.table(cols, schema=SPILL_SCHEMA).take(pa.array(order))
+        pos = pos[order]
+        shard_of = pos // self.shard_rows
+        cuts = np.flatnonzero(np.diff(shard_of)) + 1
+        starts = np.concatenate([[0], cuts]).astype(np.int64)
+        ends = np.concatenate([cuts, [len(pos)]]).astype(np.int64)
+        shards = shard_of[starts].tolist()
+        schema = SPILL_SCHEMA.with_metadata({RUN_META: ",".join(map(str, shards)).encode()})
+        table = table.replace_schema_metadata(schema.metadata)
+        path = self.folder / f"run-{self.part:04d}.arrow"
+        # scratch data inside a folder renamed into place when complete: no fsync needed
+        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as w:
+            for a, z in zip(starts.tolist(), ends.tolist()):
+                w.write_batch(table.slice(a, z - a).combine_chunks().to_batches()[0])
+        self.shards.update(shards)
+        self.rows += len(pos)
         self.part += 1
-        self.buf = {f.name: [] for f in SPILL_SCHEMA}
+        self.buf, self.n_buf = [], 0
 
     def close(self) -> None:
         self._write()
+
+
+class _Runs:
+    """Open readers of a spill's runs, cached per process between shards (file
+    handles, not memory maps: a batch read is freed once its shard is written)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, tuple[int, ...]] | None = None
+        self.runs: list[tuple[Any, dict[int, int]]] = []
+
+    def get(self, spill_dir: Path, job_indices: Sequence[int]) -> list[tuple[Any, dict[int, int]]]:
+        import pyarrow.ipc as ipc
+
+        key = (str(spill_dir), tuple(job_indices))
+        if key != self.key:
+            self.close()
+            for j in job_indices:
+                for f in sorted((spill_dir / f"{j:06d}").glob("run-*.arrow")):
+                    r = ipc.open_file(pa.OSFile(str(f)))
+                    meta = (r.schema.metadata or {}).get(RUN_META, b"")
+                    shards = [int(x) for x in meta.decode().split(",") if x]
+                    self.runs.append((r, {s: i for i, s in enumerate(shards)}))
+            self.key = key
+        return self.runs
+
+    def close(self) -> None:
+        self.runs, self.key = [], None
+
+
+_RUNS = _Runs()
 
 
 def _read_skipped(d: Path) -> dict[str, int]:
@@ -270,8 +333,15 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
 
 
 def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, source: str,
-              source_dirs: Mapping[str, str], on_error: str) -> tuple[list[TaskJob], int]:  # fmt: skip
-    """Jobs in plan order and the number of shards."""
+              source_dirs: Mapping[str, str], on_error: str,
+              seekable: Mapping[str, bool] | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
+    """Jobs in plan order and the number of shards.
+
+    A task whose source can seek (``seekable[task]``, the default when not
+    given) is split into jobs of about ``CHUNK_ROWS`` output rows over record
+    ranges; one that cannot (JSONL, NIv2, TSV, streamed hub data) is one job
+    that reads its source in one pass.
+    """
     total = sum(e.count for e in plan.entries)
     num_shards = max(1, -(-total // shard_rows))
     jobs: list[TaskJob] = []
@@ -291,11 +361,13 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
             continue
         rows = sum(c for _, c, _ in fm)
         chunks = max(1, min(sizes[t], -(-rows // CHUNK_ROWS)))
+        if seekable is not None and not seekable.get(t, True):
+            chunks = 1
         bounds = [sizes[t] * c // chunks for c in range(chunks + 1)]
         for c in range(chunks):
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
                                 num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
-                                lo=bounds[c], hi=bounds[c + 1]))  # fmt: skip
+                                pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1]))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
@@ -306,7 +378,7 @@ def assemble_shard(
     """Merge every job's spill for ``shard``, order rows by position, write the shard."""
     import json
 
-    from .writer import SCHEMA, atomic_write_bytes, dumps, read_table, sha256_file, shard_name
+    from .writer import SCHEMA, atomic_write_bytes, dumps, sha256_file, shard_name, write_table
 
     name = shard_name(shard, num_shards)
     record = spill_dir.parent / "shards" / f"{name}.json"
@@ -315,11 +387,14 @@ def assemble_shard(
         if sha256_file(out / name) == info["sha256"]:
             return info  # finished before a crash: keep it
     parts = []
-    for j in job_indices:
-        for f in sorted((spill_dir / f"{j:06d}").glob(f"{shard:05d}-*.arrow")):
-            parts.append(read_table(f))
+    for reader, where in _RUNS.get(spill_dir, job_indices):
+        i = where.get(shard)
+        if i is not None:
+            parts.append(reader.get_batch(i))
     if parts:
-        table = pa.concat_tables(parts)
+        table = pa.Table.from_batches(
+            [p.replace_schema_metadata(None) for p in parts], schema=SPILL_SCHEMA
+        )
         table = table.sort_by(POS).drop_columns([POS])
     else:
         table = SCHEMA.empty_table()

@@ -45,13 +45,15 @@ def _inside(f: Path, root: Path) -> bool:
         return False
 
 
-def count_one(args: tuple[Path, str, str, Mapping[str, str]]) -> int | str:
-    """Train-split size of one task, or the reason it cannot be read."""
+def count_one(args: tuple[Path, str, str, Mapping[str, str]]) -> tuple[int, bool] | str:
+    """(train-split size, whether the source can seek) of one task, or the
+    reason it cannot be read. Sizes come from metadata where the format has
+    them (Parquet footer, Arrow batches, ``len`` of a save_to_disk split)."""
     _root, name, source, dirs = args
     cat: Catalog = _state("catalog")
     try:
         src = open_task_source(cat, cat.task(name), source, dirs)
-        return src.count("train")
+        return src.count("train"), src.seekable("train")
     except FlanDataError as e:
         return str(e)
 
@@ -106,6 +108,9 @@ class LocalExecutor:
             yield from self._pool.imap_unordered(_assemble, args)
 
     def close(self) -> None:
+        from .jobs import _RUNS
+
+        _RUNS.close()
         if self._pool is not None:
             self._pool.close()
             self._pool.join()

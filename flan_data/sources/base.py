@@ -8,6 +8,7 @@ are stable for a fixed revision of the data.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,76 @@ class Source:
     def _native_count(self, native: str) -> int | None:
         """Record count of a native split when known without reading it (else None)."""
         return None
+
+    def _read_native_range(
+        self, native: str, lo: int, hi: int
+    ) -> Iterator[tuple[str | None, Record]] | None:
+        """Records ``[lo, hi)`` of a native split without reading those before
+        ``lo`` (random access), or None when the format cannot seek."""
+        return None
+
+    def _plain(self) -> bool:
+        """True when records are the native rows one to one (no record rules
+        that filter or explode them), so row indices can be used to seek."""
+        return True
+
+    def seekable(self, split: str) -> bool:
+        """Whether :meth:`read_range` reaches ``split``'s record ``lo`` without
+        reading the records before it (Parquet, Arrow, ``save_to_disk``)."""
+        return self._plain() and self._range_native(split, 0, 1) is not None
+
+    def _range_native(self, split: str, lo: int, hi: int | None):
+        # (native split name, native lo, native hi, stream) or None
+        holdout = self.spec.validation_size
+        native = self._native_splits()
+        if (
+            holdout
+            and split in ("train", "validation")
+            and self.spec.split_name("validation") not in native
+        ):
+            name = self.spec.split_name("train")
+            n = self._native_count(name)
+            if n is None or n <= holdout:
+                return None
+            cut = n - holdout
+            a, b = (0, cut) if split == "train" else (cut, n)
+        else:
+            name = self.spec.split_name(split)
+            if name not in native:
+                return None
+            a, b = 0, self._native_count(name)
+            if b is None:
+                return None
+        lo_n = min(a + lo, b)
+        hi_n = b if hi is None else min(a + hi, b)
+        if hi_n <= lo_n:
+            return name, lo_n, hi_n, iter(())
+        it = self._read_native_range(name, lo_n, hi_n)
+        return None if it is None else (name, lo_n, hi_n, it)
+
+    def read_range(
+        self, split: str, lo: int, hi: int | None = None
+    ) -> Iterator[tuple[str, Record]]:
+        """Records ``[lo, hi)`` of canonical ``split``: the same pairs as
+        ``itertools.islice(read(split), lo, hi)``, but without reading the
+        records before ``lo`` where the format allows random access.
+
+        >>> # src.read_range("train", 1000, 2000) -> the 1000 pairs after the first 1000
+        """
+        got = self._range_native(split, lo, hi) if self._plain() else None
+        if got is None:
+            yield from itertools.islice(self.read(split), lo, hi)
+            return
+        name, lo_n, _hi_n, it = got
+        idf = self.spec.id_field
+        for i, (rid, rec) in enumerate(it, lo_n):
+            if idf is not None:
+                if idf not in rec:
+                    raise SourceError(
+                        f"{self.describe()}: record {i} of split {name!r} has no id field {idf!r}"
+                    )
+                rid = str(rec[idf])
+            yield (rid if rid is not None else f"{name}-{i}"), rec
 
     def count(self, split: str) -> int:
         """Number of records in canonical ``split`` (from metadata when possible)."""

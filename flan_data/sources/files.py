@@ -67,9 +67,25 @@ class FileSource(Source):
                 with pa.memory_map(str(f)) as src:
                     r = ipc.open_file(src)
                     return sum(r.get_batch(i).num_rows for i in range(r.num_record_batches))
+            if self.spec.kind == "jsonl":
+                return _count_jsonl(f)
         except Exception:  # noqa: BLE001 - unreadable metadata: count by reading
             return None
         return None
+
+    def _read_native_range(self, split: str, lo: int, hi: int):
+        f = self._files().get(split)
+        if f is None or not f.is_file() or self.spec.kind not in ("parquet", "arrow"):
+            return None
+        if self.spec.kind == "arrow":
+            import pyarrow as pa
+            import pyarrow.ipc as ipc
+
+            try:
+                ipc.open_file(pa.memory_map(str(f)))
+            except (pa.ArrowInvalid, OSError):
+                return None  # the stream format has no batch index: read in order
+        return _read_table(f, self.spec.kind, None, self.spec.id_field, lo, hi)
 
     def _read_native(self, split: str) -> Iterator[tuple[str | None, Record]]:
         f = self._files()[split]
@@ -107,22 +123,81 @@ def _read_jsonl(f: Path) -> Iterator[tuple[None, Record]]:
             yield None, rec
 
 
+def _count_jsonl(f: Path) -> int:
+    """Non-blank lines: the records :func:`_read_jsonl` yields (it raises on bad ones)."""
+    n = 0
+    with open(f, "rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                n += 1
+    return n
+
+
+BATCH = 4096
+
+
+def _parquet_batches(f: Path, lo: int, hi: int | None):
+    """Record batches of rows ``[lo, hi)``, read one row group at a time: memory
+    stays bounded by a row group (no pre-buffering of the whole file) and row
+    groups before ``lo`` are never read."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(f, pre_buffer=False)
+    start = 0
+    for g in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        end = start + n
+        if end > lo and (hi is None or start < hi):
+            at = start
+            for b in pf.iter_batches(batch_size=BATCH, row_groups=[g], use_threads=False):
+                yield _clip(b, at, lo, hi)
+                at += b.num_rows
+                if hi is not None and at >= hi:
+                    break
+        start = end
+        if hi is not None and start >= hi:
+            break
+
+
+def _arrow_batches(reader, lo: int, hi: int | None):
+    start = 0
+    for i in range(reader.num_record_batches):
+        b = reader.get_batch(i)
+        end = start + b.num_rows
+        if end > lo and (hi is None or start < hi):
+            for k in range(0, b.num_rows, BATCH):
+                yield _clip(b.slice(k, BATCH), start + k, lo, hi)
+        start = end
+        if hi is not None and start >= hi:
+            break
+
+
+def _clip(b, at: int, lo: int, hi: int | None):
+    # the rows of batch ``b`` (whose first row is ``at``) inside [lo, hi)
+    a = max(0, lo - at)
+    z = b.num_rows if hi is None else min(b.num_rows, hi - at)
+    return b.slice(a, max(0, z - a)) if (a, z) != (0, b.num_rows) else b
+
+
 def _read_table(
-    f: Path, kind: str, delimiter: str | None, id_field: str | None = None
+    f: Path,
+    kind: str,
+    delimiter: str | None,
+    id_field: str | None = None,
+    lo: int = 0,
+    hi: int | None = None,
 ) -> Iterator[tuple[None, Record]]:
     import pyarrow as pa
 
     try:
         if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            batches = pq.ParquetFile(f).iter_batches(batch_size=4096)
+            batches = _parquet_batches(f, lo, hi)
         elif kind == "arrow":
             import pyarrow.ipc as ipc
 
             try:
                 reader = ipc.open_file(pa.memory_map(str(f)))
-                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+                batches = _arrow_batches(reader, lo, hi)
             except pa.ArrowInvalid:
                 batches = iter(ipc.open_stream(pa.memory_map(str(f))))
         else:

@@ -80,6 +80,20 @@ class HFSource(Source):
                 f"pass --source-dir {self.spec.path.split('/')[-1]}=PATH to a save_to_disk copy, or fill the HF cache"
             ) from None
 
+    def _native_count(self, split: str) -> int | None:
+        # len() of a save_to_disk split is metadata (its Arrow files' lengths)
+        local = self._load_local()
+        if local is not None and split in local:
+            return len(local[split])
+        return None
+
+    def _read_native_range(self, split: str, lo: int, hi: int):
+        local = self._load_local()
+        if local is None or split not in local:
+            return None
+        # select() of a contiguous range is a zero-copy slice of the Arrow table
+        return ((None, dict(rec)) for rec in local[split].select(range(lo, hi)))
+
     def _read_native(self, split: str) -> Iterator[tuple[str | None, Record]]:
         local = self._load_local()
         if local is not None:

@@ -1,0 +1,81 @@
+"""Few-shot composition: rendered exemplars + the rendered query → one prompt.
+
+A few-shot style (:class:`~flan_data.specs.FewShotStyle`) frames each example
+with an input cue (``"Q: "``), a delimiter and a target cue (``"A: "``). Many
+templates carry cues of their own (``"Q: …\\nA:"``, ``"Input: …"``,
+``"… Response:"``) and some records do too (P3 prompts that end in
+``"Answer:"``). The rule, applied to each example separately, is that **a cue
+already in the text wins and the style's cue for that slot is left out**:
+
+* the input starts with a role cue (``Q:``, ``Question:``, ``Input:``, …, see
+  :data:`flan_data.textcheck.CUE_NOUNS`): no ``input_prefix``;
+* the input ends with a bare cue line (``"…\\nA:"``, ``"…\\nOutput:"``,
+  ``"A: Let's reason it out."``): the target follows that cue after one space,
+  with no ``x_y_delimiter`` and no ``target_prefix``;
+* the target starts with a role cue (``"Reasoning: …"``): no ``target_prefix``.
+
+Otherwise the style's prefixes apply as before, so templates without cues
+compose exactly as they always did. The function is pure and cheap (two
+anchored regex tests per text); the export fast path calls it per prompt.
+
+>>> from flan_data.specs import FewShotStyle
+>>> qa = FewShotStyle(id="qa", input_prefix="Q: ", target_prefix="A: ")
+>>> print(compose_fewshot([("2 + 2?", "4")], "3 + 3?", qa))
+Q: 2 + 2?
+A: 4
+<BLANKLINE>
+Q: 3 + 3?
+A:
+>>> print(compose_fewshot([("Q: 2 + 2?\\nA:", "4")], "Q: 3 + 3?\\nA:", qa))
+Q: 2 + 2?
+A: 4
+<BLANKLINE>
+Q: 3 + 3?
+A:
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .specs import FewShotStyle
+from .textcheck import ends_with_cue, starts_with_label
+
+
+def compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
+    """One solved exemplar: its input and target joined under ``style``'s rule."""
+    lead = "" if starts_with_label(inputs) else style.input_prefix
+    if ends_with_cue(inputs):
+        return lead + inputs + " " + targets
+    tp = "" if starts_with_label(targets) else style.target_prefix
+    return lead + inputs + style.x_y_delimiter + tp + targets
+
+
+def compose_query(inputs: str, style: FewShotStyle, targets: str = "") -> str:
+    """The query part: like :func:`compose_example` without the target.
+
+    ``targets`` (the query's own target, never shown) decides, as for an
+    exemplar, whether the style's target cue is written: a target that starts
+    with a cue of its own (``"Reasoning: …"``) gets none.
+    """
+    lead = "" if starts_with_label(inputs) else style.input_prefix
+    if ends_with_cue(inputs):
+        return lead + inputs
+    tp = "" if targets and starts_with_label(targets) else style.target_prefix
+    return (lead + inputs + style.x_y_delimiter + tp).rstrip()
+
+
+def compose_fewshot(
+    exemplars: Sequence[tuple[str, str]],
+    query: str,
+    style: FewShotStyle,
+    query_target: str = "",
+) -> str:
+    """The few-shot input: each ``(input, target)`` exemplar, then the query.
+
+    Parts are joined with ``style.example_separator``; the result is
+    right-stripped. The model's target is the query's target, unchanged.
+    """
+    parts = [compose_example(i, t, style) for i, t in exemplars]
+    parts.append(compose_query(query, style, query_target))
+    return style.example_separator.join(parts).rstrip()
