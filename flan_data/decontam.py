@@ -682,7 +682,7 @@ class Report:
     def _cell(self, task: str, set_name: str) -> dict[str, Any]:
         c = self.cells.get((task, set_name))
         if c is None:
-            c = self.cells[(task, set_name)] = {"rows_hit": 0, "rows_dropped": 0, "exemplars_replaced": 0,
+            c = self.cells[(task, set_name)] = {"rows_hit": 0, "rows_dropped": 0, "exemplars": set(),
                                                  "ngrams": [], "item_ids": set(), "where": {}}  # fmt: skip
         return c
 
@@ -690,14 +690,17 @@ class Report:
         self.rows[task] = self.rows.get(task, 0) + n
 
     def add_hit(self, task: str, matches: Sequence[Match], where: str, *, dropped: bool = False,
-                exemplar: bool = False) -> None:  # fmt: skip
+                exemplar: str | None = None) -> None:  # fmt: skip
+        """Count one hit row (or, with ``exemplar`` = its id, one replaced exemplar)."""
         sets = {}
         for m in matches:
             sets.setdefault(self.index.sets[int(self.index.item_set[m.item])]["name"], []).append(m)
         for name, ms in sets.items():
             c = self._cell(task, name)
-            if exemplar:
-                c["exemplars_replaced"] += 1
+            if exemplar is not None:
+                if exemplar in c["exemplars"]:
+                    continue
+                c["exemplars"].add(exemplar)
             else:
                 c["rows_hit"] += 1
                 c["rows_dropped"] += dropped
@@ -713,8 +716,9 @@ class Report:
             self.add_rows(t, n)
         for e in data.get("hits", []):
             c = self._cell(e["task"], e["eval_set"])
-            for k in ("rows_hit", "rows_dropped", "exemplars_replaced"):
+            for k in ("rows_hit", "rows_dropped"):
                 c[k] += e[k]
+            c["exemplars"].update(e.get("exemplar_ids", ()))
             for k, v in e["where"].items():
                 c["where"][k] = c["where"].get(k, 0) + v
             for g in e["ngrams"]:
@@ -729,11 +733,13 @@ class Report:
             rows = self.rows.get(task, 0)
             e = {"task": task, "eval_set": name, "rows": rows, "rows_hit": c["rows_hit"],
                  "share": round(c["rows_hit"] / rows, 8) if rows else 0.0,
-                 "rows_dropped": c["rows_dropped"], "exemplars_replaced": c["exemplars_replaced"],
+                 "rows_dropped": c["rows_dropped"], "exemplars_replaced": len(c["exemplars"]),
+                 "exemplar_ids": sorted(c["exemplars"], key=_natural)[: self.MAX_IDS],
                  "where": dict(sorted(c["where"].items())), "ngrams": list(c["ngrams"]),
                  "eval_items": len(ids), "item_ids": ids[: self.MAX_IDS]}  # fmt: skip
             if full_ids:
                 e["all_item_ids"] = ids
+                e["exemplar_ids"] = sorted(c["exemplars"], key=_natural)
             hits.append(e)
         return {
             "index": self.index.describe(),
@@ -766,6 +772,7 @@ class RowFilter:
         self.index = index
         self.drop = drop
         self.report = Report(index)
+        self._seen: dict[str, list[Match]] = {}
 
     def clean_pool(self, task: str, pool: list[Any]) -> list[Any]:
         """Pool exemplars (objects with ``.fields``) without the hit ones; the
@@ -774,22 +781,40 @@ class RowFilter:
         keep = []
         for e, ms in zip(pool, found):
             if ms:
-                self.report.add_hit(task, ms, "exemplar pool", exemplar=True)
+                self.report.add_hit(task, ms, "exemplar pool", exemplar=e.example_id)
             else:
                 keep.append(e)
         return keep
 
-    def clean_list(self, task: str, values: Sequence[Any]) -> list[Any]:
-        """A record's own exemplar list (e.g. NIv2 positive examples) without hit
-        entries, so the next clean one moves up."""
-        found = self.index.find_many([exemplar_text(v) for v in values])
+    def clean_field(self, task: str, canon: dict[str, Any], name: str) -> dict[str, Any]:
+        """A record whose own exemplar list (field ``name``, e.g. NIv2's positive
+        examples) loses its hit entries, so the next clean one moves up."""
+        values = canon.get(name)
+        if not isinstance(values, list | tuple) or not values:
+            return canon
+        texts = [exemplar_text(v) for v in values]
+        todo = [t for t in texts if t not in self._seen]
+        if todo:
+            for t, ms in zip(todo, self.index.find_many(todo)):
+                self._seen[t] = ms
+        if not any(self._seen[t] for t in texts):
+            return canon
         keep = []
-        for v, ms in zip(values, found):
+        for j, (v, t) in enumerate(zip(values, texts)):
+            ms = self._seen[t]
             if ms:
-                self.report.add_hit(task, ms, "exemplar field", exemplar=True)
+                self.report.add_hit(task, ms, "exemplar field", exemplar=f"{name}[{j}]")
             else:
                 keep.append(v)
-        return keep
+        return {**canon, name: keep}
+
+    def save(self, folder: Path) -> None:
+        """This job's counts as ``folder/decontam.json`` (merged by the export)."""
+        data = self.report.to_json(full_ids=True)
+        del data["index"]
+        (Path(folder) / "decontam.json").write_text(
+            json.dumps(data, ensure_ascii=False), encoding="utf-8"
+        )
 
     def filter_rows(self, task: str, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """Drop (or, with ``drop=False``, only count) rows whose inputs or targets hit."""
@@ -809,8 +834,12 @@ class RowFilter:
             return cols
         keep = np.ones(n, dtype=bool)
         keep[bad] = False
-        idx = np.flatnonzero(keep).tolist()
-        return {k: [v[i] for i in idx] for k, v in cols.items()}
+        idx = np.flatnonzero(keep)
+        il = idx.tolist()
+        return {
+            k: (v[idx] if isinstance(v, np.ndarray) else [v[i] for i in il])
+            for k, v in cols.items()
+        }
 
 
 _LOADED: dict[str, NgramIndex] = {}
