@@ -264,7 +264,7 @@ def _read_jsonl(path: Path, fields: Sequence[str], id_field: str = "id") -> list
             rid = rec.get(id_field)
             items.append(
                 EvalItem(
-                    f"{stem}/{rid if rid is not None else i}",
+                    str(rid) if rid is not None else f"{stem}/{i}",
                     _pick(rec, fields, f"{path}, line {i}"),
                 )
             )
