@@ -348,3 +348,54 @@ def test_preview_reads_source_dirs(cat, tmp_path):
     want = [json.loads(x) for x in ok(run("render", "cot_gsm8k", "-f", "cot", "--seed", "4", "-n", "2",
                                           "--source-dir", f"cot_gsm8k={tmp_path}", "--json")).splitlines()]  # fmt: skip
     assert "What is 6+1?" in got["inputs"] and got == want[1]
+
+
+def test_export_manifest_pointing_outside_is_refused(tmp_path):
+    import hashlib
+
+    from flan_data.export import export_mixture
+
+    cat = Catalog.load()
+    out = tmp_path / "exp"
+    export_mixture(cat, "demo", out, total=30, seed=0, progress=False)
+    m = json.loads((out / "manifest.json").read_text())
+    (tmp_path / "outside.arrow").write_bytes((out / m["shards"][0]["file"]).read_bytes())
+    m["shards"][0]["file"] = "../outside.arrow"
+    data = json.dumps(m).encode()
+    (out / "manifest.json").write_bytes(data)
+    (out / "COMPLETED").write_text(hashlib.sha256(data).hexdigest())
+    app = BrowseApp(cat, out)
+    r = app.handle("/export?shard=../outside.arrow")
+    assert r.status == 400 and "outside the export folder" in r.text
+    r = app.handle("/export")  # the page itself still shows, with the problem
+    assert r.status == 200 and "outside the export folder" in r.text and "problem(s)" in r.text
+
+
+def test_flan_browse_process_serves_on_loopback(tmp_path):
+    """The real command: starts, prints a 127.0.0.1 URL, serves pages, stops on SIGINT."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "flan_data", "browse", "--port", "0", "--no-open"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        c = http.client.HTTPConnection("127.0.0.1", int(m.group(1)), timeout=60)
+        c.request("GET", "/task/bool_q")
+        r = c.getresponse()
+        assert r.status == 200 and b"boolq-01" in r.read()
+        c.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

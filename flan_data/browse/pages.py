@@ -298,7 +298,7 @@ class ExportView:
         if shard not in names:
             raise PathRefused(f"shard {shard!r} is not listed in {self.out.name}/manifest.json")
         path = (self.out / shard).resolve()
-        if path.parent != self.out.resolve():
+        if not path.is_relative_to(self.out.resolve()):  # a manifest edited to point outside
             raise PathRefused(f"shard {shard!r} is outside the export folder")
         t = read_table(path)
         n = t.num_rows
@@ -314,8 +314,10 @@ class ExportView:
         row_error = None
         try:
             rows, n = self.rows(shard, 0, 0) if shard else ([], 0)
-        except PathRefused:
-            raise
+        except PathRefused as e:
+            if params.get("shard"):
+                raise
+            rows, n, row_error = [], 0, str(e)  # the manifest itself points outside
         except Exception as e:  # noqa: BLE001 - a damaged shard: say so, show the rest
             rows, n, row_error = [], 0, f"{shard}: cannot read rows: {type(e).__name__}: {e}"
         pages = max(1, -(-n // per_page))
