@@ -5,7 +5,7 @@ hendrycks layout, TyDiQA GoldP / primary-task files, MGSM TSV, or any HF
 ``save_to_disk`` folder / JSONL with named text fields) is read into items; each
 item has one or more text *segments* (question, passage, answer, choices).
 
-Rule (documented in docs/DECONTAMINATION.md):
+Rule (documented in docs/GOVERNANCE.md):
 
 - Text is normalized to words: Unicode NFKC, lower case, maximal runs of
   letters/digits/underscore (``\\w+``); punctuation and spacing do not matter.

@@ -268,7 +268,8 @@ def planted(tmp_path_factory):
     ]
     lines = [{"id": f"anli{i}", "text": r["premise"]} for i, r in enumerate(anli[:4])]
     w = words(anli[5]["premise"])
-    near = " ".join(w[:12] + ["zzz"] + w[13:]) if len(w) > 14 else "no near miss"
+    near = " ".join("zzz" if i % 7 == 6 else x for i, x in enumerate(w))  # no 13 words in a row
+    assert len(w) >= 13
     lines.append({"id": "near", "text": near})
     ev = d / "eval.jsonl"
     ev.write_text("".join(json.dumps(x) + "\n" for x in lines))
