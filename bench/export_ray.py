@@ -41,7 +41,12 @@ from flan_data.export import export_mixture  # noqa: E402
 
 
 def _files(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+    # every file of the export, shards under data/ included (not the work-in-progress state)
+    return {
+        str(p.relative_to(d)): p.read_bytes()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and ".flan-export" not in p.parts
+    }
 
 
 def _snapshot(work: Path) -> Path:

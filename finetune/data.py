@@ -136,6 +136,14 @@ def read_table(export: ExportDir, columns: Sequence[str] = REQUIRED_COLUMNS):
 
     tables = []
     for shard in export.shard_paths:
+        if shard.suffix != ".arrow":  # Parquet / JSON Lines exports (flan export --format)
+            from flan_data.export import read_shard
+
+            try:
+                tables.append(read_shard(shard, columns=columns))
+            except Exception as exc:  # noqa: BLE001 - reported as the finetuner's own error
+                raise DataError(str(exc)) from None
+            continue
         source = pa.memory_map(str(shard), "r")
         try:
             reader = ipc.open_file(source)

@@ -36,6 +36,7 @@ from .specs import (
     LicenseInfo,
     MixtureMember,
     MixtureSpec,
+    RecordRules,
     SourceSpec,
     TaskMetadata,
     TaskSpec,
@@ -175,7 +176,7 @@ _SOURCE_OPTION_KEYS = (
 )
 _TASK_KEYS = (
     "name", "collection", "description", "source", "sample", "fields", "options",
-    "templates", "exemplars", "metadata",
+    "templates", "exemplars", "metadata", "records",
 )  # fmt: skip
 _META_KEYS = (
     "category", "languages", "license", "held_out", "inversion_of", "exclude_from_training", "task_type",
@@ -279,7 +280,7 @@ def _merge_defaults(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dic
     out = dict(defaults)
     for k, val in task.items():
         if (
-            k in ("metadata", "source", "sample", "fields")
+            k in ("metadata", "source", "sample", "fields", "records")
             and isinstance(out.get(k), Mapping)
             and isinstance(val, Mapping)
         ):
@@ -344,8 +345,14 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
         if md.get("licensing") is not None
         else LicenseInfo(),
     )
+    records = RecordRules()
+    if raw.get("records") is not None:
+        from .records import parse_rules
+
+        records = parse_rules(v, raw["records"], _join(path, "records"))
     return TaskSpec(
         name=name,
+        records=records,
         collection=collection,
         source=source,
         sample=sample,

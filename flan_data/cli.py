@@ -566,6 +566,17 @@ def catalog_stats(ctx, as_json) -> None:
 
 # ----------------------------------------------------------------------------- render
 
+chat_fewshot_option = click.option(
+    "--chat-fewshot", type=click.Choice(["single", "multiturn"]), default="single", show_default=True,
+    help="Few-shot rows in the messages view: one user turn (single) or each exemplar in its own "
+    "user/assistant turns (multiturn).")  # fmt: skip
+system_option = click.option(
+    "--system",
+    default=None,
+    metavar="TEXT",
+    help="Start every messages list with this system turn.",
+)
+
 
 @main.command()
 @click.argument("task")
@@ -601,6 +612,9 @@ def catalog_stats(ctx, as_json) -> None:
     "--option-style", type=click.Choice(OPTION_STYLES), default="random", show_default=True
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--chat", is_flag=True, help="Print the messages view (user/assistant turns).")
+@chat_fewshot_option
+@system_option
 @click.pass_context
 def render(
     ctx,
@@ -616,11 +630,32 @@ def render(
     budget,
     option_style,
     as_json,
+    chat,
+    chat_fewshot,
+    system,
 ) -> None:
     """Render N examples of TASK in a format."""
     cat = _catalog(ctx)
     cfg = RenderConfig(shots=shots, budget=budget, option_style=option_style)
     dirs = parse_source_dirs(cat, source_dirs)
+    if chat or chat_fewshot != "single" or system is not None:
+        from .views import chat_task
+
+        for i, msgs in enumerate(chat_task(cat, task, fmt=fmt, n=n, seed=seed, split=split, template_id=template_id,
+                                           source=source, source_dirs=dirs, config=cfg, chat_fewshot=chat_fewshot,
+                                           system=system)):  # fmt: skip
+            if as_json:
+                click.echo(json.dumps(msgs, ensure_ascii=False))
+                continue
+            click.echo(
+                click.style(f"=== [{i + 1}] {task} | {fmt} | {len(msgs)} message(s) ===", bold=True)
+            )
+            for m in msgs:
+                color = {"system": "yellow", "user": "cyan", "assistant": "green"}.get(m["role"])
+                click.echo(click.style(f"{m['role'].upper()}:", fg=color))
+                click.echo(m["content"])
+            click.echo("")
+        return
     for i, ex in enumerate(
         render_task(
             cat,
@@ -693,6 +728,10 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
     for p in problems:
         click.echo(str(p), err=p.level == "error")
     n_t = len(tasks) if tasks else len(cat.tasks)
+    from .lint import rule_counts
+
+    counts = rule_counts(problems)
+    click.echo("text rules: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     click.echo(
         f"{len(errors)} error(s), {len(problems) - len(errors)} warning(s); checked {len(cat.templates)} templates, {n_t} tasks"
     )
@@ -900,6 +939,15 @@ def _echo_removed(plan) -> None:
               help="A bad record stops the export (fail) or is counted in the manifest and left out (skip).")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an export with a different spec in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--format", "file_format", type=click.Choice(["arrow", "parquet", "jsonl", "jsonl.gz"]), default="arrow",
+              show_default=True, help="Shard file format (all load with datasets.load_dataset(OUT)).")  # fmt: skip
+@click.option("--messages/--no-messages", default=True, show_default=True,
+              help="Add the chat view: a messages column of {role, content} turns.")  # fmt: skip
+@chat_fewshot_option
+@system_option
+@click.option("--columns", "column_sets", multiple=True, type=click.Choice(["flan-dump"]),
+              help="Extra column sets; flan-dump adds task_source, task_name, template_type, template_idx "
+              "(the public Flan 2022 dumps' columns).")  # fmt: skip
 @license_options
 @click.option("--decontaminate", "decontaminate", multiple=True, metavar="EVAL",
               help="Drop rows that contain an n-gram of this benchmark, and replace hit few-shot exemplars by clean "
@@ -912,16 +960,21 @@ def _echo_removed(plan) -> None:
               help="Shortest eval text indexed (default 8 words; shorter than n: matched whole).")  # fmt: skip
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, overwrite, quiet, license_level, license_classes, allow_share_alike,
-           exclude_model_generated, decontaminate, decontam_n, decontam_min_words) -> None:  # fmt: skip
-    """Render a mixture into Arrow shards with a manifest (resumable, deterministic)."""
+           budget, option_style, on_error, overwrite, quiet, file_format, messages, chat_fewshot, system,
+           column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated,
+           decontaminate, decontam_n, decontam_min_words) -> None:  # fmt: skip
+    """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
+    manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
+    from .views import OutputSpec
 
     cat = _catalog(ctx)
+    output = OutputSpec(file_format=file_format, messages=messages, chat_fewshot=chat_fewshot,
+                        system=system, columns=tuple(column_sets))  # fmt: skip
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
-                   on_error=on_error, overwrite=overwrite, progress=not quiet,
+                   on_error=on_error, overwrite=overwrite, progress=not quiet, output=output,
                    log=lambda s: click.echo(s, err=True),
                    license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated),
                    decontaminate=decontaminate, decontam_n=decontam_n, decontam_min_words=decontam_min_words)  # fmt: skip

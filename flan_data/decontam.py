@@ -886,10 +886,11 @@ def iter_training_batches(target: Path, fields: Sequence[str], task_field: str |
             )
 
     if target.is_dir():
+        base = target / "data" if (target / "data").is_dir() else target
         files = sorted(
-            p for p in target.rglob("*")
-            if p.suffix in (".arrow", ".parquet") and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(target).parts)
+            p for p in base.rglob("*")
+            if p.name.endswith((".arrow", ".parquet", ".jsonl", ".jsonl.gz")) and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(base).parts)
         )  # fmt: skip
         if not files:
             raise FlanDataError(

@@ -53,7 +53,12 @@ LABEL = (
 )
 _LABEL_AT_START = re.compile(rf"[ \t]*{LABEL}(?=\s|$)")
 #: A label at a line start followed, after nothing but whitespace, by another label.
-_STACKED = re.compile(rf"(?m)^[ \t]*({LABEL})[ \t]*(?:\n[ \t]*)*({LABEL})(?=\s|$)")
+# On the same line the second cue must be a bare one ("Q: Question:"), or any
+# short answer before a same-line cue ("Input: Turkey Answer: Ankara") would count.
+_BARE = rf"(?:\[{_NOUN}\]|[QA]\.|(?:{_NOUN}|[QA]){_SUFFIX}:)"
+_STACKED = re.compile(
+    rf"(?m)^[ \t]*({LABEL})(?:[ \t]+({_BARE})|[ \t]*(?:\n[ \t]*)+({LABEL}))(?=\s|$)"
+)
 # A trailing cue: the last line is only a label, optionally with a short
 # reasoning lead-in ("A: Let's reason it out.").
 _TRAILING_CUE = re.compile(
@@ -79,7 +84,7 @@ def stacked_cues(text: str) -> list[str]:
     """
     out = []
     for m in _STACKED.finditer(text):
-        out.append(f"{m.group(1)} {m.group(2)}")
+        out.append(f"{m.group(1)} {m.group(2) or m.group(3)}")
     return out
 
 

@@ -399,3 +399,35 @@ def test_flan_browse_process_serves_on_loopback(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_preview_api_honours_render_options(app):
+    r = app.handle(
+        "/api/preview?task=anli_r1&format=fs_opt&seed=5&shots=1&option_style=plain&budget=4000"
+    )
+    got = json.loads(r.body)["example"]
+    want = json.loads(ok(run("render", "anli_r1", "-n", "1", "-f", "fs_opt", "--seed", "5", "--shots", "1",
+                             "--option-style", "plain", "--budget", "4000", "--json")))  # fmt: skip
+    assert got == want and len(got["exemplar_ids"]) == 1
+    assert app.handle("/api/preview?task=anli_r1&option_style=fancy").status == 404
+    assert app.handle("/api/preview?task=anli_r1&shots=-1").status == 422
+
+
+def test_mixture_page_numbers(cat):
+    from flan_data.browse.pages import mixture_page
+
+    d = mixture_page(cat, "flan2022", {"total": "100000", "exclude": "dialog"})
+    assert d["plan"]["total"] == 100000 and d["sizes"] == "metadata"
+    assert sum(sum(v.values()) for v in d["by_collection_format"].values()) == 100000
+    assert "dialog" not in d["by_collection_format"]
+    caps = {m.name: m.cap for m in cat.mixture("flan2022").members}
+    for c in d["capped"]:
+        t = cat.task(c["task"])
+        assert c["cap"] == caps[t.collection] and c["size"] > c["cap"]
+    # every capped task is listed: recount from the published sizes
+    n = sum(1 for t in d["tasks"] if t["size"] > caps[t["collection"]])
+    assert n <= len(d["capped"])
+    counts = [t["count"] for t in d["tasks"]]
+    assert counts == sorted(counts, reverse=True) and len(counts) == 25
+    with pytest.raises(Exception, match="exclusion"):
+        mixture_page(cat, "flan2022", {"exclude": "dialgo"})

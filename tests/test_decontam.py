@@ -249,7 +249,7 @@ def test_row_filter_pool_and_field(toy):
 
 def _rows(out: Path) -> list[dict]:
     rows = []
-    for p in sorted(out.glob("shard-*.arrow")):
+    for p in sorted(out.rglob("shard-*.arrow")):
         with ipc.open_file(p) as r:
             rows += r.read_all().to_pylist()
     return rows

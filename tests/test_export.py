@@ -27,7 +27,12 @@ def cat():
 
 
 def _files(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+    """Every file of an export (shards under data/ included), by relative path."""
+    return {
+        str(p.relative_to(d)): p.read_bytes()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and ".flan-export" not in p.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +45,12 @@ def reference(cat, tmp_path_factory):
 
 
 def test_layout_schema_and_counts(reference):
-    names = sorted(p.name for p in reference.iterdir() if p.is_file())
-    assert names == [
+    assert sorted(_files(reference)) == [
         "ATTRIBUTION.md",
         "COMPLETED",
+        "README.md",
+        *[f"data/shard-{i:05d}-of-00004.arrow" for i in range(4)],
         "manifest.json",
-        *[f"shard-{i:05d}-of-00004.arrow" for i in range(4)],
     ]
     m = load_manifest(reference)
     assert m["num_rows"] == TOTAL == sum(s["rows"] for s in m["shards"])
@@ -94,7 +99,8 @@ def test_different_seed_different_rows(cat, reference, tmp_path):
         cat, "demo", out, total=TOTAL, seed=4, shard_rows=70, progress=False, log=lambda s: None
     )
     assert (
-        _files(out)["shard-00000-of-00004.arrow"] != _files(reference)["shard-00000-of-00004.arrow"]
+        _files(out)["data/shard-00000-of-00004.arrow"]
+        != _files(reference)["data/shard-00000-of-00004.arrow"]
     )
 
 
@@ -161,7 +167,7 @@ def test_refuses_foreign_nonempty_folder(cat, tmp_path):
 def test_verify_names_truncated_and_edited_shards(cat, tmp_path):
     out = tmp_path / "v"
     export_mixture(cat, "demo", out, total=100, shard_rows=40, progress=False, log=lambda s: None)
-    s0, s1 = sorted(out.glob("shard-*.arrow"))[:2]
+    s0, s1 = sorted(out.glob("data/shard-*.arrow"))[:2]
     s0.write_bytes(s0.read_bytes()[:-100])
     data = bytearray(s1.read_bytes())
     data[len(data) // 2] ^= 0xFF

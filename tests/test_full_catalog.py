@@ -657,6 +657,11 @@ EXPECTED = {
         "options": ["Boston", "Monday"],
     },
     "lambada": {"text": "She opened the door and saw her old friend", "answer": "Maria"},
+    "quac": {
+        "context": "He was born in 1950.",
+        "question": "When was he born?",
+        "answer": "He was born in 1950.",
+    },
     "fix_punct": {"text": "Hello world How are you", "answer": "Hello, world! How are you?"},
     "word_segment": {"text": "thecatsat"},
     "true_case": {"text": "paris is in france."},
@@ -695,6 +700,12 @@ def test_every_flan2021_task_without_sample_has_a_fixture(cat):
 def test_flan2021_task_renders_every_template(cat, name):
     task = cat.task(name)
     rec = RECORDS[task.metadata.inversion_of or name]
+    if task.records:  # the source layer applies the task's record rules first
+        from flan_data.records import compile_rules
+
+        kept = list(compile_rules(task.records).apply([("fixture", rec)], task=name, split="train"))
+        assert kept, f"{name}: the fixture record does not pass the task's record rules"
+        rec = kept[0][1]
     tr = Renderer(cat, RenderConfig()).task_renderer(task)
     canon = tr.canonical("fixture", rec)
     for k, v in EXPECTED.get(name, {}).items():

@@ -207,7 +207,11 @@ def test_noopt_format_that_still_shows_the_options(make_catalog, h):
     )
     es = errors(lint(make_catalog(templates=t)))
     assert es and all("template toy-02" in p.where for p in es)
-    assert {p.message for p in es} == {"the zs_noopt format still shows the options block"}
+    assert {p.message for p in es if p.rule is None} == {
+        "the zs_noopt format still shows the options block"
+    }
+    # the text rule sees the same thing: the noopt input talks about options
+    assert {p.rule for p in es if p.rule} == {"noopt_choice_words"}
 
 
 def test_no_exemplar_fits_the_budget_warning(make_catalog, h):
@@ -268,3 +272,66 @@ def test_lint_task_directly(make_catalog):
     cat = make_catalog()
     r = Renderer(cat, RenderConfig())
     assert lint_task(r, cat.task("toy"), rows=1) == []
+
+
+# ----------------------------------------------------------------------------- text rules (issue 11)
+
+
+def _with_template(h, tmpl: dict, kind: str = "zero_shot", options=None, **task_kw):
+    t = copy.deepcopy(h.TOY_TEMPLATES)
+    t["sets"]["toy"] = {"kind": kind, "templates": [tmpl]}
+    task = dict(h.TOY_TASK, **task_kw)
+    if options is not None:
+        task["options"] = options
+    return t, [task]
+
+
+@pytest.mark.parametrize(
+    ("rule", "tmpl", "kw"),
+    [
+        ("stacked_cue", {"id": "toy-01", "input": "Question: Q: {{ premise }}{{ options_block }}",
+                         "target": "{{ answer }}"}, {}),
+        ("stacked_cue", {"id": "toy-01", "input": "{{ premise }}{{ options_block }}\nA:",
+                         "target": "Answer: {{ answer }}"}, {}),
+        ("doubled_option_punct", {"id": "toy-01", "input": "{{ premise }} Is it {{ options[0] }}.{{ options_block }}",
+                                  "target": "{{ answer }}"}, {"options": ["yes!", "maybe", "no"]}),
+        ("noopt_choice_words", {"id": "toy-01", "input": "{{ premise }}\nChoose the best option.{{ options_block }}",
+                                "target": "{{ answer }}"}, {}),
+        ("cot_target_no_answer", {"id": "toy-01", "input": "{{ premise }}{{ options_block }}",
+                                  "target": "{{ hypothesis }} {{ answer_text }} is it, I think."},
+         {"kind": "cot"}),
+    ],
+)  # fmt: skip
+def test_each_text_rule_fires_with_its_name_and_counts(make_catalog, h, rule, tmpl, kw):
+    from flan_data.lint import TEXT_RULES, rule_counts
+
+    kind = kw.pop("kind", "zero_shot")
+    t, tasks = _with_template(h, tmpl, kind, **kw)
+    problems = lint(make_catalog(templates=t, tasks=tasks))
+    counts = rule_counts(problems)
+    assert counts[rule] > 0, [str(p) for p in problems]
+    assert set(counts) == set(TEXT_RULES)
+    assert all(v == 0 for k, v in counts.items() if k != rule), counts
+    hit = next(p for p in problems if p.rule == rule)
+    assert hit.level == "error" and "toy-01" in hit.where and f"[{rule}]" in hit.message
+    # found on the sample rows and on synthetic rows alike
+    assert any("synthetic rows" in p.where for p in problems if p.rule == rule)
+
+
+def test_fewshot_style_pairs_are_checked(make_catalog, h):
+    """Every template × few-shot style pair is composed; a stacked pair names the style."""
+    t = copy.deepcopy(h.TOY_TEMPLATES)
+    t["sets"]["toy"]["templates"] = [
+        {"id": "toy-01", "input": "{{ premise }}{{ options_block }}\nA:", "target": "Answer: {{ answer }}"}
+    ]  # fmt: skip
+    problems = [p for p in lint(make_catalog(templates=t)) if p.rule == "stacked_cue"]
+    assert any(p.where.endswith("as few-shot with style st-qa") for p in problems), problems
+    # a clean template composes cleanly with the same style
+    assert not [p for p in lint(make_catalog()) if p.rule]
+
+
+def test_shipped_catalog_reports_zero_for_every_text_rule(catalog):
+    from flan_data.lint import rule_counts
+
+    counts = rule_counts(lint(catalog, rows=2))
+    assert counts and all(v == 0 for v in counts.values()), counts

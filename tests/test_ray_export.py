@@ -51,7 +51,12 @@ def cat():
 
 
 def _files(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+    # every file of the export, shards under data/ included (not the work-in-progress state)
+    return {
+        str(p.relative_to(d)): p.read_bytes()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and ".flan-export" not in p.parts
+    }
 
 
 def _rows(d: Path) -> list[dict]:
@@ -133,7 +138,8 @@ def test_fewshot_mixture_identical_to_local_for_any_workers(ray_address, syn, tm
     out = tmp_path / f"ray{workers}"
     export_mixture(cat, "m", out, **SYN, workers=workers, backend="ray", **QUIET)
     assert _files(out) == _files(local)
-    assert len(_files(out)) == 3 + -(-SYN["total"] // SYN["shard_rows"])
+    # + manifest, COMPLETED, ATTRIBUTION.md, README.md
+    assert len(_files(out)) == 4 + -(-SYN["total"] // SYN["shard_rows"])
 
 
 def test_exemplars_come_from_the_examples_own_task(syn):

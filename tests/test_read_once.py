@@ -162,6 +162,13 @@ def test_output_is_the_same_however_the_task_is_chunked(tmp_path, monkeypatch):
         export_mixture(
             cat, "mix", out, total=450, shard_rows=100, progress=False, log=lambda s: None
         )
-        outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()})
+        outs.append(  # shards live in data/
+            {
+                p.name: p.read_bytes()
+                for d in (out, out / "data")
+                for p in sorted(d.iterdir())
+                if p.is_file()
+            }
+        )
     assert outs[0] == outs[1]
     assert len([n for n in outs[0] if n.startswith("shard-")]) == 5

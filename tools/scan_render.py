@@ -125,6 +125,12 @@ def synthetic_canon(task, i: int) -> dict:
                 {"input": f"Sample input {k} of {i}.", "output": f"out{k}", "explanation": "Why."}
                 for k in range(2)
             ]
+        elif name == "inputs":  # P3 prompts often carry their own cues
+            out[name] = (
+                f"Question: The prompt number {i}?\nAnswer:",
+                f"Q: The prompt number {i}?\nA:",
+                f"The prompt number {i} goes here.",
+            )[i % 3]
         else:
             out[name] = f"The {name} text number {i} goes here."
     if task.options is not None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from ..catalog import Catalog
 from ..errors import FlanDataError, UnknownNameError
+from ..fewshot import DEFAULT_BUDGET, DEFAULT_SHOTS
+from ..render import OPTION_STYLES, RenderConfig
 from ..specs import FORMATS, TaskSpec
 from . import charts
 from .query import search_tasks, task_info, template_tokens
@@ -110,7 +112,8 @@ def catalog_page(cat: Catalog, params: dict[str, str]) -> dict[str, Any]:
 def preview_args(
     cat: Catalog, task: TaskSpec, params: dict[str, str], formats: list[str]
 ) -> dict[str, Any]:
-    """Validated preview controls: format, seed, template (or seeded choice), row, split."""
+    """Validated preview controls: format, seed, template (or seeded choice), row, split,
+    shots, budget and option style (defaults: those of ``flan render``/``flan export``)."""
     fmt = params.get("format") or formats[0]
     if fmt not in FORMATS:
         raise UnknownNameError("format", fmt, FORMATS)
@@ -121,13 +124,26 @@ def preview_args(
     split = params.get("split") or "validation"
     if split not in task.source.canonical_splits() and split not in ("train", "validation", "test"):
         raise UnknownNameError("split", split, task.source.canonical_splits())
+    style = params.get("option_style") or "random"
+    if style not in OPTION_STYLES:
+        raise UnknownNameError("option style", style, OPTION_STYLES)
     return {
         "format": fmt,
         "seed": _int(params, "seed", 0, -(2**63), 2**63 - 1),
         "template": tpl,
         "row": _int(params, "row", 0, 0, 999),
         "split": split,
+        "shots": _int(params, "shots", DEFAULT_SHOTS, 0, 64),
+        "budget": _int(params, "budget", DEFAULT_BUDGET, 1, 1_000_000),
+        "option_style": style,
     }
+
+
+def render_config(args: dict[str, Any]) -> RenderConfig:
+    """The :class:`RenderConfig` of validated preview controls (export's defaults otherwise)."""
+    return RenderConfig(
+        shots=args["shots"], budget=args["budget"], option_style=args["option_style"]
+    )
 
 
 def task_page(cat: Catalog, name: str, params: dict[str, str]) -> dict[str, Any]:
@@ -141,6 +157,7 @@ def task_page(cat: Catalog, name: str, params: dict[str, str]) -> dict[str, Any]
     f = Path(t.file)
     file_rel = f.relative_to(cat.root).as_posix() if f.is_relative_to(cat.root) else str(f)
     return {"info": info, "args": args, "formats": info["formats"], "file_rel": file_rel,
+            "option_styles": OPTION_STYLES,
             "splits": list(t.source.canonical_splits())}  # fmt: skip
 
 
@@ -190,9 +207,12 @@ def mixture_page(cat: Catalog, name: str | None, params: dict[str, str]) -> dict
         for d in tasks
         if d["task"] in caps and d["size"] > caps[d["task"]]
     ]
-    by_format = Counter()
+    by_format: Counter[str] = Counter()
+    by_cf: dict[str, Counter[str]] = {}
     for e in data["entries"]:
         by_format[e["format"]] += e["count"]
+        by_cf.setdefault(e["collection"], Counter())[e["format"]] += e["count"]
+    plan_formats = [f for f in FORMATS if by_format.get(f)]
     top_n = _int(params, "top", 25, 1, 100_000)
     return {
         "mixtures": mixtures,
@@ -206,12 +226,14 @@ def mixture_page(cat: Catalog, name: str | None, params: dict[str, str]) -> dict
         "n_tasks": sum(1 for d in tasks if d["count"]),
         "top": top_n,
         "capped": capped,
+        "plan_formats": plan_formats,
+        "by_collection_format": {c: dict(v) for c, v in by_cf.items()},
         "chart_collections": charts.bars(
             [(c, d["count"]) for c, d in data["collections"].items()],
             title="examples per collection",
         ),
         "chart_formats": charts.bars(
-            [(f, by_format[f]) for f in FORMATS if by_format.get(f)], title="examples per format"
+            [(f, by_format[f]) for f in plan_formats], title="examples per format"
         ),
         "chart_tasks": charts.bars(
             [(d["task"], d["count"]) for d in tasks[:15]], label_width=260, title="top tasks"

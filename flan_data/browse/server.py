@@ -33,6 +33,7 @@ import jinja2
 
 from ..catalog import Catalog
 from ..errors import FlanDataError, UnknownNameError
+from ..render import Renderer
 from . import pages
 from .pages import ExportView, PathRefused
 from .preview import preview
@@ -151,9 +152,11 @@ class BrowseApp:
         if path == "/api/preview":
             name = params.get("task", "")
             t = cat.task(name)
-            args = pages.preview_args(cat, t, params, list(pages.task_info(cat, t)["formats"]))
+            formats = list(Renderer(cat).task_renderer(t).formats())
+            args = pages.preview_args(cat, t, params, formats)
             p = preview(cat, name, fmt=args["format"], seed=args["seed"], template_id=args["template"],
-                        row=args["row"], split=args["split"], source_dirs=self.source_dirs)  # fmt: skip
+                        row=args["row"], split=args["split"], source_dirs=self.source_dirs,
+                        config=pages.render_config(args))  # fmt: skip
             return self.json(p)
         if path.startswith("/api/task/"):
             return self.json(pages.task_info(cat, cat.task(path[len("/api/task/") :])))

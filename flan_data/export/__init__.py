@@ -1,4 +1,4 @@
-"""Export a mixture to Arrow shards: deterministic, resumable, parallel.
+"""Export a mixture to shards (Arrow, Parquet or JSON Lines): deterministic, resumable, parallel.
 
 >>> import tempfile
 >>> from flan_data import Catalog
@@ -8,8 +8,9 @@
 >>> m["num_rows"]
 50
 
-Layout of ``out``: ``shard-XXXXX-of-YYYYY.arrow`` files, ``manifest.json`` and
-``COMPLETED`` (written last). Work in progress lives in ``out/.flan-export``; a
+Layout of ``out``: ``data/shard-XXXXX-of-YYYYY.<arrow|parquet|jsonl|jsonl.gz>``,
+a dataset card ``README.md`` (so ``datasets.load_dataset(out)`` loads it as-is),
+``manifest.json`` and ``COMPLETED`` (written last). Work in progress lives in ``out/.flan-export``; a
 rerun of the same command resumes from it and produces the same bytes as an
 uninterrupted run. A different spec is refused unless ``overwrite=True``.
 """
@@ -33,9 +34,11 @@ from ..licenses import ATTRIBUTION_FILE, LicensePolicy, attribution_markdown, li
 from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
+from ..views import OutputSpec
 from .jobs import make_jobs
 from .writer import (
     COMPLETED,
+    DATA_DIR,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -156,9 +159,12 @@ def export_mixture(
     decontaminate: Sequence[str] = (),
     decontam_n: int | None = None,
     decontam_min_words: int | None = None,
+    output: OutputSpec | None = None,
 ) -> dict[str, Any]:
-    """Render ``mixture`` into Arrow shards under ``out``; return the manifest.
+    """Render ``mixture`` into shards under ``out/data``; return the manifest.
 
+    ``output`` picks the file format and the optional columns (messages, the
+    flan-dump columns); the default writes Arrow with a ``messages`` column.
     ``license_policy`` removes tasks before planning (the manifest records the
     policy and what it removed); every export writes ``ATTRIBUTION.md``.
     """
@@ -172,6 +178,7 @@ def export_mixture(
         raise FlanDataError(f"--workers must be >= 1, got {workers}")
     spec = catalog.mixture(mixture) if isinstance(mixture, str) else mixture
     cfg = render_config or RenderConfig()
+    output = output or OutputSpec()
     src_choice = _source_choice(spec, source)
     dirs = {k: str(Path(v).resolve()) for k, v in (source_dirs or {}).items()}
     excludes = parse_excludes(catalog, exclude)
@@ -223,6 +230,7 @@ def export_mixture(
                 "tokenizer": getattr(cfg.tokenizer, "name", type(cfg.tokenizer).__name__),
             },  # fmt: skip
             "on_error": on_error,
+            "output": output.to_json(),
         }
         dindex = _decontam_index(decontaminate, decontam_n, decontam_min_words, log)
         if dindex is not None:
@@ -242,6 +250,7 @@ def export_mixture(
             source_dirs=dirs,
             on_error=on_error,
             seekable=seekable,
+            output=output,
             decontam=_save_decontam_index(dindex, out),
         )
         spill = out / STATE_DIR / "spill"
@@ -259,11 +268,14 @@ def export_mixture(
 
         shards_info = []
         for done, info in enumerate(
-            executor.assemble(num_shards, spill, out, [j.index for j in jobs]), 1
+            executor.assemble(num_shards, spill, out, [j.index for j in jobs], output), 1
         ):
             shards_info.append(info)
             _fault("shard", done)
         shards_info.sort(key=lambda s: s["file"])
+        # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole
+        for p in (out / DATA_DIR).glob(".shard-*.tmp-*"):
+            p.unlink(missing_ok=True)
         counts: dict[str, dict[str, int]] = {}
         for e in plan.entries:
             if e.count:
@@ -276,7 +288,10 @@ def export_mixture(
             "seed": seed,
             "num_rows": sum(s["rows"] for s in shards_info),
             "planned_rows": rows_total,
-            "schema": schema_json(),
+            "schema": schema_json(output.schema()),
+            "file_format": output.file_format,
+            "data_dir": DATA_DIR,
+            "output": output.to_json(),
             "mixture": plan.spec,
             "plan": {
                 "total": plan.total,
@@ -296,6 +311,9 @@ def export_mixture(
             _subtract_skips(manifest, out)
         _governance(catalog, plan, policy, manifest, out)
         _fault("manifest")
+        from .card import write_card
+
+        write_card(out, manifest, catalog)
         write_manifest(out, manifest)
         shutil.rmtree(out / STATE_DIR / "spill", ignore_errors=True)
         dt = time.perf_counter() - t0
@@ -430,14 +448,60 @@ def _prepare_out(out: Path, state: dict[str, Any], overwrite: bool) -> None:
 
 def _clear(out: Path) -> None:
     """Remove only what flan export writes."""
+    from .card import is_our_card
+    from .writer import format_of
+
+    def ours(p: Path) -> bool:
+        if not p.is_file():
+            return False
+        if p.name.startswith(".shard-"):
+            return True
+        try:
+            return p.name.startswith("shard-") and format_of(p) is not None
+        except FlanDataError:
+            return False
+
     for p in out.iterdir():
         if (
             p.name in (MANIFEST, COMPLETED, ATTRIBUTION_FILE, DECONTAM_REPORT)
-            or (p.name.startswith("shard-") and p.suffix == ".arrow")
-            or p.name.startswith(".shard-")
+            or ours(p)
+            or (p.name == "README.md" and is_our_card(p))
         ):
             p.unlink()
+    data = out / DATA_DIR
+    if data.is_dir():
+        for p in data.iterdir():
+            if ours(p):
+                p.unlink()
+        if not any(data.iterdir()):
+            data.rmdir()
     shutil.rmtree(out / STATE_DIR, ignore_errors=True)
 
 
-__all__ = ["DEFAULT_SHARD_ROWS", "ON_ERROR", "candidate_tasks", "count_sizes", "export_mixture"]
+def read_shard(path: str | Path, columns: Sequence[str] | None = None):
+    """One shard file of any format (arrow, parquet, jsonl, jsonl.gz) as a ``pyarrow.Table``.
+
+    Raises FlanDataError naming the file when it is unreadable or lacks ``columns``.
+    """
+    from .writer import read_table
+
+    try:
+        t = read_table(Path(path))
+    except (OSError, ValueError) as e:
+        raise FlanDataError(f"shard {path} cannot be read: {e}") from None
+    if columns is not None:
+        missing = [c for c in columns if c not in t.column_names]
+        if missing:
+            raise FlanDataError(f"shard {path} lacks columns {missing}")
+        t = t.select(list(columns))
+    return t
+
+
+__all__ = [
+    "DEFAULT_SHARD_ROWS",
+    "ON_ERROR",
+    "candidate_tasks",
+    "count_sizes",
+    "export_mixture",
+    "read_shard",
+]

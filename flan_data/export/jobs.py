@@ -28,8 +28,9 @@ from ..errors import FlanDataError, RecordError
 from ..render import Exemplar, Renderer, is_fewshot_format
 from ..seeding import derive_seed
 from ..sources import open_task_source
+from ..views import OutputSpec, add_views
 from .permute import permute, unpermute
-from .writer import POS, SPILL_SCHEMA
+from .writer import POS
 
 TRAIN = "train"
 POOL_SIZE = 512
@@ -56,6 +57,7 @@ class TaskJob:
     lo: int = 0  # this job renders the rows whose record index is in [lo, hi)
     hi: int | None = None
     decontam: str | None = None  # folder of the eval n-gram index (export --decontaminate)
+    output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
 
 
 @dataclass
@@ -151,7 +153,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    writer = _RunWriter(tmp, job.shard_rows)
+    writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output))
+    template_index = {ct.spec.id: i for i, ct in enumerate(tr.templates)}
     # pending[(fmt number, repeat)] = list of (row number in the sorted arrays, eid, raw, canonical)
     pending: dict[tuple[int, int], list[tuple[int, str, Any, Any]]] = {}
     n_pending = 0
@@ -164,9 +167,11 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
         for (k, rep), items in sorted(pending.items()):
             errs: list[tuple[int, RecordError]] | None = None if job.on_error == "fail" else []
             cols = tr.render_batch([(e, r) for _, e, r, _ in items], split=TRAIN, fmt=fmts[k], seed=derive_seed(job.seed, "export", fmts[k], rep),
-                                   pool=pool, canonicals=[c for _, _, _, c in items], errors=errs)  # fmt: skip
+                                   pool=pool, canonicals=[c for _, _, _, c in items], errors=errs,
+                                   turns=job.output.multiturn)  # fmt: skip
             if dc is not None:
                 cols = dc.filter_rows(job.task, cols)
+            add_views(cols, job.output, template_index)
             for _, e in errs or ():
                 _count(skipped, _reason(e))
             rows = [items[i][0] for i in cols.pop("index")]
@@ -183,7 +188,7 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             if recs[j] != i:
                 continue
             try:
-                canon = tr.canonical(eid, rec)
+                canon = tr.canonical(eid, rec, TRAIN)
                 if dc is not None and tr.task.exemplar_field:
                     canon = dc.clean_field(job.task, canon, tr.task.exemplar_field)
             except RecordError as e:
@@ -252,8 +257,9 @@ class _RunWriter:
     each run's batch for its shard and merges; a job's memory is bounded by
     the buffer, and a job writes one file per run, not one per shard."""
 
-    def __init__(self, folder: Path, shard_rows: int, flush_rows: int = 50_000):
+    def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, flush_rows: int = 50_000):
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
+        self.schema = schema
         self.buf: list[dict[str, Any]] = []
         self.n_buf = 0
         self.rows = 0
@@ -277,18 +283,18 @@ class _RunWriter:
                 if f.name == POS
                 else [x for b in self.buf for x in b[f.name]]
             )
-            for f in SPILL_SCHEMA
+            for f in self.schema
         }
         pos = cols[POS]
         order = np.argsort(pos, kind="stable")
-        table = pa.table(cols, schema=SPILL_SCHEMA).take(pa.array(order))
+        table = pa.table(cols, schema=self.schema).take(pa.array(order))
         pos = pos[order]
         shard_of = pos // self.shard_rows
         cuts = np.flatnonzero(np.diff(shard_of)) + 1
         starts = np.concatenate([[0], cuts]).astype(np.int64)
         ends = np.concatenate([cuts, [len(pos)]]).astype(np.int64)
         shards = shard_of[starts].tolist()
-        schema = SPILL_SCHEMA.with_metadata({RUN_META: ",".join(map(str, shards)).encode()})
+        schema = self.schema.with_metadata({RUN_META: ",".join(map(str, shards)).encode()})
         table = table.replace_schema_metadata(schema.metadata)
         path = self.folder / f"run-{self.part:04d}.arrow"
         # scratch data inside a folder renamed into place when complete: no fsync needed
@@ -334,6 +340,11 @@ class _Runs:
 _RUNS = _Runs()
 
 
+def spill_schema(output: OutputSpec) -> pa.Schema:
+    """Columns of a spill run: the output's shard schema plus the row position."""
+    return output.schema().append(pa.field(POS, pa.int64()))
+
+
 def _read_skipped(d: Path) -> dict[str, int]:
     import json
 
@@ -342,6 +353,8 @@ def _read_skipped(d: Path) -> dict[str, int]:
 
 
 def _reason(e: RecordError) -> str:
+    if getattr(e, "reason", None):
+        return e.reason
     msg = str(e)
     # Drop the record id so identical causes aggregate into one counter.
     return msg.split(": ", 1)[1] if ": " in msg else msg
@@ -353,7 +366,8 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
 
 def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, source: str,
               source_dirs: Mapping[str, str], on_error: str,
-              seekable: Mapping[str, bool] | None = None, decontam: str | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
+              seekable: Mapping[str, bool] | None = None,
+              output: OutputSpec | None = None, decontam: str | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
     """Jobs in plan order and the number of shards.
 
     A task whose source can seek (``seekable[task]``, the default when not
@@ -386,24 +400,34 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         for c in range(chunks):
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
                                 num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
-                                pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], decontam=decontam))  # fmt: skip
+                                pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
+                                decontam=decontam))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
 
 def assemble_shard(
-    shard: int, num_shards: int, spill_dir: Path, out: Path, job_indices: Sequence[int]
+    shard: int,
+    num_shards: int,
+    spill_dir: Path,
+    out: Path,
+    job_indices: Sequence[int],
+    output: OutputSpec | None = None,
 ) -> dict[str, Any]:
-    """Merge every job's spill for ``shard``, order rows by position, write the shard."""
+    """Merge every job's spill for ``shard``, order rows by position, write the shard
+    to ``out/data/`` in the output's file format; ``file`` in the result is relative to ``out``."""
     import json
 
-    from .writer import SCHEMA, atomic_write_bytes, dumps, sha256_file, shard_name, write_table
+    from .writer import DATA_DIR, atomic_write_bytes, dumps, sha256_file, shard_name, write_shard
 
-    name = shard_name(shard, num_shards)
-    record = spill_dir.parent / "shards" / f"{name}.json"
+    output = output or OutputSpec()
+    schema = output.schema()
+    name = f"{DATA_DIR}/{shard_name(shard, num_shards, output.file_format)}"
+    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    record = spill_dir.parent / "shards" / f"{Path(name).name}.json"
     if record.is_file() and (out / name).is_file():
         info = json.loads(record.read_text())
-        if sha256_file(out / name) == info["sha256"]:
+        if info.get("file") == name and sha256_file(out / name) == info["sha256"]:
             return info  # finished before a crash: keep it
     parts = []
     for reader, where in _RUNS.get(spill_dir, job_indices):
@@ -412,12 +436,12 @@ def assemble_shard(
             parts.append(reader.get_batch(i))
     if parts:
         table = pa.Table.from_batches(
-            [p.replace_schema_metadata(None) for p in parts], schema=SPILL_SCHEMA
+            [p.replace_schema_metadata(None) for p in parts], schema=spill_schema(output)
         )
         table = table.sort_by(POS).drop_columns([POS])
     else:
-        table = SCHEMA.empty_table()
-    nbytes, digest = write_table(out / name, table.cast(SCHEMA))
+        table = schema.empty_table()
+    nbytes, digest = write_shard(out / name, table.cast(schema), output.file_format)
     info = {"file": name, "rows": table.num_rows, "bytes": nbytes, "sha256": digest}
     record.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(record, dumps(info))

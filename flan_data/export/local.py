@@ -63,7 +63,7 @@ def _run(args: tuple[TaskJob, Path]) -> JobResult:
     return run_job(job, _state("catalog"), _state("renderer"), spill)
 
 
-def _assemble(args: tuple[int, int, Path, Path, list[int]]) -> dict[str, Any]:
+def _assemble(args: tuple) -> dict[str, Any]:
     return assemble_shard(*args)
 
 
@@ -99,9 +99,9 @@ class LocalExecutor:
             yield from self._pool.imap_unordered(_run, args)
 
     def assemble(
-        self, num_shards: int, spill: Path, out: Path, job_indices: list[int]
+        self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
     ) -> Iterator[dict[str, Any]]:
-        args = [(s, num_shards, spill, out, job_indices) for s in range(num_shards)]
+        args = [(s, num_shards, spill, out, job_indices, output) for s in range(num_shards)]
         if self._pool is None:
             yield from map(_assemble, args)
         else:

@@ -98,9 +98,9 @@ def _run(token: str, box: list, job: TaskJob, spill: Path) -> tuple[JobResult, i
 
 
 def _assemble(
-    shard: int, num_shards: int, spill: Path, out: Path, job_indices: list[int]
+    shard: int, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
 ) -> dict[str, Any]:
-    return assemble_shard(shard, num_shards, spill, out, job_indices)
+    return assemble_shard(shard, num_shards, spill, out, job_indices, output)
 
 
 def _probe(path: Path, digest: str) -> tuple[str, bool]:
@@ -251,11 +251,11 @@ class RayExecutor:
             yield res
 
     def assemble(
-        self, num_shards: int, spill: Path, out: Path, job_indices: list[int]
+        self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
     ) -> Iterator[dict[str, Any]]:
         idx = self._ray.put(list(job_indices))
         calls = [
-            lambda s=s: self._assemble.remote(s, num_shards, spill, out, idx)
+            lambda s=s: self._assemble.remote(s, num_shards, spill, out, idx, output)
             for s in range(num_shards)
         ]
         for _, info in self._stream(calls):

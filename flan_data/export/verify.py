@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from ..errors import FlanDataError
-from .writer import COMPLETED, FORMAT_NAME, MANIFEST, SCHEMA, read_table
+from .writer import COMPLETED, DATA_DIR, FORMAT_NAME, MANIFEST, column_schema, read_table
 
 
 def load_manifest(out: str | Path, *, require_completed: bool = True) -> dict[str, Any]:
@@ -57,6 +56,7 @@ def verify(out: str | Path) -> list[str]:
     rows = 0
     per: Counter[tuple[str, str]] = Counter()
     listed = set()
+    schema = manifest_schema(m)
     for s in m["shards"]:
         f = out / s["file"]
         listed.add(s["file"])
@@ -74,18 +74,20 @@ def verify(out: str | Path) -> list[str]:
             )
             continue
         try:
-            t = read_table(f)
-        except (pa.ArrowInvalid, OSError) as e:
-            problems.append(f"{f}: unreadable Arrow file: {e}")
+            t = read_table(f, schema)
+        except (pa.ArrowInvalid, OSError, ValueError, FlanDataError) as e:
+            problems.append(f"{f}: unreadable shard: {e}")
             continue
-        if not t.schema.equals(SCHEMA):
+        if not t.schema.equals(schema):
             problems.append(f"{f}: schema differs from the shard schema")
         if t.num_rows != s["rows"]:
             problems.append(f"{f}: {t.num_rows} rows, manifest says {s['rows']}")
         rows += t.num_rows
         for task, fmt in zip(t["task"].to_pylist(), t["format"].to_pylist()):
             per[(task, fmt)] += 1
-    for extra in sorted(p.name for p in out.glob("shard-*.arrow")):
+    for extra in sorted(
+        str(p.relative_to(out)) for d in (out, out / DATA_DIR) for p in d.glob("shard-*")
+    ):
         if extra not in listed:
             problems.append(f"{out / extra}: not listed in the manifest")
     if not problems:
@@ -102,6 +104,28 @@ def verify(out: str | Path) -> list[str]:
     return problems
 
 
+def manifest_schema(m: dict[str, Any]) -> pa.Schema:
+    """The shard schema a manifest promises (its column names, with their known types)."""
+    return column_schema([c["name"] for c in m["schema"]])
+
+
+def iter_shards(out: str | Path, columns=None):
+    """Yield each shard of a finished export as a ``pyarrow.Table`` (any file format),
+    in manifest order; ``columns`` selects columns.
+
+    >>> next(iter_shards("/nonexistent"))
+    Traceback (most recent call last):
+    ...
+    flan_data.errors.FlanDataError: /nonexistent: no manifest.json; is this a flan export folder?
+    """
+    out = Path(out)
+    m = load_manifest(out)
+    schema = manifest_schema(m)
+    for s in m["shards"]:
+        t = read_table(out / s["file"], schema)
+        yield t.select(list(columns)) if columns is not None else t
+
+
 def _percentiles(values: list[int], ps=(50, 90, 99, 100)) -> dict[str, int]:
     if not values:
         return {f"p{p}": 0 for p in ps}
@@ -115,7 +139,6 @@ def stats(out: str | Path, tokenizer=None) -> dict[str, Any]:
 
     tok = tokenizer or WhitespaceTokenizer()
     out = Path(out)
-    m = load_manifest(out)
     counts: Counter[tuple[str, str]] = Counter()
     templates: Counter[str] = Counter()
     lens: dict[str, list[int]] = {
@@ -124,23 +147,14 @@ def stats(out: str | Path, tokenizer=None) -> dict[str, Any]:
         "inputs_tokens": [],
         "targets_tokens": [],
     }
-    for s in m["shards"]:
-        with pa.memory_map(str(out / s["file"])) as src:
-            r = ipc.open_file(src)
-            for i in range(r.num_record_batches):
-                b = r.get_batch(i)
-                for task, fmt, tid, x, y in zip(
-                    *(
-                        b.column(c).to_pylist()
-                        for c in ("task", "format", "template_id", "inputs", "targets")
-                    )
-                ):
-                    counts[(task, fmt)] += 1
-                    templates[tid] += 1
-                    lens["inputs_chars"].append(len(x))
-                    lens["targets_chars"].append(len(y))
-                    lens["inputs_tokens"].append(tok.count(x))
-                    lens["targets_tokens"].append(tok.count(y))
+    for b in iter_shards(out, ("task", "format", "template_id", "inputs", "targets")):
+        for task, fmt, tid, x, y in zip(*(col.to_pylist() for col in b.columns)):
+            counts[(task, fmt)] += 1
+            templates[tid] += 1
+            lens["inputs_chars"].append(len(x))
+            lens["targets_chars"].append(len(y))
+            lens["inputs_tokens"].append(tok.count(x))
+            lens["targets_tokens"].append(tok.count(y))
     per_task: dict[str, dict[str, int]] = {}
     for (t, f), n in sorted(counts.items()):
         per_task.setdefault(t, {})[f] = n

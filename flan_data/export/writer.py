@@ -1,11 +1,26 @@
-"""Arrow shard schema, atomic file writes, checksums and the manifest."""
+"""Shard schema, shard file formats, atomic file writes, checksums and the manifest.
+
+Every file format goes through one small interface, :class:`ShardFormat`
+(``encode`` a table to bytes, ``read`` a file back to a table), so the export
+pipeline writes Arrow, Parquet or JSON Lines the same way:
+
+>>> t = pa.table({"inputs": ["a"], "targets": ["b"]})
+>>> fmt = shard_format("jsonl")
+>>> fmt.encode(t)
+b'{"inputs": "a", "targets": "b"}\\n'
+>>> shard_name(0, 2, "parquet")
+'shard-00000-of-00002.parquet'
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +32,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 COMPLETED = "COMPLETED"
 STATE_DIR = ".flan-export"
+#: Shards live in this sub-folder of an export, so ``datasets`` can load it as-is.
+DATA_DIR = "data"
 
 SCHEMA = pa.schema(
     [
@@ -39,8 +56,8 @@ POS = "_pos"
 SPILL_SCHEMA = SCHEMA.append(pa.field(POS, pa.int64()))
 
 
-def shard_name(i: int, n: int) -> str:
-    return f"shard-{i:05d}-of-{n:05d}.arrow"
+def shard_name(i: int, n: int, file_format: str = "arrow") -> str:
+    return f"shard-{i:05d}-of-{n:05d}{shard_format(file_format).suffix}"
 
 
 def sha256_file(path: Path) -> str:
@@ -83,9 +100,130 @@ def write_table(path: Path, table: pa.Table, sync: bool = True) -> tuple[int, st
     return len(data), hashlib.sha256(data).hexdigest()
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """Read one shard (or spill) file of any :data:`SHARD_FORMATS`, chosen by suffix."""
+    return format_of(path).read(Path(path), schema)
+
+
+def _read_arrow(path: Path, schema: pa.Schema | None = None) -> pa.Table:
     with pa.memory_map(str(path)) as src:
         return ipc.open_file(src).read_all()
+
+
+def _encode_parquet(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    # One row group per shard; zstd is read by pyarrow, pandas, polars, duckdb and datasets.
+    pq.write_table(table, sink, compression="zstd", row_group_size=max(1, table.num_rows))
+    return sink.getvalue().to_pybytes()
+
+
+def _read_parquet(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def _big_ints_as_text(schema: pa.Schema) -> pa.Schema:
+    # JSON readers (pyarrow's inference, pandas, JavaScript) turn integers past
+    # 2**53 into doubles; 64-bit unsigned values (the per-row seed) travel as
+    # decimal strings and are cast back on reading.
+    return pa.schema(
+        [pa.field(f.name, pa.string()) if pa.types.is_uint64(f.type) else f for f in schema]
+    )
+
+
+def _encode_jsonl(table: pa.Table) -> bytes:
+    # One JSON object per line, keys in schema order, UTF-8 (no \\u escapes);
+    # newlines inside texts are escaped by JSON, so a line is always one row.
+    table = table.cast(_big_ints_as_text(table.schema))
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in table.to_pylist()).encode(
+        "utf-8"
+    )
+
+
+def _encode_jsonl_gz(table: pa.Table) -> bytes:
+    # mtime=0 and no file name in the header: the same rows give the same bytes.
+    return gzip.compress(_encode_jsonl(table), compresslevel=6, mtime=0)
+
+
+def _read_jsonl(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    import pyarrow.json as pj
+
+    raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    if schema is None:
+        first = raw.split(b"\n", 1)[0]
+        schema = column_schema(json.loads(first)) if first.strip() else SCHEMA
+    if not raw.strip():
+        return schema.empty_table()
+    opts = pj.ParseOptions(explicit_schema=_big_ints_as_text(schema), newlines_in_values=False)
+    return pj.read_json(io.BytesIO(raw), parse_options=opts).cast(schema)
+
+
+@dataclass(frozen=True)
+class ShardFormat:
+    """One file format for shards: a suffix, an encoder and a reader.
+
+    ``hf_builder`` is the ``datasets`` packaged builder that reads it.
+    """
+
+    name: str
+    suffix: str
+    hf_builder: str
+    encode: Callable[[pa.Table], bytes]
+    read: Callable[..., pa.Table]
+
+
+SHARD_FORMATS: dict[str, ShardFormat] = {
+    f.name: f
+    for f in (
+        ShardFormat("arrow", ".arrow", "arrow", table_bytes, _read_arrow),
+        ShardFormat("parquet", ".parquet", "parquet", _encode_parquet, _read_parquet),
+        ShardFormat("jsonl", ".jsonl", "json", _encode_jsonl, _read_jsonl),
+        ShardFormat("jsonl.gz", ".jsonl.gz", "json", _encode_jsonl_gz, _read_jsonl),
+    )
+}
+
+
+def shard_format(name: str) -> ShardFormat:
+    """The :class:`ShardFormat` called ``name`` (arrow, parquet, jsonl, jsonl.gz)."""
+    try:
+        return SHARD_FORMATS[name]
+    except KeyError:
+        from ..errors import UnknownNameError
+
+        raise UnknownNameError("shard format", name, SHARD_FORMATS) from None
+
+
+def format_of(path: str | Path) -> ShardFormat:
+    """The format of a shard file, from its suffix."""
+    name = Path(path).name
+    for f in sorted(SHARD_FORMATS.values(), key=lambda f: -len(f.suffix)):
+        if name.endswith(f.suffix):
+            return f
+    from ..errors import FlanDataError
+
+    raise FlanDataError(
+        f"{path}: not a shard file (expected one of {', '.join(f.suffix for f in SHARD_FORMATS.values())})"
+    )
+
+
+def column_schema(names) -> pa.Schema:
+    """The shard schema for these column names (core columns plus known optional ones)."""
+    from ..views import EXTRA_COLUMN_TYPES
+
+    types = {f.name: f.type for f in SCHEMA} | EXTRA_COLUMN_TYPES
+    return pa.schema([(n, types.get(n, pa.string())) for n in names])
+
+
+def write_shard(path: Path, table: pa.Table, file_format: str = "arrow") -> tuple[int, str]:
+    """Atomically write ``table`` as a shard in ``file_format``; return (bytes, sha256)."""
+    data = shard_format(file_format).encode(table)
+    atomic_write_bytes(path, data)
+    return len(data), hashlib.sha256(data).hexdigest()
 
 
 def schema_json(schema: pa.Schema = SCHEMA) -> list[dict[str, str]]:
