@@ -39,6 +39,7 @@ def parse_source_dirs(catalog: Catalog, values: Iterable[str]) -> dict[str, Path
                 f"--source-dir expects NAME=PATH (NAME a task or collection), got {v!r}"
             )
         name, path = v.split("=", 1)
+        name = catalog.task_aliases.get(name, name)
         if name not in catalog.tasks:
             try:
                 name = catalog.collection(name).name
@@ -386,6 +387,18 @@ def _show_template(
     lines += _side_by_side(
         ("template target", t["target"]), ("rendered targets", ex["targets"]), width
     )
+    if p.get("record") is not None:
+        rec = json.dumps(p["record"], indent=2, ensure_ascii=False).splitlines()
+        cut = 30
+        lines += [
+            "",
+            click.style(f"source record ({ex['source_split']}/{ex['example_id']})", bold=True),
+        ]
+        lines += [
+            "  " + (ln if len(ln) <= width - 3 else ln[: width - 4] + "…") for ln in rec[:cut]
+        ]
+        if len(rec) > cut:
+            lines.append(f"  … ({len(rec) - cut} more lines; --json prints it whole)")
     _emit("\n".join(lines), not no_pager)
 
 
@@ -937,7 +950,11 @@ def _echo_removed(plan) -> None:
 )
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="A bad record stops the export (fail) or is counted in the manifest and left out (skip).")  # fmt: skip
-@click.option("--overwrite", is_flag=True, help="Replace an export with a different spec in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an export with a different spec in --out (swapped in only once complete; "
+                   "files flan did not write are never deleted).")  # fmt: skip
+@click.option("--verify", "verify_shards", is_flag=True,
+              help="Over a complete export, check every shard's sha256 (not only its size) and repair what differs.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--format", "file_format", type=click.Choice(["arrow", "parquet", "jsonl", "jsonl.gz"]), default="arrow",
               show_default=True, help="Shard file format (all load with datasets.load_dataset(OUT)).")  # fmt: skip
@@ -960,7 +977,7 @@ def _echo_removed(plan) -> None:
               help="Shortest eval text indexed (default 8 words; shorter than n: matched whole).")  # fmt: skip
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, overwrite, quiet, file_format, messages, chat_fewshot, system,
+           budget, option_style, on_error, overwrite, verify_shards, quiet, file_format, messages, chat_fewshot, system,
            column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated,
            decontaminate, decontam_n, decontam_min_words) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
@@ -974,7 +991,7 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
-                   on_error=on_error, overwrite=overwrite, progress=not quiet, output=output,
+                   on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet, output=output,
                    log=lambda s: click.echo(s, err=True),
                    license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated),
                    decontaminate=decontaminate, decontam_n=decontam_n, decontam_min_words=decontam_min_words)  # fmt: skip
@@ -1135,14 +1152,19 @@ def finetune(args) -> None:
 
     Run `flan finetune --help` for its options.
     """
-    try:
-        import jax  # noqa: F401
+    import importlib.util
+    import sys
 
-        from finetune.cli import main as ft_main
-    except ImportError as e:
-        raise MissingDependencyError(
-            getattr(e, "name", None) or "jax", "finetune", "flan finetune"
-        ) from None
+    # find_spec, not import: argument and data errors must not wait for JAX to load
+    has_jax = (
+        sys.modules["jax"] is not None
+        if "jax" in sys.modules
+        else bool(importlib.util.find_spec("jax"))
+    )
+    if not has_jax and not {"-h", "--help"} & set(args):
+        raise MissingDependencyError("jax", "finetune", "flan finetune")
+    from finetune.cli import main as ft_main
+
     raise SystemExit(ft_main(list(args)))
 
 

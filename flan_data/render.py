@@ -29,7 +29,13 @@ import jinja2
 
 from .catalog import Catalog
 from .compose import compose_fewshot
-from .errors import FlanDataError, RecordError, TemplateSecurityError, UnknownNameError
+from .errors import (
+    FlanDataError,
+    RecordError,
+    TemplateError,
+    TemplateSecurityError,
+    UnknownNameError,
+)
 from .fewshot import (
     DEFAULT_BUDGET,
     DEFAULT_SHOTS,
@@ -109,6 +115,11 @@ class TaskRenderer:
             engine.compile(t) for t in catalog.templates_for(task)
         )
         self._by_id = {ct.spec.id: ct for ct in self.templates}
+        # promptsource-dialect templates take fields as promptsource gives them
+        # (bools, mappings, None are data their Jinja tests), so no value checks.
+        self._check_values = not self.templates or any(
+            ct.spec.dialect != "promptsource" for ct in self.templates
+        )
         # canonical fields some template puts in the target: they must not be empty
         self._target_fields = frozenset(
             v
@@ -219,7 +230,7 @@ class TaskRenderer:
                 except Exception:  # noqa: BLE001 - any surprise: the Jinja path decides
                     pass
             out[name] = self._eval(fn, ctx, name, expr, example_id, raw)
-        for name, val in out.items():
+        for name, val in out.items() if self._check_values else ():
             why = bad_value(val, name in self._target_fields)
             if why:
                 raise RecordError(self.task.name, example_id, f"{why} ({self.task.fields[name]} gave {val!r})",
@@ -340,7 +351,14 @@ class TaskRenderer:
         example_id: str,
     ) -> tuple[str, str]:
         self._needs(ct, canon, example_id)
-        i, t = self.engine.render(ct, self._context(canon, ct, style))
+        try:
+            i, t = self.engine.render(ct, self._context(canon, ct, style))
+        except TemplateSecurityError:
+            raise
+        except TemplateError as e:
+            # The template failed on this record's values (e.g. an index out of
+            # range): a record error, skipped and counted under --on-error skip.
+            raise RecordError(self.task.name, example_id, str(e)) from None
         return i.strip(), t.strip()
 
     def _render_group(
@@ -351,7 +369,14 @@ class TaskRenderer:
         for canon, style, eid in jobs:
             self._needs(ct, canon, eid)
             ctxs.append(self._context(canon, ct, style))
-        return [(i.strip(), t.strip()) for i, t in self.engine.render_many(ct, ctxs)]
+        try:
+            pairs = self.engine.render_many(ct, ctxs)
+        except TemplateSecurityError:
+            raise
+        except TemplateError:
+            # find the record that fails and raise its RecordError
+            return [self._render(ct, canon, style, eid) for canon, style, eid in jobs]
+        return [(i.strip(), t.strip()) for i, t in pairs]
 
     def render(
         self,
@@ -420,6 +445,9 @@ class TaskRenderer:
                 continue
             base = prefix.derive(eid)
             ct = fixed or cands[mix64(base, _SALT_TEMPLATE) % len(cands)]
+            if ct.spec.dialect == "promptsource":
+                # promptsource's `choice`/`random` draw from the example's seed
+                canon = {**canon, "__seed": base}
             style = None
             if opt_fmt and canon.get("options"):
                 style = (
@@ -530,8 +558,20 @@ class TaskRenderer:
             by_ct.setdefault(key[0], []).append((key, req))
         for lst in by_ct.values():
             ct = lst[0][1][0]
-            texts = self._render_group(ct, [(req[1], req[2], req[3]) for _, req in lst])
+            try:
+                texts = self._render_group(ct, [(req[1], req[2], req[3]) for _, req in lst])
+            except RecordError:
+                if errors is None:
+                    raise
+                texts = []  # an exemplar the template fails on is left out of the prompts
+                for _, req in lst:
+                    try:
+                        texts.append(self._render(*req))
+                    except RecordError:
+                        texts.append(None)
             for (key, _), t in zip(lst, texts):
+                if t is None:
+                    continue
                 # token counts per rendered exemplar, computed once: the budget
                 # adds them up (plus the few-shot style's own words) per prompt
                 rendered[key] = (t[0], t[1], tok.count(t[0]) + tok.count(t[1]))
@@ -549,6 +589,7 @@ class TaskRenderer:
                 st = style_tokens[fs.id] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
             pairs = []
             counts = []
+            chosen = [ex for ex in chosen if (r[4].spec.id, sk, ex.example_id) in rendered]
             for ex in chosen:
                 ei, et, c = rendered[(r[4].spec.id, sk, ex.example_id)]
                 pairs.append((ei, et))

@@ -21,6 +21,9 @@ FORMATS = ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "cot")
 TEMPLATE_KINDS = ("zero_shot", "few_shot", "cot", "inversion")
 #: The five collections of Flan 2022.
 COLLECTIONS = ("flan2021", "t0sf", "niv2", "cot", "dialog")
+#: Template dialects: ``flan`` (this project's Jinja rules) and ``promptsource``
+#: (promptsource's rules: one text split on ``|||``, no block trimming).
+DIALECTS = ("flan", "promptsource")
 #: Source kinds the library can read.
 SOURCE_KINDS = ("hf", "niv2", "cot_tsv", "jsonl", "parquet", "csv", "tsv", "arrow")
 
@@ -225,6 +228,7 @@ class TaskSpec:
     metadata: TaskMetadata = field(default_factory=TaskMetadata)
     file: str = ""
     records: RecordRules = field(default_factory=RecordRules)
+    aliases: tuple[str, ...] = ()
 
     @property
     def has_options(self) -> bool:
@@ -237,7 +241,13 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class TemplateSpec:
-    """A Jinja input/target pair with a stable id."""
+    """A Jinja input/target pair with a stable id.
+
+    In the ``promptsource`` dialect ``input`` holds the whole promptsource text
+    (rendered once and split on ``|||``), ``target`` is empty, ``answer_choices``
+    is promptsource's answer-choices text and ``truncate`` the length each
+    ``{{ ... }}`` value is cut to (None: not cut).
+    """
 
     id: str
     set: str
@@ -245,6 +255,9 @@ class TemplateSpec:
     input: str
     target: str
     file: str = ""
+    dialect: str = "flan"
+    answer_choices: str | None = None
+    truncate: int | None = None
 
 
 @dataclass(frozen=True)

@@ -394,8 +394,8 @@ _t(
     src={"splits": carve(100)},
     fields={"question": "goal", "answer": "[sol1, sol2][label]"},
     options={"field": "[sol1, sol2]"},
-    templates=["qa_mc"],
-    inv={"templates": ["qa_mc_ii"]},
+    templates=["piqa"],
+    inv={"templates": ["piqa_ii"]},
 )
 
 # --- reading comprehension
@@ -420,7 +420,7 @@ _t(
         "answer": "answers.text[0] if answers.text else 'unanswerable'",
     },
     templates=["rc"],
-    inv={"templates": ["rc_ii"]},
+    inv={"templates": ["squad_v2_ii"]},
     license="cc-by-sa-4.0",
 )
 _t(
@@ -458,7 +458,7 @@ _t(
         "question": "questions | join('\\n')",
         "answer": "answers.input_text | join('\\n')",
     },
-    templates=["rc"],
+    templates=["coqa"],
     inv="one record holds a whole conversation of questions; inverting it would ask for a list of questions that depend on each other",
 )
 _t(
@@ -473,7 +473,7 @@ _t(
         "answer": "answers[0]",
     },
     options={"field": "entities | unique | list"},
-    templates=["rc"],
+    templates=["record"],
     inv="the 'question' is a cloze sentence about an entity; writing it back from the entity is not a question-asking task",
 )
 _t(
@@ -515,8 +515,8 @@ _t(
         "answer": "choices.text[choices.label.index(answerKey)]",
     },
     options={"field": "choices.text"},
-    templates=["rc"],
-    inv={"templates": ["rc_ii"]},
+    templates=["openbookqa"],
+    inv={"templates": ["openbookqa_ii"]},
 )
 
 # --- sentiment, paraphrase, topic, other classification
@@ -664,7 +664,7 @@ _t(
         "answer": "[option1, option2][(answer | int) - 1]",
     },
     options={"field": "[option1, option2]"},
-    templates=["coref"],
+    templates=["winogrande"],
     inv="the answer fills a blank with one of two given names; nothing new to generate",
 )
 _t(
@@ -922,6 +922,9 @@ INV_WHAT = {
     "nli_ii": "write a hypothesis that has the given relation to the premise",
     "qa_mc_ii": "write the question that the given answer answers",
     "rc_ii": "write a question about the passage that has the given answer",
+    "piqa_ii": "write the goal that the given solution achieves",
+    "openbookqa_ii": "write the quiz item (question or sentence stem) that the fact and answer belong to",
+    "squad_v2_ii": "write a question about the passage that has the given answer, or one the passage does not answer when the answer is 'unanswerable'",
     "answer_check_ii": "write a candidate answer that is (or is not) correct",
     "sentiment_ii": "write a text with the given sentiment",
     "paraphrase_ii": "write a second sentence that is (or is not) a paraphrase of the first",
@@ -1328,7 +1331,11 @@ def build_niv2(refs: Refs) -> dict[str, Any]:
         else:
             hyphenated = [n for n in twins if "-" in n]
             file_name = hyphenated[0] if hyphenated else name
+        if twins and name != file_name and file_name in twins:
+            continue  # one task per task file: this spelling is an alias of the file's own name
         t: dict[str, Any] = {"name": name}
+        if twins:
+            t["aliases"] = FlowList(sorted(twins))
         src: dict[str, Any] = {}
         if file_name != name:
             src["path"] = file_name
@@ -1371,7 +1378,8 @@ def build_niv2(refs: Refs) -> dict[str, Any]:
             notes.append(f"FLAN's list cuts the name at the '.'; the task file is {file_name}.json")
         if twins:
             notes.append(
-                f"FLAN's list has this task twice ({', '.join(sorted([name, *twins]))}); both read the file {file_name}.json"
+                f"FLAN's list has this task twice ({', '.join(sorted([name, *twins]))}), both reading {file_name}.json; "
+                "it is one task here (the other spelling is an alias), so no instance is trained twice"
             )
         md["niv2_split"] = split
         if split == "test":
