@@ -207,13 +207,27 @@ def test_export_shard_parameter_refused(tmp_path):
 
     cat = Catalog.load()
     out = tmp_path / "exp"
-    export_mixture(cat, "demo", out, total=40, seed=0, progress=False)
+    export_mixture(cat, "demo", out, total=40, seed=0, shard_rows=15, progress=False)
     (tmp_path / "secret.arrow").write_bytes(b"x")
     app = BrowseApp(cat, out)
     r = app.handle("/export")
     assert r.status == 200 and "verify: OK" in r.text
     name = json.loads((out / "manifest.json").read_text())["shards"][0]["file"]
-    assert app.handle(f"/export?shard={name}&page=2").status == 200
+    assert app.handle(f"/export?shard={name}&page=1").status == 200
+    assert app.handle(f"/export?shard={name}&page=2").status == 422  # 15 rows: one page
+    # rows of one task × format, across shards, match the manifest's count
+    m = json.loads((out / "manifest.json").read_text())
+    task, counts = next(iter(m["counts"].items()))
+    fmt, n = next(iter(counts.items()))
+    page = app.export.page({"task": task, "format": fmt})
+    assert page["matches"] == n and len(page["rows"]) == min(n, 20)
+    assert all(r["task"] == task and r["format"] == fmt for r in page["rows"])
+    assert app.export.page({"task": task})["matches"] == sum(counts.values())
+    assert len(m["shards"]) == 3
+    every = [r for t in m["counts"] for r in app.export.matching(t, "", 0, 1000)[0]]
+    assert len(every) == 40 and len({r["_where"] for r in every}) == 40
+    assert app.handle("/export?task=no_such_task").status == 404
+    assert app.handle(f"/export?task={task}&format=zs_nope").status == 404
     for bad in ("../secret.arrow", "/etc/passwd", str(tmp_path / "secret.arrow"), "manifest.json"):
         r = app.handle(f"/export?shard={bad}")
         assert r.status == 400 and "not listed" in r.text, bad
