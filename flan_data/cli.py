@@ -343,7 +343,13 @@ def catalog_show(ctx, task, template_id, fmt, seed, row, split, source, source_d
         lines.append(
             f"    {t['id']:<14} {t['kind']:<10} set {t['set']:<14} {', '.join(t['variables'])}"
         )
-        if not brief:
+        if not brief and t.get("dialect") == "promptsource":
+            lines.append("      jinja (promptsource rules: rendered once, split on '|||'):")
+            lines += _indent(t["input"], "        ")
+            if t.get("answer_choices") is not None:
+                lines.append("      answer_choices:")
+                lines += _indent(t["answer_choices"], "        ")
+        elif not brief:
             lines.append("      input:")
             lines += _indent(t["input"], "        ")
             lines.append("      target:")
