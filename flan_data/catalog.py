@@ -177,7 +177,7 @@ _SOURCE_OPTION_KEYS = (
 )
 _TASK_KEYS = (
     "name", "collection", "description", "source", "sample", "fields", "options",
-    "templates", "exemplars", "metadata", "records",
+    "templates", "exemplars", "metadata", "records", "aliases",
 )  # fmt: skip
 _META_KEYS = (
     "category", "languages", "license", "held_out", "inversion_of", "exclude_from_training", "task_type",
@@ -354,6 +354,7 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
     return TaskSpec(
         name=name,
         records=records,
+        aliases=v.strings(raw.get("aliases") or [], _join(path, "aliases")),
         collection=collection,
         source=source,
         sample=sample,
@@ -586,6 +587,10 @@ class Catalog:
     fewshot_styles: tuple[FewShotStyle, ...]
     mixtures: Mapping[str, MixtureSpec]
     files: tuple[Path, ...] = field(default=(), repr=False)
+    #: other names of tasks (e.g. NIv2 names FLAN spells twice) -> the task's name
+    task_aliases: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
     #: What ``extra_files`` the catalog was loaded with (workers load the same).
     extra_files: tuple[Path, ...] = field(default=(), repr=False)
 
@@ -750,7 +755,19 @@ class Catalog:
                     )
                 mixtures[str(n)] = _parse_mixture(mv, str(n), m)
 
+        aliases: dict[str, str] = {}
+        for t in tasks.values():
+            for a in t.aliases:
+                other = tasks.get(a)
+                if other is not None or a in aliases:
+                    raise CatalogError(
+                        t.file,
+                        f"task {t.name}.aliases",
+                        f"alias {a!r} is already the name or an alias of task {other.name if other else aliases[a]!r}",
+                    )
+                aliases[a] = t.name
         cat = cls(
+            task_aliases=MappingProxyType(aliases),
             root=root,
             collections=MappingProxyType(collections),
             tasks=MappingProxyType(tasks),
@@ -788,7 +805,9 @@ class Catalog:
                     "collection": self.collections,
                     "mixture": self.mixtures,
                 }[mem.kind]
-                if mem.name not in pool:
+                if mem.name not in pool and not (
+                    mem.kind == "task" and mem.name in self.task_aliases
+                ):
                     raise CatalogError(
                         m.file, where, str(UnknownNameError(mem.kind, mem.name, pool))
                     )
@@ -796,10 +815,13 @@ class Catalog:
     # -- lookups
 
     def task(self, name: str) -> TaskSpec:
-        """The task called ``name``; an unknown name suggests the closest ones."""
+        """The task called ``name`` (or aliased so); an unknown name suggests the closest ones."""
         try:
             return self.tasks[name]
         except KeyError:
+            alias = self.task_aliases.get(name)
+            if alias is not None:
+                return self.tasks[alias]
             raise UnknownNameError("task", name, self.tasks) from None
 
     def template(self, template_id: str) -> TemplateSpec:

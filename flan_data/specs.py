@@ -228,6 +228,7 @@ class TaskSpec:
     metadata: TaskMetadata = field(default_factory=TaskMetadata)
     file: str = ""
     records: RecordRules = field(default_factory=RecordRules)
+    aliases: tuple[str, ...] = ()
 
     @property
     def has_options(self) -> bool:

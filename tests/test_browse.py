@@ -74,7 +74,7 @@ def test_show_template_renders_like_flan_render():
     assert r["template"]["id"] == "nli-03" and "{{" in r["template"]["input"]
     assert r["record"] is not None
     text = ok(run("catalog", "show", "anli_r1", "-t", "nli-03", "-f", "zs_noopt", "--seed", "2"))
-    assert "template input" in text and "rendered inputs" in text
+    assert "template input" in text and "rendered inputs" in text and "source record" in text
     plain = json.loads(ok(run("render", "anli_r1", "-n", "1", "-f", "zs_noopt", "--seed", "2",
                               "--template", "nli-03", "--json")))  # fmt: skip
     assert plain["targets"] in text
@@ -155,6 +155,10 @@ def test_pages_answer(app):
                  "/mixture/flan2022", "/export", "/static/app.css", "/static/app.js"):  # fmt: skip
         r = app.handle(path)
         assert r.status == 200, (path, r.text[-500:])
+        if r.content_type.startswith("text/html"):  # offline: no asset from another host
+            import re
+
+            assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', r.text), path
 
 
 def test_catalog_filter_counts(app, cat):
@@ -431,3 +435,23 @@ def test_mixture_page_numbers(cat):
     assert counts == sorted(counts, reverse=True) and len(counts) == 25
     with pytest.raises(Exception, match="exclusion"):
         mixture_page(cat, "flan2022", {"exclude": "dialgo"})
+
+
+def test_catalog_page_filters_keep_each_other(app, cat):
+    from flan_data.browse.pages import catalog_page
+
+    d = catalog_page(
+        cat, {"license_class": "commercial", "language": "en", "collection": "flan2021"}
+    )
+    want = {
+        t.name for t in cat.search(collection="flan2021", license_class="commercial", language="en")
+    }
+    got = {r["name"] for r in d["rows"]}
+    assert want and got <= want and len(got) == min(100, len(want)) and d["matched"] == len(want)
+    assert "license_class=commercial" in d["query"] and "collection=flan2021" in d["query"]
+    assert "collection" not in d["base_query"] and "language=en" in d["base_query"]
+    r = app.handle("/?license_class=commercial&page=2")
+    assert r.status in (200, 422)
+    assert app.handle("/?license_class=free").status == 404  # unknown class: closest names
+    assert app.handle("/?collection=muffin").status == 200  # aliases work
+    assert app.handle("/?collection=nope").status == 404

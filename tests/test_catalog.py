@@ -708,3 +708,15 @@ def test_default_root_prefers_the_bundled_copy_in_a_wheel(tmp_path, monkeypatch)
     assert catalog_module.default_root() == pkg / "_bundled"
     (pkg / "_bundled" / "catalog.yaml").unlink()
     assert catalog_module.default_root() == pkg.parent  # a source checkout: the repository root
+
+
+def test_task_aliases_resolve_and_must_be_unique(make_catalog, h):
+    t = dict(h.TOY_TASK, aliases=["toy-old", "toy_older"])
+    cat = make_catalog(tasks=[t])
+    assert cat.task("toy-old") is cat.task("toy") and cat.task_aliases["toy_older"] == "toy"
+    assert "toy-old" not in cat.tasks  # an alias is not a second task
+    t2 = dict(h.TOY_TASK, name="toy2", aliases=["toy-old"])
+    with pytest.raises(
+        CatalogError, match="alias 'toy-old' is already the name or an alias of task 'toy'"
+    ):
+        make_catalog(subdir="c2", tasks=[t, t2])
