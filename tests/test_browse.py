@@ -469,3 +469,29 @@ def test_catalog_page_filters_keep_each_other(app, cat):
     assert app.handle("/?license_class=free").status == 404  # unknown class: closest names
     assert app.handle("/?collection=muffin").status == 200  # aliases work
     assert app.handle("/?collection=nope").status == 404
+
+
+def test_task_page_shows_promptsource_dialect_templates(tmp_path):
+    """Templates kept in promptsource's own form show their jinja and answer choices."""
+    (tmp_path / "ps.yaml").write_text(
+        "sets:\n  ps_boolq:\n    dialect: promptsource\n    templates:\n"
+        "      - id: ps-boolq-1\n"
+        "        jinja: '{{ passage }} Question: {{ question }}? ||| {{ answer_choices[answer] }}'\n"
+        "        answer_choices: no ||| yes\n"
+    )
+    (tmp_path / "coll.yaml").write_text(
+        "collection: flan2021\ntasks:\n  - name: bool_q_ps\n"
+        "    source: {kind: jsonl, path: bool_q}\n    sample: {kind: jsonl, path: bool_q}\n"
+        "    fields: {passage: passage, question: question, answer: '1 if answer else 0'}\n"
+        "    templates: [ps_boolq]\n"
+    )
+    cat = Catalog.load(extra_files=[tmp_path / "ps.yaml", tmp_path / "coll.yaml"])
+    r = BrowseApp(cat).handle("/task/bool_q_ps")
+    assert r.status == 200, r.text[-400:]
+    assert "promptsource rules" in r.text and "answer choices" in r.text
+    assert "no ||| yes" in r.text.replace("&#124;", "|")
+    p = BrowseApp(cat).handle("/api/preview?task=bool_q_ps&format=zs_noopt&seed=1")
+    assert p.status == 200, p.text
+    want = json.loads(ok(run("--extra", str(tmp_path / "ps.yaml"), "--extra", str(tmp_path / "coll.yaml"),
+                             "render", "bool_q_ps", "-n", "1", "-f", "zs_noopt", "--seed", "1", "--json")))  # fmt: skip
+    assert json.loads(p.body)["example"] == want and "Question:" in want["inputs"]
