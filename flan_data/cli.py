@@ -17,7 +17,6 @@ from .catalog import Catalog
 from .clickgroup import FlanGroup
 from .errors import FlanDataError, MissingDependencyError, UnknownNameError
 from .importers.cli import import_group
-from .lint import lint
 from .render import OPTION_STYLES, RenderConfig, render_task
 from .sources import SOURCE_CHOICES
 from .specs import FORMATS, TaskSpec
@@ -26,7 +25,9 @@ from .specs import FORMATS, TaskSpec
 def _catalog(ctx: click.Context) -> Catalog:
     obj = ctx.ensure_object(dict)
     if "catalog" not in obj:
-        obj["catalog"] = Catalog.load(obj.get("root"), extra_files=obj.get("extra", ()))
+        from .catalog_cache import load_catalog
+
+        obj["catalog"] = load_catalog(obj.get("root"), extra_files=obj.get("extra", ()))
     return obj["catalog"]
 
 
@@ -344,7 +345,13 @@ def catalog_show(ctx, task, template_id, fmt, seed, row, split, source, source_d
         lines.append(
             f"    {t['id']:<14} {t['kind']:<10} set {t['set']:<14} {', '.join(t['variables'])}"
         )
-        if not brief:
+        if not brief and t.get("dialect") == "promptsource":
+            lines.append("      jinja (promptsource rules: rendered once, split on '|||'):")
+            lines += _indent(t["input"], "        ")
+            if t.get("answer_choices") is not None:
+                lines.append("      answer_choices:")
+                lines += _indent(t["answer_choices"], "        ")
+        elif not brief:
             lines.append("      input:")
             lines += _indent(t["input"], "        ")
             lines.append("      target:")
@@ -387,6 +394,18 @@ def _show_template(
     lines += _side_by_side(
         ("template target", t["target"]), ("rendered targets", ex["targets"]), width
     )
+    if p.get("record") is not None:
+        rec = json.dumps(p["record"], indent=2, ensure_ascii=False).splitlines()
+        cut = 30
+        lines += [
+            "",
+            click.style(f"source record ({ex['source_split']}/{ex['example_id']})", bold=True),
+        ]
+        lines += [
+            "  " + (ln if len(ln) <= width - 3 else ln[: width - 4] + "…") for ln in rec[:cut]
+        ]
+        if len(rec) > cut:
+            lines.append(f"  … ({len(rec) - cut} more lines; --json prints it whole)")
     _emit("\n".join(lines), not no_pager)
 
 
@@ -709,6 +728,8 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
         if paths
         else None
     )
+    from .lint import lint
+
     problems = lint(
         cat,
         tasks=tasks or None,
@@ -975,7 +996,11 @@ def _echo_removed(plan) -> None:
 @click.option("--skip-unavailable", is_flag=True,
               help="Leave out tasks whose source cannot be read (unreachable hub, no local copy), plan the rates "
                    "again over the others, and list the left-out tasks in the manifest and the summary.")  # fmt: skip
-@click.option("--overwrite", is_flag=True, help="Replace an export with a different spec in --out.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an export with a different spec in --out (swapped in only once complete; "
+                   "files flan did not write are never deleted).")  # fmt: skip
+@click.option("--verify", "verify_shards", is_flag=True,
+              help="Over a complete export, check every shard's sha256 (not only its size) and repair what differs.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--format", "file_format", type=click.Choice(["arrow", "parquet", "jsonl", "jsonl.gz"]), default="arrow",
               show_default=True, help="Shard file format (all load with datasets.load_dataset(OUT)).")  # fmt: skip
@@ -989,8 +1014,9 @@ def _echo_removed(plan) -> None:
 @license_options
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, skip_unavailable, overwrite, quiet, file_format, messages, chat_fewshot,
-           system, column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
+           budget, option_style, on_error, skip_unavailable, overwrite, verify_shards, quiet, file_format, messages,
+           chat_fewshot, system, column_sets, license_level, license_classes, allow_share_alike,
+           exclude_model_generated) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
@@ -1002,7 +1028,7 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
-                   on_error=on_error, overwrite=overwrite, progress=not quiet, output=output,
+                   on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet, output=output,
                    skip_unavailable=skip_unavailable,
                    log=lambda s: click.echo(s, err=True),
                    license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated))  # fmt: skip
@@ -1082,14 +1108,19 @@ def finetune(args) -> None:
 
     Run `flan finetune --help` for its options.
     """
-    try:
-        import jax  # noqa: F401
+    import importlib.util
+    import sys
 
-        from finetune.cli import main as ft_main
-    except ImportError as e:
-        raise MissingDependencyError(
-            getattr(e, "name", None) or "jax", "finetune", "flan finetune"
-        ) from None
+    # find_spec, not import: argument and data errors must not wait for JAX to load
+    has_jax = (
+        sys.modules["jax"] is not None
+        if "jax" in sys.modules
+        else bool(importlib.util.find_spec("jax"))
+    )
+    if not has_jax and not {"-h", "--help"} & set(args):
+        raise MissingDependencyError("jax", "finetune", "flan finetune")
+    from finetune.cli import main as ft_main
+
     raise SystemExit(ft_main(list(args)))
 
 

@@ -159,7 +159,7 @@ def test_export_skip_unavailable_replans_and_lists_skipped(tmp_path, h):
         "toy"
     }  # the rates are planned over what is left
     assert "1 unavailable task(s) left out: gone" in lines[-1]
-    assert m["sources"]["toy"] == {"sample": "toy"}
+    assert m["source_routes"]["toy"] == {"sample": "toy"}
 
 
 def test_manifest_records_the_revision_used(tmp_path, h, catalog):

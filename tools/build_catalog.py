@@ -395,7 +395,7 @@ _t(
     fields={"question": "goal", "answer": "[sol1, sol2][label]"},
     options={"field": "[sol1, sol2]"},
     templates=["piqa"],
-    inv={"templates": ["qa_mc_ii"]},
+    inv={"templates": ["piqa_ii"]},
 )
 
 # --- reading comprehension
@@ -516,7 +516,7 @@ _t(
     },
     options={"field": "choices.text"},
     templates=["openbookqa"],
-    inv={"templates": ["rc_ii"]},
+    inv={"templates": ["openbookqa_ii"]},
 )
 
 # --- sentiment, paraphrase, topic, other classification
@@ -922,6 +922,8 @@ INV_WHAT = {
     "nli_ii": "write a hypothesis that has the given relation to the premise",
     "qa_mc_ii": "write the question that the given answer answers",
     "rc_ii": "write a question about the passage that has the given answer",
+    "piqa_ii": "write the goal that the given solution achieves",
+    "openbookqa_ii": "write the quiz item (question or sentence stem) that the fact and answer belong to",
     "squad_v2_ii": "write a question about the passage that has the given answer, or one the passage does not answer when the answer is 'unanswerable'",
     "answer_check_ii": "write a candidate answer that is (or is not) correct",
     "sentiment_ii": "write a text with the given sentiment",
