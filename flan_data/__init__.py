@@ -62,8 +62,15 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'flan_data' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    module = importlib.import_module(f".{mod}", __name__)
+    value = getattr(module, name)
     globals()[name] = value
+    # Importing a submodule binds it as an attribute of this package: for the
+    # function `lint` of module `lint`, `from flan_data import Problem, lint`
+    # would then get the module. Rebind such names to the API object.
+    for n, m in _LAZY.items():
+        if n == m == mod:
+            globals()[n] = getattr(module, n)
     return value
 
 

@@ -110,29 +110,69 @@ def _source_choice(spec: MixtureSpec, source: str | None) -> str:
     return source or ("sample" if spec.source == "sample" else "real")
 
 
+def sources_used(
+    catalog: Catalog, tasks: Iterable[str], choice: str, dirs: Mapping[str, str]
+) -> dict[str, Any]:
+    """Per task, the source actually read: a local folder, the bundled sample, or the
+    hub/file route with its revision (``null`` when not pinned)."""
+    out: dict[str, Any] = {}
+    for name in sorted(tasks):
+        t = catalog.task(name)
+        local = dirs.get(t.name) or dirs.get(t.collection)
+        if local is not None:
+            out[name] = {"local": local, "kind": t.source.kind}
+        elif choice == "sample" or (choice == "auto" and t.sample is not None):
+            out[name] = {"sample": t.sample.path if t.sample else None}
+        else:
+            s = t.source
+            out[name] = {"kind": s.kind, "path": s.path, "config": s.config, "revision": s.revision}
+    return out
+
+
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
-    """Train-split sizes of ``tasks``; every unreachable source is reported at once.
+                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None,
+                progress: bool = False, unreadable: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
+    """Train-split sizes of ``tasks``; every unreachable source is reported at once
+    (tasks failing for the same reason, e.g. an unreachable hub, share one line).
 
     ``seekable``, when given, is filled with whether each task's source can
-    read a record range without reading what comes before it."""
+    read a record range without reading what comes before it. With
+    ``unreadable`` given, tasks that cannot be read are recorded there (name ->
+    reason) and left out instead of raising. ``progress`` shows a progress bar."""
     from .local import count_one
 
     names = [t.name for t in tasks]
     args = [(catalog.root, n, source, dict(source_dirs)) for n in names]
     results = executor.map(count_one, args) if executor is not None else map(count_one, args)
+    if progress:
+        from tqdm import tqdm
+
+        results = tqdm(
+            results, total=len(names), desc="counting sources", unit="task", file=sys.stderr
+        )
     sizes: dict[str, int] = {}
-    problems: list[str] = []
+    by_reason: dict[str, list[str]] = {}  # one line per distinct reason (an unreachable hub is one)
     for name, res in zip(names, results):
         if isinstance(res, str):
-            problems.append(f"  - {name}: {res}")
+            by_reason.setdefault(res, []).append(name)
         else:
             sizes[name] = res[0]
             if seekable is not None:
                 seekable[name] = res[1]
-    if problems:
+    if unreadable is not None:
+        for reason, ns in by_reason.items():
+            for n in ns:
+                unreadable[n] = reason
+        return sizes
+    if by_reason:
+        n_bad = sum(len(v) for v in by_reason.values())
+        problems = [
+            f"  - {ns[0]}: {r}" if len(ns) == 1 else
+            f"  - {len(ns)} tasks ({', '.join(ns[:5])}{', ...' if len(ns) > 5 else ''}): {r}"
+            for r, ns in by_reason.items()
+        ]  # fmt: skip
         raise SourceError(
-            f"{len(problems)} source(s) needed by the plan cannot be read; nothing was written:\n"
+            f"{n_bad} source(s) needed by the plan cannot be read; nothing was written:\n"
             + "\n".join(problems)
             + "\nSupply each with --source-dir NAME=PATH (NAME a task or collection), fill the HF cache, "
             "or use a mixture of bundled samples (--mixture demo)."
@@ -161,14 +201,27 @@ def export_mixture(
     log: Callable[[str], None] | None = None,
     license_policy: LicensePolicy | None = None,
     output: OutputSpec | None = None,
+    skip_unavailable: bool = False,
     verify: bool = False,
+    decontaminate: Sequence[str] = (),
+    decontam_n: int | None = None,
+    decontam_min_words: int | None = None,
 ) -> dict[str, Any]:
     """Render ``mixture`` into shards under ``out/data``; return the manifest.
+
+    ``skip_unavailable`` leaves out the tasks whose source cannot be read
+    (unreachable hub, missing local copy), plans the rates again over the
+    others, and lists the left-out tasks with their reason in the manifest
+    (``unavailable``) and the summary line; without it an unreadable source
+    stops the export before anything is written.
 
     ``output`` picks the file format and the optional columns (messages, the
     flan-dump columns); the default writes Arrow with a ``messages`` column.
     ``license_policy`` removes tasks before planning (the manifest records the
     policy and what it removed); every export writes ``ATTRIBUTION.md``.
+    ``decontaminate`` (eval set specs, see :mod:`flan_data.decontam`) drops rows
+    that hold a benchmark n-gram and replaces hit few-shot exemplars by clean
+    ones; ``decontamination.json`` and the manifest have the counts.
 
     A rerun over a complete export checks COMPLETED, the manifest and every
     shard's size (and sha256 with ``verify=True``) and repairs what is damaged.
@@ -215,7 +268,18 @@ def export_mixture(
                 f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
             )
         seekable: dict[str, bool] = {}
-        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable)
+        unavailable: dict[str, str] | None = {} if skip_unavailable else None
+        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable,
+                            unreadable=unavailable)  # fmt: skip
+        if unavailable:
+            if not sizes:
+                raise SourceError(
+                    f"none of the {len(unavailable)} source(s) of mixture {spec.name!r} can be read, e.g. "
+                    f"{next(iter(unavailable))}: {next(iter(unavailable.values()))}"
+                )
+            excludes = [*excludes, *sorted(unavailable)]
+            log(f"skipping {len(unavailable)} task(s) whose source cannot be read: "
+                + ", ".join(sorted(unavailable)[:10]) + (" ..." if len(unavailable) > 10 else ""))  # fmt: skip
         plan = plan_mixture(
             catalog, spec, sizes, total=total, exclude=excludes, license_policy=policy
         )
@@ -244,6 +308,11 @@ def export_mixture(
                 cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes,
             ),
         }  # fmt: skip
+        if unavailable:
+            state["unavailable"] = sorted(unavailable)
+        dindex = _decontam_index(decontaminate, decontam_n, decontam_min_words, log)
+        if dindex is not None:
+            state["decontaminate"] = dindex.describe()
         final = out
         out = _prepare_out(final, state, overwrite)  # the folder to build in
         _probe_writable(out)
@@ -263,6 +332,7 @@ def export_mixture(
             on_error=on_error,
             seekable=seekable,
             output=output,
+            decontam=_save_decontam_index(dindex, out),
         )
         spill = out / STATE_DIR / "spill"
         spill.mkdir(parents=True, exist_ok=True)
@@ -316,8 +386,12 @@ def export_mixture(
             "skipped": skipped,
             "on_error": on_error,
             "shards": shards_info,
+            "source_routes": sources_used(catalog, counts, src_choice, dirs),
         }
-        if skipped_total:
+        if unavailable:
+            manifest["unavailable"] = dict(sorted(unavailable.items()))
+        dropped = _decontam_report(dindex, out, jobs, manifest)
+        if skipped_total or dropped:
             _subtract_skips(manifest, out)
         _governance(catalog, plan, policy, manifest, out)
         _fault("manifest")
@@ -333,12 +407,73 @@ def export_mixture(
         dt = time.perf_counter() - t0
         log(f"wrote {manifest['num_rows']} rows in {len(shards_info)} shard(s) to {out} "
             f"({manifest['num_rows'] / dt:,.0f} examples/s, {dt:.1f}s; {len(counts)} tasks"
-            + (f"; {skipped_total} skipped, see manifest 'skipped'" if skipped_total else "") + ")")  # fmt: skip
+            + (f"; {skipped_total} skipped, see manifest 'skipped'" if skipped_total else "")
+            + (f"; {len(unavailable)} unavailable task(s) left out: {', '.join(sorted(unavailable)[:10])}"
+               + (" ..." if len(unavailable) > 10 else "") + ", see manifest 'unavailable'" if unavailable else "")
+            + ")")  # fmt: skip
         return manifest
     except OSError as e:  # disk full, read-only folder, ...: one line, nothing marked complete
         raise disk_error(e) from None
     finally:
         executor.close()
+
+
+DECONTAM_REPORT = "decontamination.json"
+
+
+def _decontam_index(specs: Sequence[str], n: int | None, min_words: int | None, log):
+    """The eval n-gram index for --decontaminate (built once, here)."""
+    if not specs:
+        return None
+    from ..decontam import DEFAULT_MIN_WORDS, DEFAULT_N, NgramIndex, read_evals
+
+    n = n or DEFAULT_N
+    index = NgramIndex.build(
+        read_evals(specs), n=n, min_words=min_words or min(DEFAULT_MIN_WORDS, n)
+    )
+    log(f"decontamination index: {index.num_ngrams:,} n-grams (n={index.n}) from "
+        + ", ".join(f"{s['name']} ({s['items']} items)" for s in index.sets))  # fmt: skip
+    return index
+
+
+def _save_decontam_index(index, out: Path) -> str | None:
+    if index is None:
+        return None
+    folder = out / STATE_DIR / "decontam-index"
+    index.save(folder)
+    return str(folder.resolve())
+
+
+def _decontam_report(index, out: Path, jobs, manifest: dict[str, Any]) -> int:
+    """Merge the jobs' decontamination counts: the report file next to the
+    manifest, a summary in the manifest. Returns the number of rows dropped."""
+    if index is None:
+        return 0
+    from ..decontam import Report
+
+    rep = Report(index)
+    for j in jobs:
+        f = out / STATE_DIR / "spill" / f"{j.index:06d}" / "decontam.json"
+        if f.is_file():
+            rep.merge(json.loads(f.read_text()))
+    data = rep.to_json()
+    atomic_write_bytes(out / DECONTAM_REPORT, dumps(data))
+    by_task: dict[str, dict[str, dict[str, int]]] = {}
+    for e in data["hits"]:
+        by_task.setdefault(e["task"], {})[e["eval_set"]] = {
+            "rows_dropped": e["rows_dropped"], "exemplars_replaced": e["exemplars_replaced"]}  # fmt: skip
+    dropped = sum(e["rows_dropped"] for e in data["hits"])
+    manifest["decontamination"] = {
+        "report": DECONTAM_REPORT,
+        "n": index.n,
+        "min_words": index.min_words,
+        "eval_sets": index.sets,
+        "rows_checked": data["rows_total"],
+        "rows_dropped": dropped,
+        "exemplars_replaced": sum(e["exemplars_replaced"] for e in data["hits"]),
+        "by_task": by_task,
+    }
+    return dropped
 
 
 def _governance(catalog: Catalog, plan, policy, manifest: dict[str, Any], out: Path) -> None:
@@ -392,7 +527,15 @@ def _names(d: Path) -> list[str]:
 
 
 def _is_flan_name(n: str) -> bool:
-    ours = (MANIFEST, COMPLETED, ATTRIBUTION_FILE, DATA_DIR, "README.md", *_OURS)
+    ours = (
+        MANIFEST,
+        COMPLETED,
+        ATTRIBUTION_FILE,
+        "decontamination.json",
+        DATA_DIR,
+        "README.md",
+        *_OURS,
+    )
     return n in ours or n.startswith(("shard-", ".shard-"))
 
 
