@@ -44,6 +44,23 @@ from .textcheck import ends_with_cue, starts_with_label
 
 def compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
     """One solved exemplar: its input and target joined under ``style``'s rule."""
+    # Exemplars recur across the prompts of a batch (the same rendered strings):
+    # memoised by the style's identity, as options.format_options does.
+    key = (id(style), inputs, targets)
+    hit = _EXAMPLES.get(key)
+    if hit is not None and hit[0] is style:
+        return hit[1]
+    text = _compose_example(inputs, targets, style)
+    if len(_EXAMPLES) > 1 << 15:
+        _EXAMPLES.clear()
+    _EXAMPLES[key] = (style, text)
+    return text
+
+
+_EXAMPLES: dict[tuple[int, str, str], tuple[FewShotStyle, str]] = {}
+
+
+def _compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
     lead = "" if starts_with_label(inputs) else style.input_prefix
     if ends_with_cue(inputs):
         return lead + inputs + " " + targets

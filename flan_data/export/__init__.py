@@ -110,29 +110,69 @@ def _source_choice(spec: MixtureSpec, source: str | None) -> str:
     return source or ("sample" if spec.source == "sample" else "real")
 
 
+def sources_used(
+    catalog: Catalog, tasks: Iterable[str], choice: str, dirs: Mapping[str, str]
+) -> dict[str, Any]:
+    """Per task, the source actually read: a local folder, the bundled sample, or the
+    hub/file route with its revision (``null`` when not pinned)."""
+    out: dict[str, Any] = {}
+    for name in sorted(tasks):
+        t = catalog.task(name)
+        local = dirs.get(t.name) or dirs.get(t.collection)
+        if local is not None:
+            out[name] = {"local": local, "kind": t.source.kind}
+        elif choice == "sample" or (choice == "auto" and t.sample is not None):
+            out[name] = {"sample": t.sample.path if t.sample else None}
+        else:
+            s = t.source
+            out[name] = {"kind": s.kind, "path": s.path, "config": s.config, "revision": s.revision}
+    return out
+
+
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
-    """Train-split sizes of ``tasks``; every unreachable source is reported at once.
+                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None,
+                progress: bool = False, unreadable: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
+    """Train-split sizes of ``tasks``; every unreachable source is reported at once
+    (tasks failing for the same reason, e.g. an unreachable hub, share one line).
 
     ``seekable``, when given, is filled with whether each task's source can
-    read a record range without reading what comes before it."""
+    read a record range without reading what comes before it. With
+    ``unreadable`` given, tasks that cannot be read are recorded there (name ->
+    reason) and left out instead of raising. ``progress`` shows a progress bar."""
     from .local import count_one
 
     names = [t.name for t in tasks]
     args = [(catalog.root, n, source, dict(source_dirs)) for n in names]
     results = executor.map(count_one, args) if executor is not None else map(count_one, args)
+    if progress:
+        from tqdm import tqdm
+
+        results = tqdm(
+            results, total=len(names), desc="counting sources", unit="task", file=sys.stderr
+        )
     sizes: dict[str, int] = {}
-    problems: list[str] = []
+    by_reason: dict[str, list[str]] = {}  # one line per distinct reason (an unreachable hub is one)
     for name, res in zip(names, results):
         if isinstance(res, str):
-            problems.append(f"  - {name}: {res}")
+            by_reason.setdefault(res, []).append(name)
         else:
             sizes[name] = res[0]
             if seekable is not None:
                 seekable[name] = res[1]
-    if problems:
+    if unreadable is not None:
+        for reason, ns in by_reason.items():
+            for n in ns:
+                unreadable[n] = reason
+        return sizes
+    if by_reason:
+        n_bad = sum(len(v) for v in by_reason.values())
+        problems = [
+            f"  - {ns[0]}: {r}" if len(ns) == 1 else
+            f"  - {len(ns)} tasks ({', '.join(ns[:5])}{', ...' if len(ns) > 5 else ''}): {r}"
+            for r, ns in by_reason.items()
+        ]  # fmt: skip
         raise SourceError(
-            f"{len(problems)} source(s) needed by the plan cannot be read; nothing was written:\n"
+            f"{n_bad} source(s) needed by the plan cannot be read; nothing was written:\n"
             + "\n".join(problems)
             + "\nSupply each with --source-dir NAME=PATH (NAME a task or collection), fill the HF cache, "
             "or use a mixture of bundled samples (--mixture demo)."
@@ -161,9 +201,16 @@ def export_mixture(
     log: Callable[[str], None] | None = None,
     license_policy: LicensePolicy | None = None,
     output: OutputSpec | None = None,
+    skip_unavailable: bool = False,
     verify: bool = False,
 ) -> dict[str, Any]:
     """Render ``mixture`` into shards under ``out/data``; return the manifest.
+
+    ``skip_unavailable`` leaves out the tasks whose source cannot be read
+    (unreachable hub, missing local copy), plans the rates again over the
+    others, and lists the left-out tasks with their reason in the manifest
+    (``unavailable``) and the summary line; without it an unreadable source
+    stops the export before anything is written.
 
     ``output`` picks the file format and the optional columns (messages, the
     flan-dump columns); the default writes Arrow with a ``messages`` column.
@@ -215,7 +262,18 @@ def export_mixture(
                 f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
             )
         seekable: dict[str, bool] = {}
-        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable)
+        unavailable: dict[str, str] | None = {} if skip_unavailable else None
+        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable,
+                            unreadable=unavailable)  # fmt: skip
+        if unavailable:
+            if not sizes:
+                raise SourceError(
+                    f"none of the {len(unavailable)} source(s) of mixture {spec.name!r} can be read, e.g. "
+                    f"{next(iter(unavailable))}: {next(iter(unavailable.values()))}"
+                )
+            excludes = [*excludes, *sorted(unavailable)]
+            log(f"skipping {len(unavailable)} task(s) whose source cannot be read: "
+                + ", ".join(sorted(unavailable)[:10]) + (" ..." if len(unavailable) > 10 else ""))  # fmt: skip
         plan = plan_mixture(
             catalog, spec, sizes, total=total, exclude=excludes, license_policy=policy
         )
@@ -244,6 +302,8 @@ def export_mixture(
                 cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes,
             ),
         }  # fmt: skip
+        if unavailable:
+            state["unavailable"] = sorted(unavailable)
         final = out
         out = _prepare_out(final, state, overwrite)  # the folder to build in
         _probe_writable(out)
@@ -316,7 +376,10 @@ def export_mixture(
             "skipped": skipped,
             "on_error": on_error,
             "shards": shards_info,
+            "source_routes": sources_used(catalog, counts, src_choice, dirs),
         }
+        if unavailable:
+            manifest["unavailable"] = dict(sorted(unavailable.items()))
         if skipped_total:
             _subtract_skips(manifest, out)
         _governance(catalog, plan, policy, manifest, out)
@@ -333,7 +396,10 @@ def export_mixture(
         dt = time.perf_counter() - t0
         log(f"wrote {manifest['num_rows']} rows in {len(shards_info)} shard(s) to {out} "
             f"({manifest['num_rows'] / dt:,.0f} examples/s, {dt:.1f}s; {len(counts)} tasks"
-            + (f"; {skipped_total} skipped, see manifest 'skipped'" if skipped_total else "") + ")")  # fmt: skip
+            + (f"; {skipped_total} skipped, see manifest 'skipped'" if skipped_total else "")
+            + (f"; {len(unavailable)} unavailable task(s) left out: {', '.join(sorted(unavailable)[:10])}"
+               + (" ..." if len(unavailable) > 10 else "") + ", see manifest 'unavailable'" if unavailable else "")
+            + ")")  # fmt: skip
         return manifest
     except OSError as e:  # disk full, read-only folder, ...: one line, nothing marked complete
         raise disk_error(e) from None
