@@ -37,6 +37,7 @@ import numpy as np
 MANIFEST = "manifest.json"
 COMPLETED = "COMPLETED"
 REQUIRED_COLUMNS = ("inputs", "targets", "task", "example_id")
+OPTIONAL_COLUMNS = ("format", "messages")  # read when every shard has them
 
 
 class DataError(ValueError):
@@ -129,8 +130,13 @@ def open_export(data_dir: str | Path, verify_checksums: bool = True) -> ExportDi
     return ExportDir(root, manifest, digest, paths)
 
 
-def read_table(export: ExportDir, columns: Sequence[str] = REQUIRED_COLUMNS):
-    """Memory-map every shard and return one zero-copy ``pyarrow.Table`` of ``columns``."""
+def read_table(
+    export: ExportDir, columns: Sequence[str] = REQUIRED_COLUMNS, optional: Sequence[str] = ()
+):
+    """Memory-map every shard and return one zero-copy ``pyarrow.Table`` of ``columns``.
+
+    ``optional`` columns are added when every shard has them.
+    """
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
@@ -140,21 +146,22 @@ def read_table(export: ExportDir, columns: Sequence[str] = REQUIRED_COLUMNS):
             from flan_data.export import read_shard
 
             try:
-                tables.append(read_shard(shard, columns=columns))
+                table = read_shard(shard)  # all columns: the optional ones are picked below
             except Exception as exc:  # noqa: BLE001 - reported as the finetuner's own error
                 raise DataError(str(exc)) from None
-            continue
-        source = pa.memory_map(str(shard), "r")
-        try:
-            reader = ipc.open_file(source)
-        except pa.ArrowInvalid as exc:
-            raise DataError(f"shard {shard} is not an Arrow IPC file: {exc}") from None
-        table = reader.read_all()
+        else:
+            source = pa.memory_map(str(shard), "r")
+            try:
+                reader = ipc.open_file(source)
+            except pa.ArrowInvalid as exc:
+                raise DataError(f"shard {shard} is not an Arrow IPC file: {exc}") from None
+            table = reader.read_all()
         missing = [c for c in columns if c not in table.column_names]
         if missing:
             raise DataError(f"shard {shard} lacks columns {missing}")
-        tables.append(table.select(list(columns)))
-    return pa.concat_tables(tables)
+        tables.append(table)
+    extra = [c for c in optional if all(c in t.column_names for t in tables)]
+    return pa.concat_tables([t.select(list(columns) + extra) for t in tables])
 
 
 # ----------------------------------------------------------------------------
@@ -175,6 +182,7 @@ class ByteTokenizer:
     pad_id, eos_id, unk_id, offset = 0, 1, 2, 3
     vocab_size = 256 + 3
     name = "byte"
+    eos_text = "</s>"  # how a chat template writes eos; encode_chat maps it to eos_id
 
     def encode(self, text: str) -> list[int]:
         return [b + self.offset for b in text.encode("utf-8")]
@@ -206,6 +214,7 @@ class SentencePieceTokenizer:
         self.eos_id = self.sp.eos_id()
         self.unk_id = self.sp.unk_id()
         self.vocab_size = self.sp.get_piece_size()
+        self.eos_text = self.sp.id_to_piece(self.eos_id) if self.eos_id >= 0 else "</s>"
 
     def encode(self, text: str) -> list[int]:
         return list(self.sp.encode(text))
@@ -238,6 +247,7 @@ class HFTokenizer:
             return default
 
         self.eos_id = first("</s>", "<|endoftext|>", "<eos>", default=1)
+        self.eos_text = self.tok.id_to_token(self.eos_id) or "</s>"
         self.pad_id = first("<pad>", "[PAD]", default=self.eos_id)
         self.unk_id = first("<unk>", "[UNK]", default=self.pad_id)
         self.vocab_size = self.tok.get_vocab_size()
@@ -253,9 +263,14 @@ class HFTokenizer:
 
 
 def load_tokenizer(spec: str):
-    """``byte`` → :class:`ByteTokenizer`; ``*.model`` → SentencePiece; ``*.json`` → HF tokenizers."""
+    """``byte`` → :class:`ByteTokenizer`; ``*.model`` → SentencePiece; ``*.json`` → HF tokenizers.
+
+    (``train:N`` is resolved by :func:`train_tokenizer`, which needs the data.)
+    """
     if spec in ("", "byte"):
         return ByteTokenizer()
+    if spec.startswith("train:"):
+        raise DataError(f"tokenizer {spec!r} is trained on the export: use train_tokenizer()")
     path = Path(spec)
     if path.is_dir() and (path / "tokenizer.json").is_file():
         path = path / "tokenizer.json"
@@ -270,6 +285,194 @@ def load_tokenizer(spec: str):
     return SentencePieceTokenizer(str(path))
 
 
+def _tokenizer_texts(table, indices: np.ndarray, limit: int, seed: int) -> list[str]:
+    # a seeded sample of rows (kept in table order) when the export is large
+    if len(indices) > limit:
+        rng = np.random.default_rng([seed, 0x5E9])
+        indices = np.sort(rng.choice(indices, limit, replace=False))
+    rows = table.take(np.asarray(indices, dtype=np.int64))
+    texts = []
+    for inp, tgt in zip(rows.column("inputs").to_pylist(), rows.column("targets").to_pylist()):
+        texts.append(inp or "")
+        texts.append(tgt or "")
+    return texts
+
+
+def train_tokenizer(
+    table,
+    indices: np.ndarray,
+    vocab_size: int,
+    seed: int,
+    out_dir: str | Path,
+    max_rows: int = 100_000,
+) -> SentencePieceTokenizer:
+    """Train (or reuse) a SentencePiece unigram model on the ``inputs``/``targets`` of ``indices``.
+
+    Written to ``out_dir/spm.model`` with ``out_dir/spm.json`` recording what it
+    was trained on; a later call with the same settings reuses the file (a resumed
+    run keeps its vocabulary), different settings raise :class:`DataError`.
+    Deterministic: one thread, rows in table order (a seeded sample above
+    ``max_rows``), fixed random seed, so the same export and seed give the same
+    ``.model`` bytes. Ids: pad 0, eos 1, unk 2 (T5's layout); byte fallback keeps
+    every character representable; no normalisation, so decode(encode(x)) == x.
+
+        >>> tok = train_tokenizer(table, idx, 2000, 0, "runs/a/tokenizer")  # doctest: +SKIP
+    """
+    try:
+        import sentencepiece as spm
+    except ImportError:
+        raise DataError(
+            "--tokenizer train:N needs the 'sentencepiece' package: pip install 'flan-data[finetune]'"
+        ) from None
+    out_dir = Path(out_dir)
+    model, info_path = out_dir / "spm.model", out_dir / "spm.json"
+    want = {"vocab_size": vocab_size, "seed": seed, "rows": int(len(indices)), "max_rows": max_rows}
+    if model.is_file() and info_path.is_file():
+        have = json.loads(info_path.read_text(encoding="utf-8"))
+        if {k: have.get(k) for k in want} != want:
+            raise DataError(
+                f"{model} was trained with {have}, this run asks for {want}: "
+                "use a fresh --out (or the same --tokenizer/--seed)"
+            )
+        tok = SentencePieceTokenizer(str(model))
+        tok.name = f"train:{vocab_size}"
+        return tok
+    import io
+
+    texts = _tokenizer_texts(table, indices, max_rows, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()  # in memory: the .model then records no path, so its bytes are portable
+    spm.set_random_generator_seed(seed)
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts),
+            model_writer=buf,
+            vocab_size=vocab_size,
+            model_type="unigram",
+            pad_id=0,
+            eos_id=1,
+            unk_id=2,
+            bos_id=-1,
+            byte_fallback=True,
+            split_digits=True,
+            character_coverage=0.9995,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            max_sentence_length=1 << 16,
+            hard_vocab_limit=False,
+            num_threads=1,
+            minloglevel=2,
+        )
+    except RuntimeError as exc:
+        raise DataError(
+            f"training a {vocab_size}-piece SentencePiece model failed: {exc}"
+        ) from None
+    raw = buf.getvalue()
+    tmp = out_dir / ".spm.model.tmp"
+    tmp.write_bytes(raw)
+    info = {**want, "sha256": hashlib.sha256(raw).hexdigest()}
+    info_path.write_text(json.dumps(info, sort_keys=True))
+    tmp.replace(model)  # atomic: a killed run leaves no half-written model
+    tok = SentencePieceTokenizer(str(model))
+    tok.name = f"train:{vocab_size}"
+    return tok
+
+
+# ----------------------------------------------------------------------------
+# Chat templates (decoder-only)
+# ----------------------------------------------------------------------------
+
+# Our own minimal markup: a role line, the content, eos after assistant turns. (The
+# newline after a block tag is written as an expression: HF-style trim_blocks eats it.)
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
+    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+class ChatTemplate:
+    """A Jinja chat template (HF convention: ``messages``, ``add_generation_prompt``,
+    ``bos_token``, ``eos_token``), compiled once in a sandbox with StrictUndefined.
+
+    >>> t = ChatTemplate(DEFAULT_CHAT_TEMPLATE)
+    >>> t.render([{"role": "user", "content": "2+2?"}], add_generation_prompt=True)
+    '<|user|>\n2+2?\n<|assistant|>\n'
+    """
+
+    def __init__(
+        self, source: str, name: str = "inline", bos_token: str = "", eos_token: str | None = None
+    ):
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message):
+            raise DataError(f"chat template {name}: {message}")
+
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined
+        )
+        env.globals["raise_exception"] = raise_exception
+        try:
+            self.template = env.from_string(source)
+        except jinja2.TemplateError as exc:
+            raise DataError(f"chat template {name}: {exc}") from None
+        self.source, self.name = source, name
+        self.bos_token, self.eos_token = bos_token, eos_token
+
+    def render(self, messages, add_generation_prompt: bool = False, eos_token: str = "</s>") -> str:
+        import jinja2
+
+        try:
+            return self.template.render(
+                messages=list(messages),
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token if self.eos_token is not None else eos_token,
+            )
+        except jinja2.TemplateError as exc:
+            raise DataError(f"chat template {self.name}: {exc}") from None
+
+
+def _token_text(value) -> str:
+    # tokenizer_config.json writes special tokens as a string or {"content": ...}
+    if isinstance(value, dict):
+        return str(value.get("content", ""))
+    return "" if value is None else str(value)
+
+
+def load_chat_template(spec: str) -> ChatTemplate | None:
+    """``none`` → None; ``default`` → :data:`DEFAULT_CHAT_TEMPLATE`; a Jinja string; or a
+    ``tokenizer_config.json`` (or a folder holding one) with a ``chat_template`` key.
+    """
+    if spec in ("", "none"):
+        return None
+    if spec == "default":
+        return ChatTemplate(DEFAULT_CHAT_TEMPLATE, "default")
+    if "{{" in spec or "{%" in spec:
+        return ChatTemplate(spec, "--chat_template")
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "tokenizer_config.json"
+    if not path.is_file():
+        raise DataError(
+            f"chat template {spec!r}: not a file, a folder with tokenizer_config.json, "
+            "a Jinja string, 'default' or 'none'"
+        )
+    try:
+        conf = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON: {exc}") from None
+    source = conf.get("chat_template") if isinstance(conf, dict) else None
+    if isinstance(source, list):  # [{"name": "default", "template": ...}, ...]
+        named = {t.get("name"): t.get("template") for t in source if isinstance(t, dict)}
+        source = named.get("default") or next(iter(named.values()), None)
+    if not isinstance(source, str) or not source:
+        raise DataError(f"{path}: no 'chat_template' string in it")
+    eos = _token_text(conf.get("eos_token")) or None
+    return ChatTemplate(source, str(path), _token_text(conf.get("bos_token")), eos)
+
+
 # ----------------------------------------------------------------------------
 # Examples
 # ----------------------------------------------------------------------------
@@ -277,11 +480,17 @@ def load_tokenizer(spec: str):
 
 @dataclass
 class Example:
-    """One tokenized example; ``inputs``/``targets`` already truncated and eos-terminated."""
+    """One tokenized example; ``inputs``/``targets`` already truncated (and eos-terminated).
+
+    Decoder-only: the sequence is ``[bos] + inputs + targets`` and the loss falls on
+    ``targets``; ``weights`` (one per target token, chat rows with several turns)
+    zeroes the loss on the user turns that follow the first assistant turn.
+    """
 
     inputs: list[int]
     targets: list[int]
     task: int
+    weights: list[float] | None = None
 
     def lengths(self, kind: str) -> tuple[int, int]:
         """Slots the example takes: (encoder, decoder) for ``encdec``, (0, tokens) for ``decoder``."""
@@ -310,11 +519,66 @@ def _eval_bucket(example_id: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+TRUNCATE_SIDES = ("auto", "keep_start", "keep_end")
+
+
+def keep_side(truncate: str, fmt: str | None) -> str:
+    """Which end of a too-long input survives: ``auto`` keeps the end of few-shot rows
+    (the query is last; the exemplars before it can go) and the start of the others.
+
+    >>> keep_side("auto", "fs_opt"), keep_side("auto", "zs_noopt"), keep_side("keep_end", "cot")
+    ('keep_end', 'keep_start', 'keep_end')
+    """
+    if truncate == "auto":
+        return "keep_end" if (fmt or "").startswith("fs") else "keep_start"
+    return truncate
+
+
+def _cut(ids: list[int], budget: int, side: str) -> list[int]:
+    if len(ids) <= budget:
+        return ids
+    if budget <= 0:
+        return []
+    return ids[-budget:] if side == "keep_end" else ids[:budget]
+
+
+def percentiles(lengths: Sequence[int]) -> dict[str, int]:
+    """p50/p90/p95/p99/max of token lengths (nearest-rank, integers).
+
+    >>> percentiles([1, 2, 3, 4, 100])["max"]
+    100
+    """
+    arr = np.sort(np.asarray(lengths, dtype=np.int64))
+    if arr.size == 0:
+        return {"p50": 0, "p90": 0, "p95": 0, "p99": 0, "max": 0}
+    out = {}
+    for q in (50, 90, 95, 99):
+        out[f"p{q}"] = int(arr[min(arr.size - 1, max(0, int(np.ceil(q / 100 * arr.size)) - 1))])
+    out["max"] = int(arr[-1])
+    return out
+
+
+def auto_length(lengths: Sequence[int], cap: int, multiple: int = 16) -> int:
+    """Smallest multiple of ``multiple`` covering 95% of ``lengths``, within [multiple, cap].
+
+    >>> auto_length([10] * 95 + [500] * 5, cap=1024)
+    16
+    """
+    p95 = percentiles(lengths)["p95"]
+    return int(min(cap, max(multiple, -(-p95 // multiple) * multiple)))
+
+
 class ExampleSource:
     """Tokenizes rows of the export on demand and splits train / held-out eval by example id.
 
     ``kind`` is ``encdec`` (inputs → encoder, targets → decoder) or ``decoder``
-    (``[eos-as-bos] + inputs + targets`` in one sequence, loss on targets only).
+    (``[eos-as-bos] + prompt + answer`` in one sequence, loss on the answer only).
+    For ``decoder`` with a ``chat_template``, the prompt and answer are the
+    template's rendering of the row's ``messages`` (when the export has that
+    column) or of ``[user: inputs, assistant: targets]``; the loss falls on the
+    assistant turns only. ``truncate`` picks the side of a too-long input to keep
+    (see :func:`keep_side`). Lengths of 0 must be set (e.g. with
+    :func:`auto_length` on :meth:`measure`) before examples are made.
     """
 
     def __init__(
@@ -326,15 +590,23 @@ class ExampleSource:
         targets_length: int,
         eval_fraction: float = 0.0,
         eval_max_examples: int = 256,
+        truncate: str = "auto",
+        chat_template: ChatTemplate | None = None,
+        table=None,
     ):
         if kind not in ("encdec", "decoder"):
             raise ValueError(f"kind must be 'encdec' or 'decoder', not {kind!r}")
+        if truncate not in TRUNCATE_SIDES:
+            raise ValueError(f"truncate must be one of {TRUNCATE_SIDES}, not {truncate!r}")
         self.export = export
         self.tokenizer = tokenizer
         self.kind = kind
         self.inputs_length = inputs_length
         self.targets_length = targets_length
-        self.table = read_table(export)
+        self.truncate = truncate
+        self.chat = chat_template if kind == "decoder" else None
+        self.table = table if table is not None else read_table(export, optional=OPTIONAL_COLUMNS)
+        self.has_messages = "messages" in self.table.column_names
         self.tasks = sorted(set(self.table.column("task").unique().to_pylist()))
         self._task_index = {t: i for i, t in enumerate(self.tasks)}
         self.truncation = TruncationStats()
@@ -350,35 +622,186 @@ class ExampleSource:
     def __len__(self) -> int:
         return self.table.num_rows
 
-    def _truncate(self, ids: list[int], budget: int) -> tuple[list[int], bool]:
-        # keep one slot for eos
-        if len(ids) > budget - 1:
-            return ids[: budget - 1] + [self.tokenizer.eos_id], True
-        return ids + [self.tokenizer.eos_id], False
+    # -- tokenizing -------------------------------------------------------------
 
-    def encode_pair(self, inputs: str, targets: str, task: int = 0, count: bool = True) -> Example:
+    def _encode_special(self, text: str) -> list[int]:
+        # the template writes eos as text; map it to the eos id
         tok = self.tokenizer
-        inp, inp_cut = self._truncate(tok.encode(inputs), self.inputs_length)
-        if self.kind == "decoder":
-            inp = inp[:-1]  # the prompt carries no eos; the slot becomes the bos
-        tgt, tgt_cut = self._truncate(tok.encode(targets), self.targets_length)
+        parts = text.split(tok.eos_text) if tok.eos_text else [text]
+        out: list[int] = []
+        for j, part in enumerate(parts):
+            if j:
+                out.append(tok.eos_id)
+            if part:
+                out.extend(tok.encode(part))
+        return out
+
+    def chat_pieces(self, messages: list[dict]) -> list[tuple[list[int], str]]:
+        """Tokenized pieces of a conversation: ``(ids, kind)`` with kind ``markup``,
+        ``content`` (non-assistant message text, the part truncation may cut) or
+        ``assistant`` (loss).
+
+        Pieces come from rendering growing prefixes of the conversation: the text a
+        message adds is the difference of two renderings, so any template whose
+        rendering of ``messages[:i]`` is a prefix of ``messages[:i+1]`` works.
+        """
+        chat, eos = self.chat, self.tokenizer.eos_text
+        pieces: list[tuple[list[int], str]] = []
+        done = chat.render([], eos_token=eos) if messages else ""
+        if done:
+            pieces.append((self._encode_special(done), "markup"))
+        for i, m in enumerate(messages):
+            role, content = m.get("role"), m.get("content") or ""
+            full = chat.render(messages[: i + 1], eos_token=eos)
+            if role == "assistant":
+                gen = chat.render(messages[:i], add_generation_prompt=True, eos_token=eos)
+                if not (gen.startswith(done) and full.startswith(gen)):
+                    raise DataError(
+                        f"chat template {chat.name}: the rendering of a conversation does not "
+                        "extend the rendering of its first turns; it cannot mark assistant tokens"
+                    )
+                if len(gen) > len(done):
+                    pieces.append((self._encode_special(gen[len(done) :]), "markup"))
+                pieces.append((self._encode_special(full[len(gen) :]), "assistant"))
+            else:
+                if not full.startswith(done):
+                    raise DataError(
+                        f"chat template {chat.name}: rendering {i + 1} message(s) does not "
+                        f"extend the rendering of {i}; it cannot mark assistant tokens"
+                    )
+                added = full[len(done) :]
+                at = added.find(content) if content else -1
+                if at < 0:
+                    pieces.append((self._encode_special(added), "markup"))
+                else:
+                    for text, k in (
+                        (added[:at], "markup"),
+                        (content, "content"),
+                        (added[at + len(content) :], "markup"),
+                    ):
+                        if text:
+                            pieces.append((self._encode_special(text), k))
+            done = full
+        return pieces
+
+    def _messages(self, inputs: str, targets: str, messages) -> list[dict]:
+        if messages:
+            return [{"role": m["role"], "content": m.get("content") or ""} for m in messages]
+        return [{"role": "user", "content": inputs}, {"role": "assistant", "content": targets}]
+
+    def _decoder_pieces(self, inputs: str, targets: str, messages) -> list[tuple[list[int], str]]:
+        if self.chat is not None:
+            return self.chat_pieces(self._messages(inputs, targets, messages))
+        tok = self.tokenizer
+        return [(tok.encode(inputs), "content"), (tok.encode(targets) + [tok.eos_id], "assistant")]
+
+    def raw_lengths(self, inputs: str, targets: str, messages=None) -> tuple[int, int]:
+        """(input tokens, target tokens) before truncation, eos included."""
+        tok = self.tokenizer
+        if self.kind == "encdec":
+            return len(tok.encode(inputs)) + 1, len(tok.encode(targets)) + 1
+        pieces = self._decoder_pieces(inputs, targets, messages)
+        first = next((j for j, (_, k) in enumerate(pieces) if k == "assistant"), len(pieces))
+        return sum(len(p) for p, _ in pieces[:first]), sum(len(p) for p, _ in pieces[first:])
+
+    def encode_pair(
+        self,
+        inputs: str,
+        targets: str,
+        task: int = 0,
+        count: bool = True,
+        fmt: str | None = None,
+        messages=None,
+    ) -> Example:
+        if not self.inputs_length or not self.targets_length:
+            raise ValueError("inputs_length/targets_length are 0: resolve them from the data first")
+        tok = self.tokenizer
+        side = keep_side(self.truncate, fmt)
+        if self.kind == "encdec":
+            raw_in, raw_tgt = tok.encode(inputs), tok.encode(targets)
+            inp = _cut(raw_in, self.inputs_length - 1, side) + [tok.eos_id]
+            tgt = _cut(raw_tgt, self.targets_length - 1, "keep_start") + [tok.eos_id]
+            ex = Example(inp, tgt, task)
+            inp_cut, tgt_cut = (
+                len(raw_in) >= self.inputs_length,
+                len(raw_tgt) >= self.targets_length,
+            )
+        else:
+            ex, inp_cut, tgt_cut = self._decoder_example(
+                self._decoder_pieces(inputs, targets, messages), task, side
+            )
         if count:
             self.truncation.examples += 1
             self.truncation.inputs_truncated += int(inp_cut)
             self.truncation.targets_truncated += int(tgt_cut)
-        return Example(inp, tgt, task)
+        return ex
+
+    def _decoder_example(self, pieces, task: int, side: str) -> tuple[Example, bool, bool]:
+        budget = self.inputs_length + self.targets_length
+        tgt_cut = any(k == "assistant" and len(p) > self.targets_length for p, k in pieces)
+        pieces = [(p[: self.targets_length] if k == "assistant" else list(p), k) for p, k in pieces]
+        excess = sum(len(p) for p, _ in pieces) - budget
+        inp_cut = excess > 0
+        content = [j for j, (_, k) in enumerate(pieces) if k == "content"]
+        if side == "keep_start":
+            content.reverse()
+        for j in content:  # cut user/system text first, from the side we do not keep
+            if excess <= 0:
+                break
+            p, k = pieces[j]
+            n = min(excess, len(p))
+            pieces[j] = (_cut(p, len(p) - n, "keep_end" if side == "keep_end" else "keep_start"), k)
+            excess -= n
+        seq = [t for p, _ in pieces for t in p]
+        w = [float(k == "assistant") for p, k in pieces for _ in p]
+        if len(seq) > budget:  # markup or answers alone overflow: cut the tail
+            seq, w, tgt_cut = seq[:budget], w[:budget], True
+        first = w.index(1.0) if 1.0 in w else len(w)
+        inputs, targets, weights = seq[:first], seq[first:], w[first:]
+        return (
+            Example(inputs, targets, task, None if all(weights) else weights),
+            inp_cut,
+            tgt_cut,
+        )
+
+    def _columns(self, rows):
+        n = rows.num_rows
+        fmts = rows.column("format").to_pylist() if "format" in rows.column_names else [None] * n
+        msgs = (
+            rows.column("messages").to_pylist()
+            if self.has_messages and self.chat is not None
+            else [None] * n
+        )
+        return (
+            rows.column("inputs").to_pylist(),
+            rows.column("targets").to_pylist(),
+            rows.column("task").to_pylist(),
+            fmts,
+            msgs,
+        )
 
     def get(self, indices: Sequence[int], count: bool = True) -> list[Example]:
         if len(indices) == 0:
             return []
         rows = self.table.take(np.asarray(indices, dtype=np.int64))
-        inputs = rows.column("inputs").to_pylist()
-        targets = rows.column("targets").to_pylist()
-        tasks = rows.column("task").to_pylist()
         return [
-            self.encode_pair(i or "", t or "", self._task_index[k], count)
-            for i, t, k in zip(inputs, targets, tasks)
+            self.encode_pair(i or "", t or "", self._task_index[k], count, f, m)
+            for i, t, k, f, m in zip(*self._columns(rows))
         ]
+
+    def measure(self, indices: Sequence[int], limit: int = 20_000, seed: int = 0):
+        """Token lengths ``(inputs, targets)`` (numpy arrays, before truncation) of ``indices``,
+        on a seeded sample of ``limit`` rows when there are more."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if len(idx) > limit:
+            idx = np.sort(np.random.default_rng([seed, 0x1E7]).choice(idx, limit, replace=False))
+        rows = self.table.take(idx)
+        li, lt = [], []
+        for i, t, _, _, m in zip(*self._columns(rows)):
+            a, b = self.raw_lengths(i or "", t or "", m)
+            li.append(a)
+            lt.append(b)
+        return np.asarray(li, np.int64), np.asarray(lt, np.int64)
 
     def raw(self, index: int) -> dict[str, str]:
         row = self.table.slice(int(index), 1).to_pylist()[0]
@@ -453,7 +876,8 @@ def _place(
     prompt = len(ex.inputs) + 1  # bos + inputs attend bidirectionally in prefix-LM mode
     batch["decoder_prefix_mask"][row, dec_at : dec_at + prompt] = 1
     weights = np.zeros(n, np.float32)
-    weights[n - len(ex.targets) :] = 1.0  # loss only where the next token is a target token
+    # loss only where the next token is a target (assistant) token
+    weights[n - len(ex.targets) :] = 1.0 if ex.weights is None else ex.weights
     batch["decoder_loss_weights"][row, sl] = weights
     batch["task_ids"][row, sl] = np.where(weights > 0, ex.task, -1)
 

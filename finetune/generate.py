@@ -5,7 +5,7 @@ prompts costs one compile plus one cheap call per generated token.
 
 Example::
 
-    >>> texts = greedy_generate("encdec", module, params, tokenizer, ["2+3="], 128, 16)  # doctest: +SKIP
+    >>> texts = greedy_generate("encdec", module, params, tokenizer, [tok.encode("2+3=") + [1]], 16)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -109,26 +109,17 @@ def _greedy_prefix_lm(module, params, seq, max_new, eos_id):
     return out
 
 
-def greedy_generate(
-    kind, module, params, tokenizer, prompts: list[str], inputs_length: int, max_length: int
-):
-    """Decode ``prompts`` and return the generated texts."""
+def greedy_generate(kind, module, params, tokenizer, prompts: list[list[int]], max_length: int):
+    """Decode tokenized ``prompts`` (already truncated: the encoder input with its eos for
+    ``encdec``, the prompt without bos for ``decoder``) and return the generated texts."""
     if kind == "encdec":
-        enc = np.zeros((len(prompts), inputs_length), np.int32)
-        for i, p in enumerate(prompts):
-            ids = tokenizer.encode(p)[: inputs_length - 1] + [tokenizer.eos_id]
+        width = max((len(p) for p in prompts), default=1)
+        enc = np.zeros((len(prompts), max(width, 1)), np.int32)
+        for i, ids in enumerate(prompts):
             enc[i, : len(ids)] = ids
         ids = greedy_encdec(module, params, enc, max_length, tokenizer.eos_id)
         return [tokenizer.decode(row) for row in ids]
     return [
-        tokenizer.decode(
-            greedy_decoder(
-                module,
-                params,
-                tokenizer.encode(p)[: inputs_length - 1],
-                max_length,
-                tokenizer.eos_id,
-            )
-        )
+        tokenizer.decode(greedy_decoder(module, params, p, max_length, tokenizer.eos_id))
         for p in prompts
     ]

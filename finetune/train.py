@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 from finetune import data as fdata
 from finetune import models
 from finetune.checkpoint import Checkpoints
-from finetune.config import Config
+from finetune.config import Config, tokenizer_train_size
 
 # Dense peak FLOP/s (bf16, fp32/tf32) by device-kind substring; MFU is reported only for these.
 PEAK_FLOPS = {
@@ -41,6 +41,10 @@ PEAK_FLOPS = {
     "TPU v5 lite": (197e12, 197e12),
     "TPU v5p": (459e12, 459e12),
 }
+
+
+AUTO_CAP = {"inputs": 1024, "targets": 512}  # longest automatic lengths, in tokens
+TRUNCATION_WARN_SHARE = 0.05
 
 
 class TrainingError(RuntimeError):
@@ -290,11 +294,77 @@ class MetricsLog:
 # ----------------------------------------------------------------------------
 
 
-def train(cfg: Config, log=print, on_step=None) -> dict[str, Any]:
+def resolve_lengths(source: fdata.ExampleSource, cfg: Config, log=print) -> dict[str, Any]:
+    """Measure token lengths of the training rows, print their percentiles, fill in
+    lengths left at 0 (:func:`finetune.data.auto_length`) and warn, in one line with
+    the numbers, when more than 5% of inputs (or targets) will be truncated."""
+    li, lt = source.measure(source.train_indices, seed=cfg.seed)
+    pi, pt = fdata.percentiles(li), fdata.percentiles(lt)
+    if not source.inputs_length:
+        source.inputs_length = fdata.auto_length(li, AUTO_CAP["inputs"])
+    if not source.targets_length:
+        source.targets_length = fdata.auto_length(lt, AUTO_CAP["targets"])
+    what = "prompt" if source.kind == "decoder" else "inputs"
+    fmt = lambda p: " ".join(f"{k} {v}" for k, v in p.items())  # noqa: E731
+    log(
+        f"token lengths of {len(li)} training rows ({source.tokenizer.name}): "
+        f"{what} {fmt(pi)} | targets {fmt(pt)} → inputs_length {source.inputs_length}"
+        f"{' (auto)' if not cfg.inputs_length else ''}, targets_length {source.targets_length}"
+        f"{' (auto)' if not cfg.targets_length else ''}"
+    )
+    if source.kind == "decoder":
+        cut_in = int(((li + lt) > source.inputs_length + source.targets_length).sum())
+    else:
+        cut_in = int((li > source.inputs_length).sum())
+    cut_tgt = int((lt > source.targets_length).sum())
+    n = max(len(li), 1)
+    report = {
+        "inputs_percentiles": pi,
+        "targets_percentiles": pt,
+        "inputs_length": source.inputs_length,
+        "targets_length": source.targets_length,
+        "inputs_truncated_share": cut_in / n,
+        "targets_truncated_share": cut_tgt / n,
+    }
+    side = {
+        "auto": "keeping the end of fs_* rows and the start of the others",
+        "keep_end": "keeping the end",
+        "keep_start": "keeping the start",
+    }[source.truncate]
+    if cut_in / n > TRUNCATION_WARN_SHARE:
+        log(
+            f"warning: {cut_in} of {n} inputs ({100 * cut_in / n:.1f}%) are longer than "
+            f"{source.inputs_length} tokens (p95 {pi['p95']}, max {pi['max']}) and will be cut, "
+            f"{side}; raise --inputs_length to keep them whole"
+        )
+    if cut_tgt / n > TRUNCATION_WARN_SHARE:
+        log(
+            f"warning: {cut_tgt} of {n} targets ({100 * cut_tgt / n:.1f}%) are longer than "
+            f"{source.targets_length} tokens (p95 {pt['p95']}, max {pt['max']}) and will be cut; "
+            "raise --targets_length to keep them whole"
+        )
+    return report
+
+
+def pick_decode_rows(source: fdata.ExampleSource, n: int, max_new: int) -> list[int]:
+    """Up to ``n`` held-out rows whose whole answer fits ``max_new`` tokens (short-answer
+    rows, where an exact match means something), in eval order; training rows when no
+    row is held out."""
+    pool = source.eval_indices if len(source.eval_indices) else source.train_indices[:n]
+    rows = source.table.take(np.asarray(pool, dtype=np.int64)).column("targets").to_pylist()
+    picked = [
+        int(i) for i, t in zip(pool, rows) if len(source.tokenizer.encode(t or "")) + 1 <= max_new
+    ]
+    return picked[:n]
+
+
+def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
     """Run (or resume) a finetuning run described by ``cfg``; returns a summary dict.
 
     ``log`` receives human-readable lines; ``on_step(step, metrics)`` (optional) is
     called after every step, e.g. to stop a run from outside (tests simulate a kill).
+    ``export`` (an already validated :class:`finetune.data.ExportDir`) skips a second
+    checksum pass when the CLI has checked the directory.
     """
     if not cfg.data:
         raise ValueError("--data is required (a directory written by `flan export`)")
@@ -303,29 +373,48 @@ def train(cfg: Config, log=print, on_step=None) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    # 1. Data: verified export → tokenizer → train / held-out eval streams.
-    export = fdata.open_export(cfg.data, verify_checksums=cfg.verify_checksums)
-    tokenizer = fdata.load_tokenizer(cfg.tokenizer)
-    init_cfg = None
+    # 1. Data: verified export → tokenizer → lengths → train / held-out eval streams.
+    if export is None:
+        export = fdata.open_export(cfg.data, verify_checksums=cfg.verify_checksums)
+    init_cfg = init_params = None
     if cfg.init_from:
-        from finetune.models import t5 as t5mod
-
-        init_cfg, init_params = t5mod.load_hf(cfg.init_from)
-        if tokenizer.vocab_size > init_cfg.vocab_size:
-            raise ValueError(
-                f"tokenizer {tokenizer.name} has {tokenizer.vocab_size} ids but {cfg.init_from} only "
-                f"{init_cfg.vocab_size}; pass the checkpoint's tokenizer with --tokenizer"
-            )
-    kind = "encdec" if init_cfg is not None else models.kind_of(cfg.model)
+        init_cfg, init_params = models.load_hf(cfg.init_from)  # T5 or Llama-style
+    kind = models.kind_of_config(init_cfg) if init_cfg is not None else models.kind_of(cfg.model)
     source = fdata.ExampleSource(
         export,
-        tokenizer,
+        fdata.ByteTokenizer(),  # replaced below, once the split is known (train:N needs it)
         kind,
         cfg.inputs_length,
         cfg.targets_length,
         cfg.eval_fraction,
         cfg.eval_max_examples,
+        truncate=cfg.truncate,
+        chat_template=fdata.load_chat_template(cfg.chat_template) if kind == "decoder" else None,
     )
+    n_train = tokenizer_train_size(cfg.tokenizer)
+    if n_train is not None:
+        t0 = time.perf_counter()
+        spm_path = out / "tokenizer" / "spm.model"
+        reused = spm_path.is_file()
+        tokenizer = fdata.train_tokenizer(
+            source.table, source.train_indices, n_train, cfg.seed, out / "tokenizer"
+        )
+        how = (
+            "reused"
+            if reused
+            else f"trained on the {len(source.train_indices)} training rows in "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
+        log(f"tokenizer: SentencePiece, {tokenizer.vocab_size} pieces, {how}: {spm_path}")
+    else:
+        tokenizer = fdata.load_tokenizer(cfg.tokenizer)
+    source.tokenizer = tokenizer
+    if init_cfg is not None and tokenizer.vocab_size > init_cfg.vocab_size:
+        raise ValueError(
+            f"tokenizer {tokenizer.name} has {tokenizer.vocab_size} ids but {cfg.init_from} only "
+            f"{init_cfg.vocab_size}; pass the checkpoint's tokenizer with --tokenizer"
+        )
+    lengths_report = resolve_lengths(source, cfg, log)
     rows = cfg.batch_size * cfg.grad_accum_steps
     batches = fdata.PackedBatches(
         source,
@@ -337,7 +426,12 @@ def train(cfg: Config, log=print, on_step=None) -> dict[str, Any]:
     )
     eval_examples = source.get(source.eval_indices, count=False)
     eval_batches = fdata.pack_examples(
-        eval_examples, kind, cfg.batch_size, cfg.inputs_length, cfg.targets_length, cfg.pack
+        eval_examples,
+        kind,
+        cfg.batch_size,
+        source.inputs_length,
+        source.targets_length,
+        cfg.pack,
     )
     copy_baseline = fdata.copy_baseline_accuracy(eval_examples, kind)
 
@@ -595,42 +689,43 @@ def train(cfg: Config, log=print, on_step=None) -> dict[str, Any]:
             host_params = multihost_utils.process_allgather(state["params"])
         else:
             host_params = jax.device_get(state["params"])
-        if cfg.export_hf and kind == "encdec" and proc == 0:
-            from finetune.models import t5 as t5mod
-
-            hf_dir = str(t5mod.save_hf(out / "hf", model_cfg, host_params))
-        samples = []
+        if cfg.export_hf and proc == 0:
+            if kind == "decoder" and model_cfg.prefix_lm:
+                log("no HF export: a prefix-LM has no LlamaForCausalLM equivalent")
+            else:
+                hf_dir = str(models.save_hf(out / "hf", model_cfg, host_params))
+        samples, exact = [], 0
         if cfg.decode_examples > 0:
             from finetune.generate import greedy_generate
 
-            idx = list(source.eval_indices[: cfg.decode_examples]) or list(
-                source.train_indices[: cfg.decode_examples]
-            )
+            max_new = min(cfg.max_decode_length, source.targets_length)
+            idx = pick_decode_rows(source, cfg.decode_examples, max_new)
             raws = [source.raw(i) for i in idx]
-            preds = greedy_generate(
-                kind,
-                module,
-                host_params,
-                tokenizer,
-                [r["inputs"] for r in raws],
-                cfg.inputs_length,
-                min(cfg.max_decode_length, cfg.targets_length),
-            )
+            prompts = [ex.inputs for ex in source.get(idx, count=False)]
+            preds = greedy_generate(kind, module, host_params, tokenizer, prompts, max_new)
             with open(out / "samples.jsonl", "w", encoding="utf-8") as f:
                 for r, p in zip(raws, preds):
+                    hit = p.strip() == (r["targets"] or "").strip()
+                    exact += hit
                     samples.append(
                         {
                             "task": r["task"],
                             "inputs": r["inputs"],
                             "target": r["targets"],
                             "prediction": p,
+                            "exact_match": hit,
                         }
                     )
-                    f.write(json.dumps(samples[-1]) + "\n")
-            log("greedy decodes (held-out):")
+                    f.write(json.dumps(samples[-1], ensure_ascii=False) + "\n")
+            log(
+                f"greedy decodes of {len(samples)} held-out rows with short answers "
+                f"(≤ {max_new} tokens): {exact} exactly right"
+            )
             for s in samples:
+                query = " ".join(s["inputs"].split())[-70:]
                 log(
-                    f"  [{s['task']}] {s['inputs']!r} → {s['prediction']!r} (target {s['target']!r})"
+                    f"  {'✓' if s['exact_match'] else '✗'} [{s['task']}] …{query!r} → "
+                    f"{s['prediction']!r} (target {s['target']!r})"
                 )
     finally:
         metrics_log.close()
@@ -649,6 +744,9 @@ def train(cfg: Config, log=print, on_step=None) -> dict[str, Any]:
         "out": str(out),
         "hf_export": hf_dir,
         "samples": samples,
+        "decode_exact_match": exact,
+        "lengths": lengths_report,
+        "tokenizer": tokenizer.name,
         **{k: v for k, v in last_eval.items() if k != "eval_per_task"},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,7 +27,7 @@ import yaml
 
 from .errors import CatalogError, UnknownNameError, suggest
 from .specs import (
-    COLLECTIONS,
+    DIALECTS,
     FORMATS,
     LICENSE_CLASSES,
     SOURCE_KINDS,
@@ -36,6 +37,7 @@ from .specs import (
     LicenseInfo,
     MixtureMember,
     MixtureSpec,
+    RecordRules,
     SourceSpec,
     TaskMetadata,
     TaskSpec,
@@ -175,7 +177,7 @@ _SOURCE_OPTION_KEYS = (
 )
 _TASK_KEYS = (
     "name", "collection", "description", "source", "sample", "fields", "options",
-    "templates", "exemplars", "metadata",
+    "templates", "exemplars", "metadata", "records", "aliases",
 )  # fmt: skip
 _META_KEYS = (
     "category", "languages", "license", "held_out", "inversion_of", "exclude_from_training", "task_type",
@@ -279,7 +281,7 @@ def _merge_defaults(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dic
     out = dict(defaults)
     for k, val in task.items():
         if (
-            k in ("metadata", "source", "sample", "fields")
+            k in ("metadata", "source", "sample", "fields", "records")
             and isinstance(out.get(k), Mapping)
             and isinstance(val, Mapping)
         ):
@@ -344,8 +346,15 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
         if md.get("licensing") is not None
         else LicenseInfo(),
     )
+    records = RecordRules()
+    if raw.get("records") is not None:
+        from .records import parse_rules
+
+        records = parse_rules(v, raw["records"], _join(path, "records"))
     return TaskSpec(
         name=name,
+        records=records,
+        aliases=v.strings(raw.get("aliases") or [], _join(path, "aliases")),
         collection=collection,
         source=source,
         sample=sample,
@@ -359,6 +368,9 @@ def _parse_task(v: _V, raw: Mapping[str, Any], path: str, collection: str) -> Ta
     )
 
 
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
 def _parse_templates(v: _V, doc: Any) -> tuple[list[TemplateSpec], list[FewShotStyle]]:
     d = v.mapping(doc, "")
     v.keys(d, "", ("sets", "styles", "description"))
@@ -366,25 +378,73 @@ def _parse_templates(v: _V, doc: Any) -> tuple[list[TemplateSpec], list[FewShotS
     for set_name, sraw in v.mapping(d.get("sets") or {}, "sets").items():
         sp = f"sets.{set_name}"
         s = v.mapping(sraw, sp)
-        v.keys(s, sp, ("kind", "description", "templates"), required=("templates",))
+        v.keys(
+            s,
+            sp,
+            ("kind", "description", "templates", "dialect", "truncate"),
+            required=("templates",),
+        )
         default_kind = v.string(s.get("kind", "zero_shot"), _join(sp, "kind"))
+        dialect = v.string(s.get("dialect", "flan"), _join(sp, "dialect"))
+        if dialect not in DIALECTS:
+            raise v.fail(
+                _join(sp, "dialect"),
+                f"unknown template dialect {dialect!r}; expected one of {', '.join(DIALECTS)}",
+            )
+        truncate = s.get("truncate")
+        if truncate is not None and (
+            isinstance(truncate, bool) or not isinstance(truncate, int) or truncate <= 0
+        ):
+            raise v.fail(
+                _join(sp, "truncate"), f"expected a positive integer or null, got {truncate!r}"
+            )
+        if truncate is not None and dialect != "promptsource":
+            raise v.fail(
+                _join(sp, "truncate"), "only sets in the promptsource dialect take 'truncate'"
+            )
+        ps = dialect == "promptsource"
         for i, traw in enumerate(v.seq(s["templates"], _join(sp, "templates"))):
             tp = f"{sp}.templates[{i}]"
             t = v.mapping(traw, tp)
-            v.keys(
-                t,
-                tp,
-                ("id", "kind", "input", "target", "description"),
-                required=("id", "input", "target"),
-            )
+            if ps:
+                v.keys(
+                    t,
+                    tp,
+                    ("id", "jinja", "answer_choices", "description"),
+                    required=("id", "jinja"),
+                )
+            else:
+                v.keys(
+                    t,
+                    tp,
+                    ("id", "kind", "input", "target", "description"),
+                    required=("id", "input", "target"),
+                )
             kind = v.string(t.get("kind", default_kind), _join(tp, "kind"))
             if kind not in TEMPLATE_KINDS:
                 raise v.fail(
                     _join(tp, "kind"),
                     f"unknown template kind {kind!r}; expected one of {', '.join(TEMPLATE_KINDS)}",
                 )
-            templates.append(
-                TemplateSpec(
+            if ps:
+                if kind != "zero_shot":
+                    raise v.fail(_join(sp, "kind"), "promptsource sets are zero_shot")
+                choices = t.get("answer_choices")
+                spec = TemplateSpec(
+                    id=v.string(t["id"], _join(tp, "id")),
+                    set=str(set_name),
+                    kind=kind,
+                    input=v.string(t["jinja"], _join(tp, "jinja")),
+                    target="",
+                    file=v.file,
+                    dialect=dialect,
+                    answer_choices=(
+                        None if choices is None else v.string(choices, _join(tp, "answer_choices"))
+                    ),
+                    truncate=truncate,
+                )
+            else:
+                spec = TemplateSpec(
                     id=v.string(t["id"], _join(tp, "id")),
                     set=str(set_name),
                     kind=kind,
@@ -392,7 +452,7 @@ def _parse_templates(v: _V, doc: Any) -> tuple[list[TemplateSpec], list[FewShotS
                     target=v.string(t["target"], _join(tp, "target")),
                     file=v.file,
                 )
-            )
+            templates.append(spec)
     styles: list[FewShotStyle] = []
     for i, sraw in enumerate(v.seq(d.get("styles") or [], "styles")):
         sp = f"styles[{i}]"
@@ -527,6 +587,12 @@ class Catalog:
     fewshot_styles: tuple[FewShotStyle, ...]
     mixtures: Mapping[str, MixtureSpec]
     files: tuple[Path, ...] = field(default=(), repr=False)
+    #: other names of tasks (e.g. NIv2 names FLAN spells twice) -> the task's name
+    task_aliases: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False
+    )
+    #: What ``extra_files`` the catalog was loaded with (workers load the same).
+    extra_files: tuple[Path, ...] = field(default=(), repr=False)
 
     def __repr__(self) -> str:
         return (f"Catalog(root={str(self.root)!r}, collections={len(self.collections)}, tasks={len(self.tasks)}, "
@@ -568,12 +634,10 @@ class Catalog:
             cp = f"collections.{name}"
             c = v.mapping(craw, cp)
             v.keys(c, cp, ("file", "aliases", "description"), required=("file",))
-            if name not in COLLECTIONS:
-                hint = suggest(str(name), COLLECTIONS, n=2)
+            if not isinstance(name, str) or not _COLLECTION_NAME.fullmatch(name):
                 raise v.fail(
                     cp,
-                    f"unknown collection {name!r}; expected one of {', '.join(COLLECTIONS)}"
-                    + (f" (did you mean {hint[0]}?)" if hint else ""),
+                    f"invalid collection name {name!r}: use letters, digits, '_', '-' and '.'",
                 )
             collections[name] = CollectionSpec(
                 name=name,
@@ -601,7 +665,14 @@ class Catalog:
                     "collection", f"expected {expect!r} (as catalog.yaml says), got {cname!r}"
                 )
             if cname not in collections:
-                raise UnknownNameError("collection", cname, collections, hint=str(path))
+                if expect is not None or not _COLLECTION_NAME.fullmatch(cname):
+                    raise UnknownNameError("collection", cname, collections, hint=str(path))
+                # A user's own collection file (--extra) brings its own collection.
+                collections[cname] = CollectionSpec(
+                    name=cname,
+                    file=str(path),
+                    description=cv.string(cdoc.get("description", ""), "description") or "",
+                )
             defaults = cv.mapping(cdoc.get("defaults") or {}, "defaults")
             for i, traw in enumerate(cv.seq(cdoc["tasks"], "tasks")):
                 tp = f"tasks[{i}]"
@@ -642,6 +713,7 @@ class Catalog:
                 raise v.fail(f"template_files[{i}]", f"no such file or folder: {tpath}")
             for p in _yaml_files(tpath):
                 add_template_file(p)
+        extra_mixtures: list[tuple[_V, Any]] = []
         overrides: list[tuple[_V, Any]] = []
         if doc.get("license_overrides") is not None:
             overrides.append((v, doc["license_overrides"]))
@@ -650,6 +722,12 @@ class Catalog:
                 d = read_yaml(p)
                 if isinstance(d, Mapping) and "tasks" in d:
                     add_collection_file(p, None)
+                elif isinstance(d, Mapping) and "mixtures" in d:
+                    # a user's mixtures file: {description?, mixtures: {name: spec}}
+                    mv = _V(str(p))
+                    mv.keys(d, "", ("description", "mixtures"), required=("mixtures",))
+                    extra_mixtures.append((mv, d["mixtures"]))
+                    files.append(p)
                 elif isinstance(d, Mapping) and "license_overrides" in d:
                     ov = _V(str(p))
                     ov.keys(d, "", ("description", "license_overrides"))
@@ -668,8 +746,28 @@ class Catalog:
             str(n): _parse_mixture(v, str(n), m)
             for n, m in v.mapping(doc.get("mixtures") or {}, "mixtures").items()
         }
+        for mv, mdoc in extra_mixtures:
+            for n, m in mv.mapping(mdoc, "mixtures").items():
+                if str(n) in mixtures:
+                    raise mv.fail(
+                        f"mixtures.{n}",
+                        f"duplicate mixture name {n!r} (also in {mixtures[str(n)].file or cat_file})",
+                    )
+                mixtures[str(n)] = _parse_mixture(mv, str(n), m)
 
+        aliases: dict[str, str] = {}
+        for t in tasks.values():
+            for a in t.aliases:
+                other = tasks.get(a)
+                if other is not None or a in aliases:
+                    raise CatalogError(
+                        t.file,
+                        f"task {t.name}.aliases",
+                        f"alias {a!r} is already the name or an alias of task {other.name if other else aliases[a]!r}",
+                    )
+                aliases[a] = t.name
         cat = cls(
+            task_aliases=MappingProxyType(aliases),
             root=root,
             collections=MappingProxyType(collections),
             tasks=MappingProxyType(tasks),
@@ -678,6 +776,7 @@ class Catalog:
             fewshot_styles=tuple(styles.values()),
             mixtures=MappingProxyType(mixtures),
             files=tuple(files),
+            extra_files=tuple(Path(f) for f in extra_files),
         )
         cat._check_references()
         return cat
@@ -706,7 +805,9 @@ class Catalog:
                     "collection": self.collections,
                     "mixture": self.mixtures,
                 }[mem.kind]
-                if mem.name not in pool:
+                if mem.name not in pool and not (
+                    mem.kind == "task" and mem.name in self.task_aliases
+                ):
                     raise CatalogError(
                         m.file, where, str(UnknownNameError(mem.kind, mem.name, pool))
                     )
@@ -714,10 +815,13 @@ class Catalog:
     # -- lookups
 
     def task(self, name: str) -> TaskSpec:
-        """The task called ``name``; an unknown name suggests the closest ones."""
+        """The task called ``name`` (or aliased so); an unknown name suggests the closest ones."""
         try:
             return self.tasks[name]
         except KeyError:
+            alias = self.task_aliases.get(name)
+            if alias is not None:
+                return self.tasks[alias]
             raise UnknownNameError("task", name, self.tasks) from None
 
     def template(self, template_id: str) -> TemplateSpec:

@@ -39,6 +39,7 @@ def parse_source_dirs(catalog: Catalog, values: Iterable[str]) -> dict[str, Path
                 f"--source-dir expects NAME=PATH (NAME a task or collection), got {v!r}"
             )
         name, path = v.split("=", 1)
+        name = catalog.task_aliases.get(name, name)
         if name not in catalog.tasks:
             try:
                 name = catalog.collection(name).name
@@ -1034,14 +1035,19 @@ def finetune(args) -> None:
 
     Run `flan finetune --help` for its options.
     """
-    try:
-        import jax  # noqa: F401
+    import importlib.util
+    import sys
 
-        from finetune.cli import main as ft_main
-    except ImportError as e:
-        raise MissingDependencyError(
-            getattr(e, "name", None) or "jax", "finetune", "flan finetune"
-        ) from None
+    # find_spec, not import: argument and data errors must not wait for JAX to load
+    has_jax = (
+        sys.modules["jax"] is not None
+        if "jax" in sys.modules
+        else bool(importlib.util.find_spec("jax"))
+    )
+    if not has_jax and not {"-h", "--help"} & set(args):
+        raise MissingDependencyError("jax", "finetune", "flan finetune")
+    from finetune.cli import main as ft_main
+
     raise SystemExit(ft_main(list(args)))
 
 

@@ -70,14 +70,37 @@ class TemplateSecurityError(TemplateError):
 
 
 class RecordError(FlanDataError):
-    """A source record that lacks a field or holds a value the task cannot use."""
+    """A source record that lacks a field or holds a value the task cannot use.
 
-    def __init__(self, task: str, record_id: str, problem: str, available: Iterable[str] = ()):
+    ``split`` and ``field`` name where the bad value sits when known; ``reason``
+    is a short, record-independent cause (e.g. ``"null value in answer"``) that
+    exports count skipped records by.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        record_id: str,
+        problem: str,
+        available: Iterable[str] = (),
+        *,
+        split: str | None = None,
+        field: str | None = None,
+        reason: str | None = None,
+    ):
         self.task, self.record_id = task, record_id
+        self.split, self.field, self.problem = split, field, problem
+        self.reason = reason
         msg = f"task {task!r}, record {record_id!r}: {problem}"
         avail = sorted(available)
+        self.available = tuple(avail)
         if avail:
             msg += f" (available fields: {', '.join(avail)})"
+        at = [f"split {split!r}"] if split else []
+        if field and f"field {field!r}" not in problem:
+            at.append(f"field {field!r}")
+        if at:
+            msg += f" [{', '.join(at)}]"
         super().__init__(msg)
 
 

@@ -134,6 +134,7 @@ def parse_excludes(catalog: Catalog, values: Iterable[str]) -> list[str]:
     """Validate ``--exclude`` values: a task, a collection, ``category:TEXT`` or ``held_out``."""
     out = []
     for v in values:
+        v = catalog.task_aliases.get(v, v)
         if v == "held_out" or v.startswith("category:") or v in catalog.tasks:
             out.append(v)
             continue

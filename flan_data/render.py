@@ -29,7 +29,13 @@ import jinja2
 
 from .catalog import Catalog
 from .compose import compose_fewshot
-from .errors import FlanDataError, RecordError, TemplateSecurityError, UnknownNameError
+from .errors import (
+    FlanDataError,
+    RecordError,
+    TemplateError,
+    TemplateSecurityError,
+    UnknownNameError,
+)
 from .fewshot import (
     DEFAULT_BUDGET,
     DEFAULT_SHOTS,
@@ -109,6 +115,18 @@ class TaskRenderer:
             engine.compile(t) for t in catalog.templates_for(task)
         )
         self._by_id = {ct.spec.id: ct for ct in self.templates}
+        # promptsource-dialect templates take fields as promptsource gives them
+        # (bools, mappings, None are data their Jinja tests), so no value checks.
+        self._check_values = not self.templates or any(
+            ct.spec.dialect != "promptsource" for ct in self.templates
+        )
+        # canonical fields some template puts in the target: they must not be empty
+        self._target_fields = frozenset(
+            v
+            for t in catalog.templates_for(task)
+            for v in _target_variables(engine, t.target)
+            if v in task.fields or v == "answer"
+        )
         self._needed: dict[str, tuple[str, ...]] = {}
         self._styles: tuple[FewShotStyle, ...] = catalog.fewshot_styles or (
             FewShotStyle(id="default"),
@@ -152,8 +170,27 @@ class TaskRenderer:
 
     # -- fields
 
-    def canonical(self, example_id: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-        """Map a raw source record to the canonical fields the templates use."""
+    def canonical(
+        self, example_id: str, raw: Mapping[str, Any], split: str | None = None
+    ) -> dict[str, Any]:
+        """Map a raw source record to the canonical fields the templates use.
+
+        Bad values never become text: a null or NaN field, an empty field that
+        a template puts in the target, a bool/mapping/bytes where text is
+        expected, an option list with a null, or a label outside the options
+        (negative included: ``options[-1]`` is an error, not the last option)
+        raise :class:`RecordError` naming task, split, record and field, with a
+        short ``reason`` exports count skipped records by.
+        """
+        try:
+            return self._canonical(example_id, raw)
+        except RecordError as e:
+            if split is not None and e.split is None:
+                raise RecordError(e.task, e.record_id, e.problem, e.available, split=split,
+                                  field=e.field, reason=e.reason) from None  # fmt: skip
+            raise
+
+    def _canonical(self, example_id: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         opts: tuple[str, ...] | None = self.task.options
         if opts is None and self._options_expr is not None:
             val = None
@@ -171,12 +208,19 @@ class TaskRenderer:
                     self.task.name,
                     example_id,
                     f"options expression {self.task.options_field!r} gave {val!r}, expected a non-empty list",
+                    field="options",
+                    reason="options not a non-empty list",
                 )
+            for o in val:
+                why = bad_value(o)
+                if why:
+                    raise RecordError(self.task.name, example_id, f"an option is {why} ({list(val)!r})",
+                                      field="options", reason=f"{why} in options")  # fmt: skip
             opts = tuple(str(o) for o in val)
         # Field expressions may read `options`; copy the record only then.
         ctx: Mapping[str, Any] = raw
         if opts is not None and self._reads_options:
-            ctx = {**raw, "options": opts}
+            ctx = {**raw, "options": LabelOptions(opts)}
         out: dict[str, Any] = {}
         for name, expr, fn, fast in self._fields:
             if fast is not None:
@@ -186,6 +230,11 @@ class TaskRenderer:
                 except Exception:  # noqa: BLE001 - any surprise: the Jinja path decides
                     pass
             out[name] = self._eval(fn, ctx, name, expr, example_id, raw)
+        for name, val in out.items() if self._check_values else ():
+            why = bad_value(val, name in self._target_fields)
+            if why:
+                raise RecordError(self.task.name, example_id, f"{why} ({self.task.fields[name]} gave {val!r})",
+                                  field=name, reason=f"{why} in {name}")  # fmt: skip
         if opts is not None:
             out["options"] = opts
             ans = out.get("answer")
@@ -194,6 +243,8 @@ class TaskRenderer:
                     self.task.name,
                     example_id,
                     f"answer {ans!r} is not one of the options {list(opts)}",
+                    field="answer",
+                    reason="answer not one of the options",
                 )
         return out
 
@@ -225,13 +276,20 @@ class TaskRenderer:
                 example_id,
                 f"field {name!r} ({expr}) cannot be computed: {e.message}",
                 raw.keys(),
+                field=name,
+                reason=f"missing field for {name}",
             ) from None
+        except LabelError as e:
+            raise RecordError(self.task.name, example_id, f"field {name!r} ({expr}): {e}", field=name,
+                              reason="label out of range for the options") from None  # fmt: skip
         except (TypeError, ValueError, IndexError, KeyError, AttributeError) as e:
             raise RecordError(
                 self.task.name,
                 example_id,
                 f"field {name!r} ({expr}) failed: {type(e).__name__}: {e}",
                 raw.keys(),
+                field=name,
+                reason=f"{type(e).__name__} in {name}",
             ) from None
         if isinstance(val, jinja2.Undefined):
             hint = getattr(val, "_undefined_hint", None) or ""
@@ -240,7 +298,12 @@ class TaskRenderer:
                     f"{self.task.file}: task {self.task.name!r} field {name!r}: expression tried to leave the sandbox: {hint}"
                 )
             raise RecordError(
-                self.task.name, example_id, f"missing field for {name!r} ({expr})", raw.keys()
+                self.task.name,
+                example_id,
+                f"missing field for {name!r} ({expr})",
+                raw.keys(),
+                field=name,
+                reason=f"missing field for {name}",
             )
         return val
 
@@ -288,7 +351,14 @@ class TaskRenderer:
         example_id: str,
     ) -> tuple[str, str]:
         self._needs(ct, canon, example_id)
-        i, t = self.engine.render(ct, self._context(canon, ct, style))
+        try:
+            i, t = self.engine.render(ct, self._context(canon, ct, style))
+        except TemplateSecurityError:
+            raise
+        except TemplateError as e:
+            # The template failed on this record's values (e.g. an index out of
+            # range): a record error, skipped and counted under --on-error skip.
+            raise RecordError(self.task.name, example_id, str(e)) from None
         return i.strip(), t.strip()
 
     def _render_group(
@@ -299,7 +369,14 @@ class TaskRenderer:
         for canon, style, eid in jobs:
             self._needs(ct, canon, eid)
             ctxs.append(self._context(canon, ct, style))
-        return [(i.strip(), t.strip()) for i, t in self.engine.render_many(ct, ctxs)]
+        try:
+            pairs = self.engine.render_many(ct, ctxs)
+        except TemplateSecurityError:
+            raise
+        except TemplateError:
+            # find the record that fails and raise its RecordError
+            return [self._render(ct, canon, style, eid) for canon, style, eid in jobs]
+        return [(i.strip(), t.strip()) for i, t in pairs]
 
     def render(
         self,
@@ -359,7 +436,7 @@ class TaskRenderer:
                 canon = (
                     canonicals[i]
                     if canonicals is not None and canonicals[i] is not None
-                    else self.canonical(eid, raw)
+                    else self.canonical(eid, raw, split)
                 )
             except RecordError as e:
                 if errors is None:
@@ -368,6 +445,9 @@ class TaskRenderer:
                 continue
             base = prefix.derive(eid)
             ct = fixed or cands[mix64(base, _SALT_TEMPLATE) % len(cands)]
+            if ct.spec.dialect == "promptsource":
+                # promptsource's `choice`/`random` draw from the example's seed
+                canon = {**canon, "__seed": base}
             style = None
             if opt_fmt and canon.get("options"):
                 style = (
@@ -478,8 +558,20 @@ class TaskRenderer:
             by_ct.setdefault(key[0], []).append((key, req))
         for lst in by_ct.values():
             ct = lst[0][1][0]
-            texts = self._render_group(ct, [(req[1], req[2], req[3]) for _, req in lst])
+            try:
+                texts = self._render_group(ct, [(req[1], req[2], req[3]) for _, req in lst])
+            except RecordError:
+                if errors is None:
+                    raise
+                texts = []  # an exemplar the template fails on is left out of the prompts
+                for _, req in lst:
+                    try:
+                        texts.append(self._render(*req))
+                    except RecordError:
+                        texts.append(None)
             for (key, _), t in zip(lst, texts):
+                if t is None:
+                    continue
                 # token counts per rendered exemplar, computed once: the budget
                 # adds them up (plus the few-shot style's own words) per prompt
                 rendered[key] = (t[0], t[1], tok.count(t[0]) + tok.count(t[1]))
@@ -497,6 +589,7 @@ class TaskRenderer:
                 st = style_tokens[fs.id] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
             pairs = []
             counts = []
+            chosen = [ex for ex in chosen if (r[4].spec.id, sk, ex.example_id) in rendered]
             for ex in chosen:
                 ei, et, c = rendered[(r[4].spec.id, sk, ex.example_id)]
                 pairs.append((ei, et))
@@ -555,6 +648,60 @@ class TaskRenderer:
             random.Random(mix64(base, _SALT_EXEMPLARS)),
         )
         return [dict(pool[i].fields) for i in idx], [pool[i].example_id for i in idx]
+
+
+_TARGET_VARS: dict[str, frozenset[str]] = {}
+
+
+def _target_variables(engine: TemplateEngine, source: str) -> frozenset[str]:
+    # cached by text: a few hundred template targets are shared by ~2,000 tasks
+    hit = _TARGET_VARS.get(source)
+    if hit is None:
+        hit = _TARGET_VARS[source] = engine.variables_of(source)
+    return hit
+
+
+class LabelError(ValueError):
+    """A label that does not index the options (negative or too large)."""
+
+
+class LabelOptions(tuple):
+    """The options as field expressions see them: ``options[label]`` refuses a
+    negative or out-of-range label instead of wrapping around (-1 is "no label"
+    in many datasets, e.g. SNLI, and must not become the last option)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, bool) or not isinstance(key, int):
+            return super().__getitem__(key)
+        if key < 0 or key >= len(self):
+            raise LabelError(f"label {key} is out of range for {len(self)} options")
+        return super().__getitem__(key)
+
+
+_BAD_TYPES = (bool, Mapping, bytes, bytearray, set)
+
+
+def bad_value(val: Any, target: bool = False) -> str | None:
+    """Why ``val`` must not be rendered as text, or None when it may.
+
+    >>> bad_value(None), bad_value(float("nan")), bad_value("", target=True), bad_value(True)
+    ('null value', 'NaN value', 'empty value', 'not a string (bool)')
+    >>> bad_value("ok"), bad_value(3), bad_value(["a"])
+    (None, None, None)
+    """
+    if val is None:
+        return "null value"
+    if isinstance(val, float):
+        return "NaN value" if val != val else None
+    if isinstance(val, str):
+        return "empty value" if target and not val.strip() else None
+    if isinstance(val, _BAD_TYPES):
+        return f"not a string ({type(val).__name__})"
+    if target and isinstance(val, list | tuple) and not val:
+        return "empty value"
+    return None
 
 
 _SUPPLIED = frozenset({"options_block", "options", "answer_text", "exemplars"})

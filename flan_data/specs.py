@@ -21,6 +21,9 @@ FORMATS = ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "cot")
 TEMPLATE_KINDS = ("zero_shot", "few_shot", "cot", "inversion")
 #: The five collections of Flan 2022.
 COLLECTIONS = ("flan2021", "t0sf", "niv2", "cot", "dialog")
+#: Template dialects: ``flan`` (this project's Jinja rules) and ``promptsource``
+#: (promptsource's rules: one text split on ``|||``, no block trimming).
+DIALECTS = ("flan", "promptsource")
 #: Source kinds the library can read.
 SOURCE_KINDS = ("hf", "niv2", "cot_tsv", "jsonl", "parquet", "csv", "tsv", "arrow")
 
@@ -97,6 +100,61 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class SampleTurn:
+    """Pick one turn of a dialog per record, seeded by the record's id.
+
+    ``field`` names the list of turns; ``parity`` limits the candidates to
+    ``odd`` or ``even`` 0-based indices (or ``any``); indices below
+    ``min_index`` are never chosen. The chosen index is stored in the record
+    as ``as_`` (YAML key ``as``) for the field expressions to use.
+    """
+
+    field: str
+    as_: str = "turn"
+    parity: str = "any"
+    min_index: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    """Declarative record rules applied by the source layer, in this order:
+
+    1. ``explode``: new field -> expression giving a list; one record per list
+       element (lists are zipped and must have equal lengths), with example id
+       ``<record id>#<element index>`` and the element index in ``element_index``;
+    2. ``sample_turn``: see :class:`SampleTurn`;
+    3. ``filter``: a sandboxed Jinja expression; records where it is falsy are dropped.
+
+    >>> RecordRules(filter="label >= 0").describe()
+    ['filter: label >= 0']
+    """
+
+    filter: str | None = None
+    explode: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    sample_turn: SampleTurn | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.filter or self.explode or self.sample_turn)
+
+    def describe(self) -> list[str]:
+        """One line per rule, in the order they apply."""
+        out = []
+        if self.explode:
+            out.append("explode: " + ", ".join(f"{k} <- {v}" for k, v in self.explode.items()))
+        if self.sample_turn:
+            st = self.sample_turn
+            out.append(
+                f"sample_turn: {st.as_} <- one {st.parity} index of {st.field}"
+                + (f" (>= {st.min_index})" if st.min_index else "")
+                + f", seed {st.seed}"
+            )
+        if self.filter:
+            out.append(f"filter: {self.filter}")
+        return out
+
+
+@dataclass(frozen=True)
 class LicenseInfo:
     """License facts of a task's data, with where they come from.
 
@@ -153,7 +211,9 @@ class TaskSpec:
     record. ``options`` is a fixed tuple, or ``options_field`` names an expression
     giving the list per record. ``exemplars`` is ``"pool"`` (few-shot exemplars
     drawn from the train split) or ``"field:<name>"`` (a canonical field holding
-    the exemplars, as NIv2's positive examples).
+    the exemplars, as NIv2's positive examples). ``records`` holds the record
+    rules (filter/explode/sample_turn) the source layer applies before anything
+    else sees a record.
     """
 
     name: str
@@ -167,6 +227,8 @@ class TaskSpec:
     exemplars: str = "pool"
     metadata: TaskMetadata = field(default_factory=TaskMetadata)
     file: str = ""
+    records: RecordRules = field(default_factory=RecordRules)
+    aliases: tuple[str, ...] = ()
 
     @property
     def has_options(self) -> bool:
@@ -179,7 +241,13 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class TemplateSpec:
-    """A Jinja input/target pair with a stable id."""
+    """A Jinja input/target pair with a stable id.
+
+    In the ``promptsource`` dialect ``input`` holds the whole promptsource text
+    (rendered once and split on ``|||``), ``target`` is empty, ``answer_choices``
+    is promptsource's answer-choices text and ``truncate`` the length each
+    ``{{ ... }}`` value is cut to (None: not cut).
+    """
 
     id: str
     set: str
@@ -187,6 +255,9 @@ class TemplateSpec:
     input: str
     target: str
     file: str = ""
+    dialect: str = "flan"
+    answer_choices: str | None = None
+    truncate: int | None = None
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,15 @@ flan_data.errors.TemplateLimitError: template exceeds the integer size limit (10
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import hashlib
+import json
 import math
+import random
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -362,19 +367,156 @@ class _MeterLoops(NodeTransformer):
         return node
 
 
-class CompiledTemplate:
-    """A template's input and target, compiled once, with the variables they need."""
+# --------------------------------------------------------------------------- promptsource dialect
+#
+# Imported promptsource templates render by promptsource's rules so that their
+# text is byte-identical to what promptsource's own ``Template.apply`` makes:
+# no block trimming, lenient undefined names, ``zip``/``most_frequent``/
+# ``choice`` available, the whole text rendered once and split on ``|||``,
+# string fields protected so a ``|||`` inside data never splits, and (by
+# default) every ``{{ ... }}`` value cut to a length. The one difference is on
+# purpose: ``choice`` and ``random`` draw from a per-example seed instead of
+# the global RNG, so a render is reproducible and still one that promptsource
+# could have produced.
 
-    __slots__ = ("spec", "input", "target", "variables", "uses_options", "batch")
+PS_SEPARATOR = "|||"
+# The stand-in for "|||" inside field values while a text renders. It is the
+# same string promptsource uses, so even templates that transform field values
+# give the same bytes.
+_PS_PROTECT = "3ed2dface8203c4c9dfb1a5dc58e41e0"
+_PS_RNG: contextvars.ContextVar[random.Random] = contextvars.ContextVar("ps_rng")
+
+
+def _ps_rng() -> random.Random:
+    rng = _PS_RNG.get(None)
+    if rng is None:  # rendered outside TemplateEngine.render: still deterministic
+        rng = random.Random(0)
+        _PS_RNG.set(rng)
+    return rng
+
+
+def _draw(values: Any) -> Any:
+    return _ps_rng().choice(values)
+
+
+# Both filters take the context only so that Jinja never folds them into a
+# constant at compile time: ``["a", "b"] | choice`` must draw per render, not
+# once per compiled template.
+@jinja2.pass_context
+def _ps_choice(context: Any, values: Any) -> Any:
+    """promptsource's ``choice`` filter, drawing from the render's seeded RNG."""
+    return _draw(values)
+
+
+@jinja2.pass_context
+def _ps_random(context: Any, values: Any) -> Any:
+    """Jinja's ``random`` filter, seeded per render."""
+    try:
+        return _draw(values)
+    except IndexError:
+        return context.environment.undefined("No random item, sequence was empty.")
+
+
+def _most_frequent(items: Any) -> list[Any] | None:
+    """The items that occur most often, in first-seen order (None for no items).
+
+    >>> _most_frequent(["a", "b", "b", "a", "c"])
+    ['a', 'b']
+    """
+    counts = Counter(items)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return [x for x, c in counts.items() if c == top]
+
+
+def make_promptsource_environment(limits: TemplateLimits = DEFAULT_LIMITS) -> BoundedSandbox:
+    """The sandbox for the ``promptsource`` dialect: promptsource's whitespace,
+    lenient undefined names and helpers, under the same :class:`TemplateLimits`."""
+    env = BoundedSandbox(limits, undefined=jinja2.Undefined, autoescape=False)
+    env.globals["zip"] = zip
+    for name, f in (
+        ("choice", _ps_choice),
+        ("most_frequent", _most_frequent),
+        ("random", _ps_random),
+    ):
+        env.filters[name] = env._bounded_filter(name, f)
+    return env
+
+
+def truncate_values(source: str, length: int) -> str:
+    """Cut every ``{{ ... }}`` value to ``length`` characters, as promptsource's
+    ``apply(truncate=True)`` does (it rewrites each ``}}``)."""
+    return source.replace("}}", f" | string | truncate({length}) }}}}")
+
+
+def _protect(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v.replace(PS_SEPARATOR, _PS_PROTECT) if isinstance(v, str) else v)
+        for k, v in context.items()
+    }
+
+
+def _unprotect(text: str) -> str:
+    return text.replace(_PS_PROTECT, PS_SEPARATOR)
+
+
+def _context_seed(context: Mapping[str, Any]) -> int:
+    seed = context.get("__seed")
+    if isinstance(seed, int):
+        return seed
+    blob = json.dumps(
+        {k: v for k, v in context.items() if not k.startswith("__")},
+        sort_keys=True,
+        default=repr,
+        ensure_ascii=False,
+    )
+    return int.from_bytes(hashlib.blake2b(blob.encode(), digest_size=8).digest(), "big")
+
+
+# Names Jinja itself provides inside templates.
+_JINJA_LOCALS = frozenset({"loop", "caller", "varargs", "kwargs", "self", "super"})
+
+
+def required_names(ast: nodes.Template, supplied: frozenset[str] = frozenset()) -> frozenset[str]:
+    """Names a template reads before it assigns them (in document order).
+
+    Jinja's ``find_undeclared_variables`` also lists a name that is only read
+    after a ``{% set %}`` inside an ``{% if %}``; such a name is the template's
+    own, not a field the record must have.
+
+    >>> env = make_promptsource_environment()
+    >>> sorted(required_names(env.parse("{% if a %}{% set n = 1 %}{% endif %}{{ n }}{{ b }}")))
+    ['a', 'b']
+    """
+    first: dict[str, str] = {}
+    for n in ast.find_all(nodes.Name):
+        first.setdefault(n.name, n.ctx)
+    return frozenset(
+        n
+        for n, ctx in first.items()
+        if ctx == "load" and n not in supplied and n not in _JINJA_LOCALS
+    )
+
+
+class CompiledTemplate:
+    """A template's input and target, compiled once, with the variables they need.
+
+    For the ``promptsource`` dialect ``input`` is the whole text (``target`` is
+    the same object) and ``choices`` the compiled answer-choices text.
+    """
+
+    __slots__ = ("spec", "input", "target", "variables", "uses_options", "batch", "choices")
 
     def __init__(self, spec: TemplateSpec, input_t: jinja2.Template, target_t: jinja2.Template, variables: frozenset[str],
-                 batch: jinja2.Template | None = None):  # fmt: skip
+                 batch: jinja2.Template | None = None, choices: jinja2.Template | None = None):  # fmt: skip
         self.spec = spec
         self.input = input_t
         self.target = target_t
         self.variables = variables
         self.uses_options = "options_block" in variables
         self.batch = batch
+        self.choices = choices
 
 
 # Row and field separators of batch output; a chunk whose text contains them
@@ -406,6 +548,7 @@ class TemplateEngine:
 
     def __init__(self, limits: TemplateLimits = DEFAULT_LIMITS) -> None:
         self.env = make_environment(limits)
+        self.ps_env = make_promptsource_environment(limits)
         self._templates: dict[str, CompiledTemplate] = {}
         self._texts: dict[str, jinja2.Template] = {}
         self._exprs: dict[str, Any] = {}
@@ -428,11 +571,57 @@ class TemplateEngine:
         if hit is not None and hit.spec == spec:
             return hit
         where = f"{spec.file or '<template>'}: template {spec.id!r}"
+        if spec.dialect == "promptsource":
+            ct = self._compile_promptsource(spec, where)
+            self._templates[spec.id] = ct
+            return ct
         it, iv = self._compile(spec.input, f"{where} (input)")
         tt, tv = self._compile(spec.target, f"{where} (target)")
         ct = CompiledTemplate(spec, it, tt, iv | tv, self._compile_batch(spec, iv | tv))
         self._templates[spec.id] = ct
         return ct
+
+    def _compile_promptsource(self, spec: TemplateSpec, where: str) -> CompiledTemplate:
+        env = self.ps_env
+        text = spec.input if spec.truncate is None else truncate_values(spec.input, spec.truncate)
+        supplied = frozenset(env.globals) | {"answer_choices"}
+        try:
+            ast = env.parse(text)
+            names = required_names(ast, supplied)
+            main = env.from_string(_MeterLoops().visit(ast))
+            choices = None
+            if spec.answer_choices is not None:
+                c_ast = env.parse(spec.answer_choices)
+                names |= required_names(c_ast, supplied - {"answer_choices"})
+                choices = env.from_string(_MeterLoops().visit(c_ast))
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateError(f"{where}, line {e.lineno}: {e.message}") from None
+        except SecurityError as e:
+            raise TemplateSecurityError(f"{where} tried to leave the sandbox: {e}") from None
+        return CompiledTemplate(spec, main, main, names, None, choices)
+
+    def _render_promptsource(
+        self, ct: CompiledTemplate, context: Mapping[str, Any]
+    ) -> tuple[str, str]:
+        """Render once, split on ``|||``: (part 0, part 1 or "")."""
+        token = _PS_RNG.set(random.Random(_context_seed(context)))
+        try:
+            ctx = _protect(context)
+            if ct.choices is not None:
+                text = self._run(ct.choices, ctx, False)
+                ctx["answer_choices"] = [_unprotect(c.strip()) for c in text.split(PS_SEPARATOR)]
+            else:
+                ctx["answer_choices"] = None
+            text = self._run(ct.input, ctx, False)
+            parts = [_unprotect(p).strip() for p in text.split(PS_SEPARATOR)]
+        finally:
+            _PS_RNG.reset(token)
+        if len(parts) > 2:
+            raise TemplateError(
+                f"{ct.spec.file}: template {ct.spec.id!r} rendered {len(parts)} parts "
+                f"separated by {PS_SEPARATOR!r}; expected an input and a target"
+            )
+        return parts[0], (parts[1] if len(parts) > 1 else "")
 
     def _compile_batch(self, spec: TemplateSpec, names: frozenset[str]) -> jinja2.Template | None:
         """One template that renders many rows: ``{% for __row in __rows %}input␞target␟{% endfor %}``.
@@ -533,7 +722,7 @@ class TemplateEngine:
 
     def _run(self, t: jinja2.Template, context: Mapping[str, Any], arm: bool = True) -> str:
         """Render ``t`` under a budget, counting output as it is produced."""
-        env = self.env
+        env = t.environment
         if arm:
             env.arm()
         parts = []
@@ -555,9 +744,11 @@ class TemplateEngine:
     def render(self, ct: CompiledTemplate, context: Mapping[str, Any]) -> tuple[str, str]:
         """Render input and target; sandbox violations become TemplateSecurityError,
         exceeded :class:`TemplateLimits` a TemplateLimitError naming file, id and limit."""
-        env = self.env
+        env = ct.input.environment
         env.arm()
         try:
+            if ct.spec.dialect == "promptsource":
+                return self._render_promptsource(ct, context)
             return self._run(ct.input, context, False), self._run(ct.target, context, False)
         except TemplateLimitError as e:
             raise TemplateLimitError(

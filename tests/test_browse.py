@@ -431,3 +431,23 @@ def test_mixture_page_numbers(cat):
     assert counts == sorted(counts, reverse=True) and len(counts) == 25
     with pytest.raises(Exception, match="exclusion"):
         mixture_page(cat, "flan2022", {"exclude": "dialgo"})
+
+
+def test_catalog_page_filters_keep_each_other(app, cat):
+    from flan_data.browse.pages import catalog_page
+
+    d = catalog_page(
+        cat, {"license_class": "commercial", "language": "en", "collection": "flan2021"}
+    )
+    want = {
+        t.name for t in cat.search(collection="flan2021", license_class="commercial", language="en")
+    }
+    got = {r["name"] for r in d["rows"]}
+    assert want and got <= want and len(got) == min(100, len(want)) and d["matched"] == len(want)
+    assert "license_class=commercial" in d["query"] and "collection=flan2021" in d["query"]
+    assert "collection" not in d["base_query"] and "language=en" in d["base_query"]
+    r = app.handle("/?license_class=commercial&page=2")
+    assert r.status in (200, 422)
+    assert app.handle("/?license_class=free").status == 404  # unknown class: closest names
+    assert app.handle("/?collection=muffin").status == 200  # aliases work
+    assert app.handle("/?collection=nope").status == 404

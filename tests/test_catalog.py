@@ -433,11 +433,23 @@ def test_duplicate_task_names(make_catalog, h):
     assert e.key_path == "tasks[1]" and "duplicate task name 'toy' (also in " in e.problem
 
 
-def test_extra_collection_file_for_an_unknown_collection(tmp_path, h):
+def test_extra_collection_file_brings_its_own_collection(tmp_path, h):
+    # A user's collection file may name a collection the catalog does not have:
+    # it becomes a collection of its own (any name, not only the five built-ins).
     root = h.write_catalog_dir(tmp_path / "c")
-    f = h.write_yaml(tmp_path / "x.yaml", {"collection": "niv2", "tasks": [task_with(h, name="y")]})
-    with pytest.raises(UnknownNameError, match=rf"unknown collection 'niv2' \({f}\)"):
-        Catalog.load(root, extra_files=[f])
+    f = h.write_yaml(
+        tmp_path / "x.yaml",
+        {"collection": "my_tasks", "description": "mine", "tasks": [task_with(h, name="y")]},
+    )
+    cat = Catalog.load(root, extra_files=[f])
+    assert cat.collection("my_tasks").description == "mine"
+    assert cat.task("y").collection == "my_tasks"
+    assert cat.extra_files == (f,)
+    bad = h.write_yaml(
+        tmp_path / "z.yaml", {"collection": "no spaces!", "tasks": [task_with(h, name="z")]}
+    )
+    with pytest.raises(UnknownNameError, match=rf"unknown collection 'no spaces!' \({bad}\)"):
+        Catalog.load(root, extra_files=[bad])
 
 
 @pytest.mark.parametrize(
@@ -510,7 +522,7 @@ def test_duplicate_template_ids_and_styles_across_files(tmp_path, h):
     [
         ({"colections": {}}, "colections", "unknown key 'colections'; did you mean collections"),
         ({"template_files": ["nope"]}, "template_files[0]", "no such file or folder: "),
-        ({"collections": {"flan2022": {"file": "x.yaml"}}}, "collections.flan2022", "unknown collection 'flan2022'; expected one of flan2021, t0sf, niv2, cot, dialog (did you mean flan2021?)"),
+        ({"collections": {"my tasks": {"file": "x.yaml"}}}, "collections.my tasks", "invalid collection name 'my tasks': use letters, digits, '_', '-' and '.'"),
         ({"collections": {"flan2021": {"file": "collections/flan2021.yaml", "alias": ["x"]}}}, "collections.flan2021.alias", "did you mean aliases"),
         ({"collections": {"flan2021": {}}}, "collections.flan2021", "missing required key 'file'"),
         ({"collections": []}, "collections", "expected a mapping, got a list"),
@@ -696,3 +708,15 @@ def test_default_root_prefers_the_bundled_copy_in_a_wheel(tmp_path, monkeypatch)
     assert catalog_module.default_root() == pkg / "_bundled"
     (pkg / "_bundled" / "catalog.yaml").unlink()
     assert catalog_module.default_root() == pkg.parent  # a source checkout: the repository root
+
+
+def test_task_aliases_resolve_and_must_be_unique(make_catalog, h):
+    t = dict(h.TOY_TASK, aliases=["toy-old", "toy_older"])
+    cat = make_catalog(tasks=[t])
+    assert cat.task("toy-old") is cat.task("toy") and cat.task_aliases["toy_older"] == "toy"
+    assert "toy-old" not in cat.tasks  # an alias is not a second task
+    t2 = dict(h.TOY_TASK, name="toy2", aliases=["toy-old"])
+    with pytest.raises(
+        CatalogError, match="alias 'toy-old' is already the name or an alias of task 'toy'"
+    ):
+        make_catalog(subdir="c2", tasks=[t, t2])

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from flan_data import FORMATS, __version__
 from flan_data.cli import main
+from flan_data.sources.base import parse_split
 
 RENDER_KEYS = {"inputs", "targets", "task", "collection", "format", "template_id", "fewshot_style", "options",
                "exemplar_ids", "example_id", "source_split", "seed"}  # fmt: skip
@@ -394,7 +395,10 @@ def test_render_source_dir_hf_save_to_disk(run, tmp_path, catalog):
         for i in range(6)
     ]
     dd = datasets.DatasetDict(
-        {spec.split_name(s): datasets.Dataset.from_list(recs) for s in ("train", "validation")}
+        {
+            parse_split(spec.split_name(s))[0]: datasets.Dataset.from_list(recs)
+            for s in ("train", "validation")
+        }
     )
     dd.save_to_disk(str(tmp_path / "anli"))
     rows = json_lines(

@@ -28,7 +28,7 @@ REFERENCE = SHARED / "reference"
 
 N_FLAN2021 = 71
 N_T0SF = 193
-N_NIV2 = 1654
+N_NIV2 = 1613  # 1,654 names in FLAN's list, 41 of them spelt twice (aliases here)
 N_MMLU = 57
 N_COT = 18
 N_DIALOG = 4
@@ -214,7 +214,24 @@ def test_t0sf_names_and_task_types_match_reference(cat):
 
 def test_niv2_names_splits_and_categories_match_reference(cat):
     rows = _rows("niv2_tasks.csv")
-    assert [t.name for t in cat.tasks_in("niv2")] == [r["task"] for r in rows]
+    # every name of FLAN's list is a task or an alias of one
+    assert [cat.task(r["task"]).collection for r in rows] == ["niv2"] * len(rows)
+    names = [t.name for t in cat.tasks_in("niv2")]
+    aliases = [a for t in cat.tasks_in("niv2") for a in t.aliases]
+    assert sorted(names + aliases) == sorted(r["task"] for r in rows)
+    assert len(aliases) == 41 and len(names) == N_NIV2
+
+
+def test_niv2_one_task_per_task_file(cat):
+    paths = [t.source.path for t in cat.tasks_in("niv2")]
+    assert len(paths) == len(set(paths))
+    for t in cat.tasks_in("niv2"):
+        for a in t.aliases:
+            assert cat.task(a) is t and a.replace("-", "_") == t.name.replace("-", "_")
+
+
+def _niv2_reference_checks(cat):
+    _rows("niv2_tasks.csv")  # skips when the reference tables are absent
     splits = SHARED / "data" / "niv2" / "splits" / "default"
     if not splits.is_dir():
         pytest.skip(f"{splits} not available")
@@ -235,6 +252,10 @@ def test_niv2_names_splits_and_categories_match_reference(cat):
     for t in cat.tasks_in("niv2"):
         if t.name in info:
             assert t.metadata.category == info[t.name], t.name
+
+
+def test_niv2_splits_and_categories_match_reference(cat):
+    _niv2_reference_checks(cat)
 
 
 def test_flan2021_categories_match_reference(cat):
@@ -657,6 +678,11 @@ EXPECTED = {
         "options": ["Boston", "Monday"],
     },
     "lambada": {"text": "She opened the door and saw her old friend", "answer": "Maria"},
+    "quac": {
+        "context": "He was born in 1950.",
+        "question": "When was he born?",
+        "answer": "He was born in 1950.",
+    },
     "fix_punct": {"text": "Hello world How are you", "answer": "Hello, world! How are you?"},
     "word_segment": {"text": "thecatsat"},
     "true_case": {"text": "paris is in france."},
@@ -695,6 +721,12 @@ def test_every_flan2021_task_without_sample_has_a_fixture(cat):
 def test_flan2021_task_renders_every_template(cat, name):
     task = cat.task(name)
     rec = RECORDS[task.metadata.inversion_of or name]
+    if task.records:  # the source layer applies the task's record rules first
+        from flan_data.records import compile_rules
+
+        kept = list(compile_rules(task.records).apply([("fixture", rec)], task=name, split="train"))
+        assert kept, f"{name}: the fixture record does not pass the task's record rules"
+        rec = kept[0][1]
     tr = Renderer(cat, RenderConfig()).task_renderer(task)
     canon = tr.canonical("fixture", rec)
     for k, v in EXPECTED.get(name, {}).items():

@@ -716,7 +716,8 @@ def test_render_batch_exemplar_field_errors(own_fs, make_catalog, h):
     tr = Renderer(make_catalog(subdir="c3", templates=t, samples={}, tasks=[task])).task_renderer(
         "nv"
     )
-    items = [("a", rec), ("b", dict(rec, positive_examples=None)), ("c", rec)]
+    # a string where the exemplar list belongs (a null is refused earlier, as a null value)
+    items = [("a", rec), ("b", dict(rec, positive_examples="nope")), ("c", rec)]
     errors: list = []
     cols = tr.render_batch(items, split="train", fmt="fs_opt", seed=0, errors=errors)
     assert cols["example_id"] == ["a", "c"] and [(i, e.record_id) for i, e in errors] == [(1, "b")]

@@ -105,3 +105,40 @@ def test_real_shared_files_render_without_text_artefacts(collection, folder, pre
         n += k
     assert n > 0
     assert found == [], "\n".join(found[:10])
+
+
+DATASET_SETS = {
+    "openbookqa": "openbookqa",
+    "piqa": "piqa",
+    "coqa": "coqa",
+    "squad_v2_ii": "squad_v2_ii",
+    "record": "record",
+    "winogrande": "winogrande",
+}
+
+
+@pytest.mark.parametrize(("task", "set_name"), sorted(DATASET_SETS.items()))
+def test_misfitting_datasets_have_their_own_template_sets(task, set_name):
+    assert CAT.task(task).templates == (set_name,)
+    ids = CAT.template_sets[set_name]
+    assert len(ids) >= 10
+    inputs = [CAT.templates[i].input for i in ids]
+    assert len(set(inputs)) == len(inputs)
+
+
+def test_squad_v2_ii_never_asks_for_a_question_answered_by_unanswerable():
+    tr = Renderer(CAT, RenderConfig()).task_renderer("squad_v2_ii")
+    for answer in ("unanswerable", "the Seine"):
+        canon = {"context": "Paris lies on a river.", "question": "Which river?", "answer": answer}
+        for ct in tr.templates:
+            ex = tr.render("x", {}, split="validation", fmt="zs_noopt", seed=0,
+                           template_id=ct.spec.id, canonical=canon)  # fmt: skip
+            assert "unanswerable" not in ex.inputs, (ct.spec.id, ex.inputs)
+            assert ("the Seine" in ex.inputs) is (answer == "the Seine"), (ct.spec.id, ex.inputs)
+            assert "Paris lies on a river." in ex.inputs and "\n\n\n" not in ex.inputs
+
+
+def test_openbookqa_never_says_the_answer_is_in_the_context():
+    for i in CAT.template_sets["openbookqa"]:
+        text = CAT.templates[i].input.lower()
+        assert "in the context" not in text and "in the passage" not in text, i

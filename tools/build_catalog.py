@@ -287,8 +287,9 @@ _t(
     "snli",
     src={
         "splits": NATIVE3,
-        "extra_note": "Rows with label -1 (no gold label) must be dropped before use; the loader has no filter, so options[-1] would give the last option.",
+        "extra_note": "Rows with label -1 (no gold label: 785 in train, 158 in validation, 176 in test) are dropped by the record filter, as FLAN drops them.",
     },
+    records={"filter": "label >= 0"},
     fields={"premise": "premise", "hypothesis": "hypothesis", "answer": "options[label]"},
     options=NLI3,
     templates=["nli"],
@@ -393,7 +394,7 @@ _t(
     src={"splits": carve(100)},
     fields={"question": "goal", "answer": "[sol1, sol2][label]"},
     options={"field": "[sol1, sol2]"},
-    templates=["qa_mc"],
+    templates=["piqa"],
     inv={"templates": ["qa_mc_ii"]},
 )
 
@@ -419,7 +420,7 @@ _t(
         "answer": "answers.text[0] if answers.text else 'unanswerable'",
     },
     templates=["rc"],
-    inv={"templates": ["rc_ii"]},
+    inv={"templates": ["squad_v2_ii"]},
     license="cc-by-sa-4.0",
 )
 _t(
@@ -435,11 +436,16 @@ _t(
     src={
         "splits": NATIVE2,
         "id_field": "dialogue_id",
-        "extra_note": "HF has one row per dialogue, FLAN one per question (questions x orig_answers exploded). The loader cannot explode rows, so this mapping takes the first question of each dialogue only; a faithful copy needs a per-question export (e.g. a jsonl via --source-dir).",
+        "extra_note": "HF has one row per dialogue, FLAN one per question: the explode rule gives one record per question (questions zipped with orig_answers.texts; ids <dialogue_id>#<question index>), and the context loses its trailing CANNOTANSWER marker, as in FLAN.",
     },
-    fields={"context": "context", "question": "questions[0]", "answer": "orig_answers.texts[0]"},
+    records={"explode": {"question": "questions", "answer": "orig_answers.texts"}},
+    fields={
+        "context": "(context[:-12] if context.endswith('CANNOTANSWER') else context) | trim",
+        "question": "question",
+        "answer": "answer",
+    },
     templates=["rc"],
-    inv="the loader cannot give one record per question (see the source note)",
+    inv="a QuAC question leans on the earlier turns of its dialogue, which the record does not show; writing it back from the answer is under-specified",
 )
 _t(
     "coqa",
@@ -452,7 +458,7 @@ _t(
         "question": "questions | join('\\n')",
         "answer": "answers.input_text | join('\\n')",
     },
-    templates=["rc"],
+    templates=["coqa"],
     inv="one record holds a whole conversation of questions; inverting it would ask for a list of questions that depend on each other",
 )
 _t(
@@ -467,7 +473,7 @@ _t(
         "answer": "answers[0]",
     },
     options={"field": "entities | unique | list"},
-    templates=["rc"],
+    templates=["record"],
     inv="the 'question' is a cloze sentence about an entity; writing it back from the entity is not a question-asking task",
 )
 _t(
@@ -509,7 +515,7 @@ _t(
         "answer": "choices.text[choices.label.index(answerKey)]",
     },
     options={"field": "choices.text"},
-    templates=["rc"],
+    templates=["openbookqa"],
     inv={"templates": ["rc_ii"]},
 )
 
@@ -541,9 +547,10 @@ _t(
 _t(
     "sentiment140",
     src={
-        "splits": carve(test=None),
-        "extra_note": "sentiment is 0 (negative) or 4 (positive) in train; the test split also has 2 (neutral), so it is not mapped.",
+        "splits": carve(test="test"),
+        "extra_note": "sentiment is 0 (negative) or 4 (positive) in train; the test split also has 2 (neutral), which the record filter drops so the test split maps onto the same two options.",
     },
+    records={"filter": "sentiment in (0, 4)"},
     fields={"text": "text", "answer": "'positive' if sentiment == 4 else 'negative'"},
     options=NEG_POS,
     templates=["sentiment"],
@@ -657,7 +664,7 @@ _t(
         "answer": "[option1, option2][(answer | int) - 1]",
     },
     options={"field": "[option1, option2]"},
-    templates=["coref"],
+    templates=["winogrande"],
     inv="the answer fills a blank with one of two given names; nothing new to generate",
 )
 _t(
@@ -690,8 +697,8 @@ _t(
 _t(
     "lambada",
     src={
-        "splits": {"train": "validation[:-200]", "validation": "validation[-200:]", "test": "test"},
-        "extra_note": "TFDS lambada 'train' (the 4,869 dev passages FLAN trains on) is HF 'validation'; HF 'train' is whole novels and is not used.",
+        "splits": {"train": "validation", "validation": "test[:200]", "test": "test"},
+        "extra_note": "TFDS lambada 'train' (the 4,869 dev passages FLAN trains on) is HF 'validation', used whole as FLAN does; HF 'train' is whole novels and is not used. validation is the first 200 test passages (a flan-data choice for previews; FLAN has no validation split here).",
     },
     fields={
         "text": "(text | trim).rsplit(' ', 1)[0]",
@@ -704,7 +711,11 @@ _t(
 # --- summarization
 _t(
     "aeslc",
-    src={"splits": NATIVE3},
+    src={
+        "splits": NATIVE3,
+        "extra_note": "Emails with an empty body are dropped by the record filter, as FLAN drops them.",
+    },
+    records={"filter": "email_body | trim | length > 0"},
     fields={"document": "email_body", "summary": "subject_line"},
     templates=["summary"],
     inv={"templates": ["summary_ii"]},
@@ -721,7 +732,10 @@ _t(
     "gigaword",
     src={
         "splits": NATIVE3,
-        "extra_note": "Script-based repo (datasets<4 or a parquet revision). FLAN drops examples containing 'UNK' or '#' (54% of train kept); the loader has no filter.",
+        "extra_note": "FLAN drops examples containing 'UNK' or '#' in the document or the summary (54% of train kept); the record filter does the same.",
+    },
+    records={
+        "filter": "'UNK' not in document and '#' not in document and 'UNK' not in summary and '#' not in summary"
     },
     fields={"document": "document", "summary": "summary"},
     templates=["summarize"],
@@ -858,8 +872,12 @@ _FIX_NOTE = (
     "Script-based repo (datasets<4). FLAN uses the English side of para_crawl/enda, rows {rows} for training and "
     "train[-3000:] for test; validation is the 200 rows just before the test rows (a flan-data choice)."
 )
+
+
 def _FIX_SPLITS(rows: str) -> dict[str, str]:  # noqa: N802 - reads like the constants around it
     return {"train": f"train[{rows}]", "validation": "train[-3200:-3000]", "test": "train[-3000:]"}
+
+
 _t(
     "true_case",
     src={"splits": _FIX_SPLITS(":30000"), "extra_note": _FIX_NOTE.format(rows="[:30000]")},
@@ -904,6 +922,7 @@ INV_WHAT = {
     "nli_ii": "write a hypothesis that has the given relation to the premise",
     "qa_mc_ii": "write the question that the given answer answers",
     "rc_ii": "write a question about the passage that has the given answer",
+    "squad_v2_ii": "write a question about the passage that has the given answer, or one the passage does not answer when the answer is 'unanswerable'",
     "answer_check_ii": "write a candidate answer that is (or is not) correct",
     "sentiment_ii": "write a text with the given sentiment",
     "paraphrase_ii": "write a second sentence that is (or is not) a paraphrase of the first",
@@ -966,11 +985,11 @@ def build_flan2021(
                 sys.exit(
                     f"build_catalog: {name} is marked as merged from a draft, but no draft entry was found (see DRAFTS in the script)"
                 )
-            orig = _clean_draft(drafts[name])
+            orig = _apply_draft_rules(name, _clean_draft(drafts[name]))
             tasks.append(orig)
             inv = drafts.get(f"{name}_ii")
             if inv is not None:
-                tasks.append(_clean_draft(inv))
+                tasks.append(_apply_draft_rules(f"{name}_ii", _clean_draft(inv)))
             elif isinstance(spec.get("inv"), dict):
                 tasks.append(_inversion(name, orig, spec["inv"], refs))
             continue
@@ -1015,7 +1034,10 @@ def _flan_task(
     if extra:
         note += " " + extra
     source["note"] = note
-    task: dict[str, Any] = {"name": name, "source": source, "fields": dict(spec["fields"])}
+    task: dict[str, Any] = {"name": name, "source": source}
+    if spec.get("records"):
+        task["records"] = _records(spec["records"])
+    task["fields"] = dict(spec["fields"])
     if spec.get("options") is not None:
         o = spec["options"]
         task["options"] = Flow(o) if isinstance(o, dict) else FlowList(o)
@@ -1038,6 +1060,8 @@ def _inversion(name: str, orig: dict[str, Any], inv: dict[str, Any], refs: Refs)
     t: dict[str, Any] = {"name": f"{name}_ii", "source": src}
     if "sample" in orig:
         t["sample"] = orig["sample"]
+    if "records" in orig:
+        t["records"] = orig["records"]
     t["fields"] = dict(orig["fields"])
     if "options" in orig:
         t["options"] = orig["options"]
@@ -1047,6 +1071,54 @@ def _inversion(name: str, orig: dict[str, Any], inv: dict[str, Any], refs: Refs)
     md["inversion_of"] = name
     t["metadata"] = md
     return t
+
+
+def _records(r: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's ``records:`` rules (docs/FORMATS.md), with flow-style sub-mappings."""
+    return {k: Flow(v) if isinstance(v, Mapping) else v for k, v in r.items()}
+
+
+# Record rules and split mappings of merged draft entries (FLAN's loaders, see each note).
+DRAFT_RULES: dict[str, dict[str, Any]] = {
+    "arc_challenge": {
+        "records": {"filter": "choices.text | length == 4"},
+        "splits": {"train": "train[:-200]", "validation": "validation", "test": "test"},
+        "note": "FLAN keeps 4-option questions only (a few ARC items have 3 or 5 options) and trains on train[:-200]; the record filter and the split slice do the same.",
+    },
+    "bool_q": {
+        "splits": {"train": "train[:-200]", "validation": "validation"},
+        "note": "The split slice train[:-200] reproduces FLAN's training split.",
+    },
+    "anli_r1": {
+        "splits": {"train": "train_r1", "validation": "dev_r1[:200]", "test": "test_r1"},
+        "note": "FLAN validates on dev_r1[:200], as for anli_r2/r3.",
+    },
+}
+
+
+def _apply_draft_rules(name: str, t: dict[str, Any]) -> dict[str, Any]:
+    """Idempotent: rerunning on an already merged entry changes nothing."""
+    rule = DRAFT_RULES.get(name[:-3] if name.endswith("_ii") else name)
+    if not rule:
+        return t
+    src = dict(t["source"])
+    src["splits"] = Flow(rule["splits"])
+    note = src.get("note") or ""
+    if rule["note"] not in note:
+        note = (note + " " + rule["note"]).strip()
+    src["note"] = note
+    out: dict[str, Any] = {}
+    for k, v in t.items():
+        if k == "records":
+            continue
+        out[k] = src if k == "source" else v
+        if (
+            k in ("sample", "source")
+            and "records" in rule
+            and not ("sample" in t and k == "source")
+        ):
+            out["records"] = _records(rule["records"])
+    return out
 
 
 def _clean_draft(t: Mapping[str, Any]) -> dict[str, Any]:
@@ -1255,7 +1327,11 @@ def build_niv2(refs: Refs) -> dict[str, Any]:
         else:
             hyphenated = [n for n in twins if "-" in n]
             file_name = hyphenated[0] if hyphenated else name
+        if twins and name != file_name and file_name in twins:
+            continue  # one task per task file: this spelling is an alias of the file's own name
         t: dict[str, Any] = {"name": name}
+        if twins:
+            t["aliases"] = FlowList(sorted(twins))
         src: dict[str, Any] = {}
         if file_name != name:
             src["path"] = file_name
@@ -1298,7 +1374,8 @@ def build_niv2(refs: Refs) -> dict[str, Any]:
             notes.append(f"FLAN's list cuts the name at the '.'; the task file is {file_name}.json")
         if twins:
             notes.append(
-                f"FLAN's list has this task twice ({', '.join(sorted([name, *twins]))}); both read the file {file_name}.json"
+                f"FLAN's list has this task twice ({', '.join(sorted([name, *twins]))}), both reading {file_name}.json; "
+                "it is one task here (the other spelling is an alias), so no instance is trained twice"
             )
         md["niv2_split"] = split
         if split == "test":
@@ -1433,25 +1510,34 @@ WIKI_DIALOG_NOTE = (
     "https://storage.googleapis.com/gresearch/dialog-inpainting/WikiDialog_OQ/). The only hub copy found is "
     "djaym7/wiki_dialog, a loading script that needs apache_beam (datasets<4); its config name is assumed to be OQ "
     "like TFDS (not checked). Alternative: export the TFDS data or the raw JSONL to a folder and pass --source-dir. "
-    "Mapping (best guess, not checked on data): the dialog alternates reader question / writer sentence, so the "
-    "last two utterances are the question and the answer and the earlier ones the history; FLAN samples a turn "
-    "per dialog instead."
+    "Mapping: the dialog alternates reader question (even 0-based index) / writer sentence (odd index); as FLAN "
+    "does, one answer turn per dialog is sampled at an odd index (record rule sample_turn, seeded by the dialog's "
+    "id): that turn is the answer, the one before it the question, the earlier ones the history."
+)
+
+
+QRECC_RECORDS = {"filter": "Turn_no > 6 and Context | length > 0"}
+QRECC_NOTE = (
+    "Record filter: FLAN's rule keeps turns with turn id > 6 (which also leaves no turn with an empty "
+    "history; the filter checks that too)."
 )
 
 
 def build_dialog(refs: Refs, drafts: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     tasks = []
     wd_fields = {
-        "dialog": "utterances[:-2]",
-        "question": "utterances[-2]",
-        "answer": "utterances[-1]",
+        "dialog": "utterances[:turn - 1]",
+        "question": "utterances[turn - 1]",
+        "answer": "utterances[turn]",
     }
+    wd_records = _records({"sample_turn": {"field": "utterances", "parity": "odd", "as": "turn"}})
     for inv in (False, True):
         name = "wiki_dialog" + ("_ii" if inv else "")
         t = {
             "name": name,
             "source": {"kind": "hf", "path": "djaym7/wiki_dialog", "config": "OQ", "splits": Flow({"train": "train", "validation": "validation"}),
                        "note": WIKI_DIALOG_NOTE if not inv else "Same source as wiki_dialog (see that entry); inverted task: write the user's turn from the history and the reply."},
+            "records": wd_records,
             "fields": dict(wd_fields),
             "templates": FlowList(["dialog_ii" if inv else "dialog_next"]),
             "metadata": {"category": refs.dialog_category("wiki_dialog", inv), "languages": FlowList(["en"]), "license": None, "held_out": False},
@@ -1466,7 +1552,14 @@ def build_dialog(refs: Refs, drafts: Mapping[str, dict[str, Any]]) -> dict[str, 
         src = dict(d["source"])
         # QReCC has train/test only: hold out the last 200 train turns as validation, as for FLAN 2021 tasks
         src["validation_size"] = 200
+        note = (src.get("note") or "").replace(
+            " the rule is not known here.", " see the record filter."
+        )
+        src["note"] = note if QRECC_NOTE in note else (note + " " + QRECC_NOTE).strip()
         d["source"] = src
+        d = {k: v for k, v in d.items() if k != "records"}
+        d = {**{k: d[k] for k in ("name", "source", "sample") if k in d}, "records": _records(QRECC_RECORDS),
+             **{k: v for k, v in d.items() if k not in ("name", "source", "sample")}}  # fmt: skip
         d["metadata"]["category"] = refs.dialog_category("qrecc", name.endswith("_ii"))
         tasks.append(d)
     return {"collection": "dialog", "tasks": tasks}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 
 T5_NAMES = ("tiny-t5", "t5-small", "t5-base", "t5-large")
-DECODER_NAMES = ("tiny-decoder", "decoder-small")
+DECODER_NAMES = ("tiny-decoder", "decoder-small", "decoder-350m")
 NAMES = T5_NAMES + DECODER_NAMES
 
 
@@ -24,6 +24,41 @@ def kind_of(name: str) -> str:
     close = difflib.get_close_matches(name, NAMES, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise ValueError(f"unknown model {name!r}{hint}; known: {', '.join(NAMES)}")
+
+
+def kind_of_config(cfg) -> str:
+    """``encdec`` for a T5Config, ``decoder`` for a DecoderConfig."""
+    return "encdec" if hasattr(cfg, "d_kv") else "decoder"
+
+
+def load_hf(directory):
+    """An HF directory → ``(config, fp32 params)``: T5 (``model_type`` t5/mt5/umt5) or
+    Llama-style decoder (``llama``), chosen by ``config.json``."""
+    import json
+    from pathlib import Path
+
+    path = Path(directory) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: --init_from needs an HF model directory")
+    model_type = json.loads(path.read_text()).get("model_type")
+    if model_type == "llama":
+        from finetune.models import decoder
+
+        return decoder.load_hf(directory)
+    from finetune.models import t5
+
+    return t5.load_hf(directory)
+
+
+def save_hf(directory, cfg, params):
+    """Write an HF directory for either kind (T5ForConditionalGeneration / LlamaForCausalLM)."""
+    if kind_of_config(cfg) == "encdec":
+        from finetune.models import t5
+
+        return t5.save_hf(directory, cfg, params)
+    from finetune.models import decoder
+
+    return decoder.save_hf(directory, cfg, params)
 
 
 def build(
@@ -40,7 +75,7 @@ def build(
     """
     import dataclasses
 
-    kind = kind_of(name) if cfg is None else ("encdec" if hasattr(cfg, "d_kv") else "decoder")
+    kind = kind_of(name) if cfg is None else kind_of_config(cfg)
     if kind == "encdec":
         from finetune.models import t5
 

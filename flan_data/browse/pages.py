@@ -59,6 +59,11 @@ def catalog_page(cat: Catalog, params: dict[str, str]) -> dict[str, Any]:
         tasks = list(cat.tasks.values())
     if sample_only:
         tasks = [t for t in tasks if t.sample is not None]
+    lic = params.get("license_class", "")
+    lang = params.get("language", "").strip()
+    if lic or lang:
+        keep = {t.name for t in cat.search(license_class=lic or None, language=lang or None)}
+        tasks = [t for t in tasks if t.name in keep]
     counts = Counter(t.collection for t in tasks)
     if coll:
         tasks = [t for t in tasks if t.collection == coll]
@@ -89,6 +94,18 @@ def catalog_page(cat: Catalog, params: dict[str, str]) -> dict[str, Any]:
         "q": q,
         "collection": coll,
         "sample_only": sample_only,
+        "license_class": lic,
+        "license_classes": _license_classes(),
+        "language": lang,
+        "base_query": _query(
+            base := {
+                "q": q,
+                "sample": "1" if sample_only else "",
+                "license_class": lic,
+                "language": lang,
+            }
+        ),
+        "query": _query({**base, "collection": coll}),
         "rows": rows,
         "matched": len(tasks),
         "page": page,
@@ -107,6 +124,21 @@ def catalog_page(cat: Catalog, params: dict[str, str]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- task
+
+
+def _license_classes() -> tuple[str, ...]:
+    try:
+        from ..specs import LICENSE_CLASSES
+    except ImportError:  # a catalog without license facts
+        return ()
+    return tuple(LICENSE_CLASSES)
+
+
+def _query(params: dict[str, str]) -> str:
+    """A query string of the non-empty ``params`` (for links that keep the filters)."""
+    from urllib.parse import urlencode
+
+    return urlencode({k: v for k, v in params.items() if v})
 
 
 def preview_args(

@@ -181,7 +181,7 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             if recs[j] != i:
                 continue
             try:
-                canon = tr.canonical(eid, rec)
+                canon = tr.canonical(eid, rec, TRAIN)
             except RecordError as e:
                 if job.on_error == "fail":
                     raise
@@ -334,6 +334,8 @@ def _read_skipped(d: Path) -> dict[str, int]:
 
 
 def _reason(e: RecordError) -> str:
+    if getattr(e, "reason", None):
+        return e.reason
     msg = str(e)
     # Drop the record id so identical causes aggregate into one counter.
     return msg.split(": ", 1)[1] if ": " in msg else msg

@@ -1,14 +1,30 @@
 """The local executor: a process pool (or the current process for one worker).
 
-Workers load the catalog once and keep a renderer whose compiled templates are
-reused across jobs. Results do not depend on the number of workers.
+The pool starts once per export and serves every stage (counting, jobs, shard
+assembly). Workers receive the parsed catalog as pickled bytes instead of
+parsing 1,995 tasks' YAML again (unpickling is ~10× faster), and keep a
+renderer whose compiled templates are reused across jobs. Results do not
+depend on the number of workers.
+
+Workers are spawned (fork + pyarrow threads can deadlock), so they re-import
+the main module. A script that starts an export at import time, without an
+``if __name__ == "__main__":`` guard, makes every worker die while starting;
+the executor notices and fails at once with that advice instead of hanging.
 """
 
 from __future__ import annotations
 
+import copyreg
+import io
 import multiprocessing as mp
+import os
+import pickle
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ..catalog import Catalog
@@ -19,12 +35,33 @@ from .jobs import JobResult, TaskJob, assemble_shard, run_job
 
 _STATE: dict[str, Any] = {}
 
+GUARD_HINT = (
+    "export worker processes exited while starting. Worker processes are spawned and "
+    "re-import your main script: if a script calls export_mixture(..., workers > 1) or "
+    "runs `flan export` code at import time, put that call under "
+    '`if __name__ == "__main__":`; or use workers=1.'
+)
 
-def _init(root: Path, files: Sequence[Path], cfg: RenderConfig) -> None:
-    # An initializer that raises makes multiprocessing respawn workers forever;
+
+def _proxy(d: dict) -> MappingProxyType:
+    return MappingProxyType(d)
+
+
+def dumps_catalog(catalog: Catalog) -> bytes:
+    """The parsed catalog as bytes for worker processes (frozen mappings included)."""
+    buf = io.BytesIO()
+    p = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
+    p.dispatch_table = copyreg.dispatch_table.copy()
+    p.dispatch_table[MappingProxyType] = lambda m: (_proxy, (dict(m),))
+    p.dump(catalog)
+    return buf.getvalue()
+
+
+def _init(payload: str, cfg: RenderConfig) -> None:
+    # An initializer that raises breaks the whole pool with a vague message;
     # keep the error and raise it from the first task instead.
     try:
-        cat = Catalog.load(root, extra_files=[f for f in files if not _inside(f, root)])
+        cat = pickle.loads(Path(payload).read_bytes())
         _STATE.update(catalog=cat, renderer=Renderer(cat, cfg), error=None)
     except Exception as e:  # noqa: BLE001 - reported by _state()
         _STATE.update(error=e)
@@ -37,12 +74,9 @@ def _state(key: str) -> Any:
     return _STATE[key]
 
 
-def _inside(f: Path, root: Path) -> bool:
-    try:
-        f.resolve().relative_to(root.resolve())
-        return True
-    except ValueError:
-        return False
+def _ping(_: int) -> bool:
+    _state("catalog")
+    return True
 
 
 def count_one(args: tuple[Path, str, str, Mapping[str, str]]) -> tuple[int, bool] | str:
@@ -72,46 +106,94 @@ class LocalExecutor:
 
     def __init__(self, catalog: Catalog, cfg: RenderConfig, workers: int = 1):
         self.workers = workers
-        self._pool = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._payload: str | None = None
         if workers > 1:
-            ctx = mp.get_context("spawn")  # fork + pyarrow threads can deadlock
-            self._pool = ctx.Pool(
-                workers, initializer=_init, initargs=(catalog.root, catalog.files, cfg)
+            # The catalog goes through a file, not the spawn pipe: a child that
+            # dies before reading a large payload would block the parent's write.
+            fd, self._payload = tempfile.mkstemp(prefix="flan-catalog-", suffix=".pickle")
+            with os.fdopen(fd, "wb") as f:
+                f.write(dumps_catalog(catalog))
+            self._pool = ProcessPoolExecutor(
+                workers,
+                mp_context=mp.get_context("spawn"),  # fork + pyarrow threads can deadlock
+                initializer=_init,
+                initargs=(self._payload, cfg),
             )
+            # Start every worker now and wait until each answers: a worker that
+            # dies while starting breaks the pool here, within seconds.
+            try:
+                self._gather(self._pool.submit(_ping, i) for i in range(workers))
+            except BaseException:
+                self.close()
+                raise
         else:
-            _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg))
+            _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg), error=None)
+
+    def _gather(self, futures) -> list[Any]:
+        futures = list(futures)
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+            return [f.result() for f in futures]
+        except BrokenProcessPool:
+            self.close(broken=True)
+            raise FlanDataError(self._broken_message()) from None
+
+    def _broken_message(self) -> str:
+        if not self._started:
+            return GUARD_HINT
+        return (
+            "an export worker process died (killed by the OS, out of memory?); "
+            "nothing finished is lost: rerun the same command to resume"
+        )
+
+    @property
+    def _started(self) -> bool:
+        return getattr(self, "_ok", False)
 
     def map(self, fn, items) -> Iterator[Any]:
         items = list(items)
         if self._pool is None:
             return map(fn, items)
-        return iter(
-            self._pool.map(fn, items, chunksize=max(1, len(items) // (self.workers * 8) or 1))
-        )
+        self._ok = True
+        return iter(self._gather(self._pool.submit(fn, x) for x in items))
+
+    def _stream(self, fn, args) -> Iterator[Any]:
+        if self._pool is None:
+            yield from map(fn, args)
+            return
+        self._ok = True
+        futures = [self._pool.submit(fn, a) for a in args]
+        try:
+            for f in as_completed(futures):
+                yield f.result()
+        except BrokenProcessPool:
+            self.close(broken=True)
+            raise FlanDataError(self._broken_message()) from None
+        finally:
+            for f in futures:
+                f.cancel()
 
     def run_jobs(self, jobs: Sequence[TaskJob], spill: Path) -> Iterator[JobResult]:
         # Biggest jobs first keeps the workers busy until the end.
         order = sorted(jobs, key=lambda j: -sum(c for _, c, _ in j.formats))
-        args = [(j, spill) for j in order]
-        if self._pool is None:
-            yield from map(_run, args)
-        else:
-            yield from self._pool.imap_unordered(_run, args)
+        return self._stream(_run, [(j, spill) for j in order])
 
     def assemble(
         self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
     ) -> Iterator[dict[str, Any]]:
-        args = [(s, num_shards, spill, out, job_indices, output) for s in range(num_shards)]
-        if self._pool is None:
-            yield from map(_assemble, args)
-        else:
-            yield from self._pool.imap_unordered(_assemble, args)
+        return self._stream(
+            _assemble,
+            [(s, num_shards, spill, out, job_indices, output) for s in range(num_shards)],
+        )
 
-    def close(self) -> None:
+    def close(self, broken: bool = False) -> None:
         from .jobs import _RUNS
 
         _RUNS.close()
         if self._pool is not None:
-            self._pool.close()
-            self._pool.join()
+            self._pool.shutdown(wait=not broken, cancel_futures=True)
             self._pool = None
+        if self._payload is not None:
+            Path(self._payload).unlink(missing_ok=True)
+            self._payload = None

@@ -40,7 +40,7 @@ from ..catalog import Catalog
 from ..errors import FlanDataError, MissingDependencyError
 from ..render import RenderConfig, Renderer
 from .jobs import JobResult, TaskJob, assemble_shard, run_job
-from .local import _STATE, _inside
+from .local import _STATE
 
 #: Object store size of a Ray instance started by the executor itself: only
 #: small results and the catalog location travel through it.
@@ -73,7 +73,7 @@ def _worker_state(token: str, box: list) -> bool:
         import ray
 
         root, files, fingerprint, cfg = ray.get(box[0])
-        cat = Catalog.load(root, extra_files=[f for f in files if not _inside(f, root)])
+        cat = Catalog.load(root, extra_files=files)
         if cat.fingerprint != fingerprint:
             raise FlanDataError(
                 f"the catalog at {root} on Ray node {socket.gethostname()} differs from the driver's "
@@ -162,7 +162,7 @@ class RayExecutor:
         self._run = ray.remote(**opts)(_run)
         self._assemble = ray.remote(**opts)(_assemble)
         self._probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
-        init = (catalog.root, list(catalog.files), catalog.fingerprint, cfg)
+        init = (catalog.root, list(catalog.extra_files), catalog.fingerprint, cfg)
         self._token = _token(init)
         self._box = [ray.put(init)]
         #: Worker processes that ran render jobs, and how many renderers they built

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -26,6 +27,18 @@ def import_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option(
+    "--truncate/--no-truncate",
+    default=True,
+    show_default=True,
+    help="Cut each {{ ... }} value to 2,048 characters when rendering, as promptsource does by default.",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="One line per file (default: a progress bar and a summary).",
+)
+@click.option(
     "--top",
     type=click.IntRange(min=0),
     default=10,
@@ -34,36 +47,63 @@ def import_group() -> None:
 )
 @click.pass_context
 def promptsource_cmd(
-    ctx: click.Context, path: Path, out_dir: Path | None, as_json: bool, top: int
+    ctx: click.Context,
+    path: Path,
+    out_dir: Path | None,
+    as_json: bool,
+    truncate: bool,
+    verbose: bool,
+    top: int,
 ) -> None:
     """Convert promptsource templates.yaml files (PATH: a file, or a folder searched recursively).
 
-    Each file becomes the template set ps.<dataset>[.<subset>]; load the output
-    with `flan --extra DIR ...`. Templates that cannot be converted are listed
-    with the reason. Exits 1 when a file cannot be read or is not a
-    promptsource template file.
+    Each file becomes the template set ps.<dataset>[.<subset>] and a task of the
+    same name (collection `promptsource`, source: the HF dataset the prompts were
+    written for), plus the mixture `promptsource` over them; use the output with
+    `flan --extra DIR ...`. Imported templates render exactly as promptsource
+    renders them (its whitespace rules; choice/random seeded per example).
+    Templates that cannot be converted are listed with the reason. Exits 1 when
+    a file cannot be read or is not a promptsource template file.
 
     \b
     Examples:
       flan import promptsource promptsource/templates                 # dry run: report only
       flan import promptsource promptsource/templates --out imported/
-      flan import promptsource promptsource/templates/super_glue/rte/templates.yaml --json
+      flan --extra imported/ render ps.super_glue.rte --source-dir ps.super_glue.rte=rte_copy/
+      flan --extra imported/ export --mixture promptsource --out out/ps --source-dir ...
     """
-    results = convert_tree(path)
+    from tqdm import tqdm
+
+    files = _count_files(path)
+    bar = tqdm(total=files, unit="file", disable=as_json or verbose or files < 2, file=sys.stderr)
+    try:
+        results = convert_tree(
+            path, truncate=2048 if truncate else None, progress=lambda f: bar.update(1)
+        )
+    finally:
+        bar.close()
     written = write_results(results, out_dir) if out_dir is not None else {}
     report = summarize(results, written)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        _print_report(report, out_dir, top)
+        _print_report(report, out_dir, top, verbose)
     if report["files_failed"]:
         ctx.exit(1)
 
 
-def _print_report(report: dict, out_dir: Path | None, top: int) -> None:
+def _count_files(path: Path) -> int:
+    if path.is_dir():
+        return sum(1 for p in path.rglob("templates.yaml") if p.is_file())
+    return 1
+
+
+def _print_report(report: dict, out_dir: Path | None, top: int, verbose: bool = True) -> None:
     for r in report["results"]:
         if r["error"] is not None:
             click.echo(f"{r['file']}: " + click.style(f"ERROR: {r['error']}", fg="red"), err=True)
+            continue
+        if not verbose and not r["skipped_templates"]:
             continue
         line = f"{r['file']}: {r['set']}  converted {r['converted']}, skipped {r['skipped']}"
         click.echo(line + (f"  -> {r['output']}" if r["output"] else ""))

@@ -2,7 +2,9 @@
 
 promptsource files are read at run time from a path the user gives; nothing of
 promptsource is bundled or imported. Each file becomes one template set (and one
-output file) that loads with ``Catalog.load(extra_files=[...])``.
+output file); ``write_results`` also writes a collection file with one task per
+promptsource dataset/config and a mixture over them, so the output folder works
+as it is with ``flan --extra DIR``.
 
 >>> results = convert_tree("path/to/promptsource/templates")      # doctest: +SKIP
 >>> write_results(results, "imported/")                           # doctest: +SKIP
@@ -10,48 +12,36 @@ output file) that loads with ``Catalog.load(extra_files=[...])``.
 The mapping
 -----------
 
-* **File → set.** One file (``dataset``, optional ``subset``) gives the set
-  ``ps.<dataset>[.<subset>]`` (slugified: lowercase ASCII, ``[a-z0-9_]``), kind
-  ``zero_shot``, written to ``<out>/<set>.yaml``. Each template gets the id
-  ``<set>.<slugified template name>`` (``_2``, ``_3``... on a clash; the uuid
-  prefix when the name has no usable characters).
-* **``jinja`` → input and target.** promptsource renders the whole template and
-  splits the text on ``|||``. When the template has exactly one ``|||`` outside
-  any Jinja tag or block, the text is split there (``split``). If the target
-  then reads variables that the input assigns with top-level ``{% set %}`` or
-  ``{% macro %}`` statements, those statements are copied to the front of the
-  target (``split+hoist``). When that is not possible (the variable is assigned
-  in a loop or branch, or mutated with ``.append``/namespace attributes) or
-  when the only ``|||`` sit inside Jinja blocks (``{% if %} A ||| B {% else %}
-  C ||| D {% endif %}``), both input and target render the whole promptsource
-  text and keep part 0 and part 1 (``render-split``), which is exactly
-  promptsource's behaviour. A template with no ``|||`` (no target), with more
-  than one ``|||`` outside blocks, or with ``|||`` both outside and inside
-  blocks is skipped with the reason.
-* **``answer_choices``.** promptsource renders it like a template and splits it
-  on ``|||`` into a list visible to the template as ``answer_choices``. The
-  converted input/target keep every use of ``answer_choices`` as-is and, where
-  they use it, start with a statement that computes the same list from the
-  record: ``{% set answer_choices = ["Yes", "No"] %}`` for fixed choices, or
-  a render-and-split of the original expression when it holds Jinja. So a
-  converted template needs only the dataset's own fields as canonical fields.
-  When promptsource gives no ``answer_choices`` but the template reads it,
-  ``answer_choices`` stays an ordinary field the task must provide.
+* **File → set and task.** One file (``dataset``, optional ``subset``) gives the
+  set ``ps.<dataset>[.<subset>]`` (slugified: lowercase ASCII, ``[a-z0-9_]``),
+  written to ``<out>/<set>.yaml``, and a task of the same name in
+  ``<out>/promptsource_tasks.yaml`` (collection ``promptsource``; source: the
+  Hugging Face dataset and config the prompts were written for; fields: every
+  name the templates read from a record). ``<out>/promptsource_mixture.yaml``
+  defines the mixture ``promptsource`` over that collection. Each template gets
+  the id ``<set>.<slugified template name>`` (``_2``, ``_3``... on a clash; the
+  uuid prefix when the name has no usable characters).
+* **Rendering rules.** The sets use the ``promptsource`` template dialect
+  (docs/FORMATS.md): the promptsource text is kept as it is and renders the way
+  promptsource's ``Template.apply`` renders it — no block trimming, lenient
+  undefined names, ``zip`` and ``most_frequent`` available, ``answer_choices``
+  rendered and split on ``|||`` first, the whole text rendered once and split
+  on ``|||`` into input and target (stripped), ``|||`` inside string field
+  values protected, and every ``{{ ... }}`` value cut to 2,048 characters as
+  promptsource does by default (``truncate=None`` / ``--no-truncate`` keeps
+  values whole). The ``choice`` and ``random`` filters draw from the example's
+  seed (promptsource uses the unseeded global RNG): input and target come from
+  one render, so they always form a pair promptsource could produce.
 * **Metadata** (promptsource name and uuid, ``original_task``,
   ``choices_in_prompt``, ``metrics``, ``languages``, the raw
-  ``answer_choices``, ``reference`` and the conversion method) goes into the
-  template's ``description`` as one line of ``key: value; ...`` text.
-* **Not converted** (reported with a reason, never written): templates using
-  filters, tests or functions our sandbox lacks (promptsource's ``choice``,
-  ``most_frequent``, ``zip``...), the ``random`` filter (renders must be
-  reproducible from the seed), ``include``/``import``/``extends``, Jinja syntax
-  errors, an empty input or target, and anything that fails
+  ``answer_choices`` and ``reference``) goes into the template's
+  ``description`` as one line of ``key: value; ...`` text.
+* **Not converted** (reported with a reason, never written): entries without
+  ``jinja`` text, Jinja syntax errors, ``include``/``import``/``extends`` (there
+  is no template loader) and anything that fails
   :meth:`TemplateEngine.compile <flan_data.templates.TemplateEngine.compile>`.
-
-Rendered inputs and targets are stripped by the renderer, as promptsource
-strips them. Records for which promptsource would render an empty target (for
-example unlabeled test rows behind ``{% if label != -1 %}``) render an empty
-target here too.
+  A template without ``|||`` converts and renders an empty target, as in
+  promptsource.
 """
 
 from __future__ import annotations
@@ -62,14 +52,14 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import yaml
-from jinja2 import meta, nodes
+from jinja2 import nodes
 
 from ..errors import FlanDataError, TemplateError
 from ..specs import TemplateSpec
@@ -78,9 +68,15 @@ from ..templates import TemplateEngine
 SEPARATOR = "|||"
 SET_PREFIX = "ps"
 TEMPLATE_FILE = "templates.yaml"
+#: promptsource's default cut of each ``{{ ... }}`` value, in characters.
+TRUNCATE = 2048
+#: The collection, collection file and mixture written beside the sets.
+COLLECTION = "promptsource"
+TASKS_FILE = "promptsource_tasks.yaml"
+MIXTURE_FILE = "promptsource_mixture.yaml"
 
-# Conversion methods, as recorded in descriptions and reports.
-SPLIT, SPLIT_HOIST, RENDER_SPLIT = "split", "split+hoist", "render-split"
+# Conversion methods, as recorded in reports.
+SPLIT = "split"
 
 
 class PromptsourceError(FlanDataError):
@@ -101,19 +97,26 @@ class ConvertedTemplate:
     id: str
     name: str
     uuid: str
-    input: str
-    target: str
+    input: str  # the whole promptsource text
+    target: str  # always "": the dialect splits the one render
     description: str
-    method: str  # split | split+hoist | render-split
+    method: str  # split | no-target
+    answer_choices: str | None = None
+    fields: tuple[str, ...] = ()  # the record fields it reads
 
-    def to_spec(self, set_name: str, file: str = "") -> TemplateSpec:
+    def to_spec(
+        self, set_name: str, file: str = "", truncate: int | None = TRUNCATE
+    ) -> TemplateSpec:
         return TemplateSpec(
             id=self.id,
             set=set_name,
             kind="zero_shot",
             input=self.input,
-            target=self.target,
+            target="",
             file=file,
+            dialect="promptsource",
+            answer_choices=self.answer_choices,
+            truncate=truncate,
         )
 
 
@@ -142,6 +145,8 @@ class ConversionResult:
     converted: tuple[ConvertedTemplate, ...] = ()
     skipped: tuple[SkippedTemplate, ...] = ()
     error: str | None = None
+    truncate: int | None = TRUNCATE
+    languages: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -158,29 +163,52 @@ class ConversionResult:
         return replace(self, set_name=set_name, converted=conv)
 
     def specs(self) -> list[TemplateSpec]:
-        return [t.to_spec(self.set_name or "", self.source) for t in self.converted]
+        return [t.to_spec(self.set_name or "", self.source, self.truncate) for t in self.converted]
+
+    def fields(self) -> list[str]:
+        """The record fields the converted templates read (sorted)."""
+        return sorted({f for t in self.converted for f in t.fields})
+
+    def task(self) -> dict[str, Any]:
+        """The collection-file entry of the task that renders this file's templates."""
+        source: dict[str, Any] = {"kind": "hf", "path": self.dataset}
+        if self.subset is not None:
+            source["config"] = self.subset
+        source["note"] = (
+            f"the Hugging Face dataset promptsource's {self.label} prompts were written for; "
+            "point it at a local copy with --source-dir"
+        )
+        metadata: dict[str, Any] = {"category": "promptsource"}
+        if self.languages:
+            metadata["languages"] = list(self.languages)
+        return {
+            "name": self.set_name,
+            "source": source,
+            "fields": {f: f for f in self.fields()},
+            "templates": [self.set_name],
+            "metadata": metadata,
+        }
 
     def to_yaml(self) -> str:
         """The flan-data template file for the converted templates."""
         if self.set_name is None:
             raise PromptsourceError(self.source, "nothing to write: the file was not converted")
+        templates = []
+        for t in self.converted:
+            entry: dict[str, Any] = {"id": t.id, "description": t.description, "jinja": t.input}
+            if t.answer_choices is not None:
+                entry["answer_choices"] = t.answer_choices
+            templates.append(entry)
+        set_doc: dict[str, Any] = {
+            "kind": "zero_shot",
+            "dialect": "promptsource",
+            "truncate": self.truncate,
+            "description": f"promptsource {self.label}: {len(self.converted)} of {self.total} templates converted",
+            "templates": templates,
+        }
         doc = {
             "description": f"promptsource templates for {self.label}, imported by `flan import promptsource`.",
-            "sets": {
-                self.set_name: {
-                    "kind": "zero_shot",
-                    "description": f"promptsource {self.label}: {len(self.converted)} of {self.total} templates converted",
-                    "templates": [
-                        {
-                            "id": t.id,
-                            "description": t.description,
-                            "input": t.input,
-                            "target": t.target,
-                        }
-                        for t in self.converted
-                    ],
-                }
-            },
+            "sets": {self.set_name: set_doc},
         }
         head = [
             f"# Generated by `flan import promptsource` from {_one_line(self.source)}",
@@ -190,15 +218,7 @@ class ConversionResult:
             f"# skipped {_one_line(s.name)!s} ({s.uuid}): {_one_line(s.reason)}"
             for s in self.skipped
         ]
-        body = yaml.dump(
-            doc,
-            Dumper=_Dumper,
-            sort_keys=False,
-            allow_unicode=True,
-            width=4096,
-            default_flow_style=False,
-        )
-        return "\n".join(head) + "\n" + body
+        return "\n".join(head) + "\n" + _dump(doc)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,8 +290,13 @@ def _read(path: Path) -> Any:
 # ----------------------------------------------------------------------------- converting
 
 
-def convert_file(path: str | Path, *, engine: TemplateEngine | None = None) -> ConversionResult:
+def convert_file(
+    path: str | Path, *, engine: TemplateEngine | None = None, truncate: int | None = TRUNCATE
+) -> ConversionResult:
     """Convert one promptsource ``templates.yaml``.
+
+    ``truncate`` cuts each ``{{ ... }}`` value as promptsource does by default
+    (None: keep values whole).
 
     Raises :class:`PromptsourceError` when the file cannot be read or is not a
     promptsource template file; problems with single templates are reported in
@@ -311,7 +336,7 @@ def convert_file(path: str | Path, *, engine: TemplateEngine | None = None) -> C
         + ([_slug(subset) or "subset"] if subset is not None else [])
     )
     label = f"{dataset}/{subset}" if subset is not None else dataset
-    conv = _Converter(engine or TemplateEngine(), str(path), label)
+    conv = _Converter(engine or TemplateEngine(), str(path), label, truncate)
 
     converted: list[ConvertedTemplate] = []
     skipped: list[SkippedTemplate] = []
@@ -338,18 +363,30 @@ def convert_file(path: str | Path, *, engine: TemplateEngine | None = None) -> C
             tid, k = f"{slug}_{k}", k + 1
         used.add(tid)
         converted.append(replace(out, id=f"{set_name}.{tid}"))
-    return ConversionResult(str(path), dataset, subset, set_name, tuple(converted), tuple(skipped))
+    languages: dict[str, None] = {}
+    for raw in raw_templates.values():
+        md = raw.get("metadata") if isinstance(raw, Mapping) else None
+        langs = md.get("languages") if isinstance(md, Mapping) else None
+        if isinstance(langs, list):
+            languages.update((str(x), None) for x in langs if isinstance(x, str))
+    return ConversionResult(str(path), dataset, subset, set_name, tuple(converted), tuple(skipped),
+                            truncate=truncate, languages=tuple(languages))  # fmt: skip
 
 
 def convert_tree(
-    path: str | Path, *, engine: TemplateEngine | None = None
+    path: str | Path,
+    *,
+    engine: TemplateEngine | None = None,
+    truncate: int | None = TRUNCATE,
+    progress: Callable[[Path], None] | None = None,
 ) -> list[ConversionResult]:
     """Convert one file, or every ``templates.yaml`` under a folder (recursively, sorted).
 
     A file that cannot be used gives a result with :attr:`~ConversionResult.error`
     instead of stopping the run. Set names are made unique across the results.
     Raises :class:`PromptsourceError` when ``path`` does not exist or a folder
-    holds no ``templates.yaml``.
+    holds no ``templates.yaml``. ``progress`` is called with each file before
+    it is converted.
     """
     root = Path(path)
     if root.is_file():
@@ -365,8 +402,10 @@ def convert_tree(
     engine = engine or TemplateEngine()
     results = []
     for f in files:
+        if progress is not None:
+            progress(f)
         try:
-            results.append(convert_file(f, engine=engine))
+            results.append(convert_file(f, engine=engine, truncate=truncate))
         except PromptsourceError as e:
             results.append(ConversionResult(str(f), error=e.problem))
     return _unique_sets(results)
@@ -410,15 +449,36 @@ def write_results(results: Sequence[ConversionResult], out_dir: str | Path) -> d
     written: dict[str, Path] = {}
     for r in todo:
         dest = out / f"{r.set_name}.yaml"
-        tmp = dest.with_name(f".{dest.name}.tmp")
-        try:
-            tmp.write_text(r.to_yaml(), encoding="utf-8")
-            os.replace(tmp, dest)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise PromptsourceError(dest, f"cannot write: {e.strerror or e}") from None
+        _write_atomic(dest, r.to_yaml())
         written[r.source] = dest
+    if todo:
+        head = "# Generated by `flan import promptsource`; regenerate rather than edit.\n"
+        tasks = {
+            "collection": COLLECTION,
+            "description": "Tasks for the imported promptsource template sets, one per dataset/config.",
+            "tasks": [r.task() for r in todo],
+        }
+        _write_atomic(out / TASKS_FILE, head + _dump(tasks))
+        mixture = {
+            "mixtures": {
+                COLLECTION: {
+                    "description": "Every imported promptsource task, proportional to its size.",
+                    "members": [{"collection": COLLECTION}],
+                }
+            }
+        }
+        _write_atomic(out / MIXTURE_FILE, head + _dump(mixture))
     return written
+
+
+def _write_atomic(dest: Path, text: str) -> None:
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, dest)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise PromptsourceError(dest, f"cannot write: {e.strerror or e}") from None
 
 
 def summarize(
@@ -460,36 +520,17 @@ class _Skip(Exception):
         self.code, self.reason = code, reason
 
 
-_MUTATORS = frozenset(
-    {
-        "append",
-        "extend",
-        "insert",
-        "pop",
-        "remove",
-        "clear",
-        "update",
-        "setdefault",
-        "popitem",
-        "sort",
-        "reverse",
-        "add",
-        "discard",
-    }
-)
-_LOADER_WORDS = {
-    nodes.Include: "include",
-    nodes.Import: "import",
-    nodes.FromImport: "from ... import",
-    nodes.Extends: "extends",
-}
-_LOADER_NODES = tuple(_LOADER_WORDS)
+_LOADER_NODES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+_LOADER_TAG = re.compile(r"\{%[-+]?\s*(include|import|from|extends)\b")
 _META_KEYS = ("original_task", "choices_in_prompt", "metrics", "languages")
 
 
 class _Converter:
-    def __init__(self, engine: TemplateEngine, file: str, label: str):
-        self.engine, self.env, self.file, self.label = engine, engine.env, file, label
+    """One promptsource template → one ``promptsource``-dialect template spec."""
+
+    def __init__(self, engine: TemplateEngine, file: str, label: str, truncate: int | None):
+        self.engine, self.env, self.file, self.label = engine, engine.ps_env, file, label
+        self.truncate = truncate
 
     def parse(self, source: str, what: str) -> nodes.Template:
         try:
@@ -511,76 +552,29 @@ class _Converter:
             isinstance(choices, bool) or not isinstance(choices, str | int | float)
         ):
             raise _Skip("invalid", "answer_choices is not a string")
-        choices = str(choices) if choices is not None and str(choices).strip() else None
-
-        facts = _Facts(self.parse(src, "`jinja`"))
-        problems = _unsupported(self.env, facts)
-        if choices is not None:
-            problems += [
-                f"answer_choices {p}"
-                for p in _unsupported(self.env, _Facts(self.parse(choices, "`answer_choices`")))
-            ]
-        if problems:
-            raise _Skip("unsupported", "; ".join(dict.fromkeys(problems)))
-
-        pieces = _scan(src)
-        top, nested = _separators(src, pieces)
-        if not top and not nested:
-            raise _Skip("no_target", "no '|||' separator, so the template has no target")
-        if len(top) > 1:
-            raise _Skip(
-                "ambiguous_split",
-                f"{len(top)} '|||' separators outside Jinja blocks; the input/target split is ambiguous",
-            )
-        if top and nested:
-            raise _Skip(
-                "ambiguous_split",
-                "'|||' both outside and inside Jinja blocks; some renders would have more than one separator",
-            )
-
-        method, hoisted = RENDER_SPLIT, ""
-        if top:
-            p = top[0]
-            inp, tgt = src[:p].strip(), src[p + len(SEPARATOR) :].strip()
-            if not inp:
-                raise _Skip("empty", "empty input (nothing before '|||')")
-            if not tgt:
-                raise _Skip("empty", "empty target (nothing after '|||')")
-            h: str | None = ""
-            if facts.stored:  # else the input assigns nothing the target could need
-                inp_facts, tgt_tree = _Facts(self.parse(inp, "input")), self.parse(tgt, "target")
-                needs = _Facts(tgt_tree).loaded & set(inp_facts.stored)
-                if needs:  # that over-approximates; the exact test runs Jinja's code generator
-                    needs &= set(meta.find_undeclared_variables(tgt_tree))
-                if needs:
-                    h = _hoist(self.env, src, pieces, p, needs, inp_facts)
-            if h is not None:
-                method, hoisted = (SPLIT_HOIST if h else SPLIT), h
-        if method == RENDER_SPLIT:
-            whole = f"{{% set _ps_text %}}\n{src}{{% endset %}}\n{{% set _ps_parts = _ps_text.split({SEPARATOR!r}) %}}\n"
-            inp = whole + "{{ _ps_parts[0] | trim }}"
-            tgt = whole + '{{ _ps_parts[1] | trim if _ps_parts | length > 1 else "" }}'
-        else:
-            tgt = hoisted + tgt
-
-        if choices is not None:
-            prelude = _choices_prelude(self.env, choices)
-            inp = self._with_choices(inp, prelude)
-            tgt = self._with_choices(tgt, prelude)
-
-        for part, text in (("input", inp), ("target", tgt)):
-            error = _compile_error(self.engine, text)
-            if error is not None:
-                raise _Skip("compile_error", f"{part}: {error}")
+        choices = str(choices) if choices is not None else None
+        for what, text in (("`jinja`", src), ("answer_choices", choices or "")):
+            m = _LOADER_TAG.search(text)
+            if m and any(True for _ in self.parse(text, what).find_all(_LOADER_NODES)):
+                raise _Skip(
+                    "unsupported", f"{what} uses {{% {m[1]} %}} (there is no template loader)"
+                )
+        method = SPLIT if SEPARATOR in src else "no-target"
+        spec = TemplateSpec(id=f"ps.check.{uuid}", set="ps.check", kind="zero_shot", input=src,
+                            target="", file=self.file, dialect="promptsource",
+                            answer_choices=choices, truncate=self.truncate)  # fmt: skip
+        try:
+            ct = self.engine.compile(spec)
+        except TemplateError as e:
+            m = re.search(r"template '[^']*', line (\d+): (.*)$", str(e), re.S)
+            if m:
+                raise _Skip("syntax_error", f"Jinja syntax error (line {m[1]}): {m[2]}") from None
+            raise _Skip("compile_error", str(e).split(": ", 1)[-1]) from None
         return ConvertedTemplate(
-            id="", name=name, uuid=uuid, input=inp, target=tgt, method=method,
-            description=self.describe(uuid, name, raw, choices, method),
+            id="", name=name, uuid=uuid, input=src, target="", method=method,
+            description=self.describe(uuid, name, raw, choices, method), answer_choices=choices,
+            fields=tuple(sorted(ct.variables)),
         )  # fmt: skip
-
-    @staticmethod
-    def _with_choices(source: str, prelude: str) -> str:
-        # A textual test: a prelude where the template assigns answer_choices itself is harmless.
-        return prelude + source if "answer_choices" in source else source
 
     def describe(
         self, uuid: str, name: str, raw: Mapping[str, Any], choices: str | None, method: str
@@ -597,19 +591,9 @@ class _Converter:
             parts.append(f"answer_choices: {_one_line(choices)}")
         if raw.get("reference"):
             parts.append(f"reference: {_one_line(str(raw['reference']))}")
-        parts.append(f"conversion: {method}")
+        if method != SPLIT:
+            parts.append("no '|||': renders an input and an empty target")
         return "; ".join(parts)
-
-
-@functools.lru_cache(maxsize=8192)
-def _compile_error(engine: TemplateEngine, text: str) -> str | None:
-    """Why ``text`` fails the checks TemplateEngine.compile makes (parse, variables,
-    code generation), or None. Cached: many promptsource targets are identical."""
-    try:
-        engine.variables_of(text)
-    except TemplateError as e:
-        return str(e).split(": ", 1)[-1]
-    return None
 
 
 def _meta_value(v: Any) -> str:
@@ -618,252 +602,6 @@ def _meta_value(v: Any) -> str:
     if isinstance(v, list | tuple):
         return ", ".join(_meta_value(x) for x in v) or "-"
     return _one_line(str(v))
-
-
-class _Facts:
-    """What one walk over a Jinja AST finds: filters, tests, loader tags, called
-    names, assigned names (with how many assignment sites), names read, names
-    changed in place (``x.append(...)``, ``{% set ns.a = ... %}``)."""
-
-    def __init__(self, tree: nodes.Node):
-        self.filters: set[str] = set()
-        self.tests: set[str] = set()
-        self.loader_tags: list[str] = []
-        self.called: set[str] = set()
-        self.stored: Counter[str] = Counter()
-        self.loaded: set[str] = set()
-        self.mutated: set[str] = set()
-        stack = [tree]
-        while stack:
-            n = stack.pop()
-            if isinstance(n, nodes.Name):
-                if n.ctx == "store":
-                    self.stored[n.name] += 1
-                elif n.ctx == "load":
-                    self.loaded.add(n.name)
-            elif isinstance(n, nodes.Filter):
-                self.filters.add(n.name)
-            elif isinstance(n, nodes.Test):
-                self.tests.add(n.name)
-            elif isinstance(n, nodes.Call):
-                if isinstance(n.node, nodes.Name):
-                    self.called.add(n.node.name)
-                elif (
-                    isinstance(n.node, nodes.Getattr)
-                    and n.node.attr in _MUTATORS
-                    and isinstance(n.node.node, nodes.Name)
-                ):
-                    self.mutated.add(n.node.node.name)
-            elif isinstance(n, nodes.Macro):
-                self.stored[n.name] += 1
-            elif isinstance(n, nodes.NSRef):
-                self.mutated.add(n.name)
-            elif isinstance(n, _LOADER_NODES):
-                self.loader_tags.append(_LOADER_WORDS[type(n)])
-            stack.extend(n.iter_child_nodes())
-
-
-def _unsupported(env: jinja2.Environment, facts: _Facts) -> list[str]:
-    """What a template uses that our sandbox does not provide (or must not allow)."""
-    out = []
-    for f in sorted(facts.filters):
-        if f == "random":
-            out.append("uses the 'random' filter, so renders would not be reproducible")
-        elif f not in env.filters:
-            out.append(f"uses filter '{f}', which the sandbox does not provide")
-    out += [
-        f"uses test '{t}', which the sandbox does not provide"
-        for t in sorted(facts.tests - set(env.tests))
-    ]
-    out += [
-        f"uses {{% {w} %}}, which needs a template loader" for w in sorted(set(facts.loader_tags))
-    ]
-    missing = facts.called - set(env.globals) - set(facts.stored)
-    out += [f"calls {fn}(), which the sandbox does not provide" for fn in sorted(missing)]
-    return out
-
-
-def _hoist(
-    env: jinja2.Environment,
-    src: str,
-    pieces: list[_Piece],
-    limit: int,
-    needs: set[str],
-    inp: _Facts,
-) -> str | None:
-    """The top-level ``set``/``macro`` statements of the input (before ``limit``)
-    that assign the names in ``needs`` (and what they read in turn), in source
-    order; None when some needed name is also assigned elsewhere or mutated."""
-    total, mutated = inp.stored, inp.mutated
-    stmts = []
-    for start, end, word in _top_statements(pieces, limit):
-        if word in ("set", "macro"):
-            text = src[start:end]
-            t = env.parse(text)
-            stmts.append((text, _Facts(t).stored, set(meta.find_undeclared_variables(t))))
-    chosen: set[int] = set()
-    need, todo = set(needs), list(needs)
-    while todo:
-        name = todo.pop()
-        sites = [i for i, (_, stored, _) in enumerate(stmts) if name in stored]
-        if name in mutated or not sites or sum(stmts[i][1][name] for i in sites) != total[name]:
-            return None
-        for i in sites:
-            if i not in chosen:
-                chosen.add(i)
-                for r in stmts[i][2] & set(total):
-                    if r not in need:
-                        need.add(r)
-                        todo.append(r)
-    return "".join(stmts[i][0] + "\n" for i in sorted(chosen))
-
-
-@functools.lru_cache(maxsize=1024)
-def _choices_prelude(env: jinja2.Environment, choices: str) -> str:
-    """A statement that sets ``answer_choices`` to the list promptsource would compute."""
-    if not any(m in choices for m in ("{{", "{%", "{#")):
-        items = [c.strip() for c in choices.split(SEPARATOR)]
-        literal = json.dumps(items)
-        try:
-            same = env.compile_expression(literal)() == items
-        except jinja2.TemplateError:
-            same = False
-        if same:
-            return f"{{% set answer_choices = {literal} %}}\n"
-    return f'{{% set answer_choices %}}\n{choices}{{% endset %}}\n{{% set answer_choices = answer_choices.split({SEPARATOR!r}) | map("trim") | list %}}\n'
-
-
-# ----------------------------------------------------------------------------- scanning Jinja text
-
-# A small scanner over template text that knows where tags, comments and raw
-# blocks are and how deeply block tags nest. Jinja's own AST keeps only line
-# numbers, and splitting on '|||' needs exact offsets.
-
-_OPEN = re.compile(r"\{[{%#]")
-_ENDRAW = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.S)
-_BLOCK_WORDS = frozenset(
-    {"for", "if", "macro", "call", "filter", "with", "autoescape", "block", "trans"}
-)
-
-
-@dataclass(frozen=True)
-class _Piece:
-    kind: str  # data | var | block | comment | raw
-    start: int
-    end: int
-    depth: int  # how many blocks enclose the piece (an opening/closing tag counts as outside)
-    word: str = ""
-    opens: bool = False
-    closes: bool = False
-
-
-def _scan(src: str) -> list[_Piece]:
-    out: list[_Piece] = []
-    pos, depth, n = 0, 0, len(src)
-    while pos < n:
-        m = _OPEN.search(src, pos)
-        if m is None:
-            out.append(_Piece("data", pos, n, depth))
-            break
-        if m.start() > pos:
-            out.append(_Piece("data", pos, m.start(), depth))
-        kind = src[m.start() + 1]
-        if kind == "#":
-            close = src.find("#}", m.end())
-            end = n if close < 0 else close + 2
-            out.append(_Piece("comment", m.start(), end, depth))
-            pos = end
-            continue
-        j = _tag_end(src, m.end(), "}}" if kind == "{" else "%}")
-        end = min(j + 2, n)
-        if kind == "{":
-            out.append(_Piece("var", m.start(), end, depth))
-            pos = end
-            continue
-        body = src[m.end() : j]
-        body = body[1:] if body[:1] in ("-", "+") else body
-        body = (body[:-1] if body[-1:] in ("-", "+") else body).strip()
-        word = body.split(None, 1)[0] if body else ""
-        if word == "raw":
-            r = _ENDRAW.search(src, end)
-            end = n if r is None else r.end()
-            out.append(_Piece("raw", m.start(), end, depth, word))
-            pos = end
-            continue
-        opens = word in _BLOCK_WORDS or (word == "set" and "=" not in _STRING.sub("", body))
-        closes = word.startswith("end")
-        if closes:
-            depth = max(depth - 1, 0)
-        out.append(_Piece("block", m.start(), end, depth, word, opens, closes))
-        if opens:
-            depth += 1
-        pos = end
-    return out
-
-
-def _tag_end(src: str, i: int, close: str) -> int:
-    """Where the tag that starts before ``i`` closes, skipping strings and brackets."""
-    quote, level, n = "", 0, len(src)
-    while i < n:
-        c = src[i]
-        if quote:
-            if c == "\\":
-                i += 2
-                continue
-            if c == quote:
-                quote = ""
-        elif c in "'\"":
-            quote = c
-        elif c in "([{":
-            level += 1
-        elif level and c in ")]}":
-            level -= 1
-        elif src.startswith(close, i):
-            return i
-        i += 1
-    return n
-
-
-def _separators(src: str, pieces: list[_Piece]) -> tuple[list[int], int]:
-    """Offsets of '|||' in plain text outside any block, and how many others
-    (inside blocks, tags or raw sections) there are; comments do not count."""
-    top: list[int] = []
-    nested = 0
-    for p in pieces:
-        if p.kind == "comment":
-            continue
-        hits = []
-        i = src.find(SEPARATOR, p.start, p.end)
-        while i >= 0 and i + len(SEPARATOR) <= p.end:
-            hits.append(i)
-            i = src.find(SEPARATOR, i + len(SEPARATOR), p.end)
-        if p.kind == "data" and p.depth == 0:
-            top += hits
-        else:
-            nested += len(hits)
-    return top, nested
-
-
-def _top_statements(pieces: list[_Piece], limit: int) -> list[tuple[int, int, str]]:
-    """(start, end, word) of each statement outside any block that ends before
-    ``limit``: a single tag, or a whole block from its opening to its end tag."""
-    out = []
-    opened: tuple[int, str] | None = None
-    for p in pieces:
-        if p.end > limit:
-            break
-        if p.kind != "block" or p.depth != 0:
-            continue
-        if p.opens:
-            opened = (p.start, p.word)
-        elif p.closes:
-            if opened is not None:
-                out.append((opened[0], p.end, opened[1]))
-            opened = None
-        else:
-            out.append((p.start, p.end, p.word))
-    return out
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -883,7 +621,38 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
 
 
 def _represent_str(dumper: yaml.SafeDumper, s: str) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+    style = "|" if "\n" in s and _block_safe(s) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style=style)
 
 
+@functools.lru_cache(maxsize=65536)
+def _block_safe(s: str) -> bool:
+    # A literal block must give back exactly the same text (trailing spaces,
+    # tabs and edge newlines are where YAML emitters can lose bytes).
+    try:
+        back = yaml.load(yaml.dump(s, Dumper=_BlockDumper), Loader=_BaseLoader)
+    except yaml.YAMLError:
+        return False
+    return back == s
+
+
+class _BlockDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    pass
+
+
+_BlockDumper.add_representer(
+    str,
+    lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None),
+)
 _Dumper.add_representer(str, _represent_str)
+
+
+def _dump(doc: Any) -> str:
+    return yaml.dump(
+        doc,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=4096,
+        default_flow_style=False,
+    )

@@ -55,7 +55,8 @@ def open_task_source(
     ``--source-dir NAME=PATH`` option); a task entry wins over its collection.
     ``choice`` is ``real`` (the task's real source), ``sample`` (the bundled
     sample data) or ``auto``: a given source dir, else the bundled sample when
-    the task has one, else the real source.
+    the task has one, else the real source. The task's record rules
+    (``records:``) apply to whichever source is chosen.
     """
     if choice not in SOURCE_CHOICES:
         raise FlanDataError(
@@ -68,8 +69,20 @@ def open_task_source(
             raise SourceError(
                 f"task {task.name!r} has no bundled sample data; use the real source (--source real) with --source-dir {task.name}=PATH"
             )
-        return open_source(task.sample, base_dir=catalog.sample_dir)
-    return open_source(task.source, base_dir=local, cache_dir=cache_dir)
+        src = open_source(task.sample, base_dir=catalog.sample_dir)
+    else:
+        src = open_source(task.source, base_dir=local, cache_dir=cache_dir)
+    return with_rules(src, task)
+
+
+def with_rules(src: Source, task: TaskSpec) -> Source:
+    """``src`` set up to apply ``task``'s record rules (see :mod:`flan_data.records`)."""
+    src.task_name = task.name
+    if task.records:
+        from ..records import compile_rules
+
+        src.rules = compile_rules(task.records)
+    return src
 
 
 __all__ = [
@@ -78,6 +91,7 @@ __all__ = [
     "SourceSpec",
     "open_source",
     "open_task_source",
+    "with_rules",
     "SOURCE_CLASSES",
     "SOURCE_CHOICES",
 ]

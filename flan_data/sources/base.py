@@ -3,12 +3,16 @@
 A source reads one task's raw records. ``read(split)`` yields
 ``(example_id, record)`` pairs in a fixed order; ids are the value of the
 spec's ``id_field`` when given, else ``"<source split>-<row index>"``, so they
-are stable for a fixed revision of the data.
+are stable for a fixed revision of the data. A source split name may carry an
+integer slice (``train[:-200]``, ``dev_r1[:200]``) on every kind of source,
+local ``save_to_disk`` copies included; ids keep their row index in the whole
+split. Record rules (``task.records``) apply last, in :meth:`Source.read`.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,29 @@ from ..errors import SourceError, UnknownNameError
 from ..specs import SourceSpec
 
 Record = dict[str, Any]
+
+_SLICE = re.compile(r"^(.+?)\[\s*(-?\d*)\s*:\s*(-?\d*)\s*\]$")
+
+
+def parse_split(name: str) -> tuple[str, int | None, int | None]:
+    """Split a source split name into (base name, start, stop); slices as in ``datasets``.
+
+    >>> parse_split("train[:-200]")
+    ('train', None, -200)
+    >>> parse_split("dev_r1[:200]")
+    ('dev_r1', None, 200)
+    >>> parse_split("validation")
+    ('validation', None, None)
+    """
+    m = _SLICE.match(name)
+    if not m:
+        if "[" in name and name.endswith("]"):
+            raise SourceError(
+                f"split {name!r}: only integer slices like 'train[:-200]' or 'train[100:]' are supported"
+            )
+        return name, None, None
+    base, a, b = m.groups()
+    return base, int(a) if a else None, int(b) if b else None
 
 
 class Source:
@@ -31,6 +58,9 @@ class Source:
         self.spec = spec
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        #: record rules (:mod:`flan_data.records`), set by ``open_task_source``
+        self.rules: Any = None
+        self.task_name: str | None = None
 
     # -- to implement
 
@@ -53,23 +83,37 @@ class Source:
     def splits(self) -> tuple[str, ...]:
         """Canonical split names this source can read."""
         native = set(self._native_splits())
-        out = [c for c in self.spec.canonical_splits() if self.spec.split_name(c) in native]
+        out = [
+            c
+            for c in self.spec.canonical_splits()
+            if parse_split(self.spec.split_name(c))[0] in native
+        ]
         if self.spec.validation_size and "train" in out and "validation" not in out:
             out.append("validation")
         if not self.spec.splits:
             out += [s for s in sorted(native) if s not in out]
         return tuple(dict.fromkeys(out))
 
+    def _holdout(self, split: str, native: tuple[str, ...]) -> bool:
+        return bool(
+            self.spec.validation_size
+            and split in ("train", "validation")
+            and parse_split(self.spec.split_name("validation"))[0] not in native
+        )
+
     def read(self, split: str) -> Iterator[tuple[str, Record]]:
-        """Yield ``(example_id, record)`` for canonical ``split``."""
+        """Yield ``(example_id, record)`` for canonical ``split``, after the record rules."""
+        items = self._read_raw(split)
+        if self.rules:
+            items = self.rules.apply(items, task=self.task_name or self.spec.path, split=split)
+        yield from items
+
+    def _read_raw(self, split: str) -> Iterator[tuple[str, Record]]:
+        """The split's records before the record rules (slices and hold-outs applied)."""
         holdout = self.spec.validation_size
         native = self._native_splits()
-        if (
-            holdout
-            and split in ("train", "validation")
-            and self.spec.split_name("validation") not in native
-        ):
-            rows = list(self._with_ids(self.spec.split_name("train")))
+        if self._holdout(split, native):
+            rows = list(self._sliced(self.spec.split_name("train"), native))
             if len(rows) <= holdout:
                 raise SourceError(
                     f"{self.describe()}: {len(rows)} records cannot give a validation split of {holdout}"
@@ -78,9 +122,24 @@ class Source:
             yield from (rows[:cut] if split == "train" else rows[cut:])
             return
         name = self.spec.split_name(split)
-        if name not in native:
+        if parse_split(name)[0] not in native:
             raise UnknownNameError("split", split, self.splits(), hint=self.describe())
-        yield from self._with_ids(name)
+        yield from self._sliced(name, native)
+
+    def _sliced(self, name: str, native: tuple[str, ...]) -> Iterator[tuple[str, Record]]:
+        """Records of a source split name, which may carry a slice (``train[:-200]``)."""
+        base, start, stop = parse_split(name)
+        if base not in native:
+            raise UnknownNameError("split", base, native, hint=self.describe())
+        if start is None and stop is None:
+            yield from self._with_ids(base)
+            return
+        if (start or 0) < 0 or (stop or 0) < 0:
+            n = self._native_count(base)
+            if n is None:
+                n = sum(1 for _ in self._with_ids(base))
+            start, stop, _ = slice(start, stop).indices(n)
+        yield from itertools.islice(self._with_ids(base), start, stop)
 
     def _native_count(self, native: str) -> int | None:
         """Record count of a native split when known without reading it (else None)."""
@@ -96,7 +155,7 @@ class Source:
     def _plain(self) -> bool:
         """True when records are the native rows one to one (no record rules
         that filter or explode them), so row indices can be used to seek."""
-        return True
+        return not self.rules
 
     def seekable(self, split: str) -> bool:
         """Whether :meth:`read_range` reaches ``split``'s record ``lo`` without
@@ -107,22 +166,14 @@ class Source:
         # (native split name, native lo, native hi, stream) or None
         holdout = self.spec.validation_size
         native = self._native_splits()
-        if (
-            holdout
-            and split in ("train", "validation")
-            and self.spec.split_name("validation") not in native
-        ):
-            name = self.spec.split_name("train")
-            n = self._native_count(name)
-            if n is None or n <= holdout:
+        if self._holdout(split, native):
+            name, a, b = self._slice_bounds(self.spec.split_name("train"), native)
+            if b is None or b - a <= holdout:
                 return None
-            cut = n - holdout
-            a, b = (0, cut) if split == "train" else (cut, n)
+            cut = b - holdout
+            a, b = (a, cut) if split == "train" else (cut, b)
         else:
-            name = self.spec.split_name(split)
-            if name not in native:
-                return None
-            a, b = 0, self._native_count(name)
+            name, a, b = self._slice_bounds(self.spec.split_name(split), native)
             if b is None:
                 return None
         lo_n = min(a + lo, b)
@@ -131,6 +182,15 @@ class Source:
             return name, lo_n, hi_n, iter(())
         it = self._read_native_range(name, lo_n, hi_n)
         return None if it is None else (name, lo_n, hi_n, it)
+
+    def _slice_bounds(self, name: str, native: tuple[str, ...]) -> tuple[str, int, int | None]:
+        """(base split, first row, end row) of a possibly sliced split name; end None if unknown."""
+        base, start, stop = parse_split(name)
+        n = self._native_count(base) if base in native else None
+        if n is None:
+            return base, 0, None
+        a, b, _ = slice(start, stop).indices(n)
+        return base, a, max(a, b)
 
     def read_range(
         self, split: str, lo: int, hi: int | None = None
@@ -157,22 +217,32 @@ class Source:
             yield (rid if rid is not None else f"{name}-{i}"), rec
 
     def count(self, split: str) -> int:
-        """Number of records in canonical ``split`` (from metadata when possible)."""
+        """Number of records in canonical ``split`` (from metadata when possible).
+
+        A source with record rules is always read: the rules decide the count.
+        """
+        if self.rules:
+            return sum(1 for _ in self.read(split))
         holdout = self.spec.validation_size
         native = self._native_splits()
-        if (
-            holdout
-            and split in ("train", "validation")
-            and self.spec.split_name("validation") not in native
-        ):
-            n = self._native_count(self.spec.split_name("train"))
+        if self._holdout(split, native):
+            n = self._sliced_count(self.spec.split_name("train"))
             if n is not None and n > holdout:
                 return n - holdout if split == "train" else holdout
-        elif self.spec.split_name(split) in native:
-            n = self._native_count(self.spec.split_name(split))
+        elif parse_split(self.spec.split_name(split))[0] in native:
+            n = self._sliced_count(self.spec.split_name(split))
             if n:
                 return n
         return sum(1 for _ in self.read(split))
+
+    def _sliced_count(self, name: str) -> int | None:
+        base, start, stop = parse_split(name)
+        n = self._native_count(base)
+        if n is None:
+            return None
+        if start is None and stop is None:
+            return n
+        return len(range(*slice(start, stop).indices(n)))
 
     def _with_ids(self, native: str) -> Iterator[tuple[str, Record]]:
         idf = self.spec.id_field

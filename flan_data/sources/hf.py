@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependencyError, SourceError
-from .base import Record, Source
+from .base import Record, Source, parse_split
 
 
 def _datasets():
@@ -55,7 +55,7 @@ class HFSource(Source):
                     f"{self.describe()}: cannot load {d} with load_from_disk: {e}"
                 ) from None
             if isinstance(obj, ds.Dataset):
-                split = next(iter(self.spec.splits.values()), "train")
+                split = parse_split(next(iter(self.spec.splits.values()), "train"))[0]
                 obj = ds.DatasetDict({split: obj})
             self._local = obj
         return self._local
@@ -65,7 +65,7 @@ class HFSource(Source):
         if local is not None:
             return tuple(local.keys())
         if self.spec.splits:
-            return tuple(self.spec.splits.values())
+            return tuple(dict.fromkeys(parse_split(s)[0] for s in self.spec.splits.values()))
         return ("train", "validation", "test")
 
     def check(self) -> None:

@@ -37,7 +37,7 @@ SCHEMA_FIELDS = [
 ]
 
 
-def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
+def synthetic_rows(n: int, seed: int = 0, fewshot: bool = False) -> list[dict]:
     rng = random.Random(seed)
     letters = "abcdefghij"
     rows = []
@@ -53,13 +53,17 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
         else:
             a, b = rng.randint(0, 9), rng.randint(0, 9)
             inputs, targets = f"add: {a}+{b}=", str(a + b)
+        fmt = "zs_noopt"
+        if fewshot and i % 2:  # a few-shot rendering: exemplars first, the query last
+            shots = "".join(f"{task}: demo{j} => x{j}\n" for j in range(rng.randint(4, 8)))
+            inputs, fmt = shots + inputs, "fs_noopt"
         rows.append(
             {
                 "inputs": inputs,
                 "targets": targets,
                 "task": task,
                 "collection": "synthetic",
-                "format": "zs_noopt",
+                "format": fmt,
                 "template_id": f"{task}_0",
                 "fewshot_style": None,
                 "options": None,
@@ -73,8 +77,15 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
 
 
 def write_export(
-    out: Path, rows: int = 400, shards: int = 2, seed: int = 0, complete: bool = True
+    out: Path,
+    rows: int = 400,
+    shards: int = 2,
+    seed: int = 0,
+    complete: bool = True,
+    messages: bool = False,
+    fewshot: bool = False,
 ) -> Path:
+    """``messages=True`` adds the chat view column (system + user + assistant turns)."""
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
@@ -95,8 +106,20 @@ def write_export(
             ("source_split", pa.string()),
             ("seed", pa.uint64()),
         ]
+        + (
+            [("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])))]
+            if messages
+            else []
+        )
     )
-    data = synthetic_rows(rows, seed)
+    data = synthetic_rows(rows, seed, fewshot)
+    if messages:
+        for r in data:
+            r["messages"] = [
+                {"role": "system", "content": "Answer briefly."},
+                {"role": "user", "content": r["inputs"]},
+                {"role": "assistant", "content": r["targets"]},
+            ]
     per = -(-rows // shards)
     entries = []
     counts: dict[str, dict[str, int]] = {}
@@ -124,7 +147,8 @@ def write_export(
         "tool_version": "0.1.0",
         "seed": seed,
         "num_rows": rows,
-        "schema": [{"name": n, "type": t} for n, t in SCHEMA_FIELDS],
+        "schema": [{"name": n, "type": t} for n, t in SCHEMA_FIELDS]
+        + ([{"name": "messages", "type": "list<struct<role,content>>"}] if messages else []),
         "mixture": {"name": "synthetic", "tasks": sorted(counts)},
         "catalog_hash": hashlib.sha256(b"synthetic").hexdigest(),
         "counts": counts,

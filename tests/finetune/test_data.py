@@ -172,3 +172,171 @@ def test_hf_tokenizer_json(tmp_path):
 def test_unknown_tokenizer_path():
     with pytest.raises(fdata.DataError, match="no such file"):
         fdata.load_tokenizer("/nonexistent/spm.model")
+
+
+# ----------------------------------------------------------------------------- lengths
+
+
+def test_keep_side_and_cut():
+    assert fdata.keep_side("auto", "fs_opt") == "keep_end"
+    assert fdata.keep_side("auto", "zs_opt") == "keep_start"
+    assert fdata.keep_side("auto", None) == "keep_start"
+    assert fdata.keep_side("keep_start", "fs_noopt") == "keep_start"
+    assert fdata._cut([1, 2, 3, 4], 2, "keep_end") == [3, 4]
+    assert fdata._cut([1, 2, 3, 4], 2, "keep_start") == [1, 2]
+
+
+def test_percentiles_and_auto_length():
+    lengths = list(range(1, 101))
+    p = fdata.percentiles(lengths)
+    assert (p["p50"], p["p90"], p["p95"], p["p99"], p["max"]) == (50, 90, 95, 99, 100)
+    assert fdata.auto_length(lengths, cap=1024) == 96
+    assert fdata.auto_length(lengths, cap=64) == 64
+    assert fdata.auto_length([3], cap=64) == 16
+
+
+def test_fewshot_rows_keep_their_query(tmp_path):
+    export = fdata.open_export(write_export(tmp_path / "e", rows=40, fewshot=True))
+    tok = fdata.ByteTokenizer()
+    src = fdata.ExampleSource(export, tok, "encdec", 24, 16, table=None)
+    table = src.table
+    assert "format" in table.column_names
+    fmts = table.column("format").to_pylist()
+    inputs = table.column("inputs").to_pylist()
+    exs = src.get(range(40))
+    for ex, fmt, text in zip(exs, fmts, inputs):
+        body = tok.decode(ex.inputs)
+        want = text.encode()[-23:] if fmt.startswith("fs") else text.encode()[:23]
+        assert body.encode() == want, (fmt, text)
+    assert "fs_noopt" in fmts and "zs_noopt" in fmts
+    keep_start = fdata.ExampleSource(export, tok, "encdec", 24, 16, truncate="keep_start")
+    fs = fmts.index("fs_noopt")
+    assert tok.decode(keep_start.get([fs])[0].inputs) == inputs[fs][:23]
+
+
+def test_measure_counts_tokens_before_truncation(export_dir):
+    src = fdata.ExampleSource(fdata.open_export(export_dir), fdata.ByteTokenizer(), "encdec", 8, 4)
+    li, lt = src.measure(range(4))
+    raw = [src.raw(i) for i in range(4)]
+    assert li.tolist() == [len(r["inputs"].encode()) + 1 for r in raw]
+    assert lt.tolist() == [len(r["targets"].encode()) + 1 for r in raw]
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def test_train_tokenizer_deterministic_and_reused(export_dir, tmp_path):
+    pytest.importorskip("sentencepiece")
+    src = fdata.ExampleSource(fdata.open_export(export_dir), fdata.ByteTokenizer(), "encdec", 8, 4)
+    a = fdata.train_tokenizer(src.table, src.train_indices, 320, 0, tmp_path / "a")
+    b = fdata.train_tokenizer(src.table, src.train_indices, 320, 0, tmp_path / "b")
+    assert (tmp_path / "a" / "spm.model").read_bytes() == (
+        tmp_path / "b" / "spm.model"
+    ).read_bytes()
+    assert (a.pad_id, a.eos_id, a.unk_id) == (0, 1, 2) and a.name == "train:320"
+    text = src.raw(0)["inputs"] + "  Ünïcode ✓\n"
+    assert a.decode(a.encode(text)) == text  # byte fallback, no normalisation
+    assert len(a.encode(src.raw(0)["inputs"])) < len(src.raw(0)["inputs"])  # real subwords
+    # reused as is (a resumed run keeps its vocabulary) ...
+    before = (tmp_path / "a" / "spm.model").stat().st_mtime_ns
+    again = fdata.train_tokenizer(src.table, src.train_indices, 320, 0, tmp_path / "a")
+    assert (tmp_path / "a" / "spm.model").stat().st_mtime_ns == before
+    assert again.encode(text) == a.encode(text) == b.encode(text)
+    # ... and refused when the run asks for another one
+    with pytest.raises(fdata.DataError, match="use a fresh --out"):
+        fdata.train_tokenizer(src.table, src.train_indices, 400, 0, tmp_path / "a")
+
+
+# ----------------------------------------------------------------------------- chat
+
+
+def _chat_source(export_dir, template="default", length=(64, 32), messages_dir=None):
+    export = fdata.open_export(messages_dir or export_dir)
+    return fdata.ExampleSource(
+        export,
+        fdata.ByteTokenizer(),
+        "decoder",
+        *length,
+        chat_template=fdata.load_chat_template(template),
+    )
+
+
+def test_chat_template_marks_only_assistant_tokens(tmp_path):
+    d = write_export(tmp_path / "m", rows=8, messages=True)
+    src = _chat_source(None, messages_dir=d)
+    assert src.has_messages
+    tok = src.tokenizer
+    msgs = src.table.column("messages").to_pylist()[0]
+    ex = src.get([0])[0]
+    prompt, answer = tok.decode(ex.inputs), tok.decode(ex.targets)
+    want_prompt = src.chat.render(msgs[:2], add_generation_prompt=True)
+    assert prompt == want_prompt and prompt.startswith("<|system|>\nAnswer briefly.\n<|user|>\n")
+    # the answer, eos, and the newline the template writes after it: all assistant tokens
+    assert answer == msgs[2]["content"] and ex.weights is None
+    assert ex.targets[-2:] == [tok.eos_id] + tok.encode("\n")
+    (batch,) = fdata.pack_examples([ex], "decoder", rows=1, inputs_length=64, targets_length=32)
+    w = batch["decoder_loss_weights"][0]
+    assert batch["decoder_target_tokens"][0][w > 0].tolist() == ex.targets
+    assert w.sum() == len(ex.targets) and (w[: len(ex.inputs)] == 0).all()
+
+
+def test_multiturn_weights_follow_the_assistant_turns(export_dir):
+    src = _chat_source(export_dir, length=(96, 64))
+    msgs = [
+        {"role": "user", "content": "one?"},
+        {"role": "assistant", "content": "1"},
+        {"role": "user", "content": "two?"},
+        {"role": "assistant", "content": "2"},
+    ]
+    pieces = src.chat_pieces(msgs)
+    assert [k for _, k in pieces].count("assistant") == 2
+    ex, _, _ = src._decoder_example(pieces, 0, "keep_start")
+    tok = src.tokenizer
+    loss_text = [t for t, w in zip(ex.targets, ex.weights) if w]
+    # the answers plus eos and the newline the template writes after eos
+    assert loss_text == tok.encode("1") + [1] + tok.encode("\n") + tok.encode("2") + [
+        1
+    ] + tok.encode("\n")
+    no_loss = tok.decode([t for t, w in zip(ex.targets, ex.weights) if not w])
+    assert no_loss == "<|user|>\ntwo?\n<|assistant|>\n"
+
+
+def test_hf_tokenizer_config_template(tmp_path):
+    conf = {
+        "chat_template": "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}"
+        "[INST] {{ m['content'] }} [/INST]{% else %} {{ m['content'] }}{{ eos_token }}{% endif %}"
+        "{% endfor %}",
+        "bos_token": {"content": "<s>"},
+        "eos_token": "</s>",
+    }
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(conf))
+    tmpl = fdata.load_chat_template(str(tmp_path))
+    assert tmpl.eos_token == "</s>" and tmpl.bos_token == "<s>"
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    assert tmpl.render(msgs) == "<s>[INST] hi [/INST] yo</s>"
+    d = write_export(tmp_path / "e", rows=4)
+    src = fdata.ExampleSource(
+        fdata.open_export(d), fdata.ByteTokenizer(), "decoder", 64, 16, chat_template=tmpl
+    )
+    ex = src.get([0])[0]
+    assert src.tokenizer.decode(ex.targets) == " " + src.raw(0)["targets"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "tokenizer_config.json").write_text("{}")
+    with pytest.raises(fdata.DataError, match="no 'chat_template'"):
+        fdata.load_chat_template(str(bad))
+
+
+def test_chat_truncation_cuts_user_text_not_answers(export_dir):
+    src = _chat_source(export_dir, length=(30, 8))  # markup 24 + answer 4 leave 10 for the user
+    long = "x" * 30 + "QUERY"
+    pieces = src.chat_pieces(
+        [{"role": "user", "content": long}, {"role": "assistant", "content": "ok"}]
+    )
+    ex, cut_in, cut_tgt = src._decoder_example(pieces, 0, "keep_end")
+    tok = src.tokenizer
+    assert cut_in and not cut_tgt and len(ex.inputs) + len(ex.targets) == 38
+    assert tok.decode(ex.targets) == "ok"
+    assert tok.decode(ex.inputs) == "<|user|>\nxxxxxQUERY\n<|assistant|>\n"
+    ex2, _, _ = src._decoder_example(pieces, 0, "keep_start")
+    assert tok.decode(ex2.inputs) == "<|user|>\n" + "x" * 10 + "\n<|assistant|>\n"

@@ -186,3 +186,107 @@ def test_logits_match_transformers_t5(tmp_path, untied_head):
             input_ids=torch.tensor(enc), decoder_input_ids=torch.tensor(dec)
         ).logits.numpy()
     assert np.abs(again - want).max() / np.abs(want).max() < 1e-5
+
+
+# ----------------------------------------------------------------------------- Llama-style decoder
+
+
+def _decoder_batch(tokens):
+    b, n = tokens.shape
+    return {
+        "decoder_input_tokens": tokens.astype(np.int32),
+        "decoder_segment_ids": np.ones((b, n), np.int32),
+        "decoder_positions": np.broadcast_to(np.arange(n, dtype=np.int32), (b, n)),
+    }
+
+
+@pytest.mark.parametrize("tied, kv_heads", [(False, 2), (True, 4)])
+def test_logits_match_transformers_llama(tmp_path, tied, kv_heads):
+    torch, transformers = _hf_or_skip()
+    from finetune.models import decoder as decmod
+
+    torch.manual_seed(0)
+    hf_cfg = transformers.LlamaConfig(
+        vocab_size=131,
+        hidden_size=32,
+        intermediate_size=80,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,  # 2: grouped-query attention
+        rms_norm_eps=1e-5,
+        rope_theta=500.0,
+        tie_word_embeddings=tied,
+        max_position_embeddings=128,
+        attention_bias=False,
+    )
+    ref = transformers.LlamaForCausalLM(hf_cfg).eval()
+    with torch.no_grad():  # non-trivial norm weights, so a mis-mapped norm shows
+        for name, p in ref.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    ref.save_pretrained(tmp_path / "hf", safe_serialization=True)
+    kind, cfg, module, _ = models.build("tiny-decoder", cfg=models.load_hf(tmp_path / "hf")[0])
+    cfg2, params = models.load_hf(tmp_path / "hf")
+    assert kind == "decoder" and cfg2.kv_heads == kv_heads and cfg2.tie_word_embeddings == tied
+    assert cfg2.rope_theta == 500.0 and cfg2.layer_norm_epsilon == 1e-5
+
+    tokens = np.random.default_rng(0).integers(2, 131, (2, 37))
+    with torch.no_grad():
+        want = ref(input_ids=torch.tensor(tokens)).logits.numpy()
+    got = np.asarray(decmod.DecoderLM(cfg2).apply({"params": params}, _decoder_batch(tokens)))
+    assert np.abs(got - want).max() / np.abs(want).max() < 1e-4
+
+    # and back: our export loads in transformers and gives the same logits
+    decmod.save_hf(tmp_path / "ours", cfg2, params)
+    back = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "ours").eval()
+    with torch.no_grad():
+        again = back(input_ids=torch.tensor(tokens)).logits.numpy()
+    assert np.abs(again - want).max() / np.abs(want).max() < 1e-5
+    # a packed pair of segments gives each the logits it has alone (positions restart)
+    packed = _decoder_batch(np.concatenate([tokens[0, :20], tokens[1, :17]])[None])
+    packed["decoder_segment_ids"] = np.array([[1] * 20 + [2] * 17], np.int32)
+    packed["decoder_positions"] = np.array([list(range(20)) + list(range(17))], np.int32)
+    both = np.asarray(decmod.DecoderLM(cfg2).apply({"params": params}, packed))[0]
+    with torch.no_grad():
+        alone = ref(input_ids=torch.tensor(tokens[1:, :17])).logits.numpy()[0]
+    np.testing.assert_allclose(both[20:], alone, rtol=1e-4, atol=1e-4 * np.abs(alone).max())
+
+
+def test_decoder_hf_roundtrip_and_refusals(tmp_path):
+    import json
+
+    from finetune.models import decoder as decmod
+
+    cfg = decmod.DecoderConfig.preset("tiny-decoder", num_kv_heads=2)
+    params = jax.device_get(decmod.init_params(decmod.DecoderLM(cfg), jax.random.PRNGKey(0)))
+    decmod.save_hf(tmp_path / "m", cfg, params)
+    cfg2, params2 = models.load_hf(tmp_path / "m")
+    assert cfg2 == cfg
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params2)):
+        np.testing.assert_array_equal(a, b)
+    conf = json.loads((tmp_path / "m" / "config.json").read_text())
+    conf["intermediate_size"] *= 2
+    (tmp_path / "m" / "config.json").write_text(json.dumps(conf))
+    with pytest.raises(ValueError, match=r"mlp\.gate_proj\.weight has shape"):
+        models.load_hf(tmp_path / "m")
+    conf["rope_parameters"] = {"rope_type": "llama3", "rope_theta": 1.0}
+    with pytest.raises(ValueError, match="RoPE scaling 'llama3'"):
+        decmod.from_hf_config(conf)
+    with pytest.raises(ValueError, match="model_type 'gpt2'"):
+        decmod.from_hf_config({"model_type": "gpt2"})
+
+
+def test_gqa_cached_decode_matches_full_forward():
+    kind, cfg, module, init = models.build("tiny-decoder")
+    from finetune.models import decoder as decmod
+
+    cfg = dataclasses.replace(cfg, num_kv_heads=2)
+    module = decmod.DecoderLM(cfg)
+    params = decmod.init_params(module, jax.random.PRNGKey(3))
+    prompt = [5, 9, 33, 7]
+    out = greedy_decoder(module, params, prompt, 6, eos_id=1)
+    seq = [1] + prompt
+    for tok in out[:-1]:
+        seq.append(tok)
+    logits = np.asarray(module.apply({"params": params}, _decoder_batch(np.array([seq]))))
+    assert list(np.argmax(logits[0, len(prompt) :], axis=-1)) == out[: len(seq) - len(prompt)]

@@ -235,3 +235,90 @@ def test_grad_accumulation_matches_big_batch(export_dir, tmp_path):
     assert _train_losses(tmp_path / "two")[1] == pytest.approx(
         _train_losses(tmp_path / "one")[1], rel=1e-5
     )
+
+
+# ----------------------------------------------------------------------------- lengths, tokenizer, chat
+
+
+def test_lengths_from_data_and_truncation_warning(tmp_path):
+    from conftest import write_export
+
+    from finetune import data as fdata
+    from finetune.train import resolve_lengths
+
+    export = fdata.open_export(write_export(tmp_path / "fs", rows=80, fewshot=True))
+
+    def run(**kw):
+        cfg = Config(data="x", out="y", **kw)
+        src = fdata.ExampleSource(
+            export, fdata.ByteTokenizer(), "encdec", cfg.inputs_length, cfg.targets_length
+        )
+        lines = []
+        report = resolve_lengths(src, cfg, lines.append)
+        return src, report, lines
+
+    src, report, lines = run()  # lengths from the data: p95 covered, no warning
+    p = report["inputs_percentiles"]
+    assert src.inputs_length == -(-p["p95"] // 16) * 16 and src.targets_length == 16
+    assert report["inputs_truncated_share"] <= 0.05
+    assert "p50" in lines[0] and "(auto)" in lines[0] and not any("warning" in x for x in lines)
+    src, report, lines = run(inputs_length=32)  # most inputs are longer: one warning line
+    warn = [x for x in lines if x.startswith("warning:")]
+    assert len(warn) == 1 and "longer than 32 tokens" in warn[0]
+    share = report["inputs_truncated_share"]
+    assert (
+        share > 0.05 and f"({100 * share:.1f}%)" in warn[0] and "keeping the end of fs_*" in warn[0]
+    )
+
+
+def test_learned_tokenizer_run_resumes_with_it(export_dir, tmp_path):
+    pytest.importorskip("sentencepiece")
+    out = tmp_path / "spm"
+    logs = []
+    s1 = train(
+        _cfg(export_dir, out, steps=2, checkpoint_every=2, tokenizer="train:320", inputs_length=0),
+        log=logs.append,
+    )
+    model = out / "tokenizer" / "spm.model"
+    assert model.is_file() and s1["tokenizer"] == "train:320"
+    assert any("SentencePiece, 320 pieces, trained on" in x for x in logs)
+    before = (model.read_bytes(), model.stat().st_mtime_ns)
+    logs = []
+    s2 = train(
+        _cfg(export_dir, out, steps=4, checkpoint_every=2, tokenizer="train:320", inputs_length=0),
+        log=logs.append,
+    )
+    assert any("resumed" in x for x in logs) and any("pieces, reused" in x for x in logs)
+    assert (model.read_bytes(), model.stat().st_mtime_ns) == before and s2["steps"] == 4
+    assert s2["lengths"] == s1["lengths"]
+
+
+def test_decoder_chat_on_messages_with_llama_export(tmp_path):
+    from conftest import write_export
+
+    from finetune import models
+
+    data = write_export(tmp_path / "m", rows=200, messages=True)
+    out = tmp_path / "chat"
+    summary = train(
+        _cfg(
+            data,
+            out,
+            model="tiny-decoder",
+            steps=40,
+            log_every=10,
+            learning_rate=3e-3,
+            optimizer="adamw",
+            warmup_steps=5,
+            inputs_length=48,
+            targets_length=16,
+            decode_examples=2,
+            export_hf=True,
+        ),
+        log=lambda *_: None,
+    )
+    losses = _train_losses(out)
+    assert losses[40] < 0.7 * losses[10]
+    assert len(summary["samples"]) == 2
+    cfg, params = models.load_hf(out / "hf")  # LlamaForCausalLM layout
+    assert models.kind_of_config(cfg) == "decoder" and params["embedding"].shape[1] == 128
