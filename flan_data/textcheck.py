@@ -44,7 +44,8 @@ _NOUN = _alt(_ALL - {"q", "a"})
 # After one or two lead words ("Your output:", "Final answer:") the role noun
 # has more than one letter: "Sentence A:" is a field label, not the cue "A:".
 _LONG_NOUN = _alt(n for n in _ALL if len(n) > 1)
-_SUFFIX = r"(?:\d{1,2})?"
+# "Q1:", "Target (English):": a number, or a short parenthetical, before the colon
+_SUFFIX = r"(?:\d{1,2})?(?: \([^()\n]{1,30}\))?"
 LABEL = (
     rf"(?:\[{_NOUN}\]"
     rf"|#{{1,4}} (?:[A-Z][A-Za-z'’]{{0,15}} ){{0,2}}{_LONG_NOUN}:?"

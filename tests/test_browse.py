@@ -294,6 +294,20 @@ def test_default_bind_is_loopback(monkeypatch):
     assert seen["host"] == "0.0.0.0"
 
 
+def test_browse_catalog_option(monkeypatch, toy_root):
+    import flan_data.browse.server as server_mod
+
+    seen = {}
+
+    def fake(app, host, port):
+        seen["tasks"] = sorted(app.catalog.tasks)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(server_mod, "make_server", fake)
+    r = CliRunner().invoke(main, ["browse", "--no-open", "--catalog", str(toy_root)])
+    assert r.exit_code == 0 and seen["tasks"] == ["toy"]
+
+
 def test_loopback_server_unreachable_from_other_addresses(app):
     srv = make_server(app, "127.0.0.1", 0)
     try:

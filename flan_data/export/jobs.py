@@ -55,6 +55,7 @@ class TaskJob:
     pool_size: int = POOL_SIZE
     lo: int = 0  # this job renders the rows whose record index is in [lo, hi)
     hi: int | None = None
+    decontam: str | None = None  # folder of the eval n-gram index (export --decontaminate)
     output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
 
 
@@ -167,6 +168,10 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                     raise
                 _count(skipped, f"pool: {_reason(e)}")
 
+    dc = _decontam_filter(job)
+    if dc is not None and pool is not None:
+        pool = dc.clean_pool(job.task, pool)
+
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -189,6 +194,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             n_empty = drop_empty_fewshot(cols, fmts[k], tr.config.shots)
             if n_empty:
                 _count(skipped, EMPTY_FEWSHOT, n_empty)
+            if dc is not None:
+                cols = dc.filter_rows(job.task, cols)
             add_views(cols, job.output, template_index)
             for _, e in errs or ():
                 _count(skipped, _reason(e))
@@ -207,6 +214,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                 continue
             try:
                 canon = tr.canonical(eid, rec, TRAIN)
+                if dc is not None and tr.task.exemplar_field:
+                    canon = dc.clean_field(job.task, canon, tr.task.exemplar_field)
             except RecordError as e:
                 if job.on_error == "fail":
                     raise
@@ -238,6 +247,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
         from .writer import dumps
 
         (tmp / "skipped.json").write_bytes(dumps(skipped))
+    if dc is not None:
+        dc.save(tmp)
     try:
         os.replace(tmp, final)
     except OSError:
@@ -247,6 +258,14 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
         # same deterministic output first: keep it.
         shutil.rmtree(tmp, ignore_errors=True)
     return JobResult(job.index, job.task, writer.rows, skipped, sorted(writer.shards))
+
+
+def _decontam_filter(job: TaskJob):
+    if job.decontam is None:
+        return None
+    from ..decontam import RowFilter, load_cached
+
+    return RowFilter(load_cached(job.decontam))
 
 
 BATCH_ROWS = 2000
@@ -373,7 +392,7 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
 def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, source: str,
               source_dirs: Mapping[str, str], on_error: str,
               seekable: Mapping[str, bool] | None = None,
-              output: OutputSpec | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
+              output: OutputSpec | None = None, decontam: str | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
     """Jobs in plan order and the number of shards.
 
     A task whose source can seek (``seekable[task]``, the default when not
@@ -406,7 +425,8 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         for c in range(chunks):
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
                                 num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
-                                pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec()))  # fmt: skip
+                                pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
+                                decontam=decontam))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
