@@ -368,3 +368,26 @@ def test_readme_python_api_snippet_runs_as_a_script(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert verify(tmp_path / "out" / "demo") == []
+
+
+def test_hub_source_fingerprint_is_the_resolved_revision(tmp_path, h, monkeypatch):
+    from huggingface_hub import constants
+
+    from flan_data.export.fingerprint import describe_change, fingerprint
+
+    task = {**h.TOY_TASK, "source": {"kind": "hf", "path": "someorg/toyset"}}
+    cat = Catalog.load(h.write_catalog_dir(tmp_path / "c", tasks=[task]))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    ref = tmp_path / "hub" / "datasets--someorg--toyset" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_text("a" * 40)
+    one = fingerprint(cat, [cat.task("toy")], "real", {})
+    assert one == {
+        "toy": [{"hub": "someorg/toyset", "config": None, "revision": None, "resolved": "a" * 40}]
+    }
+    ref.write_text("b" * 40)  # the cache now holds another commit of the dataset
+    two = fingerprint(cat, [cat.task("toy")], "real", {})
+    assert (
+        describe_change(one, two)
+        == f"task toy: hub dataset someorg/toyset revision {'a' * 40!r} → {'b' * 40!r}"
+    )
