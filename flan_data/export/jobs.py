@@ -104,6 +104,11 @@ def _pool_indices(job: TaskJob) -> set[int]:
     return set(permute(np.arange(k), job.size, derive_seed(job.seed, job.task, "pool")).tolist())
 
 
+MERGE_GAP = 4096
+#: Few-shot pools built in this process, per (task, seed, source, …).
+_POOLS: dict[tuple, tuple[list[Exemplar], dict[str, int]]] = {}
+
+
 def _read_pool(src, pidx: set[int], stats: dict[str, int]):
     """(index, id, record) of the sampled pool records, in index order: seeking to
     each where the source allows it, else one sequential pass up to the last."""
@@ -119,10 +124,19 @@ def _read_pool(src, pidx: set[int], stats: dict[str, int]):
                 run_lo = i
             prev = i
         runs.append((run_lo, prev + 1))
+        # Rows close together are read as one range: a seek decodes a whole
+        # batch anyway, so a gap under MERGE_GAP rows costs less than a new seek.
+        merged: list[list[int]] = []
         for lo, hi in runs:
+            if merged and lo - merged[-1][1] < MERGE_GAP:
+                merged[-1][1] = hi
+            else:
+                merged.append([lo, hi])
+        for lo, hi in merged:
             for i, (eid, rec) in enumerate(src.read_range(TRAIN, lo, hi), lo):
                 stats["read"] += 1
-                yield i, eid, rec
+                if i in pidx:
+                    yield i, eid, rec
         return
     last = order[-1]
     for i, (eid, rec) in enumerate(src.read_range(TRAIN, 0, last + 1)):
@@ -159,14 +173,27 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     skipped: dict[str, int] = {}
     stats = {"read": 0}
     if needs_pool:
-        pool = []
-        for _i, eid, rec in _read_pool(src, _pool_indices(job), stats):
-            try:
-                pool.append(tr.exemplar(eid, rec))
-            except RecordError as e:
-                if job.on_error == "fail":
-                    raise
-                _count(skipped, f"pool: {_reason(e)}")
+        # Every chunk job of a task builds the same pool: build it once per
+        # process (the pool's own skip counts are replayed for each job, so
+        # the manifest does not depend on which worker ran which chunk).
+        key = (job.task, job.seed, job.size, job.pool_size, job.source, tuple(sorted(job.source_dirs.items())), job.on_error)  # fmt: skip
+        hit = _POOLS.get(key)
+        if hit is None:
+            built: list[Exemplar] = []
+            pskip: dict[str, int] = {}
+            for _i, eid, rec in _read_pool(src, _pool_indices(job), stats):
+                try:
+                    built.append(tr.exemplar(eid, rec))
+                except RecordError as e:
+                    if job.on_error == "fail":
+                        raise
+                    _count(pskip, f"pool: {_reason(e)}")
+            if len(_POOLS) >= 16:
+                _POOLS.pop(next(iter(_POOLS)))
+            hit = _POOLS[key] = (built, pskip)
+        pool = list(hit[0])
+        for k_, n_ in hit[1].items():
+            _count(skipped, k_, n_)
 
     dc = _decontam_filter(job)
     if dc is not None and pool is not None:
