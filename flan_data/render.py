@@ -50,7 +50,6 @@ from .specs import FORMATS, OPTION_STYLES, FewShotStyle, RenderedExample, TaskSp
 from .templates import CompiledTemplate, TemplateEngine
 
 
-
 @dataclass(frozen=True)
 class RenderConfig:
     """Knobs of rendering that are not per-example."""

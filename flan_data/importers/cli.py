@@ -73,7 +73,8 @@ def promptsource_cmd(
     """
     from tqdm import tqdm
 
-    from .promptsource import convert_tree, summarize, write_results  # not at import: `flan` starts fast
+    # Imported here, not at module level, so `flan` starts without the converter.
+    from .promptsource import convert_tree, summarize, write_results
 
     files = _count_files(path)
     bar = tqdm(total=files, unit="file", disable=as_json or verbose or files < 2, file=sys.stderr)

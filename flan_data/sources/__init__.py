@@ -33,7 +33,6 @@ SOURCE_CLASSES: Mapping[str, type[Source]] = {
 }
 
 
-
 def open_source(
     spec: SourceSpec, base_dir: str | Path | None = None, cache_dir: str | Path | None = None
 ) -> Source:
