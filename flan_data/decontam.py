@@ -518,6 +518,19 @@ class NgramIndex:
         order = np.argsort(h, kind="stable")
         self.tables[length] = (h[order], starts[order])
 
+    def _bloom(self, length: int) -> np.ndarray:
+        """A boolean bitmap over the low bits of the length's hashes (about 16
+        slots per n-gram, at most 64 MiB), built on first use."""
+        cache = self.__dict__.setdefault("_blooms", {})
+        b = cache.get(length)
+        if b is None:
+            H = self.tables[length][0]
+            size = 1 << max(16, min(26, int(H.size * 16).bit_length()))
+            b = np.zeros(size, dtype=bool)
+            b[(np.asarray(H) & np.uint64(size - 1)).astype(np.int64)] = True
+            cache[length] = b
+        return b
+
     def _hash_keys(self) -> np.ndarray:
         if self._keys is None:
             rng = np.random.default_rng(_MULT_SEED + 1)
@@ -623,12 +636,18 @@ class NgramIndex:
             if ok.size == 0:
                 continue
             h = _hash_at(prefix, ok, L)
+            # a bitmap of the hashes' low bits rules out most windows in one gather
+            bits = self._bloom(L)
+            maybe = bits[(h & np.uint64(bits.size - 1)).astype(np.int64)]
+            ok, h = ok[maybe], h[maybe]
+            if ok.size == 0:
+                continue
             lo = np.searchsorted(H, h, side="left")
-            hi = np.searchsorted(H, h, side="right")
-            sel = hi > lo
+            sel = H[np.minimum(lo, H.size - 1)] == h
             if not sel.any():
                 continue
-            w, lo, hi = ok[sel], lo[sel], hi[sel]
+            w, lo, h = ok[sel], lo[sel], h[sel]
+            hi = np.searchsorted(H, h, side="right")
             # every (window, indexed n-gram with the same hash) pair, verified word by word
             k = hi - lo
             wr = np.repeat(w, k)
