@@ -628,6 +628,9 @@ system_option = click.option(
     show_default=True,
     help="Few-shot length budget in tokens.",
 )
+@click.option("--tokenizer", "tokenizer_path", default=None, metavar="PATH",
+              help="Count the few-shot budget with this SentencePiece .model or HF tokenizer.json "
+                   "(e.g. T5's, as FLAN does); default: whitespace words.")  # fmt: skip
 @click.option(
     "--option-style", type=click.Choice(OPTION_STYLES), default="random", show_default=True
 )
@@ -648,6 +651,7 @@ def render(
     source_dirs,
     shots,
     budget,
+    tokenizer_path,
     option_style,
     as_json,
     chat,
@@ -656,7 +660,10 @@ def render(
 ) -> None:
     """Render N examples of TASK in a format."""
     cat = _catalog(ctx)
-    cfg = RenderConfig(shots=shots, budget=budget, option_style=option_style)
+    from .fewshot import load_tokenizer
+
+    cfg = RenderConfig(shots=shots, budget=budget, option_style=option_style,
+                       tokenizer=load_tokenizer(tokenizer_path))  # fmt: skip
     dirs = parse_source_dirs(cat, source_dirs)
     if chat or chat_fewshot != "single" or system is not None:
         from .views import chat_task
@@ -997,6 +1004,9 @@ def _echo_removed(plan) -> None:
 @exclude_option
 @click.option("--shots", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option("--budget", type=click.IntRange(min=1), default=1920, show_default=True)
+@click.option("--tokenizer", "tokenizer_path", default=None, metavar="PATH",
+              help="Count the few-shot budget with this SentencePiece .model or HF tokenizer.json "
+                   "(e.g. T5's, as FLAN does); default: whitespace words.")  # fmt: skip
 @click.option(
     "--option-style", type=click.Choice(OPTION_STYLES), default="random", show_default=True
 )
@@ -1032,12 +1042,13 @@ def _echo_removed(plan) -> None:
               help="Shortest eval text indexed (default 8 words; shorter than n: matched whole).")  # fmt: skip
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, skip_unavailable, overwrite, verify_shards, quiet, file_format, messages,
+           budget, tokenizer_path, option_style, on_error, skip_unavailable, overwrite, verify_shards, quiet, file_format, messages,
            chat_fewshot, system, column_sets, license_level, license_classes, allow_share_alike,
            exclude_model_generated, decontaminate, decontam_n, decontam_min_words) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
+    from .fewshot import load_tokenizer
     from .views import OutputSpec
 
     cat = _catalog(ctx)
@@ -1045,7 +1056,8 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
                         system=system, columns=tuple(column_sets))  # fmt: skip
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
-                   render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
+                   render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style,
+                                              tokenizer=load_tokenizer(tokenizer_path)),
                    on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet, output=output,
                    skip_unavailable=skip_unavailable,
                    log=lambda s: click.echo(s, err=True),

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ..catalog import Catalog
 from ..errors import FlanDataError, RecordError
-from ..render import Exemplar, Renderer, is_fewshot_format
+from ..render import EMPTY_FEWSHOT, Exemplar, Renderer, drop_empty_fewshot, is_fewshot_format
 from ..seeding import derive_seed
 from ..sources import open_task_source
 from ..views import OutputSpec, add_views
@@ -34,7 +34,6 @@ from .writer import POS
 
 TRAIN = "train"
 POOL_SIZE = 512
-POOL_WINDOW = 8
 CHUNK_ROWS = 25_000  # output rows per job: big tasks split into record ranges
 
 
@@ -98,11 +97,38 @@ def chunk_rows(job: TaskJob, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _pool_indices(job: TaskJob) -> set[int]:
-    # A seeded sample from the first POOL_WINDOW × pool_size records: every
-    # chunk job of a task builds the same pool without reading the whole split.
-    window = min(job.size, job.pool_size * POOL_WINDOW)
-    k = min(job.pool_size, window)
-    return set(permute(np.arange(k), window, derive_seed(job.seed, job.task, "pool")).tolist())
+    # A seeded index sample over the WHOLE train split (not its first rows): a
+    # source sorted by label still gives mixed exemplars. Every chunk job of a
+    # task draws the same indices, so all chunks share one pool.
+    k = min(job.pool_size, job.size)
+    return set(permute(np.arange(k), job.size, derive_seed(job.seed, job.task, "pool")).tolist())
+
+
+def _read_pool(src, pidx: set[int], stats: dict[str, int]):
+    """(index, id, record) of the sampled pool records, in index order: seeking to
+    each where the source allows it, else one sequential pass up to the last."""
+    if not pidx:
+        return
+    order = sorted(pidx)
+    if src.seekable(TRAIN):
+        run_lo = prev = order[0]
+        runs = []
+        for i in order[1:]:
+            if i != prev + 1:
+                runs.append((run_lo, prev + 1))
+                run_lo = i
+            prev = i
+        runs.append((run_lo, prev + 1))
+        for lo, hi in runs:
+            for i, (eid, rec) in enumerate(src.read_range(TRAIN, lo, hi), lo):
+                stats["read"] += 1
+                yield i, eid, rec
+        return
+    last = order[-1]
+    for i, (eid, rec) in enumerate(src.read_range(TRAIN, 0, last + 1)):
+        stats["read"] += 1
+        if i in pidx:
+            yield i, eid, rec
 
 
 def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path) -> JobResult:
@@ -133,18 +159,14 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     skipped: dict[str, int] = {}
     stats = {"read": 0}
     if needs_pool:
-        pidx = _pool_indices(job)
-        last = max(pidx) if pidx else -1
         pool = []
-        for i, (eid, rec) in enumerate(src.read_range(TRAIN, 0, last + 1)):
-            stats["read"] += 1
-            if i in pidx:
-                try:
-                    pool.append(tr.exemplar(eid, rec))
-                except RecordError as e:
-                    if job.on_error == "fail":
-                        raise
-                    _count(skipped, f"pool: {_reason(e)}")
+        for _i, eid, rec in _read_pool(src, _pool_indices(job), stats):
+            try:
+                pool.append(tr.exemplar(eid, rec))
+            except RecordError as e:
+                if job.on_error == "fail":
+                    raise
+                _count(skipped, f"pool: {_reason(e)}")
 
     dc = _decontam_filter(job)
     if dc is not None and pool is not None:
@@ -169,6 +191,9 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             cols = tr.render_batch([(e, r) for _, e, r, _ in items], split=TRAIN, fmt=fmts[k], seed=derive_seed(job.seed, "export", fmts[k], rep),
                                    pool=pool, canonicals=[c for _, _, _, c in items], errors=errs,
                                    turns=job.output.multiturn)  # fmt: skip
+            n_empty = drop_empty_fewshot(cols, fmts[k], tr.config.shots)
+            if n_empty:
+                _count(skipped, EMPTY_FEWSHOT, n_empty)
             if dc is not None:
                 cols = dc.filter_rows(job.task, cols)
             add_views(cols, job.output, template_index)
