@@ -19,7 +19,6 @@ The public API is small:
 
 __version__ = "0.1.0"
 
-from .catalog import Catalog
 from .errors import (
     CatalogError,
     FlanDataError,
@@ -31,12 +30,53 @@ from .errors import (
     TemplateSecurityError,
     UnknownNameError,
 )
-from .fewshot import Tokenizer, WhitespaceTokenizer
-from .lint import Problem, lint
-from .render import Exemplar, RenderConfig, Renderer, build_pool, render_task
-from .seeding import derive_seed
-from .sources import open_source, open_task_source
-from .specs import FORMATS, MixtureSpec, RenderedExample, SourceSpec, TaskSpec, TemplateSpec
+
+# The rest of the public API loads on first use (PEP 562): a CLI command pays
+# only for the modules it needs (`flan render` never imports lint's checks).
+_LAZY = {
+    "Catalog": "catalog",
+    "Tokenizer": "fewshot",
+    "WhitespaceTokenizer": "fewshot",
+    "Problem": "lint",
+    "lint": "lint",
+    "Exemplar": "render",
+    "RenderConfig": "render",
+    "Renderer": "render",
+    "build_pool": "render",
+    "render_task": "render",
+    "derive_seed": "seeding",
+    "open_source": "sources",
+    "open_task_source": "sources",
+    "FORMATS": "specs",
+    "MixtureSpec": "specs",
+    "RenderedExample": "specs",
+    "SourceSpec": "specs",
+    "TaskSpec": "specs",
+    "TemplateSpec": "specs",
+}
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'flan_data' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f".{mod}", __name__)
+    value = getattr(module, name)
+    globals()[name] = value
+    # Importing a submodule binds it as an attribute of this package: for the
+    # function `lint` of module `lint`, `from flan_data import Problem, lint`
+    # would then get the module. Rebind such names to the API object.
+    for n, m in _LAZY.items():
+        if n == m == mod:
+            globals()[n] = getattr(module, n)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__",

@@ -174,6 +174,8 @@ _SOURCE_OPTION_KEYS = (
     "trust_remote_code",
     "encoding",
     "delimiter",
+    "manual",
+    "column_names",
 )
 _TASK_KEYS = (
     "name", "collection", "description", "source", "sample", "fields", "options",

@@ -17,7 +17,6 @@ from .catalog import Catalog
 from .clickgroup import FlanGroup
 from .errors import FlanDataError, MissingDependencyError, UnknownNameError
 from .importers.cli import import_group
-from .lint import lint
 from .render import OPTION_STYLES, RenderConfig, render_task
 from .sources import SOURCE_CHOICES
 from .specs import FORMATS, TaskSpec
@@ -26,7 +25,9 @@ from .specs import FORMATS, TaskSpec
 def _catalog(ctx: click.Context) -> Catalog:
     obj = ctx.ensure_object(dict)
     if "catalog" not in obj:
-        obj["catalog"] = Catalog.load(obj.get("root"), extra_files=obj.get("extra", ()))
+        from .catalog_cache import load_catalog
+
+        obj["catalog"] = load_catalog(obj.get("root"), extra_files=obj.get("extra", ()))
     return obj["catalog"]
 
 
@@ -344,7 +345,13 @@ def catalog_show(ctx, task, template_id, fmt, seed, row, split, source, source_d
         lines.append(
             f"    {t['id']:<14} {t['kind']:<10} set {t['set']:<14} {', '.join(t['variables'])}"
         )
-        if not brief:
+        if not brief and t.get("dialect") == "promptsource":
+            lines.append("      jinja (promptsource rules: rendered once, split on '|||'):")
+            lines += _indent(t["input"], "        ")
+            if t.get("answer_choices") is not None:
+                lines.append("      answer_choices:")
+                lines += _indent(t["answer_choices"], "        ")
+        elif not brief:
             lines.append("      input:")
             lines += _indent(t["input"], "        ")
             lines.append("      target:")
@@ -387,6 +394,18 @@ def _show_template(
     lines += _side_by_side(
         ("template target", t["target"]), ("rendered targets", ex["targets"]), width
     )
+    if p.get("record") is not None:
+        rec = json.dumps(p["record"], indent=2, ensure_ascii=False).splitlines()
+        cut = 30
+        lines += [
+            "",
+            click.style(f"source record ({ex['source_split']}/{ex['example_id']})", bold=True),
+        ]
+        lines += [
+            "  " + (ln if len(ln) <= width - 3 else ln[: width - 4] + "…") for ln in rec[:cut]
+        ]
+        if len(rec) > cut:
+            lines.append(f"  … ({len(rec) - cut} more lines; --json prints it whole)")
     _emit("\n".join(lines), not no_pager)
 
 
@@ -709,6 +728,8 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
         if paths
         else None
     )
+    from .lint import lint
+
     problems = lint(
         cat,
         tasks=tasks or None,
@@ -758,21 +779,51 @@ def mixture_list(ctx) -> None:
         click.echo(f"{m.name:<12} source={m.source:<6} {m.description}")
 
 
-def _plan(ctx, name, total, exclude, source_dirs, sizes_from="count", license_policy=None):
+SIZES_CHOICES = ("auto", "metadata", "source", "count")
+
+
+def _plan(ctx, name, total, exclude, source_dirs, sizes_from="auto", license_policy=None,
+          origins: dict[str, str] | None = None, progress: bool = False):  # fmt: skip
+    """Plan mixture ``name``. ``sizes_from``: ``metadata`` (the catalog's published
+    counts, no data read), ``source``/``count`` (count every source), or ``auto``
+    (a sample mixture counts its bundled samples; a real one takes published
+    counts and counts only tasks without one). ``origins`` receives, per task,
+    where its size came from."""
     from .export import _source_choice, candidate_tasks, count_sizes
     from .export.local import _STATE
-    from .mixture import metadata_sizes, parse_excludes, plan_mixture
+    from .mixture import parse_excludes, plan_mixture
 
     cat = _catalog(ctx)
     spec = cat.mixture(name)
     excludes = parse_excludes(cat, exclude)
     tasks = candidate_tasks(cat, spec, excludes, license_policy=license_policy)
-    if sizes_from == "metadata":
-        sizes = metadata_sizes(tasks)
-    else:
+    if sizes_from == "auto":
+        sizes_from = "source" if spec.source == "sample" else "metadata+source"
+    sizes: dict[str, int] = {}
+    where: dict[str, str] = {}
+    to_count = list(tasks)
+    if sizes_from.startswith("metadata"):
+        to_count = []
+        for t in tasks:
+            n = t.metadata.extra.get("num_examples")
+            if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+                sizes[t.name], where[t.name] = n, "published (metadata.num_examples)"
+            else:
+                to_count.append(t)
+        if to_count and sizes_from == "metadata":
+            raise FlanDataError(
+                f"{len(to_count)} task(s) have no published size (metadata.num_examples), e.g. "
+                f"{', '.join(t.name for t in to_count[:5])}; plan with --sizes source to count them"
+            )
+    if to_count:
         _STATE.update(catalog=cat)
         dirs = {k: str(v) for k, v in parse_source_dirs(cat, source_dirs).items()}
-        sizes = count_sizes(cat, tasks, _source_choice(spec, None), dirs)
+        choice = _source_choice(spec, None)
+        counted = count_sizes(cat, to_count, choice, dirs, progress=progress)
+        for n, v in counted.items():
+            sizes[n], where[n] = v, f"counted ({choice} source)"
+    if origins is not None:
+        origins.update(where)
     return plan_mixture(
         cat, spec, sizes, total=total, exclude=excludes, license_policy=license_policy
     )
@@ -818,8 +869,10 @@ exclude_option = click.option("--exclude", multiple=True, metavar="NAME",
 )
 @exclude_option
 @source_dir_option
-@click.option("--sizes", "sizes_from", type=click.Choice(["count", "metadata"]), default="count", show_default=True,
-              help="Task sizes from counting the sources, or from the catalog's published counts (no data needed).")  # fmt: skip
+@click.option("--sizes", "sizes_from", type=click.Choice(SIZES_CHOICES), default="auto", show_default=True,
+              help="Where task sizes come from: metadata = the catalog's published counts (no data read); "
+                   "source (or count) = count every source, with a progress bar; auto = published counts for "
+                   "real mixtures (counting only tasks without one), counting for sample mixtures.")  # fmt: skip
 @click.option(
     "--json", "as_json", is_flag=True, help="Counts per task × format and per collection as JSON."
 )
@@ -834,11 +887,15 @@ def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json, li
     remains; the removed tasks are listed with the reason.
     """
     policy = _policy(license_level, license_classes, allow_share_alike, exclude_model_generated)
-    plan = _plan(ctx, name, total, exclude, source_dirs, sizes_from, policy)
+    origins: dict[str, str] = {}
+    plan = _plan(ctx, name, total, exclude, source_dirs, sizes_from, policy, origins=origins,
+                 progress=not as_json)  # fmt: skip
     data = plan.to_json()
+    data["size_sources"] = {t: origins[t] for t in sorted(origins)}
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    short = {"published (metadata.num_examples)": "published"}
     rows = [
         [
             e["task"],
@@ -846,12 +903,19 @@ def mixture_plan(ctx, name, total, exclude, source_dirs, sizes_from, as_json, li
             e["format"],
             str(e["count"]),
             str(e["size"]),
+            short.get(origins.get(e["task"], ""), origins.get(e["task"], "-")),
             f"{e['share']:.2%}",
         ]
         for e in data["entries"]
         if e["count"]
     ]
-    click.echo(_table(rows, ["task", "collection", "format", "count", "size", "share"]))
+    click.echo(
+        _table(rows, ["task", "collection", "format", "count", "size", "size from", "share"])
+    )
+    kinds: dict[str, int] = {}
+    for o in origins.values():
+        kinds[o] = kinds.get(o, 0) + 1
+    click.echo("sizes: " + "; ".join(f"{n} task(s) {o}" for o, n in sorted(kinds.items())))
     click.echo("")
     click.echo(
         _table(
@@ -929,7 +993,14 @@ def _echo_removed(plan) -> None:
 )
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="A bad record stops the export (fail) or is counted in the manifest and left out (skip).")  # fmt: skip
-@click.option("--overwrite", is_flag=True, help="Replace an export with a different spec in --out.")
+@click.option("--skip-unavailable", is_flag=True,
+              help="Leave out tasks whose source cannot be read (unreachable hub, no local copy), plan the rates "
+                   "again over the others, and list the left-out tasks in the manifest and the summary.")  # fmt: skip
+@click.option("--overwrite", is_flag=True,
+              help="Replace an export with a different spec in --out (swapped in only once complete; "
+                   "files flan did not write are never deleted).")  # fmt: skip
+@click.option("--verify", "verify_shards", is_flag=True,
+              help="Over a complete export, check every shard's sha256 (not only its size) and repair what differs.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--format", "file_format", type=click.Choice(["arrow", "parquet", "jsonl", "jsonl.gz"]), default="arrow",
               show_default=True, help="Shard file format (all load with datasets.load_dataset(OUT)).")  # fmt: skip
@@ -943,8 +1014,9 @@ def _echo_removed(plan) -> None:
 @license_options
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, overwrite, quiet, file_format, messages, chat_fewshot, system,
-           column_sets, license_level, license_classes, allow_share_alike, exclude_model_generated) -> None:  # fmt: skip
+           budget, option_style, on_error, skip_unavailable, overwrite, verify_shards, quiet, file_format, messages,
+           chat_fewshot, system, column_sets, license_level, license_classes, allow_share_alike,
+           exclude_model_generated) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
@@ -956,7 +1028,8 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
                    render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
-                   on_error=on_error, overwrite=overwrite, progress=not quiet, output=output,
+                   on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet, output=output,
+                   skip_unavailable=skip_unavailable,
                    log=lambda s: click.echo(s, err=True),
                    license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated))  # fmt: skip
 

@@ -12,7 +12,10 @@ already in the text wins and the style's cue for that slot is left out**:
 * the input ends with a bare cue line (``"…\\nA:"``, ``"…\\nOutput:"``,
   ``"A: Let's reason it out."``): the target follows that cue after one space,
   with no ``x_y_delimiter`` and no ``target_prefix``;
-* the target starts with a role cue (``"Reasoning: …"``): no ``target_prefix``.
+* the target starts with a role cue (``"Reasoning: …"``): no ``target_prefix``;
+* the input spans several lines (an options block, a passage) and the style's
+  ``x_y_delimiter`` keeps the target on the same line (``" "``): a newline
+  instead, so the target cue is never glued to the last option.
 
 Otherwise the style's prefixes apply as before, so templates without cues
 compose exactly as they always did. The function is pure and cheap (two
@@ -44,11 +47,28 @@ from .textcheck import ends_with_cue, starts_with_label
 
 def compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
     """One solved exemplar: its input and target joined under ``style``'s rule."""
+    # Exemplars recur across the prompts of a batch (the same rendered strings):
+    # memoised by the style's identity, as options.format_options does.
+    key = (id(style), inputs, targets)
+    hit = _EXAMPLES.get(key)
+    if hit is not None and hit[0] is style:
+        return hit[1]
+    text = _compose_example(inputs, targets, style)
+    if len(_EXAMPLES) > 1 << 15:
+        _EXAMPLES.clear()
+    _EXAMPLES[key] = (style, text)
+    return text
+
+
+_EXAMPLES: dict[tuple[int, str, str], tuple[FewShotStyle, str]] = {}
+
+
+def _compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
     lead = "" if starts_with_label(inputs) else style.input_prefix
     if ends_with_cue(inputs):
         return lead + inputs + " " + targets
     tp = "" if starts_with_label(targets) else style.target_prefix
-    return lead + inputs + style.x_y_delimiter + tp + targets
+    return lead + inputs + _delimiter(inputs, style) + tp + targets
 
 
 def compose_query(inputs: str, style: FewShotStyle, targets: str = "") -> str:
@@ -62,7 +82,16 @@ def compose_query(inputs: str, style: FewShotStyle, targets: str = "") -> str:
     if ends_with_cue(inputs):
         return lead + inputs
     tp = "" if targets and starts_with_label(targets) else style.target_prefix
-    return (lead + inputs + style.x_y_delimiter + tp).rstrip()
+    return (lead + inputs + _delimiter(inputs, style) + tp).rstrip()
+
+
+def _delimiter(inputs: str, style: FewShotStyle) -> str:
+    # A same-line delimiter (" ") after a multi-line input would glue the target
+    # cue onto its last line ("- no Answer: yes"): start a new line instead.
+    d = style.x_y_delimiter
+    if "\n" not in d and "\n" in inputs:
+        return "\n"
+    return d
 
 
 def compose_fewshot(

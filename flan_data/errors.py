@@ -119,6 +119,10 @@ class SourceError(FlanDataError):
     """A source that cannot be read: missing, unreachable, empty or malformed."""
 
 
+class HubUnreachableError(SourceError):
+    """The Hugging Face hub (or the configured ``HF_ENDPOINT``) cannot be reached."""
+
+
 class MissingDependencyError(FlanDataError, ImportError):
     """An optional dependency is needed; the message gives the pip command."""
 

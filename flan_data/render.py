@@ -552,7 +552,7 @@ class TaskRenderer:
                 )
             plans.append((r, fs, chosen))
         # render all exemplars, grouped by template
-        rendered: dict[tuple[str, int, str], tuple[str, str]] = {}
+        rendered: dict[tuple[str, int, str], list[Any]] = {}
         by_ct: dict[str, list[tuple[tuple[str, int, str], tuple]]] = {}
         for key, req in requests.items():
             by_ct.setdefault(key[0], []).append((key, req))
@@ -572,11 +572,12 @@ class TaskRenderer:
             for (key, _), t in zip(lst, texts):
                 if t is None:
                     continue
-                # token counts per rendered exemplar, computed once: the budget
-                # adds them up (plus the few-shot style's own words) per prompt
-                rendered[key] = (t[0], t[1], tok.count(t[0]) + tok.count(t[1]))
+                # token counts per rendered exemplar, computed once and only when
+                # needed: the budget adds them up (plus the style's own words)
+                rendered[key] = [t[0], t[1], None]
         queries = self._render_rows([p[0] for p in plans], errors)
         style_tokens: dict[str, int] = {}
+        bound = type(tok) is WhitespaceTokenizer
         out = {}
         for r, fs, chosen in plans:
             q = queries.get(r[0])
@@ -587,14 +588,26 @@ class TaskRenderer:
             st = style_tokens.get(fs.id)
             if st is None:
                 st = style_tokens[fs.id] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
-            pairs = []
-            counts = []
             chosen = [ex for ex in chosen if (r[4].spec.id, sk, ex.example_id) in rendered]
-            for ex in chosen:
-                ei, et, c = rendered[(r[4].spec.id, sk, ex.example_id)]
-                pairs.append((ei, et))
-                counts.append(c + st)
-            n = fit_count(counts, tok.count(qi) + st + tok.count(qt), cfg.budget)
+            ents = [rendered[(r[4].spec.id, sk, ex.example_id)] for ex in chosen]
+            pairs = [(e[0], e[1]) for e in ents]
+            # Whitespace words: a text of L characters holds at most (L + 1) // 2,
+            # so when that bound fits the budget every exemplar fits and no
+            # text needs splitting (the common case; same result as counting).
+            if bound and (
+                sum((len(e[0]) + len(e[1])) // 2 + 1 + st for e in ents)
+                + (len(qi) + len(qt)) // 2
+                + 1
+                + st
+                <= cfg.budget
+            ):
+                n = len(ents)
+            else:
+                for e in ents:
+                    if e[2] is None:
+                        e[2] = tok.count(e[0]) + tok.count(e[1])
+                counts = [e[2] + st for e in ents]
+                n = fit_count(counts, tok.count(qi) + st + tok.count(qt), cfg.budget)
             inputs = compose_fewshot(pairs[:n], qi, fs, qt)
             out[r[0]] = (inputs, qt, fs.id, [ex.example_id for ex in chosen[:n]], (pairs[:n], qi))
         return out

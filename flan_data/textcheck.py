@@ -44,7 +44,8 @@ _NOUN = _alt(_ALL - {"q", "a"})
 # After one or two lead words ("Your output:", "Final answer:") the role noun
 # has more than one letter: "Sentence A:" is a field label, not the cue "A:".
 _LONG_NOUN = _alt(n for n in _ALL if len(n) > 1)
-_SUFFIX = r"(?:\d{1,2})?"
+# "Q1:", "Target (English):": a number, or a short parenthetical, before the colon
+_SUFFIX = r"(?:\d{1,2})?(?: \([^()\n]{1,30}\))?"
 LABEL = (
     rf"(?:\[{_NOUN}\]"
     rf"|#{{1,4}} (?:[A-Z][A-Za-z'’]{{0,15}} ){{0,2}}{_LONG_NOUN}:?"
@@ -61,19 +62,27 @@ _STACKED = re.compile(
 )
 # A trailing cue: the last line is only a label, optionally with a short
 # reasoning lead-in ("A: Let's reason it out.").
-_TRAILING_CUE = re.compile(
-    rf"(?:^|\n)[ \t]*{LABEL}(?:[ \t]+(?:Let's|Let us)[^\n]{{0,60}}[.:])?[ \t]*$"
-)
+_TRAILING_CUE = re.compile(rf"[ \t]*{LABEL}(?:[ \t]+(?:Let's|Let us)[^\n]{{0,60}}[.:])?[ \t]*")
 
 
 def starts_with_label(text: str) -> bool:
-    """True when ``text`` opens with a cue label (``"Q: …"``, ``"Premise: …"``)."""
-    return _LABEL_AT_START.match(text) is not None
+    """True when ``text`` opens with a cue label (``"Q: …"``, ``"Question: …"``)."""
+    # A label is at most ~50 characters; a cheap test first (no colon, bracket
+    # or dotted Q/A near the start: no label), as this runs on every few-shot part.
+    head = text[:64]
+    if ":" not in head and head.lstrip(" \t")[:1] not in ("[", "#", "Q", "A"):
+        return False
+    return _LABEL_AT_START.match(head) is not None
 
 
 def ends_with_cue(text: str) -> bool:
     """True when the last line of ``text`` is a bare cue (``"…\\nA:"``, ``"…\\nOutput:"``)."""
-    return _TRAILING_CUE.search(text) is not None
+    last = text[text.rfind("\n") + 1 :]
+    # only the last line is looked at, and a cue line is short and holds a colon,
+    # a bracket or a dotted Q/A: cheap on long prompts
+    if len(last) > 100 or (":" not in last and "]" not in last and "." not in last[:3]):
+        return False
+    return _TRAILING_CUE.fullmatch(last) is not None
 
 
 def stacked_cues(text: str) -> list[str]:

@@ -74,7 +74,7 @@ def test_show_template_renders_like_flan_render():
     assert r["template"]["id"] == "nli-03" and "{{" in r["template"]["input"]
     assert r["record"] is not None
     text = ok(run("catalog", "show", "anli_r1", "-t", "nli-03", "-f", "zs_noopt", "--seed", "2"))
-    assert "template input" in text and "rendered inputs" in text
+    assert "template input" in text and "rendered inputs" in text and "source record" in text
     plain = json.loads(ok(run("render", "anli_r1", "-n", "1", "-f", "zs_noopt", "--seed", "2",
                               "--template", "nli-03", "--json")))  # fmt: skip
     assert plain["targets"] in text
@@ -155,6 +155,10 @@ def test_pages_answer(app):
                  "/mixture/flan2022", "/export", "/static/app.css", "/static/app.js"):  # fmt: skip
         r = app.handle(path)
         assert r.status == 200, (path, r.text[-500:])
+        if r.content_type.startswith("text/html"):  # offline: no asset from another host
+            import re
+
+            assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', r.text), path
 
 
 def test_catalog_filter_counts(app, cat):
@@ -203,13 +207,27 @@ def test_export_shard_parameter_refused(tmp_path):
 
     cat = Catalog.load()
     out = tmp_path / "exp"
-    export_mixture(cat, "demo", out, total=40, seed=0, progress=False)
+    export_mixture(cat, "demo", out, total=40, seed=0, shard_rows=15, progress=False)
     (tmp_path / "secret.arrow").write_bytes(b"x")
     app = BrowseApp(cat, out)
     r = app.handle("/export")
     assert r.status == 200 and "verify: OK" in r.text
     name = json.loads((out / "manifest.json").read_text())["shards"][0]["file"]
-    assert app.handle(f"/export?shard={name}&page=2").status == 200
+    assert app.handle(f"/export?shard={name}&page=1").status == 200
+    assert app.handle(f"/export?shard={name}&page=2").status == 422  # 15 rows: one page
+    # rows of one task × format, across shards, match the manifest's count
+    m = json.loads((out / "manifest.json").read_text())
+    task, counts = next(iter(m["counts"].items()))
+    fmt, n = next(iter(counts.items()))
+    page = app.export.page({"task": task, "format": fmt})
+    assert page["matches"] == n and len(page["rows"]) == min(n, 20)
+    assert all(r["task"] == task and r["format"] == fmt for r in page["rows"])
+    assert app.export.page({"task": task})["matches"] == sum(counts.values())
+    assert len(m["shards"]) == 3
+    every = [r for t in m["counts"] for r in app.export.matching(t, "", 0, 1000)[0]]
+    assert len(every) == 40 and len({r["_where"] for r in every}) == 40
+    assert app.handle("/export?task=no_such_task").status == 404
+    assert app.handle(f"/export?task={task}&format=zs_nope").status == 404
     for bad in ("../secret.arrow", "/etc/passwd", str(tmp_path / "secret.arrow"), "manifest.json"):
         r = app.handle(f"/export?shard={bad}")
         assert r.status == 400 and "not listed" in r.text, bad
@@ -274,6 +292,20 @@ def test_default_bind_is_loopback(monkeypatch):
     assert seen == {"host": "127.0.0.1", "port": 0}
     CliRunner().invoke(main, ["browse", "--no-open", "--host", "0.0.0.0", "--port", "0"])
     assert seen["host"] == "0.0.0.0"
+
+
+def test_browse_catalog_option(monkeypatch, toy_root):
+    import flan_data.browse.server as server_mod
+
+    seen = {}
+
+    def fake(app, host, port):
+        seen["tasks"] = sorted(app.catalog.tasks)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(server_mod, "make_server", fake)
+    r = CliRunner().invoke(main, ["browse", "--no-open", "--catalog", str(toy_root)])
+    assert r.exit_code == 0 and seen["tasks"] == ["toy"]
 
 
 def test_loopback_server_unreachable_from_other_addresses(app):
@@ -451,3 +483,29 @@ def test_catalog_page_filters_keep_each_other(app, cat):
     assert app.handle("/?license_class=free").status == 404  # unknown class: closest names
     assert app.handle("/?collection=muffin").status == 200  # aliases work
     assert app.handle("/?collection=nope").status == 404
+
+
+def test_task_page_shows_promptsource_dialect_templates(tmp_path):
+    """Templates kept in promptsource's own form show their jinja and answer choices."""
+    (tmp_path / "ps.yaml").write_text(
+        "sets:\n  ps_boolq:\n    dialect: promptsource\n    templates:\n"
+        "      - id: ps-boolq-1\n"
+        "        jinja: '{{ passage }} Question: {{ question }}? ||| {{ answer_choices[answer] }}'\n"
+        "        answer_choices: no ||| yes\n"
+    )
+    (tmp_path / "coll.yaml").write_text(
+        "collection: flan2021\ntasks:\n  - name: bool_q_ps\n"
+        "    source: {kind: jsonl, path: bool_q}\n    sample: {kind: jsonl, path: bool_q}\n"
+        "    fields: {passage: passage, question: question, answer: '1 if answer else 0'}\n"
+        "    templates: [ps_boolq]\n"
+    )
+    cat = Catalog.load(extra_files=[tmp_path / "ps.yaml", tmp_path / "coll.yaml"])
+    r = BrowseApp(cat).handle("/task/bool_q_ps")
+    assert r.status == 200, r.text[-400:]
+    assert "promptsource rules" in r.text and "answer choices" in r.text
+    assert "no ||| yes" in r.text.replace("&#124;", "|")
+    p = BrowseApp(cat).handle("/api/preview?task=bool_q_ps&format=zs_noopt&seed=1")
+    assert p.status == 200, p.text
+    want = json.loads(ok(run("--extra", str(tmp_path / "ps.yaml"), "--extra", str(tmp_path / "coll.yaml"),
+                             "render", "bool_q_ps", "-n", "1", "-f", "zs_noopt", "--seed", "1", "--json")))  # fmt: skip
+    assert json.loads(p.body)["example"] == want and "Question:" in want["inputs"]

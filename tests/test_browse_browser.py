@@ -224,6 +224,15 @@ def test_export_page(driver, shots, server, export_dir):
     driver.find_element(By.ID, "rows-next").click()
     _wait(driver, lambda d: "page=2" in d.current_url)
     assert "#20" in driver.find_element(By.ID, "rows").text
+    # a count cell opens exactly those rows
+    link = driver.find_element(By.CSS_SELECTOR, "#counts a.rows-link")
+    n = int(link.text)
+    task = link.find_element(By.XPATH, "./ancestor::tr/td[1]").text
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    link.click()
+    _wait(driver, lambda d: "task=" in d.current_url)
+    heads = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "#rows .rowhead")]
+    assert len(heads) == min(n, 20) and all(f" {task} " in h + " " for h in heads)
 
 
 def test_unknown_task_and_traversal_pages(driver, shots, server):

@@ -181,7 +181,8 @@ def test_catalog_show_json(run, catalog):
     assert info["source"]["kind"] == "niv2" and info["sample"]["kind"] == "niv2"
     assert {t["kind"] for t in info["templates"]} == {"zero_shot", "few_shot"}
     assert all(
-        {"id", "kind", "set", "variables", "input", "target", "file"} == set(t)
+        {"id", "kind", "set", "variables", "input", "target", "file", "dialect", "answer_choices"}
+        == set(t)
         for t in info["templates"]
     )
     assert info["formats"] == ["zs_opt", "zs_noopt", "fs_opt", "fs_noopt"]

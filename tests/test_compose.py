@@ -105,3 +105,13 @@ def test_every_shipped_style_and_cued_template_shape_composes_without_stacking()
             q = inp.format(x="query")
             text = compose_fewshot(exs, q, st, tgt.format(y="out q"))
             assert stacked_cues(text) == [], (st.id, inp, text)
+
+
+def test_same_line_delimiter_never_glues_the_target_cue_to_an_options_line():
+    inline = FewShotStyle(
+        id="inl", input_prefix="Question: ", target_prefix="Answer: ", x_y_delimiter=" "
+    )
+    assert compose_example("Is it?", "yes", inline) == "Question: Is it? Answer: yes"
+    got = compose_example("Is it?\n\nOPTIONS:\n- yes\n- no", "yes", inline)
+    assert got == "Question: Is it?\n\nOPTIONS:\n- yes\n- no\nAnswer: yes"
+    assert compose_query("Is it?\n\nOPTIONS:\n- yes\n- no", inline).endswith("- no\nAnswer:")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +120,21 @@ def test_cot_and_dialog_names(cat):
         assert t.templates == ("cot",) and cat.task(f"cot_{d}_ii").templates == ("cot_ii",)
 
 
-def test_catalog_loads_fast():
-    Catalog.load()  # warm the imports and the file cache
-    best = min(_timed(Catalog.load) for _ in range(3))
-    assert best < 2.0, f"loading the catalog took {best:.2f} s"
+def test_catalog_load_parses_each_file_at_most_once(monkeypatch):
+    # Work, not time (the machines are shared and noisy): loading the full
+    # catalog never parses a file twice.
+    from flan_data import catalog as catalog_module
 
+    parsed: list[Path] = []
+    real = catalog_module.read_yaml
 
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    def counting(path):
+        parsed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(catalog_module, "read_yaml", counting)
+    cat = Catalog.load()
+    assert len(parsed) == len(set(parsed)) <= len(cat.files)
 
 
 # ----------------------------------------------------------------------------- metadata and inversions
@@ -293,11 +297,9 @@ def test_generated_files_are_up_to_date():
 
 
 def test_lint_whole_catalog_has_no_errors(cat):
-    t0 = time.perf_counter()
     problems = lint(cat, rows=2)
     errors = [str(p) for p in problems if p.level == "error"]
     assert not errors, "\n".join(errors[:20])
-    assert time.perf_counter() - t0 < 60
 
 
 def _tr(url_a: str, url_b: str, a: str, b: str) -> dict[str, Any]:

@@ -389,6 +389,10 @@ def test_import_render_export_path_as_documented(tmp_path, h):
     assert res.exit_code == 0, res.output
     row = json.loads(res.output.splitlines()[0])
     assert row["targets"] in ("Agree", "Disagree") and row["template_id"].startswith("ps.toy_nli.")
+    res = runner.invoke(main, ["--extra", str(out), "catalog", "show", "ps.toy_nli", "--no-pager"])
+    assert res.exit_code == 0, res.output
+    assert "jinja (promptsource rules: rendered once, split on '|||'):" in res.output
+    assert "      answer_choices:\n        Agree ||| Disagree" in res.output
     exp = tmp_path / "export"
     res = runner.invoke(main, ["--extra", str(out), "export", "--mixture", "promptsource", "--out", str(exp),
                                "--total", "30", "--exclude", "ps.toy_qa.easy", "--exclude", "ps.toy_qa.easy_2",

@@ -335,3 +335,16 @@ def test_shipped_catalog_reports_zero_for_every_text_rule(catalog):
 
     counts = rule_counts(lint(catalog, rows=2))
     assert counts and all(v == 0 for v in counts.values()), counts
+
+
+def test_public_lint_is_the_function_whatever_the_import_order():
+    """`from flan_data import Problem, lint` imports the lint module first: still the function."""
+    import subprocess
+    import sys
+
+    for code in (
+        "from flan_data import Problem, lint; assert callable(lint), lint",
+        "from flan_data import lint, Problem; assert callable(lint), lint",
+    ):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr

@@ -114,6 +114,8 @@ DATASET_SETS = {
     "squad_v2_ii": "squad_v2_ii",
     "record": "record",
     "winogrande": "winogrande",
+    "piqa_ii": "piqa_ii",
+    "openbookqa_ii": "openbookqa_ii",
 }
 
 

@@ -395,7 +395,7 @@ _t(
     fields={"question": "goal", "answer": "[sol1, sol2][label]"},
     options={"field": "[sol1, sol2]"},
     templates=["piqa"],
-    inv={"templates": ["qa_mc_ii"]},
+    inv={"templates": ["piqa_ii"]},
 )
 
 # --- reading comprehension
@@ -516,7 +516,7 @@ _t(
     },
     options={"field": "choices.text"},
     templates=["openbookqa"],
-    inv={"templates": ["rc_ii"]},
+    inv={"templates": ["openbookqa_ii"]},
 )
 
 # --- sentiment, paraphrase, topic, other classification
@@ -922,6 +922,8 @@ INV_WHAT = {
     "nli_ii": "write a hypothesis that has the given relation to the premise",
     "qa_mc_ii": "write the question that the given answer answers",
     "rc_ii": "write a question about the passage that has the given answer",
+    "piqa_ii": "write the goal that the given solution achieves",
+    "openbookqa_ii": "write the quiz item (question or sentence stem) that the fact and answer belong to",
     "squad_v2_ii": "write a question about the passage that has the given answer, or one the passage does not answer when the answer is 'unanswerable'",
     "answer_check_ii": "write a candidate answer that is (or is not) correct",
     "sentiment_ii": "write a text with the given sentiment",
@@ -1002,6 +1004,116 @@ def build_flan2021(
     return {"collection": "flan2021", "tasks": tasks}, skipped
 
 
+# Hub routes for sources whose hub repo ships only a loading script (datasets>=4 cannot run it;
+# flan_data.sources.hf.SCRIPT_ONLY_REPOS). Each says which route was chosen and the evidence seen
+# (hub pages, cards); "manual" routes make the loader stop at once with the instructions.
+_GEM_MANUAL = (
+    "GEM/gem is a loading script only (no Parquet conversion found on the hub); load the config with "
+    "datasets<4 in a separate environment (load_dataset('GEM/gem', '{cfg}')), save_to_disk it."
+)
+_PARACRAWL_MANUAL = (
+    "ParaCrawl/para_crawl is a loading script only (no Parquet conversion found on the hub); load the {cfg} "
+    "config with datasets<4 in a separate environment (or write the ParaCrawl release's TMX/TSV as a "
+    "translation: {{en, xx}} column) and save_to_disk it."
+)
+ROUTES: dict[str, dict[str, Any]] = {
+    "quac": {
+        "revision": "refs/convert/parquet",
+        "note": "Route: the hub's Parquet conversion of allenai/quac (revision refs/convert/parquet, config plain_text, "
+                "splits train 11567 / validation 1000 dialogues as the TFDS community catalog lists for "
+                "huggingface:quac/plain_text); main holds only the loading script. Evidence: public code reading "
+                "allenai/quac from its parquet branch (see above); the branch is written by the hub's parquet-converter.",
+    },
+    "math_dataset": {
+        "revision": "refs/convert/parquet",
+        "note": "Route: the hub's Parquet conversion (revision refs/convert/parquet, config algebra__linear_1d). "
+                "Evidence: the hub viewer of math_dataset shows rows (b'...' strings) for algebra__linear_1d, which "
+                "it serves from that branch; the card at commit 03e44d22694461acd0f495162e091ea0c98cbd48 lists the "
+                "config with train 1999998 / test 10000. main holds only the loading script.",
+    },
+    "sentiment140": {
+        "path": "csv",
+        "config": None,
+        "data_files": {
+            "train": "zip://training.1600000.processed.noemoticon.csv::https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip",
+            "test": "zip://testdata.manual.2009.06.14.csv::https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip",
+        },
+        "column_names": ["sentiment", "id", "date", "query", "user", "text"],
+        "encoding": "latin-1",
+        "note": "Route: the original raw files by URL (the authors' trainingandtestdata.zip, the archive the hub's "
+                "stanfordnlp/sentiment140 loading script downloads), read by the datasets csv builder (zip:// chained "
+                "URL; headerless CSV, columns polarity/id/date/query/user/text named here as the script names them, "
+                "latin-1). Evidence: the hub page says the viewer is disabled because the repo requires a loading "
+                "script (no Parquet conversion); card splits train 1600000 / test 498.",
+    },
+    "gigaword": {
+        "manual": "The hub repo is a loading script only (viewer disabled, no Parquet conversion) whose download is "
+                  "a Google Drive file (id 1USoQ8lJgN8kAWnUnRrupMGrPMLlDVqlV, the org_data of microsoft/unilm) "
+                  "that the hub's own viewer failed to fetch (FileNotFoundError). Download org_data, build a "
+                  "datasets DatasetDict with document/summary columns (train/dev/test) and save_to_disk it.",
+        "note": "Route: manual (see the manual option). Evidence: hub page of Harvard/gigaword (viewer disabled, "
+                "script required; splits 3803957 / 189651 / 1951); the legacy gigaword page shows the viewer's "
+                "FileNotFoundError on the Drive URL.",
+    },
+    "newsroom": {
+        "manual": "Newsroom is distributed after a request form (lil.nlp.cornell.edu/newsroom); the hub script "
+                  "needs that data as data_dir. Load the released train/dev/test JSONL (text, summary, ...) with datasets "
+                  "(load_dataset('json', data_files=...), dev as validation) and save_to_disk the DatasetDict.",
+        "note": "Route: manual (data behind the authors' request form; the hub repo is a script with a manual "
+                "download). Evidence: the loading script's manual-download instructions (see above).",
+    },
+    "story_cloze": {
+        "manual": "Story Cloze data is distributed after a request form (cs.rochester.edu/nlp/rocstories); the "
+                  "hub script needs it as data_dir. Save the 2016 validation/test CSVs (input_sentence_1..4, "
+                  "sentence_quiz1/2, answer_right_ending) with datasets save_to_disk.",
+        "note": "Route: manual (data behind the authors' request form; the hub repo is a script with a manual "
+                "download).",
+    },
+    "cosmos_qa": {
+        "note": "Route: the hub repo allenai/cosmos_qa as it is now (no-script Parquet, config default). Evidence: "
+                "the hub page shows dataset viewer rows and a dataset_info card without a script config "
+                "(train 25262 / validation 2985 / test 6963).",
+    },
+    "para_crawl_enes": {"manual": _PARACRAWL_MANUAL.format(cfg="enes"), "note": "Route: manual (see the manual option)."},
+    "true_case": {"manual": _PARACRAWL_MANUAL.format(cfg="enda"), "note": "Route: manual (see the manual option)."},
+    "fix_punct": {"manual": _PARACRAWL_MANUAL.format(cfg="enda"), "note": "Route: manual (see the manual option)."},
+    "word_segment": {"manual": _PARACRAWL_MANUAL.format(cfg="enda"), "note": "Route: manual (see the manual option)."},
+    **{
+        n: {"manual": _GEM_MANUAL.format(cfg=n), "note": "Route: manual (see the manual option)."}
+        for n in ("wiki_lingua_english_en", "common_gen", "dart", "e2e_nlg", "web_nlg_en")
+    },
+}  # fmt: skip
+
+
+def _route(name: str, source: dict[str, Any]) -> dict[str, Any]:
+    """Apply ROUTES[name] to a generated source mapping (idempotent)."""
+    r = ROUTES.get(name)
+    if not r:
+        return source
+    out = dict(source)
+    for k in ("path", "revision"):
+        if k in r:
+            out[k] = r[k]
+    if "config" in r:
+        if r["config"] is None:
+            out.pop("config", None)
+        else:
+            out["config"] = r["config"]
+    for k in ("data_files", "column_names", "encoding", "manual"):
+        if k in r:
+            out[k] = (
+                Flow(r[k])
+                if isinstance(r[k], dict)
+                else FlowList(r[k])
+                if isinstance(r[k], list)
+                else r[k]
+            )
+    note = out.get("note") or ""
+    if r["note"] not in note:
+        out["note"] = (note + " " + r["note"]).strip()
+    return out
+
+
 def _flan_task(
     name: str, spec: dict[str, Any], row: Mapping[str, str], refs: Refs
 ) -> dict[str, Any]:
@@ -1034,6 +1146,7 @@ def _flan_task(
     if extra:
         note += " " + extra
     source["note"] = note
+    source = _route(name, source)
     task: dict[str, Any] = {"name": name, "source": source}
     if spec.get("records"):
         task["records"] = _records(spec["records"])
@@ -1509,7 +1622,7 @@ WIKI_DIALOG_NOTE = (
     "title, pid, passage, sentences, utterances, author_num; splits train, validation; raw JSONL at "
     "https://storage.googleapis.com/gresearch/dialog-inpainting/WikiDialog_OQ/). The only hub copy found is "
     "djaym7/wiki_dialog, a loading script that needs apache_beam (datasets<4); its config name is assumed to be OQ "
-    "like TFDS (not checked). Alternative: export the TFDS data or the raw JSONL to a folder and pass --source-dir. "
+    "like TFDS (not checked). Route: manual (see the manual option): the raw JSONL to a folder, passed with --source-dir. "
     "Mapping: the dialog alternates reader question (even 0-based index) / writer sentence (odd index); as FLAN "
     "does, one answer turn per dialog is sampled at an odd index (record rule sample_turn, seeded by the dialog's "
     "id): that turn is the answer, the one before it the question, the earlier ones the history."
@@ -1520,6 +1633,15 @@ QRECC_RECORDS = {"filter": "Turn_no > 6 and Context | length > 0"}
 QRECC_NOTE = (
     "Record filter: FLAN's rule keeps turns with turn id > 6 (which also leaves no turn with an empty "
     "history; the filter checks that too)."
+)
+
+
+WIKI_DIALOG_MANUAL = (
+    "djaym7/wiki_dialog is an apache-beam loading script (datasets<4 only, no Parquet conversion found). "
+    "Download the raw WikiDialog OQ JSONL shards from "
+    "https://storage.googleapis.com/gresearch/dialog-inpainting/WikiDialog_OQ/, load them with datasets "
+    "(load_dataset('json', data_files={'train': [...], 'validation': [...]}); fields pid, title, passage, sentences, "
+    "utterances, author_num) and save_to_disk the DatasetDict."
 )
 
 
@@ -1536,7 +1658,8 @@ def build_dialog(refs: Refs, drafts: Mapping[str, dict[str, Any]]) -> dict[str, 
         t = {
             "name": name,
             "source": {"kind": "hf", "path": "djaym7/wiki_dialog", "config": "OQ", "splits": Flow({"train": "train", "validation": "validation"}),
-                       "note": WIKI_DIALOG_NOTE if not inv else "Same source as wiki_dialog (see that entry); inverted task: write the user's turn from the history and the reply."},
+                       "note": WIKI_DIALOG_NOTE if not inv else "Same source as wiki_dialog (see that entry); inverted task: write the user's turn from the history and the reply.",
+                       "manual": WIKI_DIALOG_MANUAL},
             "records": wd_records,
             "fields": dict(wd_fields),
             "templates": FlowList(["dialog_ii" if inv else "dialog_next"]),

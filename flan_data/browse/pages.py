@@ -344,30 +344,68 @@ class ExportView:
     def shard_names(self) -> list[str]:
         return [s["file"] for s in self.manifest()["shards"]]
 
-    def rows(self, shard: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """Rows ``offset..offset+limit`` of a shard the manifest lists (any other name is refused)."""
-        from ..export.writer import read_table
-
-        names = self.shard_names()
-        if shard not in names:
+    def shard_path(self, shard: str) -> Path:
+        """The file of a shard the manifest lists, inside the export folder (else refused)."""
+        if shard not in self.shard_names():
             raise PathRefused(f"shard {shard!r} is not listed in {self.out.name}/manifest.json")
         path = (self.out / shard).resolve()
         if not path.is_relative_to(self.out.resolve()):  # a manifest edited to point outside
             raise PathRefused(f"shard {shard!r} is outside the export folder")
-        t = read_table(path)
-        n = t.num_rows
+        return path
+
+    def rows(self, shard: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Rows ``offset..offset+limit`` of a shard the manifest lists (any other name is refused)."""
+        from ..export.writer import read_table
+
+        t = read_table(self.shard_path(shard))
         part = t.slice(offset, limit).to_pylist()
-        return part, n
+        for i, r in enumerate(part):
+            r["_where"] = f"{shard} #{offset + i}"
+        return part, t.num_rows
+
+    def matching(
+        self, task: str, fmt: str, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Rows of ``task`` (and ``fmt``, when given) across all shards, in shard order."""
+        import pyarrow.compute as pc
+
+        from ..export.writer import read_table
+
+        out: list[dict[str, Any]] = []
+        total = 0
+        for shard in self.shard_names():
+            t = read_table(self.shard_path(shard))
+            mask = pc.equal(t["task"], task) if task else None
+            if fmt:
+                m2 = pc.equal(t["format"], fmt)
+                mask = m2 if mask is None else pc.and_(mask, m2)
+            idx = [i for i, keep in enumerate(mask.to_pylist()) if keep] if mask is not None else []
+            lo, hi = max(0, offset - total), max(0, offset + limit - total)
+            for i in idx[lo:hi]:
+                r = t.slice(i, 1).to_pylist()[0]
+                r["_where"] = f"{shard} #{i}"
+                out.append(r)
+            total += len(idx)
+        return out, total
 
     def page(self, params: dict[str, str]) -> dict[str, Any]:
         m = self.manifest()
         problems = self.verify(again=params.get("verify") == "1")
         names = self.shard_names()
         shard = params.get("shard") or (names[0] if names else "")
+        task, fmt = params.get("task", ""), params.get("format", "")
+        counts = m.get("counts", {})
+        if task and task not in counts:
+            raise UnknownNameError("task in this export", task, counts)
+        if fmt and fmt not in FORMATS:
+            raise UnknownNameError("format", fmt, FORMATS)
         per_page = 20
         row_error = None
         try:
-            rows, n = self.rows(shard, 0, 0) if shard else ([], 0)
+            if task or fmt:
+                rows, n = self.matching(task, fmt, 0, 0)
+            else:
+                rows, n = self.rows(shard, 0, 0) if shard else ([], 0)
         except PathRefused as e:
             if params.get("shard"):
                 raise
@@ -376,10 +414,11 @@ class ExportView:
             rows, n, row_error = [], 0, f"{shard}: cannot read rows: {type(e).__name__}: {e}"
         pages = max(1, -(-n // per_page))
         page = _int(params, "page", 1, 1, pages)
-        if n:
+        if n and (task or fmt):
+            rows, _ = self.matching(task, fmt, (page - 1) * per_page, per_page)
+        elif n:
             rows, _ = self.rows(shard, (page - 1) * per_page, per_page)
         st = self.stats() if not problems else None
-        counts = m.get("counts", {})
         fmts = [f for f in FORMATS if any(f in d for d in counts.values())]
         return {
             "out": str(self.out),
@@ -389,6 +428,12 @@ class ExportView:
             "counts": counts,
             "count_formats": fmts,
             "shard": shard,
+            "task": task,
+            "format": fmt,
+            "matches": n,
+            "page_query": _query(
+                {"task": task, "format": fmt} if task or fmt else {"shard": shard}
+            ),
             "row_error": row_error,
             "rows": rows,
             "first_row": (page - 1) * per_page,

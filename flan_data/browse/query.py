@@ -95,6 +95,8 @@ def template_info(tpl: TemplateSpec, variables: Iterable[str] = ()) -> dict[str,
         "input": tpl.input,
         "target": tpl.target,
         "file": tpl.file,
+        "dialect": tpl.dialect,
+        "answer_choices": tpl.answer_choices,
     }
 
 

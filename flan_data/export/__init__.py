@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -35,6 +36,7 @@ from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
 from ..views import OutputSpec
+from .fingerprint import describe_change, fingerprint, save_cache
 from .jobs import make_jobs
 from .writer import (
     COMPLETED,
@@ -44,8 +46,10 @@ from .writer import (
     MANIFEST,
     STATE_DIR,
     atomic_write_bytes,
+    disk_error,
     dumps,
     schema_json,
+    sha256_file,
     write_manifest,
 )
 
@@ -106,29 +110,69 @@ def _source_choice(spec: MixtureSpec, source: str | None) -> str:
     return source or ("sample" if spec.source == "sample" else "real")
 
 
+def sources_used(
+    catalog: Catalog, tasks: Iterable[str], choice: str, dirs: Mapping[str, str]
+) -> dict[str, Any]:
+    """Per task, the source actually read: a local folder, the bundled sample, or the
+    hub/file route with its revision (``null`` when not pinned)."""
+    out: dict[str, Any] = {}
+    for name in sorted(tasks):
+        t = catalog.task(name)
+        local = dirs.get(t.name) or dirs.get(t.collection)
+        if local is not None:
+            out[name] = {"local": local, "kind": t.source.kind}
+        elif choice == "sample" or (choice == "auto" and t.sample is not None):
+            out[name] = {"sample": t.sample.path if t.sample else None}
+        else:
+            s = t.source
+            out[name] = {"kind": s.kind, "path": s.path, "config": s.config, "revision": s.revision}
+    return out
+
+
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None) -> dict[str, int]:  # fmt: skip
-    """Train-split sizes of ``tasks``; every unreachable source is reported at once.
+                workers: int = 1, executor=None, seekable: dict[str, bool] | None = None,
+                progress: bool = False, unreadable: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
+    """Train-split sizes of ``tasks``; every unreachable source is reported at once
+    (tasks failing for the same reason, e.g. an unreachable hub, share one line).
 
     ``seekable``, when given, is filled with whether each task's source can
-    read a record range without reading what comes before it."""
+    read a record range without reading what comes before it. With
+    ``unreadable`` given, tasks that cannot be read are recorded there (name ->
+    reason) and left out instead of raising. ``progress`` shows a progress bar."""
     from .local import count_one
 
     names = [t.name for t in tasks]
     args = [(catalog.root, n, source, dict(source_dirs)) for n in names]
     results = executor.map(count_one, args) if executor is not None else map(count_one, args)
+    if progress:
+        from tqdm import tqdm
+
+        results = tqdm(
+            results, total=len(names), desc="counting sources", unit="task", file=sys.stderr
+        )
     sizes: dict[str, int] = {}
-    problems: list[str] = []
+    by_reason: dict[str, list[str]] = {}  # one line per distinct reason (an unreachable hub is one)
     for name, res in zip(names, results):
         if isinstance(res, str):
-            problems.append(f"  - {name}: {res}")
+            by_reason.setdefault(res, []).append(name)
         else:
             sizes[name] = res[0]
             if seekable is not None:
                 seekable[name] = res[1]
-    if problems:
+    if unreadable is not None:
+        for reason, ns in by_reason.items():
+            for n in ns:
+                unreadable[n] = reason
+        return sizes
+    if by_reason:
+        n_bad = sum(len(v) for v in by_reason.values())
+        problems = [
+            f"  - {ns[0]}: {r}" if len(ns) == 1 else
+            f"  - {len(ns)} tasks ({', '.join(ns[:5])}{', ...' if len(ns) > 5 else ''}): {r}"
+            for r, ns in by_reason.items()
+        ]  # fmt: skip
         raise SourceError(
-            f"{len(problems)} source(s) needed by the plan cannot be read; nothing was written:\n"
+            f"{n_bad} source(s) needed by the plan cannot be read; nothing was written:\n"
             + "\n".join(problems)
             + "\nSupply each with --source-dir NAME=PATH (NAME a task or collection), fill the HF cache, "
             "or use a mixture of bundled samples (--mixture demo)."
@@ -157,13 +201,26 @@ def export_mixture(
     log: Callable[[str], None] | None = None,
     license_policy: LicensePolicy | None = None,
     output: OutputSpec | None = None,
+    skip_unavailable: bool = False,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """Render ``mixture`` into shards under ``out/data``; return the manifest.
+
+    ``skip_unavailable`` leaves out the tasks whose source cannot be read
+    (unreachable hub, missing local copy), plans the rates again over the
+    others, and lists the left-out tasks with their reason in the manifest
+    (``unavailable``) and the summary line; without it an unreadable source
+    stops the export before anything is written.
 
     ``output`` picks the file format and the optional columns (messages, the
     flan-dump columns); the default writes Arrow with a ``messages`` column.
     ``license_policy`` removes tasks before planning (the manifest records the
     policy and what it removed); every export writes ``ATTRIBUTION.md``.
+
+    A rerun over a complete export checks COMPLETED, the manifest and every
+    shard's size (and sha256 with ``verify=True``) and repairs what is damaged.
+    ``overwrite=True`` builds the new export beside the old one and swaps it in
+    only once complete; it never deletes files flan did not write.
     """
     t0 = time.perf_counter()
     log = log or (lambda s: print(s, file=sys.stderr))
@@ -205,12 +262,24 @@ def export_mixture(
                 f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
             )
         seekable: dict[str, bool] = {}
-        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable)
+        unavailable: dict[str, str] | None = {} if skip_unavailable else None
+        sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable,
+                            unreadable=unavailable)  # fmt: skip
+        if unavailable:
+            if not sizes:
+                raise SourceError(
+                    f"none of the {len(unavailable)} source(s) of mixture {spec.name!r} can be read, e.g. "
+                    f"{next(iter(unavailable))}: {next(iter(unavailable.values()))}"
+                )
+            excludes = [*excludes, *sorted(unavailable)]
+            log(f"skipping {len(unavailable)} task(s) whose source cannot be read: "
+                + ", ".join(sorted(unavailable)[:10]) + (" ..." if len(unavailable) > 10 else ""))  # fmt: skip
         plan = plan_mixture(
             catalog, spec, sizes, total=total, exclude=excludes, license_policy=policy
         )
         if sum(e.count for e in plan.entries) == 0:
             raise FlanDataError(f"mixture {spec.name!r} selects no examples")
+        hashes: dict[str, Any] = {}
         state = {
             "tool_version": __version__,
             "catalog_hash": catalog.fingerprint,
@@ -228,13 +297,22 @@ def export_mixture(
             },  # fmt: skip
             "on_error": on_error,
             "output": output.to_json(),
-        }
-        _prepare_out(out, state, overwrite)
+            "sources": fingerprint(
+                catalog, [catalog.task(t) for t in plan.tasks()], src_choice, dirs,
+                cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes,
+            ),
+        }  # fmt: skip
+        if unavailable:
+            state["unavailable"] = sorted(unavailable)
+        final = out
+        out = _prepare_out(final, state, overwrite)  # the folder to build in
+        _probe_writable(out)
+        save_cache(hashes, out / STATE_DIR / HASH_CACHE)
+        _clean_leftovers(out)
         if (out / COMPLETED).is_file():
-            log(
-                f"{out} is already complete for this spec; nothing to do (flan verify {out} checks it)"
-            )
-            return json.loads((out / MANIFEST).read_text())
+            m = _check_complete(out, deep=verify, log=log)
+            if m is not None:
+                return m
         jobs, num_shards = make_jobs(
             plan,
             sizes,
@@ -298,7 +376,10 @@ def export_mixture(
             "skipped": skipped,
             "on_error": on_error,
             "shards": shards_info,
+            "source_routes": sources_used(catalog, counts, src_choice, dirs),
         }
+        if unavailable:
+            manifest["unavailable"] = dict(sorted(unavailable.items()))
         if skipped_total:
             _subtract_skips(manifest, out)
         _governance(catalog, plan, policy, manifest, out)
@@ -307,12 +388,21 @@ def export_mixture(
 
         write_card(out, manifest, catalog)
         write_manifest(out, manifest)
-        shutil.rmtree(out / STATE_DIR / "spill", ignore_errors=True)
+        _write_ledger(out)
+        _clean_leftovers(out)
+        if out != final:
+            _swap(out, final)
+            out = final
         dt = time.perf_counter() - t0
         log(f"wrote {manifest['num_rows']} rows in {len(shards_info)} shard(s) to {out} "
             f"({manifest['num_rows'] / dt:,.0f} examples/s, {dt:.1f}s; {len(counts)} tasks"
-            + (f"; {skipped_total} skipped, see manifest 'skipped'" if skipped_total else "") + ")")  # fmt: skip
+            + (f"; {skipped_total} skipped, see manifest 'skipped'" if skipped_total else "")
+            + (f"; {len(unavailable)} unavailable task(s) left out: {', '.join(sorted(unavailable)[:10])}"
+               + (" ..." if len(unavailable) > 10 else "") + ", see manifest 'unavailable'" if unavailable else "")
+            + ")")  # fmt: skip
         return manifest
+    except OSError as e:  # disk full, read-only folder, ...: one line, nothing marked complete
+        raise disk_error(e) from None
     finally:
         executor.close()
 
@@ -354,62 +444,232 @@ def _bar(total: int, enabled: bool):
     )
 
 
-def _prepare_out(out: Path, state: dict[str, Any], overwrite: bool) -> None:
-    """Create or validate the output folder; refuse to mix specs."""
+#: The new export of ``--overwrite`` is built here (inside ``out``) and swapped
+#: in once complete; the swap's intent record lists what the old export wrote.
+STAGING = ".flan-export-next"
+SWAP = ".flan-export-swap.json"
+LEDGER = "files.json"
+HASH_CACHE = "source-hashes.json"
+_OURS = (STATE_DIR, STAGING, SWAP)
+
+
+def _names(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+def _is_flan_name(n: str) -> bool:
+    ours = (MANIFEST, COMPLETED, ATTRIBUTION_FILE, DATA_DIR, "README.md", *_OURS)
+    return n in ours or n.startswith(("shard-", ".shard-"))
+
+
+def _read_json(f: Path) -> Any:
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _prepare_out(out: Path, state: dict[str, Any], overwrite: bool) -> Path:
+    """Create or validate the output folder; refuse to mix specs. Returns the
+    folder to build in: ``out`` itself, or a staging folder for ``--overwrite``."""
     sdir = out / STATE_DIR
     spec_file = sdir / "spec.json"
     data = dumps(state)
     if out.exists() and not out.is_dir():
         raise FlanDataError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        ours = spec_file.is_file() or (out / MANIFEST).is_file()
-        if not ours and not overwrite:
-            raise FlanDataError(
-                f"{out} is not empty and was not written by flan export; choose another --out or pass --overwrite"
-            )
-        same = spec_file.is_file() and spec_file.read_bytes() == data
-        if not same:
-            if not overwrite:
-                raise FlanDataError(
-                    f"{out} holds an export with a different spec (mixture, seed, total, catalog or options changed); "
-                    "refusing to mix old and new shards. Pass --overwrite to replace it, or choose another --out."
-                )
-            _clear(out)
-    sdir.mkdir(parents=True, exist_ok=True)
-    if not spec_file.is_file():
+    _finish_swap(out)
+    names = _names(out)
+    if not names:
+        sdir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(spec_file, data)
+        return out
+    if spec_file.is_file():
+        if spec_file.read_bytes() == data:
+            return out
+        old = _read_json(spec_file) or {}
+        if _same_but_mtimes(old, state):  # touched, not changed: same data
+            atomic_write_bytes(spec_file, data)
+            return out
+        if not overwrite:
+            change = describe_change(old.get("sources") or {}, state["sources"])
+            why = (f"its sources changed since it was written ({change})" if change and old.get("sources") is not None
+                   else "mixture, seed, total, catalog, sources or options changed")  # fmt: skip
+            raise FlanDataError(
+                f"{out} holds an export with a different spec ({why}); refusing to mix old and new rows. "
+                "Pass --overwrite to replace it (the old export stays until the new one is complete), or choose another --out."
+            )
+        staging = out / STAGING
+        sspec = staging / STATE_DIR / "spec.json"
+        if staging.exists() and not (sspec.is_file() and sspec.read_bytes() == data):
+            shutil.rmtree(staging)  # staged work for another spec: ours, not needed
+        (staging / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        if not sspec.is_file():
+            atomic_write_bytes(sspec, data)
+        return staging
+    if not overwrite:
+        raise FlanDataError(
+            f"{out} is not empty and was not written by flan export; choose another --out or pass --overwrite"
+        )
+    clash = [n for n in names if _is_flan_name(n)]
+    if clash:
+        raise FlanDataError(
+            f"{out} holds files flan export did not write but would replace ({', '.join(clash[:5])}); "
+            "--overwrite only replaces what flan wrote: move them away or choose another --out"
+        )
+    sdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(sdir / "foreign.json", dumps(names))  # the user's files: never touched
+    atomic_write_bytes(spec_file, data)
+    return out
 
 
-def _clear(out: Path) -> None:
-    """Remove only what flan export writes."""
-    from .card import is_our_card
-    from .writer import format_of
+def _probe_writable(out: Path) -> None:
+    """Fail early, naming the folder, when the output cannot be written (read-only, full)."""
+    probe = out / STATE_DIR / f"probe-{os.getpid()}"
+    atomic_write_bytes(probe, b"probe\n", sync=False)
+    probe.unlink()
 
-    def ours(p: Path) -> bool:
-        if not p.is_file():
-            return False
-        if p.name.startswith(".shard-"):
-            return True
-        try:
-            return p.name.startswith("shard-") and format_of(p) is not None
-        except FlanDataError:
-            return False
 
-    for p in out.iterdir():
-        if (
-            p.name in (MANIFEST, COMPLETED, ATTRIBUTION_FILE)
-            or ours(p)
-            or (p.name == "README.md" and is_our_card(p))
-        ):
-            p.unlink()
-    data = out / DATA_DIR
-    if data.is_dir():
-        for p in data.iterdir():
-            if ours(p):
-                p.unlink()
-        if not any(data.iterdir()):
-            data.rmdir()
-    shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+def _same_but_mtimes(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    def strip(st: Mapping[str, Any]) -> Any:
+        d = dict(st)
+        d["sources"] = {t: [{k: v for k, v in e.items() if k != "mtime_ns"} for e in es]
+                        for t, es in (st.get("sources") or {}).items()}  # fmt: skip
+        return d
+
+    return old.get("sources") is not None and strip(old) == strip(new)
+
+
+def _foreign(out: Path) -> set[str]:
+    return set(_read_json(out / STATE_DIR / "foreign.json") or [])
+
+
+def _write_ledger(out: Path) -> None:
+    """Record every top-level name this export wrote (what --overwrite may delete)."""
+    foreign = _foreign(out)
+    written = [n for n in _names(out) if n not in foreign and n not in _OURS and ".tmp-" not in n]
+    atomic_write_bytes(out / STATE_DIR / LEDGER, dumps(written))
+
+
+def _ledger(out: Path) -> list[str]:
+    """Names flan wrote in ``out``: the ledger, else (older exports) the manifest's files."""
+    led = _read_json(out / STATE_DIR / LEDGER)
+    if isinstance(led, list):
+        return [str(n) for n in led]
+    m = _read_json(out / MANIFEST)
+    names = [MANIFEST, COMPLETED, ATTRIBUTION_FILE]
+    if isinstance(m, dict) and isinstance(m.get("shards"), list):
+        names += [str(s["file"]) for s in m["shards"] if isinstance(s, dict) and "file" in s]
+    return [n for n in names if n not in _foreign(out)]
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def _swap(staging: Path, out: Path) -> None:
+    """Replace the export in ``out`` by the complete one in ``staging``."""
+    intent = {"old": _ledger(out), "foreign": sorted(_foreign(out))}
+    atomic_write_bytes(out / SWAP, dumps(intent))
+    _finish_swap(out)
+
+
+def _finish_swap(out: Path) -> None:
+    """Carry out (or finish, after a crash) a recorded swap; each step is idempotent."""
+    intent = _read_json(out / SWAP)
+    if intent is None:
+        return
+    staging = out / STAGING
+    if staging.is_dir():
+        new = [n for n in _names(staging) if n != STATE_DIR]
+        if (staging / COMPLETED).exists():  # files not all moved yet
+            _remove(out / COMPLETED)
+            for n in intent["old"]:
+                if n not in new and n not in _OURS:
+                    _remove(out / n)
+            for n in sorted(new, key=lambda n: n == COMPLETED):  # COMPLETED last
+                if (out / n).is_dir():
+                    shutil.rmtree(out / n)
+                os.replace(staging / n, out / n)
+        if (staging / STATE_DIR).is_dir():
+            shutil.rmtree(out / STATE_DIR, ignore_errors=True)
+            os.replace(staging / STATE_DIR, out / STATE_DIR)
+            if intent["foreign"]:
+                atomic_write_bytes(out / STATE_DIR / "foreign.json", dumps(intent["foreign"]))
+                _write_ledger(out)
+        shutil.rmtree(staging)
+    (out / SWAP).unlink()
+
+
+_LEFTOVER = re.compile(r"^\..+\.tmp-\d+$")
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Temporary files of interrupted writes, and the spill folder once complete."""
+    for d in (out, out / DATA_DIR):
+        for n in _names(d):
+            if _LEFTOVER.match(n):
+                (d / n).unlink(missing_ok=True)
+    if (out / COMPLETED).is_file():
+        shutil.rmtree(out / STATE_DIR / "spill", ignore_errors=True)
+
+
+def _check_complete(out: Path, *, deep: bool, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """A complete export's manifest when COMPLETED, the manifest and every shard's
+    size (and sha256 when ``deep``) agree; else report what is wrong, undo the
+    damage so that the caller re-renders it (byte-identical), and return None."""
+    from .verify import check_manifest, load_manifest
+
+    try:
+        m = load_manifest(out)
+        bad = check_manifest(m, out / MANIFEST)
+    except FlanDataError as e:
+        m, bad = None, [str(e)]
+    listed: set[str] = set()
+    damaged: list[str] = []
+    if m is not None and not bad:
+        for s in m["shards"]:
+            f = out / s["file"]
+            listed.add(s["file"])
+            if not f.is_file():
+                bad.append(f"{f}: missing")
+            elif f.stat().st_size != s["bytes"]:
+                bad.append(
+                    f"{f}: {f.stat().st_size} bytes, manifest says {s['bytes']} (truncated or edited)"
+                )
+            elif deep and sha256_file(f) != s["sha256"]:
+                bad.append(f"{f}: sha256 differs from the manifest's (edited or corrupted)")
+            else:
+                continue
+            damaged.append(s["file"])
+        extra = [
+            str(p.relative_to(out))
+            for d in (out, out / DATA_DIR)
+            for p in sorted(d.glob("shard-*"))
+            if str(p.relative_to(out)) not in listed
+        ]
+        if extra:
+            raise FlanDataError(
+                f"{out / extra[0]}: a shard that is not part of this export (not in its manifest); "
+                "move it away, then rerun"
+            )
+    if not bad:
+        what = "sha256" if deep else "size"
+        log(
+            f"{out} is already complete for this spec (COMPLETED, manifest and {what} of {len(m['shards'])} shard(s) checked); nothing to do"
+        )
+        return m
+    for b in bad:
+        log(f"repairing {b}")
+    _remove(out / COMPLETED)
+    if m is None or damaged == []:
+        _remove(out / MANIFEST)
+    for name in damaged:
+        _remove(out / name)
+        _remove(out / STATE_DIR / "shards" / f"{Path(name).name}.json")
+    return None
 
 
 def read_shard(path: str | Path, columns: Sequence[str] | None = None):

@@ -14,8 +14,6 @@ the executor notices and fails at once with that advice instead of hanging.
 
 from __future__ import annotations
 
-import copyreg
-import io
 import multiprocessing as mp
 import os
 import pickle
@@ -24,10 +22,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from ..catalog import Catalog
+from ..catalog_cache import dumps_catalog
 from ..errors import FlanDataError
 from ..render import RenderConfig, Renderer
 from ..sources import open_task_source
@@ -41,20 +39,6 @@ GUARD_HINT = (
     "runs `flan export` code at import time, put that call under "
     '`if __name__ == "__main__":`; or use workers=1.'
 )
-
-
-def _proxy(d: dict) -> MappingProxyType:
-    return MappingProxyType(d)
-
-
-def dumps_catalog(catalog: Catalog) -> bytes:
-    """The parsed catalog as bytes for worker processes (frozen mappings included)."""
-    buf = io.BytesIO()
-    p = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-    p.dispatch_table = copyreg.dispatch_table.copy()
-    p.dispatch_table[MappingProxyType] = lambda m: (_proxy, (dict(m),))
-    p.dump(catalog)
-    return buf.getvalue()
 
 
 def _init(payload: str, cfg: RenderConfig) -> None:

@@ -38,20 +38,75 @@ def load_manifest(out: str | Path, *, require_completed: bool = True) -> dict[st
             )
     try:
         m = json.loads(data)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FlanDataError(f"{mf}: invalid JSON: {e}") from None
+    if not isinstance(m, dict):
+        raise FlanDataError(f"{mf}: not a {FORMAT_NAME} manifest (a JSON {type(m).__name__})")
     if m.get("format") != FORMAT_NAME:
         raise FlanDataError(f"{mf}: not a {FORMAT_NAME} manifest (format={m.get('format')!r})")
     return m
 
 
+def check_manifest(m: dict[str, Any], where: Path) -> list[str]:
+    """Problems with the manifest's structure (keys and types verify and stats rely on)."""
+    problems = []
+    shards = m.get("shards")
+    if not isinstance(shards, list):
+        return [f"{where}: no 'shards' list"]
+    for i, s in enumerate(shards):
+        ok = (
+            isinstance(s, dict)
+            and isinstance(s.get("file"), str)
+            and not Path(s["file"]).is_absolute()
+            and ".." not in Path(s["file"]).parts
+            and Path(s["file"]).name.startswith("shard-")
+            and all(
+                isinstance(s.get(k), int) and not isinstance(s.get(k), bool)
+                for k in ("bytes", "rows")
+            )
+            and isinstance(s.get("sha256"), str)
+        )
+        if not ok:
+            problems.append(
+                f"{where}: shards[{i}] is not {{file: 'shard-….arrow', bytes, rows, sha256}}"
+            )
+    sch = m.get("schema")
+    if not isinstance(sch, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) for c in sch
+    ):
+        problems.append(f"{where}: no 'schema' list of columns")
+    if not isinstance(m.get("num_rows"), int):
+        problems.append(f"{where}: no integer 'num_rows'")
+    counts = m.get("counts")
+    if not isinstance(counts, dict) or not all(
+        isinstance(d, dict) and all(isinstance(n, int) for n in d.values()) for d in counts.values()
+    ):
+        problems.append(f"{where}: no 'counts' mapping of task → format → rows")
+    return problems
+
+
 def verify(out: str | Path) -> list[str]:
-    """Problems found (empty when the export is intact): marker, counts, sizes, checksums, schema."""
+    """Problems found (empty when the export is intact): marker, counts, sizes, checksums, schema.
+    Never raises for a damaged folder: every problem is a line of the result."""
     out = Path(out)
     try:
         m = load_manifest(out)
     except FlanDataError as e:
         return [str(e)]
+    except OSError as e:
+        return [f"{out}: cannot read: {e.strerror or e}"]
+    problems = check_manifest(m, out / MANIFEST)
+    if problems:
+        return problems
+    try:
+        return _verify_shards(out, m)
+    except OSError as e:
+        return [f"{e.filename or out}: cannot read: {e.strerror or e}"]
+    except FlanDataError as e:
+        return [str(e)]
+
+
+def _verify_shards(out: Path, m: dict[str, Any]) -> list[str]:
     problems = []
     rows = 0
     per: Counter[tuple[str, str]] = Counter()
@@ -80,6 +135,7 @@ def verify(out: str | Path) -> list[str]:
             continue
         if not t.schema.equals(schema):
             problems.append(f"{f}: schema differs from the shard schema")
+            continue
         if t.num_rows != s["rows"]:
             problems.append(f"{f}: {t.num_rows} rows, manifest says {s['rows']}")
         rows += t.num_rows
@@ -139,6 +195,14 @@ def stats(out: str | Path, tokenizer=None) -> dict[str, Any]:
 
     tok = tokenizer or WhitespaceTokenizer()
     out = Path(out)
+    problems = verify(out)
+    if problems:
+        more = (
+            f" (and {len(problems) - 1} more; flan verify {out} lists them)"
+            if len(problems) > 1
+            else ""
+        )
+        raise FlanDataError(f"{problems[0]}{more}")
     counts: Counter[tuple[str, str]] = Counter()
     templates: Counter[str] = Counter()
     lens: dict[str, list[int]] = {

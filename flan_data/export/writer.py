@@ -14,6 +14,9 @@ b'{"inputs": "a", "targets": "b"}\\n'
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fnmatch
 import gzip
 import hashlib
 import io
@@ -26,6 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
+
+from ..errors import FlanDataError
 
 FORMAT_NAME = "flan-data-shards"
 FORMAT_VERSION = 1
@@ -68,15 +73,56 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+#: Fault injection for disk tests: FLAN_DATA_FAULT="enospc:GLOB" or "erofs:GLOB" makes
+#: every atomic write of a file whose name matches GLOB fail like a full or
+#: read-only disk (half the bytes written first, as a full disk does).
+FAULT_ENV = "FLAN_DATA_FAULT"
+_FAULTS = {"enospc": errno.ENOSPC, "erofs": errno.EROFS}
+
+
+def _injected_fault(path: Path) -> int | None:
+    kind, _, pattern = os.environ.get(FAULT_ENV, "").partition(":")
+    if kind in _FAULTS and fnmatch.fnmatch(path.name, pattern or "*"):
+        return _FAULTS[kind]
+    return None
+
+
+def disk_error(e: OSError, path: Path | str | None = None) -> FlanDataError:
+    """A one-line message for an OSError while writing an export (no traceback)."""
+    where = e.filename or path
+    reason = e.strerror or str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = "free some space (or choose another --out)"
+    elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        todo = "make it writable (or choose another --out)"
+    else:
+        todo = "fix the problem"
+    return FlanDataError(
+        f"cannot write {where}: {reason}; nothing was marked complete: {todo}, then rerun the same command to resume"
+    )
+
+
 def atomic_write_bytes(path: Path, data: bytes, sync: bool = True) -> None:
-    """Write to a temporary name, fsync, then rename: readers see all or nothing."""
+    """Write to a temporary name, fsync, then rename: readers see all or nothing.
+
+    A failed write (disk full, read-only folder) leaves no temporary file and
+    raises :class:`FlanDataError` naming the path."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            fault = _injected_fault(path)
+            if fault is not None:
+                f.write(data[: len(data) // 2])
+                raise OSError(fault, os.strerror(fault), str(tmp))
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise disk_error(e, path) from None
 
 
 def dumps(obj: Any) -> bytes:

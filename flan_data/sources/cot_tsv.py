@@ -9,7 +9,6 @@ up in the source directory), a path, or an ``https://`` URL cached on first use.
 from __future__ import annotations
 
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,8 @@ class CotTsvSource(Source):
             if not target.is_file():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
+                    import urllib.request  # only when downloading: 37 ms at import
+
                     with urllib.request.urlopen(p, timeout=60) as r:
                         data = r.read()
                 except OSError as e:

@@ -5,15 +5,26 @@ task actually reads from the hub. A folder written by
 ``Dataset.save_to_disk``/``DatasetDict.save_to_disk`` is loaded with
 ``load_from_disk``; otherwise ``load_dataset(path, config, revision=…)`` runs
 (set ``HF_DATASETS_OFFLINE=1`` to read only the local cache).
+
+Before any hub request, :func:`check_hub` opens one connection to the hub
+(``HF_ENDPOINT``) with a short timeout and remembers the answer, so an
+unreachable hub stops a command in seconds with one message saying how to
+supply the data (``--source-dir``, ``HF_HUB_OFFLINE=1``). A source whose
+options say ``manual:`` (data behind a request form) or that names a
+script-only repo without a revision is refused before any download.
+Options ``data_files``/``column_names``/``encoding`` go to ``load_dataset``
+(raw files by URL through the ``csv``/``json`` builders).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError, SourceError
+from ..errors import HubUnreachableError, MissingDependencyError, SourceError
+from ..specs import thaw
 from .base import Record, Source, parse_split
 
 
@@ -25,8 +36,98 @@ def _datasets():
     return datasets
 
 
+#: Hub repos that ship only a Python loading script on their main branch (``datasets`` >= 4
+#: cannot run it). A catalog source naming one must pin a ``revision`` (e.g. the hub's
+#: ``refs/convert/parquet`` branch) or say ``manual:`` how to supply a local copy; a test
+#: checks the catalog against this list.
+SCRIPT_ONLY_REPOS = frozenset({
+    "deepmind/math_dataset", "Harvard/gigaword", "lil-lab/newsroom", "allenai/quac",
+    "stanfordnlp/sentiment140", "LSDSem/story_cloze", "GEM/gem", "ParaCrawl/para_crawl",
+    "djaym7/wiki_dialog",
+})  # fmt: skip
+
+#: Seconds to wait for the hub to answer before giving up (one probe per process).
+HUB_TIMEOUT = float(os.environ.get("FLAN_DATA_HUB_TIMEOUT", "10"))
+_HUB_STATE: dict[str, str | None] = {}
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_offline() -> bool:
+    """True when the user asked ``datasets``/``huggingface_hub`` to stay offline."""
+    return any(
+        os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+        for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FLAN_DATA_OFFLINE")
+    )
+
+
+def check_hub(what: str) -> None:
+    """Raise :class:`HubUnreachableError` at once when the hub cannot be reached.
+
+    One TCP connection to ``HF_ENDPOINT`` (default https://huggingface.co),
+    at most :data:`HUB_TIMEOUT` seconds, answered from a per-process cache
+    afterwards, so an unreachable hub costs seconds, not minutes of retries
+    per source. Offline mode (``HF_HUB_OFFLINE=1``) skips the probe: the
+    cache answers or fails fast by itself.
+    """
+    if hub_offline():
+        return
+    ep = hub_endpoint()
+    if ep not in _HUB_STATE:
+        _HUB_STATE[ep] = _probe(ep)
+    why = _HUB_STATE[ep]
+    if why is not None:
+        raise HubUnreachableError(
+            f"the Hugging Face hub at {ep} cannot be reached ({why}). "
+            "Supply the data locally instead: --source-dir TASK=PATH (a datasets save_to_disk "
+            "copy, or a folder of Parquet/JSONL files), or set HF_HUB_OFFLINE=1 to read a "
+            "filled Hugging Face cache; --skip-unavailable exports the tasks that can be read."
+        )
+
+
+def _probe(endpoint: str) -> str | None:
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(endpoint)
+    host = u.hostname
+    if not host:
+        return f"HF_ENDPOINT {endpoint!r} is not a URL"
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=HUB_TIMEOUT):
+            return None
+    except OSError as e:
+        return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
 class HFSource(Source):
     _local: Any = None
+
+    def _hub_guard(self) -> None:
+        """Refuse early what cannot load from the hub: a manual source or a script-only repo."""
+        manual = self.spec.options.get("manual")
+        if manual:
+            raise SourceError(
+                f"{self.describe()}: this dataset is not downloadable from the hub as is: {manual} "
+                f"Then pass --source-dir {self.spec.path.split('/')[-1]}=PATH."
+            )
+        if self.spec.path in SCRIPT_ONLY_REPOS and not self.spec.revision:
+            raise SourceError(
+                f"{self.describe()}: the hub repo ships only a loading script, which datasets>=4 "
+                "cannot run; pin a Parquet revision (refs/convert/parquet) or pass --source-dir"
+            )
+        check_hub(self.describe())
+
+    def _load_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        for k in ("data_files", "column_names", "encoding"):
+            v = self.spec.options.get(k)
+            if v is not None:
+                kw[k] = thaw(v)
+        return kw
 
     def _local_dir(self) -> Path | None:
         cands = []
@@ -71,9 +172,12 @@ class HFSource(Source):
     def check(self) -> None:
         if self._load_local() is not None:
             return
+        self._hub_guard()
         ds = _datasets()
         try:
-            ds.load_dataset_builder(self.spec.path, self.spec.config, revision=self.spec.revision)
+            ds.load_dataset_builder(
+                self.spec.path, self.spec.config, revision=self.spec.revision, **self._load_kwargs()
+            )
         except Exception as e:
             raise SourceError(
                 f"{self.describe()}: not reachable ({type(e).__name__}: {str(e)[:200]}); "
@@ -99,6 +203,7 @@ class HFSource(Source):
         if local is not None:
             it = local[split]
         else:
+            self._hub_guard()
             ds = _datasets()
             try:
                 it = ds.load_dataset(
@@ -107,6 +212,7 @@ class HFSource(Source):
                     split=split,
                     revision=self.spec.revision,
                     streaming=bool(self.spec.options.get("streaming", False)),
+                    **self._load_kwargs(),
                 )
             except Exception as e:
                 raise SourceError(

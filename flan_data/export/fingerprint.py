@@ -1,0 +1,142 @@
+"""What an export read: a fingerprint of every task's source, kept in the export spec.
+
+A resume or rerun whose sources changed (a file edited, replaced, truncated, a
+different hub revision) has a different fingerprint, so it is refused instead of
+mixing rows from two versions of the data.
+
+Local files are named by path, size, modification time and sha256 of their
+content. Hashes are cached by (size, mtime, ctime, inode), so a resume does
+not read unchanged files again (ctime changes on every write and cannot be
+set back by copying tools).
+
+>>> fp = {"toy": [{"file": "/d/train.jsonl", "bytes": 10, "mtime_ns": 1, "sha256": "ab"}]}
+>>> describe_change(fp, {"toy": [{"file": "/d/train.jsonl", "bytes": 12, "mtime_ns": 2, "sha256": "cd"}]})
+'task toy: /d/train.jsonl changed (size 10 → 12 bytes, content differs)'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Catalog
+from ..errors import FlanDataError
+from ..sources import open_task_source
+from ..specs import TaskSpec
+
+TRAIN = "train"
+
+
+def source_files(
+    catalog: Catalog, task: TaskSpec, source: str, source_dirs: Mapping[str, str]
+) -> dict[str, Any]:
+    """The files (or hub revision) a task's train split is read from."""
+    src = open_task_source(catalog, task, source, source_dirs)
+    kind = src.spec.kind
+    native = src.spec.split_name(TRAIN)
+    files: list[Path] = []
+    if hasattr(src, "_files"):  # jsonl, parquet, csv, tsv, arrow
+        found = src._files()
+        files = [found[native]] if native in found else sorted(found.values())
+    elif kind in ("niv2", "cot_tsv"):
+        files = [src._file()]
+    elif kind == "hf":
+        local = src._local_dir()
+        if local is None:
+            return {"hub": src.spec.path, "config": src.spec.config, "revision": src.spec.revision}
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+    return {"files": [str(Path(f).resolve()) for f in files]}
+
+
+def _stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
+                cache_file: Path | None = None, cache_out: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """``{task: [{file, bytes, mtime_ns, sha256} | {hub, config, revision}]}`` for ``tasks``.
+
+    Hashes are reused from ``cache_file`` when a file's stat is unchanged;
+    ``cache_out`` receives the entries to cache (see :func:`save_cache`)."""
+    cache: dict[str, Any] = {}
+    if cache_file is not None and cache_file.is_file():
+        try:
+            cache = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            cache = {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    fresh: dict[str, Any] = {}
+    for t in sorted(tasks, key=lambda t: t.name):
+        try:
+            where = source_files(catalog, t, source, source_dirs)
+        except FlanDataError:
+            raise
+        if "hub" in where:
+            out[t.name] = [where]
+            continue
+        entries = []
+        for f in where["files"]:
+            try:
+                st = os.stat(f)
+            except OSError as e:
+                raise FlanDataError(f"task {t.name}: cannot read {f}: {e.strerror}") from None
+            key = _stat_key(st)
+            hit = cache.get(f)
+            digest = hit[1] if hit and hit[0] == key else _sha256(f)
+            fresh[f] = [key, digest]
+            entries.append(
+                {"file": f, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+            )
+        out[t.name] = entries
+    if cache_out is not None:
+        cache_out.update(fresh)
+    return out
+
+
+def save_cache(entries: Mapping[str, Any], cache_file: Path) -> None:
+    from .writer import atomic_write_bytes, dumps
+
+    data = dumps(dict(entries))
+    if not (cache_file.is_file() and cache_file.read_bytes() == data):
+        atomic_write_bytes(cache_file, data, sync=False)
+
+
+def describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The first difference between two fingerprints, in words; None when equal."""
+    for task in sorted(set(old) & set(new)):  # tasks entering or leaving are a plan change
+        a, b = old[task], new[task]
+        if a == b:
+            continue
+        byfile_a = {e.get("file") or e.get("hub"): e for e in a}
+        byfile_b = {e.get("file") or e.get("hub"): e for e in b}
+        for name in sorted(set(byfile_a) | set(byfile_b), key=str):
+            x, y = byfile_a.get(name), byfile_b.get(name)
+            if x == y:
+                continue
+            if x is None or y is None:
+                return (
+                    f"task {task}: source file {name} {'appeared' if x is None else 'disappeared'}"
+                )
+            if "hub" in x:
+                return f"task {task}: hub dataset {name} revision {x.get('revision')!r} → {y.get('revision')!r}"
+            what = []
+            if x["bytes"] != y["bytes"]:
+                what.append(f"size {x['bytes']} → {y['bytes']} bytes")
+            if x["sha256"] != y["sha256"]:
+                what.append("content differs")
+            elif x["mtime_ns"] != y["mtime_ns"]:
+                what.append("modification time differs, content is the same")
+            return f"task {task}: {name} changed ({', '.join(what)})"
+    return None
