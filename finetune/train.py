@@ -375,9 +375,9 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
     if not cfg.out:
         raise ValueError("--out is required (the run directory)")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     # 1. Data: verified export → tokenizer → lengths → train / held-out eval streams.
+    # Data errors surface before the run folder exists (no empty run folder left behind).
     if export is None:
         export = fdata.open_export(cfg.data, verify_checksums=cfg.verify_checksums)
     init_cfg = init_params = None
@@ -395,6 +395,7 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
         truncate=cfg.truncate,
         chat_template=fdata.load_chat_template(cfg.chat_template) if kind == "decoder" else None,
     )
+    out.mkdir(parents=True, exist_ok=True)
     n_train = tokenizer_train_size(cfg.tokenizer)
     if n_train is not None:
         t0 = time.perf_counter()
@@ -481,16 +482,16 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
         "manifest_sha256": export.manifest_sha256,
         "tokenizer": tokenizer.name,
     }
-    resume_step = ckpt.latest_step()
-    if resume_step is not None:
-        meta = ckpt.read_meta(resume_step)
-        Checkpoints.check_compatible(meta, meta_base, ckpt.directory)
-        state = ckpt.restore_state(resume_step, abstract)
+    # the newest checkpoint whose checksums, items and meta verify (damaged ones are moved aside)
+    restored = ckpt.restore_latest(abstract, meta_base, warn=log)
+    if restored is not None:
+        resume_step, meta, state = restored
         batches.restore(meta["data_state"])
         log(
             f"resumed from {ckpt.directory} at step {resume_step} (data position {meta['data_state']})"
         )
     else:
+        resume_step = None
         state = jax.jit(init_state, out_shardings=shardings)(root_rng)
         if init_cfg is not None:
             params = jax.tree.map(

@@ -526,6 +526,48 @@ def _parse_mixture(v: _V, name: str, raw: Any) -> MixtureSpec:
     )
 
 
+def _apply_license_facts(path: Path, tasks: dict[str, TaskSpec]) -> None:
+    """``license_facts`` (JSON: ``records`` by id, ``tasks`` -> [record, match rule]
+    or null): the facts of tasks whose own metadata gives none. Names of tasks not
+    in this catalog are ignored (the file may cover more than one catalog)."""
+    import json
+    from dataclasses import replace
+
+    v = _V(str(path))
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise v.fail("", f"not valid JSON: {e}") from None
+    d = v.mapping(doc, "")
+    v.keys(d, "", ("description", "records", "tasks"), required=("records", "tasks"))
+    records: dict[str, tuple[LicenseInfo, str]] = {}
+    for rid, raw in v.mapping(d["records"], "records").items():
+        rec = dict(v.mapping(raw, f"records.{rid}"))
+        coll = v.string(rec.pop("collection", ""), f"records.{rid}.collection") or ""
+        records[rid] = (_parse_licensing(v, rec, f"records.{rid}"), coll)
+    unknown = LicenseInfo(
+        use="unknown", source="Data Provenance Collection: no entry for this task"
+    )
+    for name, ref in v.mapping(d["tasks"], "tasks").items():
+        t = tasks.get(name)
+        if t is None or t.metadata.licensing != LicenseInfo():
+            continue
+        if ref is None:
+            info = unknown
+        else:
+            ref = v.strings(ref, f"tasks.{name}")
+            if not ref or ref[0] not in records:
+                raise CatalogError(
+                    v.file,
+                    f"tasks.{name}",
+                    str(UnknownNameError("license record", ref[0] if ref else "", records)),
+                )
+            base, coll = records[ref[0]]
+            rule = f"; matched by {ref[1]}" if len(ref) > 1 else ""
+            info = replace(base, source=f"Data Provenance Collection {ref[0]} ({coll}{rule})")
+        tasks[name] = replace(t, metadata=replace(t.metadata, licensing=info))
+
+
 def _apply_license_overrides(v: _V, raw: Any, tasks: dict[str, TaskSpec]) -> None:
     """``license_overrides: {task: {use: ..., licenses: [...], ...}}``: the user's
     own license facts for some tasks, on top of the catalog's (keys not given
@@ -625,6 +667,7 @@ class Catalog:
                 "collections",
                 "template_files",
                 "mixtures",
+                "license_facts",
                 "license_overrides",
             ),
             required=("collections",),
@@ -715,6 +758,12 @@ class Catalog:
                 raise v.fail(f"template_files[{i}]", f"no such file or folder: {tpath}")
             for p in _yaml_files(tpath):
                 add_template_file(p)
+        for i, lf in enumerate(v.strings(doc.get("license_facts") or [], "license_facts")):
+            lpath = root / lf
+            if not lpath.is_file():
+                raise v.fail(f"license_facts[{i}]", f"no such file: {lpath}")
+            _apply_license_facts(lpath, tasks)
+            files.append(lpath)
         extra_mixtures: list[tuple[_V, Any]] = []
         overrides: list[tuple[_V, Any]] = []
         if doc.get("license_overrides") is not None:

@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
-from .catalog import Catalog
 from .clickgroup import FlanGroup
 from .errors import FlanDataError, MissingDependencyError, UnknownNameError
 from .importers.cli import import_group
-from .render import OPTION_STYLES, RenderConfig, render_task
-from .sources import SOURCE_CHOICES
-from .specs import FORMATS, TaskSpec
+from .specs import FORMATS, OPTION_STYLES, SOURCE_CHOICES
+
+# Startup stays light: the catalog, renderer and sources load inside the commands that use them
+# (tests/test_cli_latency.py checks what `flan --help` and `flan catalog show` import).
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .specs import TaskSpec
 
 
 def _catalog(ctx: click.Context) -> Catalog:
@@ -481,9 +485,13 @@ def catalog_templates(ctx, set_name, grep, show_text, show_all, no_pager, as_jso
     show_default=True,
     help="Show at most this many (0: all).",
 )
+@click.option("--license-class", "license_classes", multiple=True, metavar="CLASS",
+              help="Only tasks of these license use classes (repeatable or comma-separated).")  # fmt: skip
+@click.option("--language", "languages", multiple=True, metavar="LANG",
+              help="Only tasks in this language (ISO code or English name; repeatable: any).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
 @click.pass_context
-def catalog_search(ctx, text, where, phrase, limit, as_json) -> None:
+def catalog_search(ctx, text, where, phrase, limit, license_classes, languages, as_json) -> None:
     """Find tasks by name, category, language, license, metadata or template wording.
 
     Every word (or "quoted phrase") of TEXT must match somewhere, case-insensitive;
@@ -498,6 +506,11 @@ def catalog_search(ctx, text, where, phrase, limit, as_json) -> None:
     from .browse.query import search_tasks
 
     hits = search_tasks(_catalog(ctx), text, fields=where or None, phrase=phrase)
+    if license_classes or languages:
+        keep = {
+            t.name for t in _catalog(ctx).search(license_class=license_classes, language=languages)
+        }
+        hits = [h for h in hits if h["name"] in keep]
     if as_json:
         click.echo(json.dumps(hits if not limit else hits[:limit], indent=2, ensure_ascii=False))
         return
@@ -619,6 +632,9 @@ system_option = click.option(
     show_default=True,
     help="Few-shot length budget in tokens.",
 )
+@click.option("--tokenizer", "tokenizer_path", default=None, metavar="PATH",
+              help="Count the few-shot budget with this SentencePiece .model or HF tokenizer.json "
+                   "(e.g. T5's, as FLAN does); default: whitespace words.")  # fmt: skip
 @click.option(
     "--option-style", type=click.Choice(OPTION_STYLES), default="random", show_default=True
 )
@@ -639,6 +655,7 @@ def render(
     source_dirs,
     shots,
     budget,
+    tokenizer_path,
     option_style,
     as_json,
     chat,
@@ -646,8 +663,13 @@ def render(
     system,
 ) -> None:
     """Render N examples of TASK in a format."""
+    from .render import RenderConfig, render_task
+
     cat = _catalog(ctx)
-    cfg = RenderConfig(shots=shots, budget=budget, option_style=option_style)
+    from .fewshot import load_tokenizer
+
+    cfg = RenderConfig(shots=shots, budget=budget, option_style=option_style,
+                       tokenizer=load_tokenizer(tokenizer_path))  # fmt: skip
     dirs = parse_source_dirs(cat, source_dirs)
     if chat or chat_fewshot != "single" or system is not None:
         from .views import chat_task
@@ -988,6 +1010,9 @@ def _echo_removed(plan) -> None:
 @exclude_option
 @click.option("--shots", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option("--budget", type=click.IntRange(min=1), default=1920, show_default=True)
+@click.option("--tokenizer", "tokenizer_path", default=None, metavar="PATH",
+              help="Count the few-shot budget with this SentencePiece .model or HF tokenizer.json "
+                   "(e.g. T5's, as FLAN does); default: whitespace words.")  # fmt: skip
 @click.option(
     "--option-style", type=click.Choice(OPTION_STYLES), default="random", show_default=True
 )
@@ -1012,14 +1037,25 @@ def _echo_removed(plan) -> None:
               help="Extra column sets; flan-dump adds task_source, task_name, template_type, template_idx "
               "(the public Flan 2022 dumps' columns).")  # fmt: skip
 @license_options
+@click.option("--decontaminate", "decontaminate", multiple=True, metavar="EVAL",
+              help="Drop rows that contain an n-gram of this benchmark, and replace hit few-shot exemplars by clean "
+                   "ones (repeatable; EVAL as for flan decontaminate --against). Counts in the manifest, details in "
+                   "decontamination.json.")  # fmt: skip
+@click.option(
+    "--decontam-n", type=click.IntRange(min=1), default=None, help="N-gram size (default 13)."
+)
+@click.option("--decontam-min-words", type=click.IntRange(min=1), default=None,
+              help="Shortest eval text indexed (default 8 words; shorter than n: matched whole).")  # fmt: skip
 @click.pass_context
 def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ray_address, source, source_dirs, exclude, shots,
-           budget, option_style, on_error, skip_unavailable, overwrite, verify_shards, quiet, file_format, messages,
+           budget, tokenizer_path, option_style, on_error, skip_unavailable, overwrite, verify_shards, quiet, file_format, messages,
            chat_fewshot, system, column_sets, license_level, license_classes, allow_share_alike,
-           exclude_model_generated) -> None:  # fmt: skip
+           exclude_model_generated, decontaminate, decontam_n, decontam_min_words) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
+    from .fewshot import load_tokenizer
+    from .render import RenderConfig
     from .views import OutputSpec
 
     cat = _catalog(ctx)
@@ -1027,11 +1063,94 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
                         system=system, columns=tuple(column_sets))  # fmt: skip
     export_mixture(cat, mixture_name, out, total=total, seed=seed, workers=workers, shard_rows=shard_rows, backend=backend,
                    ray_address=ray_address, source=source, source_dirs=parse_source_dirs(cat, source_dirs), exclude=exclude,
-                   render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style),
+                   render_config=RenderConfig(shots=shots, budget=budget, option_style=option_style,
+                                              tokenizer=load_tokenizer(tokenizer_path)),
                    on_error=on_error, overwrite=overwrite, verify=verify_shards, progress=not quiet, output=output,
                    skip_unavailable=skip_unavailable,
                    log=lambda s: click.echo(s, err=True),
-                   license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated))  # fmt: skip
+                   license_policy=_policy(license_level, license_classes, allow_share_alike, exclude_model_generated),
+                   decontaminate=decontaminate, decontam_n=decontam_n, decontam_min_words=decontam_min_words)  # fmt: skip
+
+
+@main.command("decontaminate")
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option("--against", "evals", multiple=True, required=True, metavar="[NAME=]PATH[::FIELD,..]",
+              help="A benchmark in its published format (repeatable): BIG-Bench Hard folder or task JSON, GSM8K "
+                   "JSONL, MMLU data folder or CSV, TyDiQA GoldP JSON / primary JSONL, MGSM TSV (or a folder of "
+                   "them), or an HF save_to_disk folder / JSONL with its text fields named after '::'.")  # fmt: skip
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=13,
+    show_default=True,
+    help="N-gram size in words.",
+)
+@click.option("--min-words", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Eval texts shorter than n words but at least this long are matched whole; shorter ones are ignored.")  # fmt: skip
+@click.option("--fields", default="inputs,targets", show_default=True,
+              help="Training text columns to check (comma-separated).")  # fmt: skip
+@click.option("--task-field", default="task", show_default=True,
+              help="Column naming each row's task (rows without it count under the file's name).")  # fmt: skip
+@click.option("--max-ngrams", type=click.IntRange(min=1), default=100_000_000, show_default=True,
+              help="Refuse to build an index larger than this (16 bytes per n-gram).")  # fmt: skip
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the full report (JSON) here.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--fail-on-hit", is_flag=True, help="Exit with status 2 when any row is hit (for CI)."
+)
+def decontaminate_cmd(target, evals, n, min_words, fields, task_field, max_ngrams, report_path, as_json,
+                      fail_on_hit) -> None:  # fmt: skip
+    """Report which training rows contain n-grams of held-out benchmarks.
+
+    TARGET is an export folder (its shards' inputs and targets; few-shot rows
+    carry their exemplars in the inputs) or a .jsonl/.parquet/.arrow file of
+    rows. The report gives, per task × eval set, the rows hit, their share,
+    example n-grams and the eval item ids. `flan export --decontaminate` drops
+    hit rows while exporting.
+
+    \b
+    Examples:
+      flan decontaminate out/ --against ../shared/data/bbh --against gsm8k=test.jsonl
+      flan decontaminate rows.jsonl --fields question,answer --against mmlu/data --report hits.json
+    """
+    import time
+
+    from .decontam import NgramIndex, read_evals, scan
+
+    if min_words > n:
+        min_words = n
+    t0 = time.perf_counter()
+    index = NgramIndex.build(read_evals(evals), n=n, min_words=min_words, max_ngrams=max_ngrams)
+    t1 = time.perf_counter()
+    cols = tuple(f.strip() for f in fields.split(",") if f.strip())
+    rep = scan(index, target, fields=cols, task_field=task_field or None)
+    t2 = time.perf_counter()
+    data = rep.to_json()
+    data["timing"] = {"index_s": round(t1 - t0, 3), "scan_s": round(t2 - t1, 3),
+                      "rows_per_s": round(data["rows_total"] / (t2 - t1), 1) if t2 > t1 else None}  # fmt: skip
+    if report_path:
+        report_path.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        rows = [[e["task"], e["eval_set"], str(e["rows"]), str(e["rows_hit"]), f"{e['share']:.2%}",
+                 str(e["eval_items"]), (e["ngrams"] or [""])[0]] for e in data["hits"]]  # fmt: skip
+        click.echo(
+            _table(
+                rows, ["task", "eval set", "rows", "hit", "share", "eval items", "example n-gram"]
+            )
+        )
+        sets = ", ".join(f"{s['name']} ({s['format']}, {s['items']} items)" for s in index.sets)
+        click.echo(f"\nchecked {data['rows_total']:,} rows against {sets}: {data['rows_hit']:,} hit "
+                   f"({index.num_ngrams:,} n-grams, n={index.n}; index {t1 - t0:.1f}s, scan {t2 - t1:.1f}s, "
+                   f"{data['timing']['rows_per_s'] or 0:,.0f} rows/s)"
+                   + (f"; report in {report_path}" if report_path else ""))  # fmt: skip
+    if fail_on_hit and data["rows_hit"]:
+        raise SystemExit(2)
 
 
 @main.command()

@@ -47,6 +47,90 @@ class CallableTokenizer:
         return len(self._encode(text))
 
 
+class FileTokenizer:
+    """Counts tokens with a SentencePiece model (``*.model``) or a Hugging Face
+    ``tokenizer.json``, e.g. T5's vocabulary so the few-shot budget is in T5
+    tokens as in FLAN. Loaded lazily; pickles as its path (for worker
+    processes). ``name`` records the file and its sha256 prefix.
+
+    >>> # FileTokenizer("spiece.model").count("Hello world") -> 3
+    """
+
+    def __init__(self, path: str):
+        import hashlib
+        from pathlib import Path
+
+        from .errors import FlanDataError
+
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise FlanDataError(
+                f"--tokenizer {path}: no such file (give a SentencePiece .model or a tokenizer.json)"
+            )
+        if p.suffix not in (".model", ".json"):
+            raise FlanDataError(
+                f"--tokenizer {path}: expected a SentencePiece model (*.model) or a Hugging Face tokenizer.json"
+            )
+        self.path = str(p.resolve())
+        digest = hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+        kind = "sentencepiece" if p.suffix == ".model" else "hf-tokenizers"
+        self.name = f"{kind}:{p.name}@sha256:{digest}"
+        self._count = None
+
+    def __getstate__(self):
+        return {"path": self.path, "name": self.name}
+
+    def __setstate__(self, state):
+        self.path, self.name, self._count = state["path"], state["name"], None
+
+    def _load(self):
+        from .errors import FlanDataError, MissingDependencyError
+
+        if self.path.endswith(".model"):
+            try:
+                import sentencepiece as spm
+            except ImportError:
+                raise MissingDependencyError(
+                    "sentencepiece", "finetune", "a SentencePiece --tokenizer"
+                ) from None
+            try:
+                sp = spm.SentencePieceProcessor(model_file=self.path)
+            except (OSError, RuntimeError) as e:
+                raise FlanDataError(
+                    f"--tokenizer {self.path}: not a SentencePiece model ({e})"
+                ) from None
+            return lambda text: len(sp.encode(text))
+        try:
+            from tokenizers import Tokenizer as HFTokenizer
+        except ImportError:
+            raise MissingDependencyError(
+                "tokenizers", "hf", "a tokenizer.json --tokenizer"
+            ) from None
+        try:
+            tk = HFTokenizer.from_file(self.path)
+        except Exception as e:  # noqa: BLE001 - the library raises plain Exception on bad JSON
+            raise FlanDataError(
+                f"--tokenizer {self.path}: not a Hugging Face tokenizer.json ({e})"
+            ) from None
+        return lambda text: len(tk.encode(text, add_special_tokens=False).ids)
+
+    def count(self, text: str) -> int:
+        if self._count is None:
+            self._count = self._load()
+        return self._count(text)
+
+
+def load_tokenizer(spec: str | None) -> Tokenizer:
+    """The token counter for ``--tokenizer``: ``None``/``whitespace`` (default,
+    offline) or a path to a SentencePiece ``.model`` / HF ``tokenizer.json``.
+    The file is checked at once, so a bad path fails before any work."""
+    if spec is None or spec == "whitespace":
+        return WhitespaceTokenizer()
+    tok = FileTokenizer(spec)
+    tok.count("check")  # load now: a wrong file is an error before the export starts
+    return tok
+
+
 def pick_exemplars(
     pool_ids: Sequence[str], k: int, exclude: str | None, r: random.Random
 ) -> list[int]:

@@ -45,11 +45,9 @@ from .fewshot import (
     pick_exemplars,
 )
 from .options import PLAIN, OptionStyle, format_options, style_at
-from .seeding import SeedPrefix, mix64, purpose_salt
-from .specs import FORMATS, FewShotStyle, RenderedExample, TaskSpec
+from .seeding import SeedPrefix, derive_seed, mix64, purpose_salt
+from .specs import FORMATS, OPTION_STYLES, FewShotStyle, RenderedExample, TaskSpec
 from .templates import CompiledTemplate, TemplateEngine
-
-OPTION_STYLES = ("random", "plain")
 
 
 @dataclass(frozen=True)
@@ -674,6 +672,34 @@ def _target_variables(engine: TemplateEngine, source: str) -> frozenset[str]:
     return hit
 
 
+#: Skip reason of a few-shot row left without exemplars (see :func:`drop_empty_fewshot`).
+EMPTY_FEWSHOT = "few-shot row without exemplars (none fit the token budget)"
+
+
+def drop_empty_fewshot(cols: dict[str, list[Any]], fmt: str, shots: int) -> int:
+    """Remove, in place, the rows of a few-shot batch that ended with no exemplar.
+
+    A row whose exemplars did not fit the token budget (or whose exemplar
+    field is empty) is a zero-shot example, not a few-shot one; exports drop
+    it and count it (as FLAN drops it) instead of labelling it few-shot.
+    Returns the number of rows removed; zero-shot formats and ``shots == 0``
+    are left alone.
+
+    >>> cols = {"exemplar_ids": [["a"], [], ["b"]], "inputs": ["x", "y", "z"]}
+    >>> drop_empty_fewshot(cols, "fs_opt", 3), cols["inputs"]
+    (1, ['x', 'z'])
+    """
+    if not is_fewshot_format(fmt) or shots <= 0:
+        return 0
+    keep = [i for i, ids in enumerate(cols["exemplar_ids"]) if len(ids)]
+    dropped = len(cols["exemplar_ids"]) - len(keep)
+    if dropped:
+        for k, v in cols.items():
+            if isinstance(v, list) and len(v) == len(keep) + dropped:
+                cols[k] = [v[i] for i in keep]
+    return dropped
+
+
 class LabelError(ValueError):
     """A label that does not index the options (negative or too large)."""
 
@@ -754,15 +780,36 @@ class Renderer:
 
 
 def build_pool(
-    tr: TaskRenderer, records: Iterable[tuple[str, Mapping[str, Any]]], limit: int | None = None
+    tr: TaskRenderer,
+    records: Iterable[tuple[str, Mapping[str, Any]]],
+    limit: int | None = None,
+    seed: int | None = None,
 ) -> list[Exemplar]:
-    """Exemplars from ``(id, raw record)`` pairs (the first ``limit`` of them)."""
-    out = []
+    """Exemplars from ``(id, raw record)`` pairs.
+
+    With ``seed``, a seeded reservoir sample of ``limit`` records over *all*
+    the pairs, kept in their input order (a split sorted by label still gives
+    mixed exemplars; a split of at most ``limit`` records is taken whole).
+    Without it, the first ``limit`` pairs.
+    """
+    if seed is None or limit is None:
+        out = []
+        for i, (eid, rec) in enumerate(records):
+            if limit is not None and i >= limit:
+                break
+            out.append(tr.exemplar(eid, rec))
+        return out
+    rng = random.Random(derive_seed(seed, tr.task.name, "pool"))
+    res: list[tuple[int, str, Mapping[str, Any]]] = []
     for i, (eid, rec) in enumerate(records):
-        if limit is not None and i >= limit:
-            break
-        out.append(tr.exemplar(eid, rec))
-    return out
+        if i < limit:
+            res.append((i, eid, rec))
+        else:
+            j = rng.randrange(i + 1)
+            if j < limit:
+                res[j] = (i, eid, rec)
+    res.sort(key=lambda x: x[0])
+    return [tr.exemplar(eid, rec) for _, eid, rec in res]
 
 
 def render_task(
@@ -782,8 +829,8 @@ def render_task(
 ) -> Iterator[RenderedExample]:
     """Render the first ``n`` records of a task's split (a preview).
 
-    Few-shot exemplars come from the first ``pool_size`` records of the train
-    split (never the example itself).
+    Few-shot exemplars come from a seeded sample of ``pool_size`` records over
+    the whole train split (never the example itself).
 
     >>> from flan_data import Catalog
     >>> ex = next(render_task(Catalog.load(), "anli_r1", fmt="fs_opt", n=1, source="sample"))
@@ -797,7 +844,7 @@ def render_task(
     src = open_task_source(catalog, tr.task, source, source_dirs)
     pool = None
     if is_fewshot_format(fmt) and not tr.task.exemplar_field:
-        pool = build_pool(tr, src.read("train"), limit=pool_size)
+        pool = build_pool(tr, src.read("train"), limit=pool_size, seed=seed)
     for eid, rec in itertools.islice(src.read(split), n):
         yield tr.render(
             eid, rec, split=split, fmt=fmt, seed=seed, pool=pool, template_id=template_id

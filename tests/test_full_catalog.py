@@ -288,7 +288,8 @@ def test_generated_files_are_up_to_date():
     stale = [
         n
         for n, text in outputs.items()
-        if (REPO / "collections" / f"{n}.yaml").read_text(encoding="utf-8") != text
+        if (REPO / "collections" / (n if "." in n else f"{n}.yaml")).read_text(encoding="utf-8")
+        != text
     ]
     assert not stale, f"collections out of date, rerun tools/build_catalog.py: {stale}"
 

@@ -181,7 +181,9 @@ def test_extra_shard_is_refused_with_a_message(toy, tmp_path):
     out = tmp_path / "o"
     _export(toy, out)
     (out / "data" / "shard-00007-of-00009.arrow").write_bytes(b"someone else's")
-    with pytest.raises(FlanDataError, match="data/shard-00007-of-00009.arrow: a shard that is not part"):
+    with pytest.raises(
+        FlanDataError, match="data/shard-00007-of-00009.arrow: a shard that is not part"
+    ):
         _export(toy, out)
     assert (out / "data" / "shard-00007-of-00009.arrow").read_bytes() == b"someone else's"
 
@@ -256,14 +258,14 @@ def test_leftovers_are_cleaned(toy, reference, tmp_path):
     assert _top(out) == _top(reference)
 
 
-@pytest.mark.parametrize("kind", ["enospc", "erofs"])
+@pytest.mark.parametrize("kind, workers", [("enospc", 1), ("erofs", 1), ("enospc", 2)])
 def test_disk_full_or_read_only_is_one_line_and_resumes(
-    toy, reference, tmp_path, monkeypatch, kind
+    toy, reference, tmp_path, monkeypatch, kind, workers
 ):
     out = tmp_path / "o"
     monkeypatch.setenv("FLAN_DATA_FAULT", f"{kind}:shard-00001-*")
     with pytest.raises(FlanDataError) as ei:
-        _export(toy, out)
+        _export(toy, out, workers=workers)
     msg = str(ei.value)
     assert "\n" not in msg and "shard-00001-of-00003.arrow" in msg
     assert ("No space left on device" if kind == "enospc" else "Read-only file system") in msg
@@ -347,3 +349,45 @@ def test_cli_verify_flag_repairs_a_flipped_byte(toy, reference, tmp_path):
     r = CliRunner().invoke(main, [*args, "--verify"])
     assert r.exit_code == 0 and "repairing" in r.output and "sha256 differs" in r.output
     assert _top(out) == _top(reference)
+
+
+def test_readme_python_api_snippet_runs_as_a_script(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'if __name__ == "__main__":' in code and "workers=2" in code
+    script = tmp_path / "snippet.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert verify(tmp_path / "out" / "demo") == []
+
+
+def test_hub_source_fingerprint_is_the_resolved_revision(tmp_path, h, monkeypatch):
+    from huggingface_hub import constants
+
+    from flan_data.export.fingerprint import describe_change, fingerprint
+
+    task = {**h.TOY_TASK, "source": {"kind": "hf", "path": "someorg/toyset"}}
+    cat = Catalog.load(h.write_catalog_dir(tmp_path / "c", tasks=[task]))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    ref = tmp_path / "hub" / "datasets--someorg--toyset" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_text("a" * 40)
+    one = fingerprint(cat, [cat.task("toy")], "real", {})
+    assert one == {
+        "toy": [{"hub": "someorg/toyset", "config": None, "revision": None, "resolved": "a" * 40}]
+    }
+    ref.write_text("b" * 40)  # the cache now holds another commit of the dataset
+    two = fingerprint(cat, [cat.task("toy")], "real", {})
+    assert (
+        describe_change(one, two)
+        == f"task toy: hub dataset someorg/toyset revision {'a' * 40!r} → {'b' * 40!r}"
+    )

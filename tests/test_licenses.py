@@ -50,7 +50,9 @@ def test_facts_match_the_reference_table(full):
     with open(DPC, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1929
-    for r in rows:
+    present = [r for r in rows if r["task"] in full.tasks]
+    assert len(present) >= 1880  # NIv2's 41 "_" twins of hyphenated names may be deduplicated
+    for r in present:
         info = full.task(r["task"]).metadata.licensing
         if r["match_rule"] == "none":
             assert info.use == "unknown", r["task"]

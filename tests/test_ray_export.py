@@ -242,3 +242,19 @@ def test_out_not_shared_with_the_nodes_is_refused(ray_address, cat, tmp_path):
         ex._check_shared(spec, tmp_path)  # the local node sees it
     finally:
         ex.close()
+
+
+def test_symlinked_catalog_folders_load_once_on_ray_workers(ray_address, syn, tmp_path):
+    """collections/ and templates/ that are symlinks to elsewhere: workers load the
+    catalog with the driver's extra files only (not every file outside the root)."""
+    _, local = syn
+    real = _syn_catalog(tmp_path / "real").root
+    link = tmp_path / "linked"
+    link.mkdir()
+    (link / "catalog.yaml").write_bytes((real / "catalog.yaml").read_bytes())
+    for d in ("collections", "templates", "sample_data"):
+        (link / d).symlink_to(real / d, target_is_directory=True)
+    cat = Catalog.load(link)
+    out = tmp_path / "ray"
+    export_mixture(cat, "m", out, **SYN, workers=2, backend="ray", **QUIET)
+    assert _rows(out) == _rows(local)

@@ -203,6 +203,9 @@ def export_mixture(
     output: OutputSpec | None = None,
     skip_unavailable: bool = False,
     verify: bool = False,
+    decontaminate: Sequence[str] = (),
+    decontam_n: int | None = None,
+    decontam_min_words: int | None = None,
 ) -> dict[str, Any]:
     """Render ``mixture`` into shards under ``out/data``; return the manifest.
 
@@ -216,6 +219,9 @@ def export_mixture(
     flan-dump columns); the default writes Arrow with a ``messages`` column.
     ``license_policy`` removes tasks before planning (the manifest records the
     policy and what it removed); every export writes ``ATTRIBUTION.md``.
+    ``decontaminate`` (eval set specs, see :mod:`flan_data.decontam`) drops rows
+    that hold a benchmark n-gram and replaces hit few-shot exemplars by clean
+    ones; ``decontamination.json`` and the manifest have the counts.
 
     A rerun over a complete export checks COMPLETED, the manifest and every
     shard's size (and sha256 with ``verify=True``) and repairs what is damaged.
@@ -304,6 +310,9 @@ def export_mixture(
         }  # fmt: skip
         if unavailable:
             state["unavailable"] = sorted(unavailable)
+        dindex = _decontam_index(decontaminate, decontam_n, decontam_min_words, log)
+        if dindex is not None:
+            state["decontaminate"] = dindex.describe()
         final = out
         out = _prepare_out(final, state, overwrite)  # the folder to build in
         _probe_writable(out)
@@ -323,6 +332,7 @@ def export_mixture(
             on_error=on_error,
             seekable=seekable,
             output=output,
+            decontam=_save_decontam_index(dindex, out),
         )
         spill = out / STATE_DIR / "spill"
         spill.mkdir(parents=True, exist_ok=True)
@@ -380,7 +390,8 @@ def export_mixture(
         }
         if unavailable:
             manifest["unavailable"] = dict(sorted(unavailable.items()))
-        if skipped_total:
+        dropped = _decontam_report(dindex, out, jobs, manifest)
+        if skipped_total or dropped:
             _subtract_skips(manifest, out)
         _governance(catalog, plan, policy, manifest, out)
         _fault("manifest")
@@ -402,9 +413,67 @@ def export_mixture(
             + ")")  # fmt: skip
         return manifest
     except OSError as e:  # disk full, read-only folder, ...: one line, nothing marked complete
-        raise disk_error(e) from None
+        raise disk_error(e, out) from None
     finally:
         executor.close()
+
+
+DECONTAM_REPORT = "decontamination.json"
+
+
+def _decontam_index(specs: Sequence[str], n: int | None, min_words: int | None, log):
+    """The eval n-gram index for --decontaminate (built once, here)."""
+    if not specs:
+        return None
+    from ..decontam import DEFAULT_MIN_WORDS, DEFAULT_N, NgramIndex, read_evals
+
+    n = n or DEFAULT_N
+    index = NgramIndex.build(
+        read_evals(specs), n=n, min_words=min_words or min(DEFAULT_MIN_WORDS, n)
+    )
+    log(f"decontamination index: {index.num_ngrams:,} n-grams (n={index.n}) from "
+        + ", ".join(f"{s['name']} ({s['items']} items)" for s in index.sets))  # fmt: skip
+    return index
+
+
+def _save_decontam_index(index, out: Path) -> str | None:
+    if index is None:
+        return None
+    folder = out / STATE_DIR / "decontam-index"
+    index.save(folder)
+    return str(folder.resolve())
+
+
+def _decontam_report(index, out: Path, jobs, manifest: dict[str, Any]) -> int:
+    """Merge the jobs' decontamination counts: the report file next to the
+    manifest, a summary in the manifest. Returns the number of rows dropped."""
+    if index is None:
+        return 0
+    from ..decontam import Report
+
+    rep = Report(index)
+    for j in jobs:
+        f = out / STATE_DIR / "spill" / f"{j.index:06d}" / "decontam.json"
+        if f.is_file():
+            rep.merge(json.loads(f.read_text()))
+    data = rep.to_json()
+    atomic_write_bytes(out / DECONTAM_REPORT, dumps(data))
+    by_task: dict[str, dict[str, dict[str, int]]] = {}
+    for e in data["hits"]:
+        by_task.setdefault(e["task"], {})[e["eval_set"]] = {
+            "rows_dropped": e["rows_dropped"], "exemplars_replaced": e["exemplars_replaced"]}  # fmt: skip
+    dropped = sum(e["rows_dropped"] for e in data["hits"])
+    manifest["decontamination"] = {
+        "report": DECONTAM_REPORT,
+        "n": index.n,
+        "min_words": index.min_words,
+        "eval_sets": index.sets,
+        "rows_checked": data["rows_total"],
+        "rows_dropped": dropped,
+        "exemplars_replaced": sum(e["exemplars_replaced"] for e in data["hits"]),
+        "by_task": by_task,
+    }
+    return dropped
 
 
 def _governance(catalog: Catalog, plan, policy, manifest: dict[str, Any], out: Path) -> None:
@@ -458,7 +527,15 @@ def _names(d: Path) -> list[str]:
 
 
 def _is_flan_name(n: str) -> bool:
-    ours = (MANIFEST, COMPLETED, ATTRIBUTION_FILE, DATA_DIR, "README.md", *_OURS)
+    ours = (
+        MANIFEST,
+        COMPLETED,
+        ATTRIBUTION_FILE,
+        "decontamination.json",
+        DATA_DIR,
+        "README.md",
+        *_OURS,
+    )
     return n in ours or n.startswith(("shard-", ".shard-"))
 
 

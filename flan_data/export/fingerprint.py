@@ -47,9 +47,39 @@ def source_files(
     elif kind == "hf":
         local = src._local_dir()
         if local is None:
-            return {"hub": src.spec.path, "config": src.spec.config, "revision": src.spec.revision}
+            return {
+                "hub": src.spec.path,
+                "config": src.spec.config,
+                "revision": src.spec.revision,
+                "resolved": resolved_revision(src.spec.path, src.spec.revision),
+            }
         files = sorted(p for p in local.rglob("*") if p.is_file())
     return {"files": [str(Path(f).resolve()) for f in files]}
+
+
+def resolved_revision(repo: str, revision: str | None) -> str | None:
+    """The commit a hub dataset ``repo`` at ``revision`` (default: main) resolves to
+    in the local Hugging Face cache (what an offline or cached load reads), or None.
+
+    >>> resolved_revision("org/name", "0123456789abcdef0123456789abcdef01234567")
+    '0123456789abcdef0123456789abcdef01234567'
+    """
+    if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+        return revision
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    ref = (
+        Path(constants.HF_HUB_CACHE)
+        / f"datasets--{repo.replace('/', '--')}"
+        / "refs"
+        / (revision or "main")
+    )
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
@@ -130,7 +160,9 @@ def describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | Non
                     f"task {task}: source file {name} {'appeared' if x is None else 'disappeared'}"
                 )
             if "hub" in x:
-                return f"task {task}: hub dataset {name} revision {x.get('revision')!r} → {y.get('revision')!r}"
+                a_rev = x.get("resolved") or x.get("revision")
+                b_rev = y.get("resolved") or y.get("revision")
+                return f"task {task}: hub dataset {name} revision {a_rev!r} → {b_rev!r}"
             what = []
             if x["bytes"] != y["bytes"]:
                 what.append(f"size {x['bytes']} → {y['bytes']} bytes")

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ..catalog import Catalog
 from ..errors import FlanDataError, RecordError
-from ..render import Exemplar, Renderer, is_fewshot_format
+from ..render import EMPTY_FEWSHOT, Exemplar, Renderer, drop_empty_fewshot, is_fewshot_format
 from ..seeding import derive_seed
 from ..sources import open_task_source
 from ..views import OutputSpec, add_views
@@ -34,7 +34,6 @@ from .writer import POS
 
 TRAIN = "train"
 POOL_SIZE = 512
-POOL_WINDOW = 8
 CHUNK_ROWS = 25_000  # output rows per job: big tasks split into record ranges
 
 
@@ -56,6 +55,7 @@ class TaskJob:
     pool_size: int = POOL_SIZE
     lo: int = 0  # this job renders the rows whose record index is in [lo, hi)
     hi: int | None = None
+    decontam: str | None = None  # folder of the eval n-gram index (export --decontaminate)
     output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
 
 
@@ -97,11 +97,38 @@ def chunk_rows(job: TaskJob, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _pool_indices(job: TaskJob) -> set[int]:
-    # A seeded sample from the first POOL_WINDOW × pool_size records: every
-    # chunk job of a task builds the same pool without reading the whole split.
-    window = min(job.size, job.pool_size * POOL_WINDOW)
-    k = min(job.pool_size, window)
-    return set(permute(np.arange(k), window, derive_seed(job.seed, job.task, "pool")).tolist())
+    # A seeded index sample over the WHOLE train split (not its first rows): a
+    # source sorted by label still gives mixed exemplars. Every chunk job of a
+    # task draws the same indices, so all chunks share one pool.
+    k = min(job.pool_size, job.size)
+    return set(permute(np.arange(k), job.size, derive_seed(job.seed, job.task, "pool")).tolist())
+
+
+def _read_pool(src, pidx: set[int], stats: dict[str, int]):
+    """(index, id, record) of the sampled pool records, in index order: seeking to
+    each where the source allows it, else one sequential pass up to the last."""
+    if not pidx:
+        return
+    order = sorted(pidx)
+    if src.seekable(TRAIN):
+        run_lo = prev = order[0]
+        runs = []
+        for i in order[1:]:
+            if i != prev + 1:
+                runs.append((run_lo, prev + 1))
+                run_lo = i
+            prev = i
+        runs.append((run_lo, prev + 1))
+        for lo, hi in runs:
+            for i, (eid, rec) in enumerate(src.read_range(TRAIN, lo, hi), lo):
+                stats["read"] += 1
+                yield i, eid, rec
+        return
+    last = order[-1]
+    for i, (eid, rec) in enumerate(src.read_range(TRAIN, 0, last + 1)):
+        stats["read"] += 1
+        if i in pidx:
+            yield i, eid, rec
 
 
 def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path) -> JobResult:
@@ -132,18 +159,18 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     skipped: dict[str, int] = {}
     stats = {"read": 0}
     if needs_pool:
-        pidx = _pool_indices(job)
-        last = max(pidx) if pidx else -1
         pool = []
-        for i, (eid, rec) in enumerate(src.read_range(TRAIN, 0, last + 1)):
-            stats["read"] += 1
-            if i in pidx:
-                try:
-                    pool.append(tr.exemplar(eid, rec))
-                except RecordError as e:
-                    if job.on_error == "fail":
-                        raise
-                    _count(skipped, f"pool: {_reason(e)}")
+        for _i, eid, rec in _read_pool(src, _pool_indices(job), stats):
+            try:
+                pool.append(tr.exemplar(eid, rec))
+            except RecordError as e:
+                if job.on_error == "fail":
+                    raise
+                _count(skipped, f"pool: {_reason(e)}")
+
+    dc = _decontam_filter(job)
+    if dc is not None and pool is not None:
+        pool = dc.clean_pool(job.task, pool)
 
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -164,6 +191,11 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             cols = tr.render_batch([(e, r) for _, e, r, _ in items], split=TRAIN, fmt=fmts[k], seed=derive_seed(job.seed, "export", fmts[k], rep),
                                    pool=pool, canonicals=[c for _, _, _, c in items], errors=errs,
                                    turns=job.output.multiturn)  # fmt: skip
+            n_empty = drop_empty_fewshot(cols, fmts[k], tr.config.shots)
+            if n_empty:
+                _count(skipped, EMPTY_FEWSHOT, n_empty)
+            if dc is not None:
+                cols = dc.filter_rows(job.task, cols)
             add_views(cols, job.output, template_index)
             for _, e in errs or ():
                 _count(skipped, _reason(e))
@@ -182,6 +214,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                 continue
             try:
                 canon = tr.canonical(eid, rec, TRAIN)
+                if dc is not None and tr.task.exemplar_field:
+                    canon = dc.clean_field(job.task, canon, tr.task.exemplar_field)
             except RecordError as e:
                 if job.on_error == "fail":
                     raise
@@ -213,6 +247,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
         from .writer import dumps
 
         (tmp / "skipped.json").write_bytes(dumps(skipped))
+    if dc is not None:
+        dc.save(tmp)
     try:
         os.replace(tmp, final)
     except OSError:
@@ -222,6 +258,14 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
         # same deterministic output first: keep it.
         shutil.rmtree(tmp, ignore_errors=True)
     return JobResult(job.index, job.task, writer.rows, skipped, sorted(writer.shards))
+
+
+def _decontam_filter(job: TaskJob):
+    if job.decontam is None:
+        return None
+    from ..decontam import RowFilter, load_cached
+
+    return RowFilter(load_cached(job.decontam))
 
 
 BATCH_ROWS = 2000
@@ -348,7 +392,7 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
 def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, source: str,
               source_dirs: Mapping[str, str], on_error: str,
               seekable: Mapping[str, bool] | None = None,
-              output: OutputSpec | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
+              output: OutputSpec | None = None, decontam: str | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
     """Jobs in plan order and the number of shards.
 
     A task whose source can seek (``seekable[task]``, the default when not
@@ -381,7 +425,8 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         for c in range(chunks):
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
                                 num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
-                                pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec()))  # fmt: skip
+                                pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
+                                decontam=decontam))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
