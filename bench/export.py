@@ -42,6 +42,7 @@ import synth  # noqa: E402
 from flan_data import Catalog, Renderer  # noqa: E402
 from flan_data.export import export_mixture  # noqa: E402
 from flan_data.options import PLAIN, format_options  # noqa: E402
+from flan_data.specs import MixtureMember, MixtureSpec  # noqa: E402
 from flan_data.templates import TemplateEngine  # noqa: E402
 
 NLI_F = [
@@ -180,6 +181,71 @@ def fstring_pipeline(src: Path, out: Path, shard_rows: int = 10_000) -> int:
     return n
 
 
+def hf_map_pipeline(src: Path, out: Path, engine, cts) -> int:
+    """HF ``datasets``: load the Parquet file, ``map(batched=True)`` with the
+    compiled Jinja templates (one render per row), then ``save_to_disk``."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    ds = datasets.load_dataset("parquet", data_files=str(src), split="train", keep_in_memory=False)
+    opts = synth.NLI_OPTIONS
+    block = format_options(opts, PLAIN)[0]
+
+    def fn(batch, idx):
+        ins, tgts = [], []
+        for i, p, h, lab in zip(idx, batch["premise"], batch["hypothesis"], batch["label"]):
+            ct = cts[i % 10]
+            ctx = {"premise": p, "hypothesis": h, "options_block": block, "answer": opts[lab]}
+            ins.append(ct.input.render(ctx))
+            tgts.append(ct.target.render(ctx))
+        return {"inputs": ins, "targets": tgts}
+
+    ds = ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names)
+    ds.save_to_disk(str(out))
+    return len(ds)
+
+
+def fstring_mixed_pipeline(src: Path, out: Path, shard_rows: int = 10_000) -> int:
+    """Half zero-shot, half 3-shot rows with f-strings, written as Arrow shards."""
+    import pyarrow.parquet as pq
+
+    opts = synth.NLI_OPTIONS
+    block = format_options(opts, PLAIN)[0]
+    out.mkdir(parents=True, exist_ok=True)
+    recs = []
+    n = 0
+    ins, tgts, shard = [], [], 0
+    r = random.Random(0)
+    for batch in pq.ParquetFile(src).iter_batches(batch_size=4096):
+        for rec in batch.to_pylist():
+            f = NLI_F[n % 10]
+            if len(recs) < 512:
+                recs.append(rec)
+            if n % 2:
+                parts = []
+                for _ in range(3):
+                    e = recs[r.randrange(len(recs))]
+                    parts.append(
+                        "Q: " + f(e["premise"], e["hypothesis"], block) + "\nA: " + opts[e["label"]]
+                    )
+                parts.append("Q: " + f(rec["premise"], rec["hypothesis"], block) + "\nA:")
+                ins.append("\n\n".join(parts))
+            else:
+                ins.append(f(rec["premise"], rec["hypothesis"], block))
+            tgts.append(opts[rec["label"]])
+            n += 1
+            if len(ins) == shard_rows:
+                t = pa.table({"inputs": ins, "targets": tgts})
+                with ipc.new_file(str(out / f"s{shard}.arrow"), t.schema) as w:
+                    w.write_table(t)
+                ins, tgts, shard = [], [], shard + 1
+    if ins:
+        t = pa.table({"inputs": ins, "targets": tgts})
+        with ipc.new_file(str(out / f"s{shard}.arrow"), t.schema) as w:
+            w.write_table(t)
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=200_000, help="records per synthetic dataset")
@@ -194,6 +260,13 @@ def main() -> None:
         "--rss", action="store_true", help="also measure peak RSS for N and 10N records (slow)"
     )
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument(
+        "--scale",
+        type=int,
+        nargs="*",
+        default=[],
+        help="sizes for the CPU-per-record / peak-RSS rows (bench/profile_reads.py per size)",
+    )
     args = ap.parse_args()
     res: dict = {}
     tmp = Path(tempfile.mkdtemp(prefix="flan-bench-"))
@@ -240,8 +313,6 @@ def main() -> None:
     nf = fstring_pipeline(root / "data" / "nli.parquet", tmp / "fpipe")
     f = nf / (time.perf_counter() - t)
     spec = cat.mixture("bench_zs")
-    from flan_data.specs import MixtureMember, MixtureSpec
-
     only_nli = MixtureSpec(
         name="nli", members=(MixtureMember(kind="task", name="syn_nli", formats=("zs_opt",)),)
     )
@@ -270,6 +341,65 @@ def main() -> None:
     )
     print(f"1-worker and {args.workers}-worker outputs byte-identical: {same}")
     res["identical_across_workers"] = same
+
+    t = time.perf_counter()
+    nh = hf_map_pipeline(root / "data" / "nli.parquet", tmp / "hfmap", engine, cts)
+    hf = nh / (time.perf_counter() - t)
+    print(f"HF datasets.map(batched=True) + compiled Jinja + save_to_disk: {hf:,.0f}/s")
+    res["end_to_end"]["hf_map"] = hf
+
+    print(f"\n== mixed zs/fs mixture ({args.records:,} NLI records from Parquet) ==")
+    t = time.perf_counter()
+    nm = fstring_mixed_pipeline(root / "data" / "nli.parquet", tmp / "fmix")
+    fm = nm / (time.perf_counter() - t)
+    mixed = MixtureSpec(name="nli_mix", members=(MixtureMember(kind="task", name="syn_nli", formats=("zs_opt", "zs_noopt", "fs_opt", "fs_noopt")),))  # fmt: skip
+    t = time.perf_counter()
+    m = export_mixture(cat, mixed, tmp / "emix", workers=1, progress=False, log=lambda s: None)
+    om = m["num_rows"] / (time.perf_counter() - t)
+    res["mixed"] = {"fstring": fm, "ours": om}
+    print(f"f-string mixed {fm:,.0f}/s | flan export 1 worker {om:,.0f}/s")
+
+    scale = {}
+    for size in args.scale:
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve().parent / "profile_reads.py"), str(size)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        scale[size] = json.loads(out.stdout.strip().splitlines()[-1])
+    res["scale"] = scale
+
+    def k(x: float) -> str:
+        return f"{x / 1000:.1f}k ex/s"
+
+    e = res["end_to_end"]
+    rows = [
+        ("`flan export` 1 worker, NLI records from Parquet, zs_opt", k(e["ours_1_workers"]),
+         f"f-string pipeline: {k(e['fstring_pipeline'])}", e["ours_1_workers"] / e["fstring_pipeline"], ">= 0.6x"),
+        ("same", k(e["ours_1_workers"]), f"HF datasets.map(batched=True) + Jinja + save: {k(hf)}",
+         e["ours_1_workers"] / hf, ">= 1.5x"),
+        ("mixed zs/fs mixture", k(om), f"f-string: {k(fm)}", om / fm, ">= 0.4x"),
+        ("few-shot k=3 render, in memory", k(res["fewshot"]["ours_fs_opt"]),
+         f"per-row Jinja k+1 renders: {k(res['fewshot']['jinja_per_row'])}; f-string {k(res['fewshot']['fstring'])}",
+         None, ">= 2x / >= 0.5x"),
+        (f"{args.workers} workers / 1 worker", k(e[f"ours_{args.workers}_workers"]), k(e["ours_1_workers"]),
+         e[f"ours_{args.workers}_workers"] / e["ours_1_workers"], ">= 1.7x"),
+    ]  # fmt: skip
+    if scale:
+        sizes = sorted(scale)
+        us = [scale[z]["cpu_us_per_rec"] for z in sizes]
+        rows.append((f"CPU us per record, 1 worker, {' -> '.join(f'{z:,}' for z in sizes)}",
+                     " -> ".join(f"{u:.0f}" for u in us), "", max(us) / min(us), "flat within 1.2x"))  # fmt: skip
+        rss = [scale[z]["peak_rss_mb"] for z in sizes]
+        rows.append((f"peak RSS, {' -> '.join(f'{z:,}' for z in sizes)}",
+                     " -> ".join(f"{r} MB" for r in rss), "", max(rss) / min(rss), "< 1 GB"))  # fmt: skip
+    print("\n| measurement | ours | baseline | ratio | target |\n| --- | --- | --- | --- | --- |")
+    fsr = res["fewshot"]
+    for name, ours_, base, ratio, target in rows:
+        if ratio is None:
+            rs = f"{fsr['ours_fs_opt'] / fsr['jinja_per_row']:.2f}x / {fsr['ours_fs_opt'] / fsr['fstring']:.2f}x"
+        else:
+            rs = f"{ratio:.2f}x"
+        print(f"| {name} | {ours_} | {base} | {rs} | {target} |")
 
     if args.rss:
         print("\n== peak RSS (subprocess per size) ==")

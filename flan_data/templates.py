@@ -552,6 +552,7 @@ class TemplateEngine:
         self._templates: dict[str, CompiledTemplate] = {}
         self._texts: dict[str, jinja2.Template] = {}
         self._exprs: dict[str, Any] = {}
+        self._vars: dict[str, frozenset[str]] = {}
 
     # -- compiling
 
@@ -685,7 +686,16 @@ class TemplateEngine:
         return self.compile(spec).variables
 
     def variables_of(self, source: str) -> frozenset[str]:
-        return self._compile(source, "<text>")[1]
+        """The variables ``source`` reads; cached by text (every task of a
+        collection asks about the same few field expressions)."""
+        hit = self._vars.get(source)
+        if hit is None:
+            try:
+                hit = frozenset(meta.find_undeclared_variables(self.env.parse(source)))
+            except (jinja2.TemplateSyntaxError, SecurityError):
+                hit = self._compile(source, "<text>")[1]  # raises the precise error
+            self._vars[source] = hit
+        return hit
 
     def expression(self, source: str, where: str = "<expression>") -> Any:
         """Compile a Jinja expression (field mappings); cached by source text."""

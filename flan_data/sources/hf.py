@@ -103,6 +103,20 @@ def _probe(endpoint: str) -> str | None:
         return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
+#: save_to_disk folders loaded in this process, keyed by folder + split of the
+#: spec + the folder's files' sizes and mtimes (a rewritten copy reloads).
+_LOADED: dict[tuple, Any] = {}
+
+
+def _stamp(d: Path) -> tuple:
+    files = []
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            files.append((str(p), st.st_size, st.st_mtime_ns))
+    return (str(d.resolve()), tuple(files))
+
+
 class HFSource(Source):
     _local: Any = None
 
@@ -148,6 +162,11 @@ class HFSource(Source):
             d = self._local_dir()
             if d is None:
                 return None
+            key = (_stamp(d), tuple(self.spec.splits.values()))
+            hit = _LOADED.get(key)
+            if hit is not None:  # counted earlier in this process: no second load
+                self._local = hit
+                return hit
             ds = _datasets()
             try:
                 obj = ds.load_from_disk(str(d))
@@ -159,6 +178,9 @@ class HFSource(Source):
                 split = parse_split(next(iter(self.spec.splits.values()), "train"))[0]
                 obj = ds.DatasetDict({split: obj})
             self._local = obj
+            if len(_LOADED) >= 256:  # memory-mapped tables: cheap to keep, bounded anyway
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[key] = obj
         return self._local
 
     def _native_splits(self) -> tuple[str, ...]:
