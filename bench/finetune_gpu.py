@@ -15,7 +15,8 @@ number of keys a real token attends to (its segment; half of it when causal;
 the encoder length for cross-attention). Padding tokens count for nothing.
 
 On a machine without a GPU (CI) ``--smoke`` (the default there) runs tiny
-configs for a few steps so the script stays tested; MFU is then not reported.
+configs in fp32 for a few steps so the script stays tested; MFU is then not
+reported (there is no GPU peak to divide by).
 
 Example::
 
@@ -181,7 +182,9 @@ def main(argv=None) -> int:
     ap.add_argument("--targets", type=int, default=0, help="decoder length / answer part")
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default 20, smoke 3)")
     ap.add_argument("--warmup", type=int, default=-1, help="untimed steps after compile")
-    ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    ap.add_argument(
+        "--dtype", default=None, choices=("bfloat16", "float32"), help="default: bf16 (smoke: fp32)"
+    )
     ap.add_argument("--json", action="store_true", help="one JSON object per model")
     args = ap.parse_args(argv)
 
@@ -192,10 +195,11 @@ def main(argv=None) -> int:
     shapes = SMOKE_SHAPES if smoke else GPU_SHAPES
     names = args.models.split(",") if args.models else list(shapes)
     steps = args.steps or (3 if smoke else 20)
+    dtype = args.dtype or ("float32" if smoke else "bfloat16")  # bf16 compiles slowly on CPU
     warmup = args.warmup if args.warmup >= 0 else (1 if smoke else 3)
     print(
         f"device: {jax.devices()[0].device_kind} × {jax.device_count()} | "
-        f"{'smoke test (no GPU: tiny configs)' if smoke else 'full configs'} | dtype {args.dtype}"
+        f"{'smoke test (no GPU: tiny configs)' if smoke else 'full configs'} | dtype {dtype}"
     )
     for name in names:
         rows, li, lt, opt = shapes.get(name, GPU_SHAPES.get(name, SMOKE_SHAPES["tiny-t5"]))
@@ -206,7 +210,7 @@ def main(argv=None) -> int:
             args.targets or lt,
             steps,
             warmup,
-            args.dtype,
+            dtype,
             opt,
         )
         if args.json:

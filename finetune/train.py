@@ -45,6 +45,7 @@ PEAK_FLOPS = {
 
 AUTO_CAP = {"inputs": 1024, "targets": 512}  # longest automatic lengths, in tokens
 TRUNCATION_WARN_SHARE = 0.05
+SHORT_ANSWER_TOKENS = 16  # greedy decodes are shown for held-out rows with answers this short
 
 
 class TrainingError(RuntimeError):
@@ -229,7 +230,8 @@ def count_params(tree) -> int:
 
 
 def _flops_per_step(kind, params, batch_shapes) -> float:
-    """6·N·tokens per stack (forward + backward matmuls), attention scores ignored."""
+    """6·N·tokens per stack (forward + backward matmuls), attention scores ignored;
+    the loop passes the real (non-padding) token counts, so MFU counts no padding."""
     if kind == "encdec":
         enc = count_params(params["encoder"])
         dec = count_params(params["decoder"]) + count_params(
@@ -347,13 +349,15 @@ def resolve_lengths(source: fdata.ExampleSource, cfg: Config, log=print) -> dict
 
 
 def pick_decode_rows(source: fdata.ExampleSource, n: int, max_new: int) -> list[int]:
-    """Up to ``n`` held-out rows whose whole answer fits ``max_new`` tokens (short-answer
+    """Up to ``n`` held-out rows whose whole answer fits ``max_new`` and
+    :data:`SHORT_ANSWER_TOKENS` tokens (short-answer
     rows, where an exact match means something), in eval order; training rows when no
     row is held out."""
     pool = source.eval_indices if len(source.eval_indices) else source.train_indices[:n]
     rows = source.table.take(np.asarray(pool, dtype=np.int64)).column("targets").to_pylist()
+    limit = min(SHORT_ANSWER_TOKENS, max_new)
     picked = [
-        int(i) for i, t in zip(pool, rows) if len(source.tokenizer.encode(t or "")) + 1 <= max_new
+        int(i) for i, t in zip(pool, rows) if len(source.tokenizer.encode(t or "")) + 1 <= limit
     ]
     return picked[:n]
 
@@ -565,9 +569,13 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
     metrics_log = MetricsLog(out / "metrics.jsonl", resume_step, cfg.tensorboard)
     start = int(jax.device_get(state["step"]))
     peak = _peak_flops(cfg.dtype)
+    eval_ids = source.table.take(np.asarray(source.eval_indices, dtype=np.int64))
+    n_eval_ids = len(
+        set(zip(eval_ids.column("task").to_pylist(), eval_ids.column("example_id").to_pylist()))
+    )
     log(
         f"model {model_name} ({kind}, {n_params / 1e6:.2f}M params) | {len(source.train_indices)} train / "
-        f"{len(source.eval_indices)} eval rows | {mesh.size} device(s), mesh {dict(mesh.shape)} | "
+        f"{len(source.eval_indices)} eval rows ({n_eval_ids} task × source-example pairs) | {mesh.size} device(s), mesh {dict(mesh.shape)} | "
         f"steps {start}→{cfg.steps}"
     )
     from tqdm.auto import tqdm
@@ -578,6 +586,7 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
     window = {
         "loss": [],
         "tokens": 0,
+        "flops": 0.0,
         "time": 0.0,
         "timed": 0,
         "fill": [],
@@ -587,7 +596,6 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
     first_loss = last_loss = None
     last_eval: dict[str, Any] = {}
     step = start
-    flops = None
     try:
         while step < cfg.steps:
             try:
@@ -599,9 +607,13 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
                 sum((host_batch[k] > 0).sum() for k in host_batch if k.endswith("segment_ids"))
             )
             device_batch = to_device(host_batch, batch_sharding, cfg.grad_accum_steps)
-            if flops is None:
-                shapes = {k: int(np.prod(v.shape)) for k, v in host_batch.items()}
-                flops = _flops_per_step(kind, state["params"], shapes)
+            # model FLOPs of the real (non-padding) tokens of this step, for MFU
+            real_counts = {
+                k.replace("segment_ids", "input_tokens"): int((v > 0).sum())
+                for k, v in host_batch.items()
+                if k.endswith("segment_ids")
+            }
+            flops = _flops_per_step(kind, state["params"], real_counts)
             t0 = time.perf_counter()
             state, m = train_step(state, device_batch)
             m = jax.device_get(m)
@@ -621,6 +633,7 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
                 window["loss"].append(loss)
             if step > start + 1:  # the first step includes compilation
                 window["time"] += dt
+                window["flops"] += flops
                 window["tokens"] += real_tokens
                 window["timed"] += 1
             window["fill"].append(batches.last_fill)
@@ -646,12 +659,13 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
                 if cfg.z_loss:
                     entry["z_loss"] = float(np.mean(window["z"]))
                 if peak and window["time"] > 0:
-                    entry["mfu"] = flops * window["timed"] / window["time"] / peak
+                    entry["mfu"] = window["flops"] / window["time"] / peak
                 metrics_log.write(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}")
                 window = {
                     "loss": [],
                     "tokens": 0,
+                    "flops": 0.0,
                     "time": 0.0,
                     "timed": 0,
                     "fill": [],
@@ -720,7 +734,7 @@ def train(cfg: Config, log=print, on_step=None, export=None) -> dict[str, Any]:
                     f.write(json.dumps(samples[-1], ensure_ascii=False) + "\n")
             log(
                 f"greedy decodes of {len(samples)} held-out rows with short answers "
-                f"(≤ {max_new} tokens): {exact} exactly right"
+                f"(≤ {min(SHORT_ANSWER_TOKENS, max_new)} tokens): {exact} exactly right"
             )
             for s in samples:
                 query = " ".join(s["inputs"].split())[-70:]

@@ -23,8 +23,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from .errors import CatalogError, UnknownNameError, suggest
 from .specs import (
     DIALECTS,
@@ -45,8 +43,6 @@ from .specs import (
     frozen_mapping,
 )
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 def default_root() -> Path:
     """Where the bundled data lives: inside the wheel, or the repository root."""
@@ -65,8 +61,10 @@ def read_yaml(path: Path) -> Any:
         raise CatalogError(str(path), "", "file not found") from None
     except UnicodeDecodeError as e:
         raise CatalogError(str(path), "", f"not valid UTF-8 (byte offset {e.start})") from None
+    import yaml  # here, not at import: a cached catalog loads without the YAML parser
+
     try:
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

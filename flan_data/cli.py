@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
-from .catalog import Catalog
 from .clickgroup import FlanGroup
 from .errors import FlanDataError, MissingDependencyError, UnknownNameError
 from .importers.cli import import_group
-from .render import OPTION_STYLES, RenderConfig, render_task
-from .sources import SOURCE_CHOICES
-from .specs import FORMATS, TaskSpec
+from .specs import FORMATS, OPTION_STYLES, SOURCE_CHOICES
+
+# Startup stays light: the catalog, renderer and sources load inside the commands that use them
+# (tests/test_cli_latency.py checks what `flan --help` and `flan catalog show` import).
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .specs import TaskSpec
 
 
 def _catalog(ctx: click.Context) -> Catalog:
@@ -659,6 +663,8 @@ def render(
     system,
 ) -> None:
     """Render N examples of TASK in a format."""
+    from .render import RenderConfig, render_task
+
     cat = _catalog(ctx)
     from .fewshot import load_tokenizer
 
@@ -1049,6 +1055,7 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
     manifest and a dataset card (resumable, deterministic)."""
     from .export import export_mixture
     from .fewshot import load_tokenizer
+    from .render import RenderConfig
     from .views import OutputSpec
 
     cat = _catalog(ctx)

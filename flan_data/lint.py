@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .catalog import Catalog
 from .compose import compose_fewshot
-from .errors import FlanDataError, TemplateLimitError
+from .errors import FlanDataError, RecordError, TemplateLimitError
 from .options import PLAIN, format_options
 from .render import (
     Exemplar,
@@ -325,6 +325,15 @@ def _render_checks(tr: TaskRenderer, *, rows: int, seed: int, source_dirs) -> li
     except FlanDataError as e:
         return [Problem("error", where, f"cannot read records: {e}")]
     out: list[Problem] = []
+    # bad values (null/NaN/empty target, label outside the options, ...) one record at a time
+    good = []
+    for eid, rec in recs:
+        try:
+            tr.canonical(eid, rec, split)
+            good.append((eid, rec))
+        except RecordError as e:
+            out.append(Problem("error", f"{where}, record {eid}", f"bad record: {e}"))
+    recs = good
     failed: set[str] = set()  # over a limit: a hostile template is not rendered again
     for fmt in tr.formats():
         for ct in tr.eligible(fmt):

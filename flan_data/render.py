@@ -46,10 +46,8 @@ from .fewshot import (
 )
 from .options import PLAIN, OptionStyle, format_options, style_at
 from .seeding import SeedPrefix, derive_seed, mix64, purpose_salt
-from .specs import FORMATS, FewShotStyle, RenderedExample, TaskSpec
+from .specs import FORMATS, OPTION_STYLES, FewShotStyle, RenderedExample, TaskSpec
 from .templates import CompiledTemplate, TemplateEngine
-
-OPTION_STYLES = ("random", "plain")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ from typing import Any
 
 #: Output formats, in the order the Flan 2022 paper lists them.
 FORMATS = ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt", "cot")
+#: How options are written (``RenderConfig.option_style``); here so the CLI needs no renderer to list them.
+OPTION_STYLES = ("random", "plain")
+#: Where a task's records come from (``--source``); here so the CLI needs no source modules to list them.
+SOURCE_CHOICES = ("auto", "real", "sample")
 #: Template kinds.
 TEMPLATE_KINDS = ("zero_shot", "few_shot", "cot", "inversion")
 #: The five collections of Flan 2022.

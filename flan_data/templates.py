@@ -77,6 +77,8 @@ DEFAULT_LIMITS = TemplateLimits()
 _LOOP = "__flan_loop"
 _ROWS = "__flan_rows"
 _SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+#: Filters whose arguments can ask for a huge result: checked before they run.
+_SIZE_ARG_FILTERS = frozenset({"center", "indent", "format", "replace", "slice", "batch", "join"})
 # str.format / %-format / |format widths and precisions (``{:9999999}``, ``%*d``)
 _PCT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
 _BRACE_SPEC = re.compile(r"\{[^{}]*?:((?:[^{}]|\{[^{}]*\})*)\}")
@@ -290,15 +292,23 @@ class BoundedSandbox(SandboxedEnvironment):
         return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
 
     def _bounded_filter(self, name: str, f: Any) -> Any:
-        check = self._check_filter_args
+        check, tick, size = self._check_filter_args, self.tick, self.check_size
+        if name not in _SIZE_ARG_FILTERS:  # the common case: count it, check what it built
+
+            @functools.wraps(f)
+            def bounded(*args: Any, **kwargs: Any) -> Any:
+                tick()
+                return size(f(*args, **kwargs))
+
+            return bounded
 
         @functools.wraps(f)
-        def bounded(*args: Any, **kwargs: Any) -> Any:
-            self.tick()
+        def bounded_args(*args: Any, **kwargs: Any) -> Any:
+            tick()
             check(name, args, kwargs)
-            return self.check_size(f(*args, **kwargs))
+            return size(f(*args, **kwargs))
 
-        return bounded
+        return bounded_args
 
     def _check_filter_args(self, name: str, args: tuple, kwargs: dict) -> None:
         # Filters with a pass_* decorator get the context/environment first.
@@ -737,9 +747,13 @@ class TemplateEngine:
             env.arm()
         parts = []
         try:
+            lim = env.limits.output_chars
+            add = parts.append
             for chunk in t.generate(context):
-                env.emit(len(chunk))
-                parts.append(chunk)
+                env.out += len(chunk)  # inline emit(): this loop is the hot path
+                if env.out > lim:
+                    env.emit(0)  # raises the limit error
+                add(chunk)
         except RecursionError:
             raise env.fail("call depth", " (Python's recursion limit)") from None
         except MemoryError:

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import re
 
 # A cue label: a role marker at the start of a line, the words a few-shot
@@ -52,17 +53,33 @@ LABEL = (
     r"|[QA]\."
     rf"|(?:(?:[A-Z][A-Za-z'’]{{0,15}} ){{1,2}}{_LONG_NOUN}|{_NOUN}){_SUFFIX}:)"
 )
-_LABEL_AT_START = re.compile(rf"[ \t]*{LABEL}(?=\s|$)")
+# The cue regexes are big alternations: compiled on first use, not at import,
+# so commands that never compose few-shot text (`flan --help`, `catalog show`) skip them.
+
+
+@functools.cache
+def _label_at_start() -> re.Pattern[str]:
+    return re.compile(rf"[ \t]*{LABEL}(?=\s|$)")
+
+
 #: A label at a line start followed, after nothing but whitespace, by another label.
 # On the same line the second cue must be a bare one ("Q: Question:"), or any
 # short answer before a same-line cue ("Input: Turkey Answer: Ankara") would count.
 _BARE = rf"(?:\[{_NOUN}\]|[QA]\.|(?:{_NOUN}|[QA]){_SUFFIX}:)"
-_STACKED = re.compile(
-    rf"(?m)^[ \t]*({LABEL})(?:[ \t]+({_BARE})|[ \t]*(?:\n[ \t]*)+({LABEL}))(?=\s|$)"
-)
+
+
+@functools.cache
+def _stacked() -> re.Pattern[str]:
+    return re.compile(
+        rf"(?m)^[ \t]*({LABEL})(?:[ \t]+({_BARE})|[ \t]*(?:\n[ \t]*)+({LABEL}))(?=\s|$)"
+    )
+
+
 # A trailing cue: the last line is only a label, optionally with a short
 # reasoning lead-in ("A: Let's reason it out.").
-_TRAILING_CUE = re.compile(rf"[ \t]*{LABEL}(?:[ \t]+(?:Let's|Let us)[^\n]{{0,60}}[.:])?[ \t]*")
+@functools.cache
+def _trailing_cue() -> re.Pattern[str]:
+    return re.compile(rf"[ \t]*{LABEL}(?:[ \t]+(?:Let's|Let us)[^\n]{{0,60}}[.:])?[ \t]*")
 
 
 def starts_with_label(text: str) -> bool:
@@ -72,7 +89,7 @@ def starts_with_label(text: str) -> bool:
     head = text[:64]
     if ":" not in head and head.lstrip(" \t")[:1] not in ("[", "#", "Q", "A"):
         return False
-    return _LABEL_AT_START.match(head) is not None
+    return _label_at_start().match(head) is not None
 
 
 def ends_with_cue(text: str) -> bool:
@@ -82,7 +99,7 @@ def ends_with_cue(text: str) -> bool:
     # a bracket or a dotted Q/A: cheap on long prompts
     if len(last) > 100 or (":" not in last and "]" not in last and "." not in last[:3]):
         return False
-    return _TRAILING_CUE.fullmatch(last) is not None
+    return _trailing_cue().fullmatch(last) is not None
 
 
 def stacked_cues(text: str) -> list[str]:
@@ -92,7 +109,7 @@ def stacked_cues(text: str) -> list[str]:
     ``"Response:\\n\\nReply:"``.
     """
     out = []
-    for m in _STACKED.finditer(text):
+    for m in _stacked().finditer(text):
         out.append(f"{m.group(1)} {m.group(2) or m.group(3)}")
     return out
 

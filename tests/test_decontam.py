@@ -407,3 +407,54 @@ def test_real_gsm8k_train_against_bbh_and_planted_gsm8k_items(tmp_path):
     assert cell["eval_items"] == len({i for h in exp for i in h})
     hit_rows = {i for i, h in enumerate(exp) if h}
     assert set(picks) <= hit_rows
+
+
+def test_export_with_license_and_decontaminate(tmp_path):
+    """The issue's end-to-end check: --license commercial and --decontaminate
+    together write the attribution file and a report whose counts match the
+    brute-force rule on the rows of the same export without decontamination."""
+    from flan_data.licenses import LicensePolicy
+
+    root = Path(__file__).resolve().parents[1] / "sample_data" / "arc_challenge"
+    recs = [json.loads(x) for x in (root / "train.jsonl").read_text().splitlines() if x.strip()]
+    ev = tmp_path / "arc_eval.jsonl"
+    ev.write_text(
+        "".join(json.dumps({"id": r["id"], "text": r["question"]}) + "\n" for r in recs[:6])
+    )
+    spec = f"arc={ev}::text"
+    cat = Catalog.load()
+    pol = LicensePolicy.from_options("commercial")
+    kw = {"progress": False, "log": lambda s: None, "total": 300, "seed": 2, "license_policy": pol}
+    plain = export_mixture(cat, "demo", tmp_path / "plain", **kw)
+    clean = export_mixture(cat, "demo", tmp_path / "clean", decontaminate=[spec], **kw)
+    assert (tmp_path / "clean" / "ATTRIBUTION.md").is_file() and clean["license_policy"][
+        "license_classes"
+    ] == ["commercial"]
+    assert all(cat.task(t).metadata.licensing.use == "commercial" for t in clean["counts"])
+    evs = [read_eval(spec)]
+    a, b = _rows(tmp_path / "plain"), _rows(tmp_path / "clean")
+    hits_a = brute([r["inputs"] + "\n" + r["targets"] for r in a], evs)
+    assert not any(brute([r["inputs"] + "\n" + r["targets"] for r in b], evs))
+    report = json.loads((tmp_path / "clean" / "decontamination.json").read_text())
+    # zero-shot rows are the same in both exports: dropped = hit, per task, exactly
+    zs_hit: dict[str, int] = {}
+    for r, h in zip(a, hits_a):
+        if h and r["format"].startswith("zs"):
+            zs_hit[r["task"]] = zs_hit.get(r["task"], 0) + 1
+    assert zs_hit, "the planted questions must occur in zero-shot rows"
+    zs_b = {}
+    for r in b:
+        if r["format"].startswith("zs"):
+            zs_b[r["task"]] = zs_b.get(r["task"], 0) + 1
+    zs_a = {}
+    for r in a:
+        if r["format"].startswith("zs"):
+            zs_a[r["task"]] = zs_a.get(r["task"], 0) + 1
+    for task, n in zs_hit.items():
+        assert zs_a[task] - zs_b.get(task, 0) == n
+    dropped = sum(e["rows_dropped"] for e in report["hits"])
+    assert (
+        dropped == clean["decontamination"]["rows_dropped"] == plain["num_rows"] - clean["num_rows"]
+    )
+    ids = {i for e in report["hits"] for i in e["item_ids"]}
+    assert ids <= {r["id"] for r in recs[:6]} and ids

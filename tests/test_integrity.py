@@ -258,14 +258,14 @@ def test_leftovers_are_cleaned(toy, reference, tmp_path):
     assert _top(out) == _top(reference)
 
 
-@pytest.mark.parametrize("kind", ["enospc", "erofs"])
+@pytest.mark.parametrize("kind, workers", [("enospc", 1), ("erofs", 1), ("enospc", 2)])
 def test_disk_full_or_read_only_is_one_line_and_resumes(
-    toy, reference, tmp_path, monkeypatch, kind
+    toy, reference, tmp_path, monkeypatch, kind, workers
 ):
     out = tmp_path / "o"
     monkeypatch.setenv("FLAN_DATA_FAULT", f"{kind}:shard-00001-*")
     with pytest.raises(FlanDataError) as ei:
-        _export(toy, out)
+        _export(toy, out, workers=workers)
     msg = str(ei.value)
     assert "\n" not in msg and "shard-00001-of-00003.arrow" in msg
     assert ("No space left on device" if kind == "enospc" else "Read-only file system") in msg

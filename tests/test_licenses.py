@@ -252,3 +252,49 @@ def test_catalog_list_filters():
     assert json.loads(r2.output) == de
     r = CliRunner().invoke(main, ["catalog", "list", "--license-class", "comercial"])
     assert r.exit_code != 0 and "did you mean" in r.output
+
+
+def _facts(tmp_path: Path, doc) -> Path:
+    p = tmp_path / "facts.json"
+    p.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    return p
+
+
+def test_license_facts_file(tmp_path, make_catalog):
+    rec = {"use": "non-commercial", "licenses": ["CC BY-NC 4.0"], "attribution": True,
+           "share_alike": None, "model_generated": False, "url": None, "collection": "X"}  # fmt: skip
+    _facts(
+        tmp_path, {"records": {"r1": rec}, "tasks": {"toy": ["r1", "filter_id"], "not_here": None}}
+    )
+    cat = make_catalog(catalog_extra={"license_facts": [str(tmp_path / "facts.json")]})
+    info = cat.task("toy").metadata.licensing
+    assert info.use == "non-commercial" and info.share_alike is None
+    assert info.source == "Data Provenance Collection r1 (X; matched by filter_id)"
+    assert any(p.name == "facts.json" for p in cat.files)  # part of the fingerprint
+
+
+@pytest.mark.parametrize(
+    "doc, expect",
+    [
+        ({"records": {}, "tasks": {"toy": ["r9"]}}, "unknown license record 'r9'"),
+        ({"records": {"r1": {"use": "free"}}, "tasks": {}}, "unknown license use class 'free'"),
+        ({"records": {}}, "missing required key 'tasks'"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_license_facts_errors(tmp_path, make_catalog, doc, expect):
+    _facts(tmp_path, doc)
+    with pytest.raises(CatalogError) as e:
+        make_catalog(catalog_extra={"license_facts": [str(tmp_path / "facts.json")]})
+    assert "facts.json" in str(e.value) and expect in str(e.value)
+
+
+def test_catalog_search_filters():
+    r = CliRunner().invoke(main, ["catalog", "search", "sentiment", "--license-class", "commercial", "--json",
+                                  "--limit", "0"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.output)
+    cat = Catalog.load()
+    assert hits and all(cat.task(h["name"]).metadata.licensing.use == "commercial" for h in hits)
+    r2 = CliRunner().invoke(main, ["catalog", "search", "sentiment", "--json", "--limit", "0"])
+    assert len(json.loads(r2.output)) > len(hits)

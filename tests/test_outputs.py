@@ -107,6 +107,13 @@ def test_same_bytes_any_workers(cat, exports, tmp_path, fmt):
     assert _files(out) == _files(exports[fmt])
 
 
+def test_multiturn_same_bytes_any_workers(cat, tmp_path):
+    spec = OutputSpec(file_format="jsonl", chat_fewshot="multiturn", system="Be exact.")
+    export_mixture(cat, "demo", tmp_path / "w1", output=spec, **KW)
+    export_mixture(cat, "demo", tmp_path / "w2", workers=2, output=spec, **KW)
+    assert _files(tmp_path / "w1") == _files(tmp_path / "w2")
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl", "jsonl.gz"])
 def test_kill_then_resume_is_byte_identical(exports, tmp_path, fmt):
     cmd = [sys.executable, "-m", "flan_data", "export", "-m", "demo", "--total", str(TOTAL), "--seed", "5",

@@ -293,3 +293,16 @@ def test_export_skips_bad_values_and_counts_them_by_reason(tmp_path, h):
     assert m["num_rows"] == 60 - 6
     manifest = json.loads((tmp_path / "o2" / "manifest.json").read_text())
     assert manifest["skipped"] == m["skipped"]
+
+
+def test_lint_reports_bad_values_in_sample_data(tmp_path, h):
+    from flan_data.lint import lint
+
+    recs = h.toy_records(6)
+    val = h.toy_records(3, "v")
+    val[0]["label"] = -1
+    val[1]["premise"] = None
+    root = h.write_catalog_dir(tmp_path / "c", samples={"toy": {"train": recs, "validation": val}})
+    errors = [str(p) for p in lint(Catalog.load(root), rows=3) if p.level == "error"]
+    assert any("label -1 is out of range for 3 options" in e for e in errors), errors
+    assert any("null value" in e and "premise" in e for e in errors), errors

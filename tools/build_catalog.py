@@ -803,7 +803,7 @@ for _n, _doc, _sum, _what in (
             "config": None,
             "splits": None,
             "validation_size": 600,
-            "extra_note": f"No HF equivalent: TFDS opinion_abstracts/{_what}:1.0.0 (train split only). Export it to a folder with train.jsonl (TFDS field names; Sequence features as {{key: [...], value: [...]}}) and pass --source-dir {_n}=PATH. FLAN holds out the last 600 rows (validation, then test); here all 600 are the validation split.",
+            "extra_note": f"No HF equivalent: TFDS opinion_abstracts/{_what}:1.0.0 (train split only). Export it to a folder with train.jsonl (TFDS field names; Sequence features as {{key: [...], value: [...]}}) and pass --source-dir {_n}=PATH. FLAN holds out the last 600 rows (validation, then test); here all 600 are the validation split. Download location: https://web.eecs.umich.edu/~wangluxy/datasets/opinion_abstracts.zip (the _URL of the TFDS builder tensorflow_datasets/summarization/opinion_abstracts; older builds used http://www.ccs.neu.edu/home/luwang/datasets/opinion_abstracts.zip), file opinion_abstracts/{'rottentomatoes' if _what == 'rotten_tomatoes' else 'idebate'}.json, a JSON list whose opinions are {{name: text}} mappings that TFDS turns into the key/value sequence above.",
         },
         fields={"document": _doc, "summary": _sum},
         templates=["summary"],

@@ -413,7 +413,7 @@ def export_mixture(
             + ")")  # fmt: skip
         return manifest
     except OSError as e:  # disk full, read-only folder, ...: one line, nothing marked complete
-        raise disk_error(e) from None
+        raise disk_error(e, out) from None
     finally:
         executor.close()
 

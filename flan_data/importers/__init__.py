@@ -7,17 +7,6 @@ that loads with ``Catalog.load(extra_files=[...])``.
 - :mod:`flan_data.importers.promptsource` — promptsource ``templates.yaml`` files.
 """
 
-from .promptsource import (
-    ConversionResult,
-    ConvertedTemplate,
-    PromptsourceError,
-    SkippedTemplate,
-    convert_file,
-    convert_tree,
-    summarize,
-    write_results,
-)
-
 __all__ = [
     "ConversionResult",
     "ConvertedTemplate",
@@ -28,3 +17,13 @@ __all__ = [
     "summarize",
     "write_results",
 ]
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so `flan` (which registers `flan import`) never pays for the
+    # promptsource converter unless it runs; `from flan_data.importers import X` still works.
+    if name in __all__:
+        from . import promptsource
+
+        return getattr(promptsource, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

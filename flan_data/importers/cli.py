@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from ..clickgroup import FlanGroup
-from .promptsource import convert_tree, summarize, write_results
 
 
 @click.group("import", cls=FlanGroup)
@@ -73,6 +72,9 @@ def promptsource_cmd(
       flan --extra imported/ export --mixture promptsource --out out/ps --source-dir ...
     """
     from tqdm import tqdm
+
+    # Imported here, not at module level, so `flan` starts without the converter.
+    from .promptsource import convert_tree, summarize, write_results
 
     files = _count_files(path)
     bar = tqdm(total=files, unit="file", disable=as_json or verbose or files < 2, file=sys.stderr)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import FlanDataError, SourceError
-from ..specs import SourceSpec, TaskSpec
+from ..specs import SOURCE_CHOICES, SourceSpec, TaskSpec
 from .base import Record, Source
 from .cot_tsv import CotTsvSource
 from .files import FileSource
@@ -31,8 +31,6 @@ SOURCE_CLASSES: Mapping[str, type[Source]] = {
     "parquet": FileSource,
     "arrow": FileSource,
 }
-
-SOURCE_CHOICES = ("auto", "real", "sample")
 
 
 def open_source(

@@ -81,9 +81,9 @@ def check_hub(what: str) -> None:
     if why is not None:
         raise HubUnreachableError(
             f"the Hugging Face hub at {ep} cannot be reached ({why}). "
-            "Supply the data locally instead: --source-dir TASK=PATH (a datasets save_to_disk "
-            "copy, or a folder of Parquet/JSONL files), or set HF_HUB_OFFLINE=1 to read a "
-            "filled Hugging Face cache; --skip-unavailable exports the tasks that can be read."
+            "Supply the data locally instead: --source-dir TASK=PATH (a folder written by "
+            "datasets' save_to_disk), or set HF_HUB_OFFLINE=1 to read a filled Hugging Face "
+            "cache; --skip-unavailable exports the tasks that can be read."
         )
 
 

@@ -102,6 +102,9 @@ def test_demo_decodes_and_exports(demo_run):
     assert cfg.d_model == 128 and params["shared"].shape == (384, 128)
     summary = json.loads((demo_run / "summary.json").read_text())
     assert summary["steps"] == 150 and summary["truncation"]["examples"] > 0
+    hits = [s["prediction"].strip() == s["target"].strip() for s in samples]
+    assert [s["exact_match"] for s in samples] == hits
+    assert summary["decode_exact_match"] == sum(hits)
 
 
 class Killed(Exception):
