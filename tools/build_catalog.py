@@ -1787,7 +1787,9 @@ def license_facts(shared: Path, docs: list[dict[str, Any]]) -> str | None:
             inv = t["metadata"].get("inversion_of")
             tasks[name] = by_task.get(name, by_task.get(inv) if inv else None)
     lines = ["{", f'"description": {json.dumps(LICENSE_DESCRIPTION)},', '"records": {']
-    lines += [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in sorted(records.items())]
+    lines += [
+        f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in sorted(records.items())
+    ]
     lines[-1] = lines[-1].rstrip(",")
     lines += ["},", '"tasks": {']
     lines += [f"{json.dumps(k)}: {json.dumps(v)}," for k, v in tasks.items()]
