@@ -16,7 +16,6 @@ set back by copying tools).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -27,6 +26,7 @@ from ..catalog import Catalog
 from ..errors import FlanDataError
 from ..sources import open_task_source
 from ..specs import TaskSpec
+from .writer import sha256_file
 
 TRAIN = "train"
 
@@ -86,14 +86,6 @@ def _stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
                 cache_file: Path | None = None, cache_out: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """``{task: [{file, bytes, mtime_ns, sha256} | {hub, config, revision}]}`` for ``tasks``.
@@ -124,7 +116,7 @@ def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
                 raise FlanDataError(f"task {t.name}: cannot read {f}: {e.strerror}") from None
             key = _stat_key(st)
             hit = cache.get(f)
-            digest = hit[1] if hit and hit[0] == key else _sha256(f)
+            digest = hit[1] if hit and hit[0] == key else sha256_file(Path(f))
             fresh[f] = [key, digest]
             entries.append(
                 {"file": f, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
