@@ -367,7 +367,7 @@ def test_readme_python_api_snippet_runs_as_a_script(tmp_path):
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert verify(tmp_path / "out" / "demo") == []
+    assert verify(tmp_path / "out" / "demo-api") == []
 
 
 def test_hub_source_fingerprint_is_the_resolved_revision(tmp_path, h, monkeypatch):
