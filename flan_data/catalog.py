@@ -174,6 +174,14 @@ _SOURCE_OPTION_KEYS = (
     "delimiter",
     "manual",
     "column_names",
+    "export_config",
+    "archive",
+    "files",
+    "format",
+    "columns",
+    "types",
+    "kv_fields",
+    "replace",
 )
 _TASK_KEYS = (
     "name", "collection", "description", "source", "sample", "fields", "options",
