@@ -55,17 +55,19 @@ from flan_data import Catalog  # noqa: E402
 from flan_data.export import candidate_tasks  # noqa: E402
 from flan_data.mixture import metadata_sizes, plan_mixture  # noqa: E402
 from flan_data.sources.base import parse_split  # noqa: E402
+from flan_data.specs import thaw  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replica_sources import Gen, list_array, survival, write_hf, write_jsonl  # noqa: E402
+import replica_sources  # noqa: E402
+from replica_sources import Gen, list_array, survival, write_hf, write_jsonl, write_raw  # noqa: E402
 
 GENERATED = ("flan2021", "t0sf", "niv2", "cot", "dialog")
 MIN_RECORDS = 8
 OTHER_SPLIT_ROWS = 300  # rows of a native split the export does not read (dev/test)
 
 
-def _g(seed: str | int, words: int = 500_000) -> Gen:
-    return Gen(zlib.crc32(str(seed).encode()), words)
+def _g(seed: str | int, words: int | None = None) -> Gen:
+    return Gen(zlib.crc32(str(seed).encode()), words and min(words, replica_sources.STREAM_WORDS))
 
 
 def write_niv2(path: Path, name: str, n: int, g: Gen) -> None:
@@ -143,27 +145,31 @@ def native_rows(tasks: list, need: dict[str, int]) -> dict[str, int]:
     return rows
 
 
-def build(
-    cat: Catalog, plan, tasks, root: Path, cap: int, log=print
-) -> tuple[list[str], dict[str, int]]:
-    """Write the sources; return the --source-dir arguments and records per task.
-
-    Every candidate task gets a source (export counts them all), a tiny one
-    when the plan draws nothing from it. Tasks sharing a hub dataset (e.g. the
-    GLUE configs, a task and its inversion) share one ``save_to_disk`` copy,
-    sized for the task that needs the most."""
+def plan_needs(plan, tasks, cap: int) -> dict[str, int]:
+    """Records per task: the plan's row count, at most the published size and
+    ``cap``, at least a few (export counts every candidate task)."""
     need: dict[str, int] = {t.name: 0 for t in tasks}
     for e in plan.entries:
         need[e.task] = need.get(e.task, 0) + e.count
     pub = metadata_sizes(tasks)
-    for name in need:
-        need[name] = max(min(need[name], cap, pub.get(name) or need[name]), MIN_RECORDS)
+    return {n: max(min(c, cap, pub.get(n) or c), MIN_RECORDS) for n, c in need.items()}
+
+
+def build(
+    cat: Catalog, need: dict[str, int], root: Path, log=print
+) -> tuple[list[str], dict[str, int]]:
+    """Write a source for every task in ``need`` (records wanted in its train
+    split); return the --source-dir arguments and records per task.
+
+    Tasks sharing a hub dataset or release file (the GLUE configs, a task and
+    its inversion, the three ParaCrawl en-da windows) share one copy, sized for
+    the task that needs the most."""
     args: list[str] = []
     made: dict[str, int] = {}
     for d in ("niv2", "cot", "t0sf", "flan2021", "dialog"):
         (root / d).mkdir(parents=True, exist_ok=True)
     cot_files: dict[str, int] = {}
-    hub: dict[tuple[str, str, str | None], list] = {}
+    hub: dict[tuple[str, str, str, str | None], list] = {}
     for name in sorted(need):
         t = cat.task(name)
         n = need[name]
@@ -175,8 +181,10 @@ def build(
             if cot_files.get(t.source.path, 0) < n + hold:  # tasks share a TSV (and its inversions)
                 write_cot(f, n + hold, _g(name, 100_000), t.options)
                 cot_files[t.source.path] = n + hold
-        elif t.source.kind == "hf":
-            hub.setdefault((t.collection, t.source.path, t.source.config), []).append(t)
+        elif t.source.kind in ("hf", "raw"):
+            hub.setdefault(
+                (t.collection, t.source.kind, t.source.path, t.source.config), []
+            ).append(t)
             continue
         elif t.source.kind == "jsonl" and t.collection == "flan2021":
             d = root / "flan2021" / t.source.path
@@ -186,17 +194,28 @@ def build(
             log(f"!! NOT GENERATED: {name} ({t.collection}, {t.source.kind}:{t.source.path})")
             continue
         made[name] = n
-    for (coll, path, config), ts in sorted(hub.items(), key=lambda kv: str(kv[0])):
-        if coll == "t0sf":  # one P3 subtask per config
-            (t,) = ts
-            d = root / "t0sf" / t.name
-            rows = native_rows(ts, need)
-            write_p3(d, sum(rows.values()), _g(t.name), t.options_field is not None)
-        else:
-            d = root / coll / f"{path.replace('/', '--')}--{config}"
-            write_hf(
-                d, path, config, native_rows(ts, need), zlib.crc32(f"{path}/{config}".encode())
-            )
+    for (coll, kind, path, config), ts in sorted(hub.items(), key=lambda kv: str(kv[0])):
+        seed = zlib.crc32(f"{kind}/{path}/{config}".encode())
+        rows = native_rows(ts, need)
+        try:
+            if coll == "t0sf":  # one P3 subtask per config
+                (t,) = ts
+                d = root / "t0sf" / t.name
+                write_p3(d, sum(rows.values()), _g(t.name), t.options_field is not None)
+            elif kind == "raw":
+                d = root / coll / f"raw--{path}"
+                specs = list(
+                    {
+                        json.dumps(thaw(t.source.options), sort_keys=True): t.source for t in ts
+                    }.values()
+                )
+                write_raw(d, specs, rows, seed)
+            else:
+                d = root / coll / f"{path.replace('/', '--')}--{config}"
+                write_hf(d, path, config, rows, seed)
+        except KeyError as e:
+            log(f"!! NOT GENERATED: {', '.join(t.name for t in ts)}: {e}")
+            continue
         for t in ts:
             args += ["--source-dir", f"{t.name}={d}"]
             made[t.name] = need[t.name]
@@ -294,13 +313,9 @@ def fstring_pipeline(root: Path, out: Path) -> int:
             if not (d / "dataset_dict.json").is_file() and not (d / "state.json").is_file():
                 continue
             obj = datasets.load_from_disk(str(d))
-            ds = (
-                obj["train"]
-                if "train" in obj
-                else next(iter(obj.values()))
-                if isinstance(obj, datasets.DatasetDict)
-                else obj
-            )
+            if isinstance(obj, datasets.DatasetDict):
+                obj = obj["train"] if "train" in obj else next(iter(obj.values()))
+            ds = obj
             ins, tgt = _rows(ds)
             for rec in ds:
                 add("\n\n".join(f"{k}: {rec[k]}" for k in ins) + "\nAnswer:", rec[tgt].strip())
@@ -341,7 +356,7 @@ def main() -> None:
         print(f"replica: reusing {root}")
     else:
         shutil.rmtree(root / "src", ignore_errors=True)
-        dirs, made = build(cat, plan, tasks, root / "src", args.cap)
+        dirs, made = build(cat, plan_needs(plan, tasks, args.cap), root / "src")
         marker.write_text(json.dumps({"key": key, "dirs": dirs, "made": made}))
     missing = sorted(set(plan.tasks()) - set(made))
     by_coll: dict[str, int] = {}

@@ -54,10 +54,15 @@ VOCAB = (  # noqa: SIM905 - one readable block of words
 ).split()
 
 
+#: Words in each generator's random word stream (tests use fewer: faster start).
+STREAM_WORDS = 500_000
+
+
 class Gen:
     """Seeded synthetic text and numbers (numpy), fast enough for millions of rows."""
 
-    def __init__(self, seed: int, stream_words: int = 500_000):
+    def __init__(self, seed: int, stream_words: int | None = None):
+        stream_words = stream_words or STREAM_WORDS
         self.rng = np.random.default_rng(seed)
         v = np.array(VOCAB, dtype=object)
         words = v[self.rng.integers(0, len(v), stream_words)]
@@ -140,7 +145,7 @@ BUILDERS: dict[tuple[str, str | None], Builder] = {}
 
 def source(path: str, *configs: str | None):
     def deco(fn: Builder) -> Builder:
-        for c in configs or (None,):
+        for c in configs if configs else (None,):
             BUILDERS[(path, c)] = fn
         return fn
 
@@ -429,6 +434,7 @@ def _obqa(g, n, split):
 
 
 @source("deepmind/math_dataset", "algebra__linear_1d")
+@source("parquet", None)  # the hub's Parquet files by hf:// URL (data_files)
 def _math(g, n, split):
     # the hub's Parquet conversion keeps Python's bytes repr: "b'Solve ...\\n'"
     a, x, b = g.ints(n, 2, 60), g.ints(n, -20, 20), g.ints(n, -200, 200)
@@ -758,6 +764,7 @@ def _gem(g: Gen, n: int, split: str, name: str) -> tuple[dict[str, Any], dict[st
 
 
 @source("GEM/gem", "common_gen")
+@source("GEM/common_gen", None)
 def _common_gen(g, n, split):
     c, f = _gem(g, n, split, "common_gen")
     k = g.counts(n, 4, 0.2, lo=3, hi=5)
@@ -771,6 +778,7 @@ def _common_gen(g, n, split):
 
 
 @source("GEM/gem", "dart")
+@source("GEM/dart", None)
 def _dart(g, n, split):
     c, f = _gem(g, n, split, "dart")
     k = g.counts(n, 3, 0.4, lo=1, hi=8)
@@ -882,6 +890,121 @@ def _wiki_dialog(g, n, split):
     return c, f
 
 
+# -- raw release files (catalog kind ``raw``): the files the original loaders read
+
+
+def _rows_of(cols: dict[str, Any]) -> list[dict[str, Any]]:
+    return pa.table(
+        {
+            k: v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v)
+            for k, v in cols.items()
+        }
+    ).to_pylist()
+
+
+def raw_rows(path: str, member: str, g: Gen, n: int, split: str) -> list[dict[str, Any]]:
+    """Records of a ``raw`` source as its release file holds them (before the
+    reader's ``kv_fields``/``replace``/``types`` options)."""
+    if path == "gigaword":
+        cols, _ = _gigaword(g, n, split)
+        cols["document"] = [d.replace("UNK", "<unk>") for d in cols["document"]]
+        return _rows_of(cols)
+    if path == "newsroom":
+        return _rows_of(_newsroom(g, n, split)[0])
+    if path == "story_cloze":
+        return _rows_of(_story_cloze(g, n, split)[0])
+    if path.startswith("para_crawl_en"):
+        lang = path[-2:]
+        return _rows_of(_translation(("en", lang), 20)(g, n, split)[0])
+    if path == "wiki_dialog":
+        return _rows_of(_wiki_dialog(g, n, split)[0])
+    if path == "unified_qa_science_inst":
+        return jsonl_rows(path, g, n)
+    if path == "opinion_abstracts":
+        which = (
+            "opinion_abstracts_idebate"
+            if "idebate" in member
+            else "opinion_abstracts_rotten_tomatoes"
+        )
+        kv = "_argument_sentences" if "idebate" in member else "_critics"
+        rows = jsonl_rows(which, g, n)
+        for (
+            r
+        ) in rows:  # the release file holds {name: text}; the reader's kv_fields makes {key, value}
+            r[kv] = dict(zip(r[kv]["key"], r[kv]["value"]))
+        return rows
+    raise KeyError(f"no replica schema for raw source {path!r}")
+
+
+def _get(rec: dict[str, Any], col: str) -> Any:
+    for part in col.split("."):
+        rec = rec[part]
+    return rec
+
+
+def raw_files(spec, split_rows: dict[str, int], seed: int) -> dict[str, bytes]:
+    """File name -> bytes of one ``raw`` source, ``split_rows`` records per native split."""
+    import csv
+    import gzip
+    import io
+
+    from flan_data.sources.raw import expand_name
+    from flan_data.specs import thaw
+
+    opts = thaw(spec.options)
+    fmt, cols = opts.get("format", "jsonl"), opts.get("columns") or []
+    g = Gen(seed)
+    out: dict[str, bytes] = {}
+    for split, names in opts["files"].items():
+        names = names if isinstance(names, list) else [names]
+        rows = raw_rows(spec.path, names[0], g, split_rows.get(split, 0), split)
+        if fmt == "line_pairs":
+            for name, c in zip(names, cols):
+                out[name] = "".join(_get(r, c) + "\n" for r in rows).encode()
+            continue
+        files = [x for nm in names for x in expand_name(nm)]
+        per = -(-len(rows) // len(files)) if rows else 0
+        for k, name in enumerate(files):
+            part = rows[k * per : (k + 1) * per]
+            if fmt == "jsonl":
+                text = "".join(json.dumps(r) + "\n" for r in part)
+            elif fmt == "json_list":
+                text = json.dumps(part)
+            elif fmt == "tabs":
+                text = "".join("\t".join(_get(r, c) for c in cols) + "\n" for r in part)
+            else:  # tsv / csv (csv with a header row)
+                buf = io.StringIO()
+                w = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+                if fmt == "csv":
+                    w.writerow([c.replace("_", " ").title().replace(" ", "") for c in cols])
+                for r in part:
+                    w.writerow([_get(r, c) for c in cols])
+                text = buf.getvalue()
+            data = text.encode()
+            out[name] = gzip.compress(data, compresslevel=1) if name.endswith(".gz") else data
+    return out
+
+
+def write_raw(folder: Path, specs: list, split_rows: dict[str, int], seed: int) -> None:
+    """Write the release files of the ``raw`` sources ``specs`` (one path, maybe
+    several file sets) into ``folder``, inside their ``archive`` when they have one."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, bytes] = {}
+    for i, spec in enumerate(specs):
+        files.update(raw_files(spec, split_rows, seed + i))
+    arch = specs[0].options.get("archive")
+    if arch:
+        with zipfile.ZipFile(folder / arch, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+        return
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
 # -- JSONL sources (FLAN's raw files)
 
 
@@ -966,7 +1089,7 @@ def write_hf(
 
 def write_jsonl(folder: Path, name: str, n: int, seed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    rows = jsonl_rows(name, Gen(seed, 100_000), n)
+    rows = jsonl_rows(name, Gen(seed), n)
     with open(folder / "train.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
