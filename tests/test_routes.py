@@ -75,6 +75,16 @@ def test_the_export_has_no_named_configs(parquet_export):
         datasets.load_dataset(str(parquet_export), "plain_text")
 
 
+def test_export_route_with_a_sliced_split_reads_the_base_split(parquet_export):
+    pytest.importorskip("datasets")
+    spec = SourceSpec(kind="hf", path=str(parquet_export), config="plain_text",
+                      splits={"train": "train[:-1]", "validation": "train[-1:]"},
+                      options={"export_config": "plain_text"})  # fmt: skip
+    src = open_source(spec)
+    assert src._load_kwargs()["data_files"] == {"train": "plain_text/train/*.parquet"}
+    assert [r["q"] for _, r in read(src, "validation")] == ["b"]
+
+
 def test_export_data_files():
     assert hfmod.export_data_files("e2e_nlg", ("train", "validation")) == {
         "train": "e2e_nlg/train/*.parquet",
@@ -323,7 +333,11 @@ def test_every_raw_source_says_where_its_files_come_from(catalog):
 def test_export_routes_name_their_config_and_revision(catalog):
     tasks = catalog.tasks.values()
     routes = [t for t in tasks if t.source.options.get("export_config")]
-    assert {t.name for t in routes} >= {"quac", "common_gen", "dart", "e2e_nlg", "web_nlg_en"}
+    assert {t.name for t in routes} >= {"quac", "common_gen", "dart", "e2e_nlg", "web_nlg_en",
+                                        "quartz_answer_question_based_on"}  # fmt: skip
+    p3 = catalog.task("wiki_qa_Jeopardy_style").source
+    assert p3.path == "bigscience/P3" and p3.options["export_config"] == "wiki_qa_Jeopardy_style"
+    assert p3.revision == "refs/convert/parquet"
     for t in routes:
         assert t.source.revision, t.name
         assert t.source.note and ("Evidence" in t.source.note or t.metadata.inversion_of), t.name
