@@ -1250,6 +1250,12 @@ PINS: dict[str, tuple[str, str]] = {
         + '/nyu-mll/glue/tree/a3f3ab759b9d7018046ce361f115ef38276d2e1e ("Convert dataset to Parquet (#16)" on '
         "main: one folder per config, e.g. mnli/train-00000-of-00001.parquet, and README.md)",
     ),
+    "facebook/anli": (
+        "8e4813d81f46d313dac7892e1c28076917cfcdf9",
+        _HF
+        + '/facebook/anli/commit/8e4813d81f46d313dac7892e1c28076917cfcdf9 ("Convert dataset to Parquet (#5)" on '
+        "main: adds plain_text/{train,dev,test}_r{1,2,3}-00000-of-00001.parquet, deletes anli.py and dataset_infos.json)",
+    ),
     "stanfordnlp/snli": (
         "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
         _HF
