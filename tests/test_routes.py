@@ -175,9 +175,35 @@ def test_download_failure_says_how_to_supply(tmp_path, online):
     with serve(tmp_path) as base:
         spec = raw("unified_qa_science_inst", url=base, files={"train": "missing.tsv"},
                    format="tsv", columns=["input", "output"])  # fmt: skip
+        src = open_source(spec, cache_dir=tmp_path / "c")
+        src.check()  # the host answers; check() downloads nothing
+        assert not (tmp_path / "c").exists()
         with pytest.raises(SourceError, match=r"cannot download .*missing\.tsv.*--source-dir unified_qa_science_inst=PATH"):  # fmt: skip
-            open_source(spec, cache_dir=tmp_path / "c").check()
+            read(src, "train")
     assert not list((tmp_path / "c").rglob("*.part"))
+
+
+def test_unreachable_host_fails_fast(tmp_path, online, monkeypatch):
+    import socket
+    import time
+
+    from flan_data.sources import raw as rawmod
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    monkeypatch.setattr(rawmod, "_HOSTS", {})
+    spec = raw("wiki_dialog", url=f"http://127.0.0.1:{port}/d", files={"train": "a.jsonl.gz"},
+               manual="Or fetch the files by hand.")  # fmt: skip
+    t0 = time.monotonic()
+    with pytest.raises(
+        SourceError, match=r"cannot be reached .*--source-dir wiki_dialog=PATH.*by hand"
+    ):
+        open_source(spec, cache_dir=tmp_path).check()
+    with pytest.raises(SourceError, match="cannot be reached"):
+        read(open_source(spec, cache_dir=tmp_path), "train")
+    assert time.monotonic() - t0 < 30
 
 
 def test_offline_without_cache_fails_at_once(tmp_path):
