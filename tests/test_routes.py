@@ -198,7 +198,8 @@ def test_unreachable_host_fails_fast(tmp_path, online, monkeypatch):
                manual="Or fetch the files by hand.")  # fmt: skip
     t0 = time.monotonic()
     with pytest.raises(
-        SourceError, match=r"cannot be reached .*--source-dir wiki_dialog=PATH.*by hand"
+        SourceError,
+        match=rf"download host http://127.0.0.1:{port} cannot be reached .*--source-dir TASK=PATH",
     ):
         open_source(spec, cache_dir=tmp_path).check()
     with pytest.raises(SourceError, match="cannot be reached"):

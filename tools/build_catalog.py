@@ -1031,7 +1031,7 @@ _GEM_LISTING = {
 _GEM_MANUAL = (
     "No Parquet copy of GEM/gem's {cfg} config could be verified (GEM/wiki_lingua's export has per-language configs "
     "of the later cleaned release, not this one). Load the config with datasets<4 in a separate environment "
-    "(load_dataset('GEM/gem', '{cfg}')), save_to_disk it and pass --source-dir {task}=PATH."
+    "(load_dataset('GEM/gem', '{cfg}')) and save_to_disk it."
 )
 _PARACRAWL_URL = "https://s3.amazonaws.com/web-language-models/paracrawl/release4"
 _PARACRAWL_NOTE = (
@@ -1204,7 +1204,7 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "short commit ids were seen. Fields (tripleset, target, ...) as GEM's dart config.",
     },  # fmt: skip
     "wiki_lingua_english_en": {
-        "manual": _GEM_MANUAL.format(cfg="wiki_lingua_english_en", task="wiki_lingua_english_en"),
+        "manual": _GEM_MANUAL.format(cfg="wiki_lingua_english_en"),
         "note": "Route: manual (see the manual option): no loadable copy of this GEM/gem config was verified.",
     },
     "opinion_abstracts_rotten_tomatoes": {

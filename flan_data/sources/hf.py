@@ -148,7 +148,7 @@ class HFSource(Source):
         if manual:
             raise SourceError(
                 f"{self.describe()}: this dataset is not downloadable from the hub as is: {manual} "
-                f"Then pass --source-dir {self.spec.path.split('/')[-1]}=PATH."
+                f"Then pass --source-dir {self.task_name or self.spec.path.split('/')[-1]}=PATH."
             )
         if self.spec.path in SCRIPT_ONLY_REPOS and not self.spec.revision:
             raise SourceError(

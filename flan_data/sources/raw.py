@@ -113,7 +113,7 @@ class RawSource(Source):
                         continue
                     if self.base_dir is not None:
                         self._locate(n)  # raises, naming the missing file
-                    self._reachable(self._url(arch or n))
+                    self._reachable(_on_hub_endpoint(self._url(arch or n)))
 
     def _local(self, name: str) -> Path | None:
         if self.base_dir is None:
@@ -172,20 +172,24 @@ class RawSource(Source):
             )
         from urllib.parse import urlsplit
 
-        from .hf import _probe
+        from .hf import check_hub, hub_endpoint
 
+        if url.startswith(hub_endpoint() + "/"):
+            check_hub(self.describe())  # the hub's own message, shared by every hub source
+            return
         u = urlsplit(url)
         key = f"{u.scheme}://{u.netloc}"
         if key not in _HOSTS:
-            _HOSTS[key] = _probe(key)
+            _HOSTS[key] = probe_host(key)
         if _HOSTS[key] is not None:
+            # no task name here: tasks on the same host share one line in a summary
             raise SourceError(
-                f"{self.describe()}: {key} cannot be reached ({_HOSTS[key]}); "
-                + self._how_to_supply()
+                f"the download host {key} cannot be reached ({_HOSTS[key]}); supply the files "
+                "with --source-dir TASK=PATH (a folder holding them), or --skip-unavailable"
             )
 
     def _download(self, name: str) -> Path:
-        url = self._url(name)
+        url = _on_hub_endpoint(self._url(name))
         target = self._target(name)
         if target.is_file():
             return target
@@ -347,6 +351,21 @@ class RawSource(Source):
                 return
             n += 1
             yield f"{a}:{n}", {cols[0]: x[1].strip(), cols[1]: y[1].strip()}
+
+
+def probe_host(base: str) -> str | None:
+    """None when ``base`` (``scheme://host[:port]``) accepts a connection, else why not."""
+    from .hf import _probe
+
+    return _probe(base)
+
+
+def _on_hub_endpoint(url: str) -> str:
+    """Files hosted on the hub follow ``HF_ENDPOINT`` (a mirror) like the hub sources."""
+    from .hf import hub_endpoint
+
+    hub = "https://huggingface.co"
+    return hub_endpoint() + url[len(hub) :] if url.startswith(hub + "/") else url
 
 
 def _replace(v: Any, old: str, new: str) -> Any:
