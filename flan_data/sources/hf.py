@@ -255,13 +255,19 @@ class HFSource(Source):
         local = self._load_local()
         if local is None or split not in local:
             return None
+        d = local[split]
+        if _plain_arrow(d):
+            return _arrow_rows(d, lo, hi)
         # select() of a contiguous range is a zero-copy slice of the Arrow table
-        return ((None, dict(rec)) for rec in local[split].select(range(lo, hi)))
+        return ((None, dict(rec)) for rec in d.select(range(lo, hi)))
 
     def _read_native(self, split: str) -> Iterator[tuple[str | None, Record]]:
         local = self._load_local()
         if local is not None:
             it = local[split]
+            if _plain_arrow(it):
+                yield from _arrow_rows(it, 0, len(it))
+                return
         else:
             if self._hub_copy():
                 self._hub_guard()
@@ -281,3 +287,31 @@ class HFSource(Source):
                 ) from None
         for rec in it:
             yield None, dict(rec)
+
+
+#: Rows converted to Python per Arrow slice when reading a local copy.
+ARROW_BATCH = 1024
+
+
+def _plain_arrow(d: Any) -> bool:
+    """True when rows of Dataset ``d`` are exactly its Arrow rows as Python
+    objects (no indices mapping, no output format, no feature that decodes:
+    images, audio, ...), so they can be read as Arrow slices, ~10x faster than
+    ``datasets``' per-row formatting, with the same dicts."""
+    try:
+        from datasets.features.features import require_decoding
+    except ImportError:  # pragma: no cover - an older datasets
+        return False
+    if getattr(d, "_indices", None) is not None or d.format.get("type") is not None:
+        return False
+    cols = d.format.get("columns")
+    if cols is not None and list(cols) != list(d.column_names):
+        return False
+    return not any(require_decoding(f) for f in d.features.values())
+
+
+def _arrow_rows(d: Any, lo: int, hi: int) -> Iterator[tuple[None, Record]]:
+    table = d.data.table if hasattr(d.data, "table") else d.data
+    for a in range(lo, hi, ARROW_BATCH):
+        for rec in table.slice(a, min(ARROW_BATCH, hi - a)).to_pylist():
+            yield None, rec
