@@ -1,7 +1,7 @@
-"""The local executor: a process pool (or the current process for one worker).
+"""The local executor: this process plus a pool of ``workers - 1`` children.
 
 The pool starts once per export and serves every stage (counting, jobs, shard
-assembly). Workers receive the parsed catalog as pickled bytes instead of
+assembly); the parent process works on the same queue of items. Workers receive the parsed catalog as pickled bytes instead of
 parsing 1,995 tasks' YAML again (unpickling is ~10× faster), and keep a
 renderer whose compiled templates are reused across jobs. Results do not
 depend on the number of workers.
@@ -9,7 +9,8 @@ depend on the number of workers.
 Workers are spawned (fork + pyarrow threads can deadlock), so they re-import
 the main module. A script that starts an export at import time, without an
 ``if __name__ == "__main__":`` guard, makes every worker die while starting;
-the executor notices and fails at once with that advice instead of hanging.
+the executor notices (at the next work item, or at :meth:`LocalExecutor.check_started`,
+which the export calls before writing shards) and fails with that advice instead of hanging.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -86,12 +87,25 @@ def _assemble(args: tuple) -> dict[str, Any]:
 
 
 class LocalExecutor:
-    """Runs export work units in ``workers`` processes (in-process when 1)."""
+    """Runs export work units in ``workers`` processes: this process and
+    ``workers - 1`` spawned children (in-process only when 1).
+
+    The parent is one of the workers: it renders from the first moment, with
+    the catalog and compiled templates it already holds, while the children
+    start (spawn + imports + catalog, ~1 s); it would otherwise sit idle
+    waiting for results. Work items go out biggest first; each child keeps
+    one queued item so it never waits on the parent, and the parent takes
+    back an item not yet started when it runs out of work. Which process runs
+    which item never changes the output.
+    """
 
     def __init__(self, catalog: Catalog, cfg: RenderConfig, workers: int = 1):
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._payload: str | None = None
+        self._pings: list[Any] = []
+        self._ok = False  # a child has answered: it started
+        _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg), error=None)
         if workers > 1:
             # The catalog goes through a file, not the spawn pipe: a child that
             # dies before reading a large payload would block the parent's write.
@@ -99,20 +113,30 @@ class LocalExecutor:
             with os.fdopen(fd, "wb") as f:
                 f.write(dumps_catalog(catalog))
             self._pool = ProcessPoolExecutor(
-                workers,
+                workers - 1,
                 mp_context=mp.get_context("spawn"),  # fork + pyarrow threads can deadlock
                 initializer=_init,
                 initargs=(self._payload, cfg),
             )
-            # Start every worker now and wait until each answers: a worker that
-            # dies while starting breaks the pool here, within seconds.
-            try:
-                self._gather(self._pool.submit(_ping, i) for i in range(workers))
-            except BaseException:
-                self.close()
-                raise
-        else:
-            _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg), error=None)
+            # Start the children now without waiting: a child that dies while
+            # starting (a script without a __main__ guard, a catalog it cannot
+            # load) is noticed at the next work item or by check_started().
+            self._pings = [self._pool.submit(_ping, i) for i in range(workers - 1)]
+
+    def check_started(self) -> None:
+        """Wait until every child answered; raise how to fix it when one could not start."""
+        if self._pool is None or self._ok:
+            return
+        self._gather(self._pings)
+        self._ok = True
+
+    def _check_pings(self) -> None:
+        for f in self._pings:
+            if f.done():
+                if f.exception() is None:
+                    self._ok = True
+                else:
+                    self._gather([f])  # raises the start error (or the guard advice)
 
     def _gather(self, futures) -> list[Any]:
         futures = list(futures)
@@ -133,29 +157,69 @@ class LocalExecutor:
 
     @property
     def _started(self) -> bool:
-        return getattr(self, "_ok", False)
+        return self._ok
 
     def map(self, fn, items) -> Iterator[Any]:
+        """``fn`` over ``items``; results in input order."""
         items = list(items)
         if self._pool is None:
             return map(fn, items)
-        self._ok = True
-        return iter(self._gather(self._pool.submit(fn, x) for x in items))
+        out: list[Any] = [None] * len(items)
+        for i, res in self._run_all(fn, items):
+            out[i] = res
+        return iter(out)
 
     def _stream(self, fn, args) -> Iterator[Any]:
+        """``fn`` over ``args``; results as they complete."""
         if self._pool is None:
             yield from map(fn, args)
             return
-        self._ok = True
-        futures = [self._pool.submit(fn, a) for a in args]
+        for _i, res in self._run_all(fn, list(args)):
+            yield res
+
+    def _run_all(self, fn, items: list[Any]) -> Iterator[tuple[int, Any]]:
+        """(index, result) of ``fn`` over ``items``, the parent working too."""
+        assert self._pool is not None
+        pool = self._pool
+        cap = 2 * (self.workers - 1)  # per child: one running, one queued
+        inflight: dict[Any, int] = {}
+        nxt = 0
+
+        def done_ones() -> list[tuple[int, Any]]:
+            out = []
+            for f in [f for f in inflight if f.done()]:
+                i = inflight.pop(f)
+                out.append((i, f.result()))
+                self._ok = True
+            return out
+
         try:
-            for f in as_completed(futures):
-                yield f.result()
+            while nxt < len(items) or inflight:
+                self._check_pings()
+                yield from done_ones()
+                while nxt < len(items) and len(inflight) < cap:
+                    inflight[pool.submit(fn, items[nxt])] = nxt
+                    nxt += 1
+                if nxt < len(items):  # the parent's share: the next item in line
+                    nxt += 1
+                    yield nxt - 1, fn(items[nxt - 1])
+                    continue
+                # nothing left to hand out: take back an item no child has started
+                stolen = next(
+                    (f for f in sorted(inflight, key=inflight.get, reverse=True) if f.cancel()),
+                    None,
+                )
+                if stolen is not None:
+                    i = inflight.pop(stolen)
+                    yield i, fn(items[i])
+                    continue
+                if inflight:
+                    wait(list(inflight), return_when=FIRST_COMPLETED)
         except BrokenProcessPool:
             self.close(broken=True)
             raise FlanDataError(self._broken_message()) from None
         finally:
-            for f in futures:
+            for f in inflight:
                 f.cancel()
 
     def run_jobs(self, jobs: Sequence[TaskJob], spill: Path) -> Iterator[JobResult]:
