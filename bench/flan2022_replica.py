@@ -1,7 +1,7 @@
 """A flan2022 dress rehearsal on synthetic local sources, end to end through `flan export`.
 
 Usage:
-  python bench/flan2022_replica.py [--fraction 0.02] [--cap 60000] [--workers 2 1]
+  python bench/flan2022_replica.py [--fraction 0.02] [--cap 250000] [--workers 2 1]
                                    [--keep DIR] [--no-fstring]
 
 1. Plans the flan2022 mixture from the catalog's published sizes, scaled by
@@ -331,10 +331,15 @@ def load_avg() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fraction", type=float, default=0.02, help="of the published-size plan")
-    ap.add_argument("--cap", type=int, default=60_000, help="records per task at most")
+    ap.add_argument("--cap", type=int, default=250_000, help="records per task at most")
     ap.add_argument("--workers", type=int, nargs="+", default=[2, 1])
     ap.add_argument("--keep", type=Path, help="write the sources here, keep and reuse them")
     ap.add_argument("--no-fstring", action="store_true", help="skip the f-string baseline")
+    ap.add_argument(
+        "--generate-only", action="store_true", help="write the sources (--keep) and stop"
+    )
+    ap.add_argument("--export-fraction", type=float,
+                    help="export this fraction of the published-size plan from the sources (default: --fraction)")  # fmt: skip
     ap.add_argument(
         "--extra", nargs=argparse.REMAINDER, default=[], help="more flan export options"
     )
@@ -371,6 +376,11 @@ def main() -> None:
     )
     if missing:
         print(f"!! {len(missing)} PLANNED TASKS HAVE NO SOURCE: {', '.join(missing[:20])}")
+    if args.generate_only:
+        return
+    if args.export_fraction is not None:
+        total = max(1, round(full_n * args.export_fraction))
+        print(f"exporting {total:,} rows (fraction {args.export_fraction}) from these sources")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     rates = {}
     for w in args.workers:

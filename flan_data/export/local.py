@@ -18,9 +18,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -93,10 +95,9 @@ class LocalExecutor:
     The parent is one of the workers: it renders from the first moment, with
     the catalog and compiled templates it already holds, while the children
     start (spawn + imports + catalog, ~1 s); it would otherwise sit idle
-    waiting for results. Work items go out biggest first; each child keeps
-    one queued item so it never waits on the parent, and the parent takes
-    back an item not yet started when it runs out of work. Which process runs
-    which item never changes the output.
+    waiting for results. Work items go out in order (jobs biggest first); each child holds one
+    item at a time, refilled the moment it finishes. Which process runs which
+    item never changes the output.
     """
 
     def __init__(self, catalog: Catalog, cfg: RenderConfig, workers: int = 1):
@@ -178,48 +179,78 @@ class LocalExecutor:
             yield res
 
     def _run_all(self, fn, items: list[Any]) -> Iterator[tuple[int, Any]]:
-        """(index, result) of ``fn`` over ``items``, the parent working too."""
+        """(index, result) of ``fn`` over ``items``, as they complete.
+
+        One shared queue in item order: the parent claims its next item
+        first, then each idle child gets one; a child's next item is handed
+        out the moment its last one is done (a done-callback, run by the
+        pool's own thread), so children never wait for the parent to finish
+        an item, and no item sits queued behind a busy child at the end."""
         assert self._pool is not None
         pool = self._pool
-        cap = 2 * (self.workers - 1)  # per child: one running, one queued
+        lock = threading.Lock()
+        nxt = [0]
         inflight: dict[Any, int] = {}
-        nxt = 0
+        finished: queue.SimpleQueue = queue.SimpleQueue()
 
-        def done_ones() -> list[tuple[int, Any]]:
-            out = []
-            for f in [f for f in inflight if f.done()]:
-                i = inflight.pop(f)
-                out.append((i, f.result()))
+        def claim() -> int | None:
+            with lock:
+                if nxt[0] >= len(items):
+                    return None
+                nxt[0] += 1
+                return nxt[0] - 1
+
+        def feed(_done: Any = None) -> None:
+            if _done is not None:
+                finished.put(_done)
+            i = claim()
+            if i is None:
+                return
+            try:
+                f = pool.submit(fn, items[i])
+            except RuntimeError:  # the pool was shut down (an error elsewhere)
+                return
+            with lock:
+                inflight[f] = i
+            f.add_done_callback(feed)
+
+        def drain(block: bool) -> Iterator[tuple[int, Any]]:
+            while True:
+                try:
+                    f = finished.get(block=block)
+                except queue.Empty:
+                    return
+                with lock:
+                    i = inflight.pop(f)
+                res = f.result()  # a child's error (or a broken pool) is raised here
                 self._ok = True
-            return out
+                yield i, res
+                block = False
 
         try:
-            while nxt < len(items) or inflight:
+            mine = claim()
+            for _ in range(self.workers - 1):
+                feed()
+            while mine is not None:
+                res = fn(items[mine])
+                yield mine, res
                 self._check_pings()
-                yield from done_ones()
-                while nxt < len(items) and len(inflight) < cap:
-                    inflight[pool.submit(fn, items[nxt])] = nxt
-                    nxt += 1
-                if nxt < len(items):  # the parent's share: the next item in line
-                    nxt += 1
-                    yield nxt - 1, fn(items[nxt - 1])
-                    continue
-                # nothing left to hand out: take back an item no child has started
-                stolen = next(
-                    (f for f in sorted(inflight, key=inflight.get, reverse=True) if f.cancel()),
-                    None,
-                )
-                if stolen is not None:
-                    i = inflight.pop(stolen)
-                    yield i, fn(items[i])
-                    continue
-                if inflight:
-                    wait(list(inflight), return_when=FIRST_COMPLETED)
+                yield from drain(block=False)
+                mine = claim()
+            while True:
+                with lock:
+                    left = len(inflight)
+                if not left:
+                    break
+                yield from drain(block=True)
         except BrokenProcessPool:
             self.close(broken=True)
             raise FlanDataError(self._broken_message()) from None
         finally:
-            for f in inflight:
+            with lock:
+                nxt[0] = len(items)  # hand out nothing more
+                pending = list(inflight)
+            for f in pending:
                 f.cancel()
 
     def run_jobs(self, jobs: Sequence[TaskJob], spill: Path) -> Iterator[JobResult]:
