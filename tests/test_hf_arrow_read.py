@@ -59,3 +59,26 @@ def test_formatted_or_reindexed_datasets_are_not_read_as_arrow(tmp_path):
         {"i": [None]}, features=datasets.Features({"i": datasets.Image()})
     )
     assert not hf._plain_arrow(img)  # images decode
+
+
+def test_loaded_copies_are_bounded_least_recently_used_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(hf, "_LOADED", {})
+    monkeypatch.setattr(hf, "LOADED_MAX", 3)
+    dirs = []
+    for i in range(5):
+        d = tmp_path / f"d{i}"
+        datasets.Dataset.from_dict({"x": [i]}).save_to_disk(str(d))
+        dirs.append(d)
+
+    def load(d):
+        return HFSource(SourceSpec(kind="hf", path="x/y"), base_dir=d)._load_local()
+
+    first = load(dirs[0])
+    for d in dirs[1:3]:
+        load(d)
+    assert load(dirs[0]) is first  # a hit: no second load, and now the most recent
+    for d in dirs[3:]:
+        load(d)
+    assert len(hf._LOADED) == 3
+    assert load(dirs[0]) is first  # kept: used more recently than d1, d2
+    assert [next(iter(k[0][1]))[0] for k in hf._LOADED][-1].startswith(str(dirs[0]))

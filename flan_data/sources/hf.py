@@ -128,6 +128,8 @@ def _probe(endpoint: str) -> str | None:
 #: save_to_disk folders loaded in this process, keyed by folder + split of the
 #: spec + the folder's files' sizes and mtimes (a rewritten copy reloads).
 _LOADED: dict[tuple, Any] = {}
+#: How many loaded local copies a process keeps (least recently used dropped first).
+LOADED_MAX = 8
 
 
 def _stamp(d: Path) -> tuple:
@@ -202,6 +204,7 @@ class HFSource(Source):
             key = (_stamp(d), tuple(self.spec.splits.values()))
             hit = _LOADED.get(key)
             if hit is not None:  # counted earlier in this process: no second load
+                _LOADED[key] = _LOADED.pop(key)  # most recently used last
                 self._local = hit
                 return hit
             ds = _datasets()
@@ -215,7 +218,10 @@ class HFSource(Source):
                 split = parse_split(next(iter(self.spec.splits.values()), "train"))[0]
                 obj = ds.DatasetDict({split: obj})
             self._local = obj
-            if len(_LOADED) >= 256:  # memory-mapped tables: cheap to keep, bounded anyway
+            # Memory-mapped tables: the pages a read touched count in the process's
+            # RSS while the table stays mapped, so a long export over hundreds of
+            # hub datasets keeps only the few it used last.
+            while len(_LOADED) >= LOADED_MAX:
                 _LOADED.pop(next(iter(_LOADED)))
             _LOADED[key] = obj
         return self._local
