@@ -1438,7 +1438,7 @@ def _clean_draft(t: Mapping[str, Any]) -> dict[str, Any]:
         del src["revision"]
     if "splits" in src:
         src["splits"] = Flow(src["splits"])
-    d["source"] = src
+    d["source"] = _pin(src)
     if "sample" in d:
         d["sample"] = Flow(d["sample"])
     for k in ("templates",):
