@@ -380,3 +380,123 @@ def test_manifest_records_the_route_actually_read(catalog):
     assert got["e2e_nlg"]["revision"] == "fa9e3488f9ac7174a4e9e6fae0e645e13a8dca78"
     assert got["e2e_nlg"]["export_config"] == "e2e_nlg"
     assert got["quac"]["revision"] == "refs/convert/parquet"
+
+
+# ----------------------------------------------------------------------------- catalog routes end to end
+
+
+def _export_dir(root, cfg, splits):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for split, recs in splits.items():
+        d = root / cfg / split
+        d.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(recs), d / "0000.parquet")
+    return root
+
+
+def _render(catalog, task, src, split="train"):
+    from flan_data.render import Renderer
+
+    tr = Renderer(catalog).task_renderer(task)
+    return [tr.canonical(i, r, split=split) for i, r in src.read(split)]
+
+
+def test_catalog_export_routes_on_fixtures(tmp_path, catalog):
+    """The catalog's export routes and field expressions on Parquet-export folders in the
+    schema of each config (GEM e2e_nlg, P3, quac with its explode rule)."""
+    import dataclasses
+
+    pytest.importorskip("datasets")
+    from flan_data.sources import with_rules
+
+    e2e = {"gem_id": "e2e-1", "gem_parent_id": "e2e-1", "meaning_representation": "name[Aromi]",
+           "target": "Aromi is a cafe.", "references": ["Aromi is a cafe."]}  # fmt: skip
+    p3 = {
+        "inputs": [1, 2],
+        "inputs_pretokenized": "Q? ",
+        "targets": [3],
+        "targets_pretokenized": " A",
+    }
+    quac = {"dialogue_id": "d1", "context": "Some text. CANNOTANSWER", "questions": ["q1?", "q2?"],
+            "orig_answers": {"texts": ["a1", "CANNOTANSWER"], "answer_starts": [0, -1]}}  # fmt: skip
+    cases = {
+        "e2e_nlg": ({"train": [e2e] * 203, "validation": [e2e]}, {"data": "name[Aromi]"}),
+        "wiki_qa_Jeopardy_style": (
+            {"train": [p3] * 203, "validation": [p3]},
+            {"inputs": "Q?", "answer": "A"},
+        ),
+        "quac": (
+            {"train": [quac], "validation": [quac]},
+            {"context": "Some text.", "question": "q1?"},
+        ),
+    }
+    for name, (splits, want) in cases.items():
+        task = catalog.task(name)
+        cfg = task.source.options["export_config"]
+        root = _export_dir(tmp_path / name, cfg, splits)
+        spec = dataclasses.replace(task.source, path=str(root), revision=None)
+        rows = _render(catalog, task, with_rules(open_source(spec), task))
+        assert rows and all(rows[0][k] == v for k, v in want.items()), (name, rows[0])
+        if name == "quac":
+            assert [r["answer"] for r in rows] == ["a1", "CANNOTANSWER"]
+
+
+def test_catalog_raw_routes_from_a_source_dir(tmp_path, catalog):
+    """--source-dir TASK=PATH with the release files in their real layout, read through the
+    catalog's own route, record rules and field expressions."""
+    from flan_data.sources import open_task_source
+
+    wd = tmp_path / "wiki_dialog"
+    wd.mkdir()
+    for i in range(99):
+        with gzip.open(wd / f"data_train.jsonl-{i:05}-of-00099.gz", "wt") as fh:
+            fh.write(json.dumps(dialog(i)) + "\n")
+    gw = tmp_path / "gigaword"
+    gw.mkdir()
+    with zipfile.ZipFile(gw / "ggw_data.zip", "w") as zf:
+        zf.writestr("org_data/train.src.txt", "a <unk> b\nclean document\nhas # sign\n")
+        zf.writestr("org_data/train.tgt.txt", "t1\nclean title\nt3\n")
+    sc = tmp_path / "story_cloze"
+    sc.mkdir()
+    rows = "".join(f'"s{i}","A.","B.","C.","D.","E1.","E2.","{1 + i % 2}"\n' for i in range(203))
+    (sc / "cloze_test_val__spring2016 - cloze_test_ALL_val.csv").write_text("h\n" + rows)
+    pc = tmp_path / "para_crawl_enes"
+    pc.mkdir()
+    with gzip.open(pc / "en-es.bicleaner07.txt.gz", "wt", encoding="utf-8") as fh:
+        fh.write("".join(f"Hello {i}.\tHola {i}.\n" for i in range(5)))
+    uq = tmp_path / "unified_qa_science_inst"
+    uq.mkdir()
+    (uq / "train.tsv").write_text("What melts ice? \\n (a) heat (b) cold\theat\n")
+    want = {
+        "wiki_dialog": (
+            99,
+            lambda r: r["answer"] in ("S1.", "S2.") and r["question"].endswith("?"),
+        ),
+        "gigaword": (1, lambda r: r["document"] == "clean document"),  # UNK and '#' rows filtered
+        "story_cloze": (
+            3,
+            lambda r: r["answer"] in ("E1.", "E2.") and r["context"] == "A. B. C. D.",
+        ),
+        "para_crawl_enes": (5, lambda r: r["target_text"].startswith("Hola")),
+        "unified_qa_science_inst": (1, lambda r: r["answer"] == "heat"),
+    }
+    for name, (n, ok) in want.items():
+        task = catalog.task(name)
+        src = open_task_source(catalog, task, choice="real", source_dirs={name: tmp_path / name})
+        rows = _render(catalog, task, src)
+        assert len(rows) == n and all(ok(r) for r in rows), (name, rows[:2])
+
+
+def test_catalog_show_prints_route_revision_and_evidence():
+    from click.testing import CliRunner
+
+    from flan_data.cli import main
+
+    r = CliRunner().invoke(main, ["catalog", "show", "e2e_nlg"])
+    assert r.exit_code == 0, r.output
+    assert "revision=fa9e3488f9ac7174a4e9e6fae0e645e13a8dca78" in r.output
+    assert '"export_config": "e2e_nlg"' in r.output and "Evidence:" in r.output
+    r = CliRunner().invoke(main, ["catalog", "show", "wiki_dialog"])
+    assert "kind=raw" in r.output and "storage.googleapis.com/gresearch" in r.output
