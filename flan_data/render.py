@@ -44,8 +44,8 @@ from .fewshot import (
     fit_count,
     pick_exemplars,
 )
-from .options import PLAIN, OptionStyle, format_options, style_at
-from .seeding import SeedPrefix, derive_seed, mix64, purpose_salt
+from .options import ALL_STYLES, PLAIN, OptionStyle, format_options
+from .seeding import SeedPrefix, choose, derive_seed, mix64, purpose_salt
 from .specs import FORMATS, OPTION_STYLES, FewShotStyle, RenderedExample, TaskSpec
 from .templates import CompiledTemplate, TemplateEngine
 
@@ -376,6 +376,43 @@ class TaskRenderer:
             return [self._render(ct, canon, style, eid) for canon, style, eid in jobs]
         return [(i.strip(), t.strip()) for i, t in pairs]
 
+    def _render_simple(
+        self, ct: CompiledTemplate, grp: list[list[Any]]
+    ) -> list[tuple[str, str]] | None:
+        """Render rows ``[index, eid, canon, base, ct, style]`` that share a simple
+        template column by column (:class:`~flan_data.templates.SimpleTemplate`),
+        with the values :meth:`_context` would give Jinja. None when a row lacks a
+        value or comes near a size limit: the Jinja path then renders (or raises)."""
+        st = ct.simple
+        n = len(grp)
+        cols: dict[str, list[str]] = {}
+        try:
+            for name in st.names:
+                if name == "options_block":
+                    col = [format_options(r[2]["options"], r[5])[0] if r[5] is not None and r[2].get("options") else ""
+                           for r in grp]  # fmt: skip
+                elif name == "answer" and ct.uses_options:
+                    col = [_option_answer(r[2], r[5]) for r in grp]
+                elif name == "answer_text":
+                    col = [r[2]["answer"] if "answer" in r[2] else r[2]["answer_text"] for r in grp]
+                elif name == "options":
+                    col = [[] if r[2].get("options") is None else r[2]["options"] for r in grp]
+                else:
+                    col = [r[2][name] for r in grp]
+                cols[name] = [v if type(v) is str else str(v) for v in col]
+        except KeyError:
+            return None
+        ins, tgs = st.render(cols, n)
+        lim = self.engine.env.limits
+        if (
+            n
+            and max(map(len, ins)) + max(map(len, tgs))
+            > min(lim.output_chars, lim.sequence_len) // 2
+        ):
+            return None
+        RENDER_STATS["columnar_rows"] += n
+        return [(a.strip(), b.strip()) for a, b in zip(ins, tgs)]
+
     def render(
         self,
         example_id: str,
@@ -428,7 +465,7 @@ class TaskRenderer:
         fixed = self.template(template_id) if template_id else None
         prefix = SeedPrefix(seed, task.name, split)
         opt_fmt = is_opt_format(fmt)
-        rows: list[list[Any]] = []  # [index, eid, canon, base, ct, style]
+        good: list[tuple[int, str, Mapping[str, Any]]] = []
         for i, (eid, raw) in enumerate(items):
             try:
                 canon = (
@@ -441,16 +478,38 @@ class TaskRenderer:
                     raise
                 errors.append((i, e))
                 continue
-            base = prefix.derive(eid)
-            ct = fixed or cands[mix64(base, _SALT_TEMPLATE) % len(cands)]
+            good.append((i, eid, canon))
+        # Per-example seeds and the choices hanging off them, for the whole batch
+        # at once (numpy over the BLAKE2b seeds for big batches; the same values).
+        eids = [g[1] for g in good]
+        plain = cfg.option_style == "plain"
+        if len(good) >= VECTOR_MIN:
+            seeds = prefix.derive_many(eids)
+            bases = seeds.tolist()
+            tix = None if fixed else choose(seeds, _SALT_TEMPLATE, len(cands)).tolist()
+            six = (
+                None
+                if plain or not opt_fmt
+                else choose(seeds, _SALT_OPTIONS, len(ALL_STYLES)).tolist()
+            )
+        else:
+            bases = [prefix.derive(e) for e in eids]
+            tix = None if fixed else [mix64(b, _SALT_TEMPLATE) % len(cands) for b in bases]
+            six = (
+                None
+                if plain or not opt_fmt
+                else [mix64(b, _SALT_OPTIONS) % len(ALL_STYLES) for b in bases]
+            )
+        rows: list[list[Any]] = []  # [index, eid, canon, base, ct, style]
+        for k, (i, eid, canon) in enumerate(good):
+            base = bases[k]
+            ct = fixed or cands[tix[k]]
             if ct.spec.dialect == "promptsource":
                 # promptsource's `choice`/`random` draw from the example's seed
                 canon = {**canon, "__seed": base}
             style = None
             if opt_fmt and canon.get("options"):
-                style = (
-                    PLAIN if cfg.option_style == "plain" else style_at(mix64(base, _SALT_OPTIONS))
-                )
+                style = PLAIN if plain else ALL_STYLES[six[k]]
             rows.append([i, eid, canon, base, ct, style])
 
         if not is_fewshot_format(fmt):
@@ -489,6 +548,12 @@ class TaskRenderer:
         out = {}
         for grp in groups.values():
             ct = grp[0][4]
+            texts = self._render_simple(ct, grp) if ct.simple is not None else None
+            if texts is not None:
+                for r, t in zip(grp, texts):
+                    out[r[0]] = (t[0], t[1], None, [])
+                continue
+            RENDER_STATS["jinja_rows"] += len(grp)
             try:
                 texts = self._render_group(ct, [(r[2], r[5], r[1]) for r in grp])
             except RecordError:
@@ -661,6 +726,19 @@ class TaskRenderer:
         return [dict(pool[i].fields) for i in idx], [pool[i].example_id for i in idx]
 
 
+def _option_answer(canon: Mapping[str, Any], style: OptionStyle | None) -> Any:
+    # the answer as _context gives it to a template that shows the options
+    ans = canon["answer"]
+    opts = canon.get("options")
+    if style is not None and opts:
+        return format_options(opts, style)[1][opts.index(str(ans))]
+    return ans
+
+
+#: Rows rendered column-wise (simple templates) and through Jinja, in this
+#: process: tests check which path did the work (counters, never time).
+RENDER_STATS = {"columnar_rows": 0, "jinja_rows": 0}
+
 _TARGET_VARS: dict[str, frozenset[str]] = {}
 
 
@@ -744,6 +822,9 @@ def bad_value(val: Any, target: bool = False) -> str | None:
 
 
 _SUPPLIED = frozenset({"options_block", "options", "answer_text", "exemplars"})
+#: Batches of at least this many rows derive seeds and choices with numpy
+#: (smaller ones, e.g. ``flan render``, stay in plain Python: same values).
+VECTOR_MIN = 64
 _SALT_TEMPLATE = purpose_salt("template")
 _SALT_OPTIONS = purpose_salt("options")
 _SALT_FSSTYLE = purpose_salt("fewshot_style")
