@@ -126,6 +126,8 @@ class TaskRenderer:
             if v in task.fields or v == "answer"
         )
         self._needed: dict[str, tuple[str, ...]] = {}
+        self._direct = [(name, _direct_reader(expr), name in self._target_fields) for name, expr in task.fields.items()]  # fmt: skip
+        self._fixed_opts = LabelOptions(task.options) if task.options is not None else None
         self._styles: tuple[FewShotStyle, ...] = catalog.fewshot_styles or (
             FewShotStyle(id="default"),
         )
@@ -215,24 +217,41 @@ class TaskRenderer:
                     raise RecordError(self.task.name, example_id, f"an option is {why} ({list(val)!r})",
                                       field="options", reason=f"{why} in options")  # fmt: skip
             opts = tuple(str(o) for o in val)
-        # Field expressions may read `options`; copy the record only then.
-        ctx: Mapping[str, Any] = raw
-        if opts is not None and self._reads_options:
-            ctx = {**raw, "options": LabelOptions(opts)}
         out: dict[str, Any] = {}
-        for name, expr, fn, fast in self._fields:
-            if fast is not None:
-                try:
-                    out[name] = fast(ctx)
-                    continue
-                except Exception:  # noqa: BLE001 - any surprise: the Jinja path decides
+        # Plain keys and `options[key]` are read straight from the record (no
+        # context copy); anything else, or any surprise, takes the path below.
+        lopts = (self._fixed_opts if opts is self.task.options else LabelOptions(opts)) if opts is not None else None  # fmt: skip
+        for name, direct, _ in self._direct:
+            if direct is not None:
+                try:  # noqa: SIM105 - a try is cheaper than contextlib.suppress per field
+                    out[name] = direct(raw, lopts)
+                except Exception:  # noqa: BLE001 - the general path decides
                     pass
-            out[name] = self._eval(fn, ctx, name, expr, example_id, raw)
-        for name, val in out.items() if self._check_values else ():
-            why = bad_value(val, name in self._target_fields)
-            if why:
-                raise RecordError(self.task.name, example_id, f"{why} ({self.task.fields[name]} gave {val!r})",
-                                  field=name, reason=f"{why} in {name}")  # fmt: skip
+        if len(out) < len(self._fields):
+            # Field expressions may read `options`; copy the record only then.
+            ctx: Mapping[str, Any] = raw
+            if opts is not None and self._reads_options:
+                ctx = {**raw, "options": lopts}
+            for name, expr, fn, fast in self._fields:
+                if name in out:
+                    continue
+                if fast is not None:
+                    try:
+                        out[name] = fast(ctx)
+                        continue
+                    except Exception:  # noqa: BLE001 - any surprise: the Jinja path decides
+                        pass
+                out[name] = self._eval(fn, ctx, name, expr, example_id, raw)
+            out = {name: out[name] for name, _, _ in self._direct}  # the fields' order
+        if self._check_values:
+            for name, _, target in self._direct:
+                val = out[name]
+                if type(val) is str and (not target or val.strip()):
+                    continue  # the common case, decided without bad_value
+                why = bad_value(val, target)
+                if why:
+                    raise RecordError(self.task.name, example_id, f"{why} ({self.task.fields[name]} gave {val!r})",
+                                      field=name, reason=f"{why} in {name}")  # fmt: skip
         if opts is not None:
             out["options"] = opts
             ans = out.get("answer")
@@ -386,13 +405,27 @@ class TaskRenderer:
         st = ct.simple
         n = len(grp)
         cols: dict[str, list[str]] = {}
+        fos: list[Any] = []
+        if "options_block" in st.names or ("answer" in st.names and ct.uses_options):
+            # one options block per (options, style) in the group, not one per row
+            memo: dict[tuple[int, int], tuple[str, tuple[str, ...]]] = {}
+            for r in grp:
+                style, opts = r[5], r[2].get("options")
+                if style is None or not opts:
+                    fos.append(None)
+                    continue
+                key = (id(opts), id(style))  # both stay alive in grp meanwhile
+                hit = memo.get(key)
+                if hit is None:
+                    hit = memo[key] = format_options(opts, style)
+                fos.append(hit)
         try:
             for name in st.names:
                 if name == "options_block":
-                    col = [format_options(r[2]["options"], r[5])[0] if r[5] is not None and r[2].get("options") else ""
-                           for r in grp]  # fmt: skip
+                    col = ["" if f is None else f[0] for f in fos]
                 elif name == "answer" and ct.uses_options:
-                    col = [_option_answer(r[2], r[5]) for r in grp]
+                    col = [r[2]["answer"] if f is None else f[1][r[2]["options"].index(str(r[2]["answer"]))]
+                           for r, f in zip(grp, fos)]  # fmt: skip
                 elif name == "answer_text":
                     col = [r[2]["answer"] if "answer" in r[2] else r[2]["answer_text"] for r in grp]
                 elif name == "options":
@@ -726,13 +759,24 @@ class TaskRenderer:
         return [dict(pool[i].fields) for i in idx], [pool[i].example_id for i in idx]
 
 
-def _option_answer(canon: Mapping[str, Any], style: OptionStyle | None) -> Any:
-    # the answer as _context gives it to a template that shows the options
-    ans = canon["answer"]
-    opts = canon.get("options")
-    if style is not None and opts:
-        return format_options(opts, style)[1][opts.index(str(ans))]
-    return ans
+def _direct_reader(expr: str) -> Any:
+    """A reader ``(record, options) -> value`` for a field expression that is a
+    plain key (``premise``) or ``options[key]`` (``options[label]``); None for
+    any other. ``options`` is a :class:`LabelOptions` (range-checked), or None
+    when the task has none (then ``options[key]`` raises and the general path,
+    which reads the record's own ``options``, decides)."""
+    e = expr.strip()
+    if e.isidentifier() and e not in _KEYWORDS and e != "options":
+        return lambda raw, opts: raw[e]
+    if e.startswith("options[") and e.endswith("]"):
+        k = e[len("options[") : -1].strip()
+        if k.isidentifier() and k not in _KEYWORDS and k != "options":
+            return lambda raw, opts: opts[raw[k]]
+    return None
+
+
+# Jinja's constants and operators: never plain keys of the record.
+_KEYWORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else"})  # fmt: skip
 
 
 #: Rows rendered column-wise (simple templates) and through Jinja, in this
