@@ -63,6 +63,12 @@ def compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
 _EXAMPLES: dict[tuple[int, str, str], tuple[FewShotStyle, str]] = {}
 
 
+def compose_example_uncached(inputs: str, targets: str, style: FewShotStyle) -> str:
+    """:func:`compose_example` without its memo: for texts that never recur
+    (an exemplar rendered under one row's option style)."""
+    return _compose_example(inputs, targets, style)
+
+
 def _compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
     lead = "" if starts_with_label(inputs) else style.input_prefix
     if ends_with_cue(inputs):
@@ -107,4 +113,20 @@ def compose_fewshot(
     """
     parts = [compose_example(i, t, style) for i, t in exemplars]
     parts.append(compose_query(query, style, query_target))
+    return join_parts(parts, style)
+
+
+def join_parts(parts: Sequence[str], style: FewShotStyle) -> str:
+    """The last step of :func:`compose_fewshot`: composed exemplars (from
+    :func:`compose_example`) and the composed query (from :func:`compose_query`)
+    joined into the prompt. The export's fast path composes (and caches) the
+    parts itself and calls this, so both give the same bytes.
+
+    >>> from flan_data.specs import FewShotStyle
+    >>> qa = FewShotStyle(id="qa", input_prefix="Q: ", target_prefix="A: ")
+    >>> ex = [("2 + 2?", "4")]
+    >>> join_parts([compose_example(*ex[0], qa), compose_query("3 + 3?", qa)], qa) == (
+    ...     compose_fewshot(ex, "3 + 3?", qa))
+    True
+    """
     return style.example_separator.join(parts).rstrip()

@@ -161,6 +161,60 @@ def pick_exemplars(
     return order[:k]
 
 
+class ExemplarPicker:
+    """:func:`pick_exemplars` for many rows of one pool, without a ``random.Random``
+    built per row: ``picker.pick(exclude, seed)`` returns exactly
+    ``pick_exemplars(pool_ids, k, exclude, random.Random(seed))``.
+
+    One generator is re-seeded per row (the same Mersenne Twister state as a
+    new ``Random(seed)``) and ``randrange(n)`` is inlined as the rejection loop
+    over ``getrandbits(n.bit_length())`` that ``Random._randbelow`` runs, so
+    the draws, and hence the picks, are the same.
+
+    >>> ids = [f"e{i}" for i in range(50)]
+    >>> ExemplarPicker(ids, 3).pick("e7", 42) == pick_exemplars(ids, 3, "e7", random.Random(42))
+    True
+    """
+
+    __slots__ = ("ids", "k", "n", "bits", "_r", "_seed", "_getrandbits")
+
+    def __init__(self, pool_ids: Sequence[str], k: int):
+        self.ids = pool_ids
+        self.k = k
+        self.n = len(pool_ids)
+        self.bits = self.n.bit_length()
+        self._r = random.Random()
+        # the C seeding Random(seed) runs for an int seed (Random.seed's
+        # Python wrapper only adds the str/bytes handling and gauss_next)
+        self._seed = super(random.Random, self._r).seed
+        self._getrandbits = self._r.getrandbits
+
+    def pick(self, exclude: str | None, seed: int) -> list[int]:
+        n, k = self.n, self.k
+        if k <= 0 or n == 0:
+            return []
+        if not isinstance(seed, int) or seed < 0:
+            return pick_exemplars(self.ids, k, exclude, random.Random(seed))
+        self._seed(seed)
+        self._r.gauss_next = None
+        if n > 4 * (k + 1):
+            ids, bits, grb = self.ids, self.bits, self._getrandbits
+            chosen: list[int] = []
+            for _ in range(64 * (k + 1)):
+                i = grb(bits)
+                while i >= n:
+                    i = grb(bits)
+                if i in chosen or ids[i] == exclude:
+                    continue
+                chosen.append(i)
+                if len(chosen) == k:
+                    return chosen
+        # the rare fallback: the same shuffle on the same generator state
+        order = [i for i in range(n) if self.ids[i] != exclude]
+        self._r.shuffle(order)
+        return order[:k]
+
+
 def fit_count(
     exemplar_tokens: Sequence[int], query_tokens: int, budget: int, sep_tokens: int = 0
 ) -> int:

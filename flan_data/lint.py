@@ -146,15 +146,16 @@ def rule_counts(problems: Iterable[Problem]) -> dict[str, int]:
 _SYN_OPTIONS = ("it holds less heat.", "Twist the lid.", "Would it float?", "a plain choice")
 
 
-def synthetic_rows(task: TaskSpec, n: int = 3) -> list[tuple[str, dict]]:
-    """``n`` synthetic ``(id, canonical fields)`` rows for ``task``'s templates.
+def synthetic_rows(task: TaskSpec, n: int = 3, start: int = 0) -> list[tuple[str, dict]]:
+    """``n`` synthetic ``(id, canonical fields)`` rows for ``task``'s templates
+    (rows ``start`` to ``start + n - 1``: another ``start`` gives other texts).
 
     Strings end in punctuation and options end in ``.``/``?`` so option styles
     are put to the test; a P3-style ``inputs`` field carries its own cues
     (``"Question: …\nAnswer:"``), as real P3 prompts do.
     """
     rows = []
-    for i in range(n):
+    for i in range(start, start + n):
         out: dict = {}
         for name in task.fields:
             if name == "dialog":

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 
 from .catalog import Catalog
-from .compose import compose_fewshot
+from .compose import compose_example_uncached, compose_query, join_parts
 from .errors import (
     FlanDataError,
     RecordError,
@@ -39,10 +40,10 @@ from .errors import (
 from .fewshot import (
     DEFAULT_BUDGET,
     DEFAULT_SHOTS,
+    ExemplarPicker,
     Tokenizer,
     WhitespaceTokenizer,
     fit_count,
-    pick_exemplars,
 )
 from .options import ALL_STYLES, PLAIN, OptionStyle, format_options
 from .seeding import SeedPrefix, choose, derive_seed, mix64, purpose_salt
@@ -607,8 +608,15 @@ class TaskRenderer:
     def _render_composed(
         self, rows, pool, fmt, errors
     ) -> dict[int, tuple[str, str, str | None, list[str]]]:
-        """Few-shot by composition: exemplars and query share template and option style;
-        each distinct (template, style, exemplar) renders once for the whole batch."""
+        """Few-shot by composition: exemplars and query share template and option style.
+
+        Each pool exemplar is rendered once per template for this task renderer
+        (across batches and chunk jobs: :class:`_FewShotCache`), with the option
+        block and the lettered answer left as placeholders where the template
+        only prints them (:func:`_split_form`); a row's option style then fills
+        them in by string replacement, which gives the bytes a render under that
+        style gives. Exemplars of an exemplar field render once per batch.
+        """
         cfg = self.config
         tok = cfg.tokenizer
         field = self.task.exemplar_field
@@ -616,15 +624,19 @@ class TaskRenderer:
             raise FlanDataError(
                 f"task {self.task.name!r}: few-shot format {fmt!r} needs an exemplar pool (the train split)"
             )
-        pool_ids = [e.example_id for e in pool] if pool is not None else []
+        cache = self._fewshot_cache()
+        if len(cache.entries) > _FS_CACHE_MAX:  # bounded: tasks with huge pools or many templates
+            cache.entries.clear()
+            cache.fields_ok.clear()
+        entries = cache.entries
+        batch: dict[tuple, Any] = {}  # exemplar-field entries: this batch only
+        picker = ExemplarPicker([e.example_id for e in pool], cfg.shots) if field is None else None
+        todo: dict[tuple, tuple] = {}  # key -> (ct, exemplar, style, mode)
         plans = []
-        requests: dict[
-            tuple[str, int, str],
-            tuple[CompiledTemplate, Mapping[str, Any], OptionStyle | None, str],
-        ] = {}
         for r in rows:
             idx, eid, canon, base, ct, style = r
             fs = self._styles[mix64(base, _SALT_FSSTYLE) % len(self._styles)]
+            keys = []
             if field is not None:
                 val = canon.get(field)
                 if not isinstance(val, list | tuple):
@@ -636,77 +648,165 @@ class TaskRenderer:
                     errors.append((idx, e))
                     continue
                 chosen = [Exemplar(f"{field}[{j}]", x) for j, x in enumerate(val[: cfg.shots])]
+                for ex in chosen:
+                    # keyed by the field's position, as before: the first row of
+                    # the batch that asks for it renders it
+                    key = (ct.spec.id, id(style), ex.example_id)
+                    if key not in batch and key not in todo:
+                        todo[key] = (ct, ex, style, _REAL)
+                    keys.append(key)
             else:
-                picks = pick_exemplars(
-                    pool_ids, cfg.shots, eid, random.Random(mix64(base, _SALT_EXEMPLARS))
-                )
-                chosen = [pool[j] for j in picks]
-            sk = id(style)
-            for ex in chosen:
-                requests.setdefault(
-                    (ct.spec.id, sk, ex.example_id), (ct, ex.fields, style, ex.example_id)
-                )
-            plans.append((r, fs, chosen))
-        # render all exemplars, grouped by template
-        rendered: dict[tuple[str, int, str], list[Any]] = {}
-        by_ct: dict[str, list[tuple[tuple[str, int, str], tuple]]] = {}
-        for key, req in requests.items():
-            by_ct.setdefault(key[0], []).append((key, req))
-        for lst in by_ct.values():
-            ct = lst[0][1][0]
-            try:
-                texts = self._render_group(ct, [(req[1], req[2], req[3]) for _, req in lst])
-            except RecordError:
-                if errors is None:
-                    raise
-                texts = []  # an exemplar the template fails on is left out of the prompts
-                for _, req in lst:
-                    try:
-                        texts.append(self._render(*req))
-                    except RecordError:
-                        texts.append(None)
-            for (key, _), t in zip(lst, texts):
-                if t is None:
-                    continue
-                # token counts per rendered exemplar, computed once and only when
-                # needed: the budget adds them up (plus the style's own words)
-                rendered[key] = [t[0], t[1], None]
+                chosen = [pool[j] for j in picker.pick(eid, mix64(base, _SALT_EXEMPLARS))]
+                for ex in chosen:
+                    key, mode = self._exemplar_key(cache, ct, style, ex)
+                    if key not in entries and key not in todo:
+                        todo[key] = (ct, ex, style, mode)
+                    keys.append(key)
+            plans.append((r, fs, chosen, keys))
+        if todo:
+            self._render_exemplars(todo, batch if field is not None else entries, cache, errors)
+        if field is None:
+            batch = entries
         queries = self._render_rows([p[0] for p in plans], errors)
-        style_tokens: dict[str, int] = {}
+        style_tokens = cache.style_tokens
         bound = type(tok) is WhitespaceTokenizer
+        lim = self.engine.env.limits.output_chars
         out = {}
-        for r, fs, chosen in plans:
+        for r, fs, chosen, keys in plans:
             q = queries.get(r[0])
             if q is None:
                 continue
             qi, qt = q[0], q[1]
-            sk = id(r[5])
+            style = r[5]
             st = style_tokens.get(fs.id)
             if st is None:
                 st = style_tokens[fs.id] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
-            chosen = [ex for ex in chosen if (r[4].spec.id, sk, ex.example_id) in rendered]
-            ents = [rendered[(r[4].spec.id, sk, ex.example_id)] for ex in chosen]
-            pairs = [(e[0], e[1]) for e in ents]
+            # (exemplar, input, target, entry, composed text or None)
+            got = []
+            for ex, key in zip(chosen, keys):
+                e = batch[key]
+                if e is None:
+                    continue  # an exemplar the template fails on is left out of the prompts
+                if e[0] is _SPLIT:
+                    i, t = _fill(e, ex.fields, style)
+                    if len(i) + len(t) > lim:
+                        continue  # the render under this style exceeds the output limit
+                    got.append((ex, i.strip(), t.strip(), e, None))
+                else:
+                    got.append((ex, e[1], e[2], e, e[4].get(fs.id)))
             # Whitespace words: a text of L characters holds at most (L + 1) // 2,
             # so when that bound fits the budget every exemplar fits and no
             # text needs splitting (the common case; same result as counting).
             if bound and (
-                sum((len(e[0]) + len(e[1])) // 2 + 1 + st for e in ents)
+                sum((len(g[1]) + len(g[2])) // 2 + 1 + st for g in got)
                 + (len(qi) + len(qt)) // 2
                 + 1
                 + st
                 <= cfg.budget
             ):
-                n = len(ents)
+                n = len(got)
             else:
-                for e in ents:
-                    if e[2] is None:
-                        e[2] = tok.count(e[0]) + tok.count(e[1])
-                counts = [e[2] + st for e in ents]
+                counts = []
+                for g in got:
+                    e = g[3]
+                    if e[0] is _SPLIT:
+                        c = e[3].get(id(style))
+                        if c is None:
+                            c = e[3][id(style)] = tok.count(g[1]) + tok.count(g[2])
+                    else:
+                        c = e[3]
+                        if c is None:
+                            c = e[3] = tok.count(g[1]) + tok.count(g[2])
+                    counts.append(c + st)
                 n = fit_count(counts, tok.count(qi) + st + tok.count(qt), cfg.budget)
-            inputs = compose_fewshot(pairs[:n], qi, fs, qt)
-            out[r[0]] = (inputs, qt, fs.id, [ex.example_id for ex in chosen[:n]], (pairs[:n], qi))
+            parts = []
+            for g in got[:n]:
+                text = g[4]
+                if text is None:
+                    text = compose_example_uncached(g[1], g[2], fs)
+                    if g[3][0] is not _SPLIT:
+                        g[3][4][fs.id] = text
+                parts.append(text)
+            parts.append(compose_query(qi, fs, qt))
+            pairs = [(g[1], g[2]) for g in got[:n]]
+            out[r[0]] = (
+                join_parts(parts, fs),
+                qt,
+                fs.id,
+                [g[0].example_id for g in got[:n]],
+                (pairs, qi),
+            )
         return out
+
+    def _fewshot_cache(self) -> _FewShotCache:
+        c = self.__dict__.get("_fs_cache")
+        if c is None:
+            c = self.__dict__["_fs_cache"] = _FewShotCache()
+        return c
+
+    def _exemplar_key(self, cache: _FewShotCache, ct: CompiledTemplate, style: OptionStyle | None, ex: Exemplar) -> tuple[tuple, int]:  # fmt: skip
+        """The cache key of pool exemplar ``ex`` under ``ct`` and the row's option style."""
+        if style is None or not ex.fields.get("options"):
+            return (ct.spec.id, None, id(ex)), _REAL  # no option block: one render
+        split = cache.split.get(ct.spec.id)
+        if split is None:
+            split = cache.split[ct.spec.id] = _split_form(self.engine, ct)
+        if split and _safe_fields(cache, ex):
+            return (ct.spec.id, _SPLIT, id(ex)), _SPLIT
+        return (ct.spec.id, id(style), id(ex)), _REAL
+
+    def _render_exemplars(self, todo: dict[tuple, tuple], dest: dict[tuple, Any], cache: _FewShotCache, errors) -> None:  # fmt: skip
+        """Render the exemplars of ``todo`` (grouped by template) into ``dest``:
+        ``[_SPLIT, raw input, raw target, {style: tokens}, exemplar, style-dependent answer]`` or
+        ``[_REAL, input, target, tokens, {few-shot style: composed}, exemplar, style]``;
+        None where the template fails on the exemplar."""
+        groups: dict[tuple[str, int], list[tuple[tuple, tuple]]] = {}
+        for key, req in todo.items():
+            groups.setdefault((req[0].spec.id, req[3]), []).append((key, req))
+        for (_, mode), lst in groups.items():
+            ct = lst[0][1][0]
+            ctxs, ok = [], []
+            for key, (_, ex, style, _) in lst:
+                try:
+                    self._needs(ct, ex.fields, ex.example_id)
+                except RecordError:
+                    if errors is None:
+                        raise
+                    dest[key] = None
+                    continue
+                ctxs.append(
+                    _split_context(ex.fields, ct)
+                    if mode is _SPLIT
+                    else self._context(ex.fields, ct, style)
+                )
+                ok.append((key, ex, style))
+            cache.renders += len(ok)
+            texts = None
+            try:
+                texts = self.engine.render_many(ct, ctxs)
+            except TemplateSecurityError:
+                raise
+            except TemplateError:
+                pass
+            if texts is None:  # find the exemplars the template fails on, keep the others
+                texts = []
+                for (_key, ex, _), ctx in zip(ok, ctxs):
+                    try:
+                        texts.append(self.engine.render(ct, ctx))
+                    except TemplateSecurityError:
+                        raise
+                    except TemplateError as e:
+                        if errors is None:
+                            raise RecordError(self.task.name, ex.example_id, str(e)) from None
+                        texts.append(None)
+            for (key, ex, style), t in zip(ok, texts):
+                if t is None:
+                    dest[key] = None
+                elif mode is _SPLIT:
+                    ans = ct.uses_options and "answer" in ex.fields
+                    dest[key] = [_SPLIT, t[0], t[1], {}, ex, ans]
+                else:
+                    dest[key] = [_REAL, t[0].strip(), t[1].strip(), None, {}, ex, style]
 
     def _render_own_fewshot(
         self, rows, pool, errors
@@ -715,10 +815,13 @@ class TaskRenderer:
         cfg = self.config
         tok = cfg.tokenizer
         out = {}
+        picker = None
+        if pool is not None and self.task.exemplar_field is None:
+            picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
         for r in rows:
             idx, eid, canon, base, ct, style = r
             try:
-                exs, ids = self._own_exemplars(canon, eid, pool, base)
+                exs, ids = self._own_exemplars(canon, eid, pool, base, picker)
                 n = len(exs)
                 while True:
                     inputs, targets = self._render(ct, {**canon, "exemplars": exs[:n]}, style, eid)
@@ -734,7 +837,12 @@ class TaskRenderer:
         return out
 
     def _own_exemplars(
-        self, canon: Mapping[str, Any], example_id: str, pool: Sequence[Exemplar] | None, base: int
+        self,
+        canon: Mapping[str, Any],
+        example_id: str,
+        pool: Sequence[Exemplar] | None,
+        base: int,
+        picker: ExemplarPicker | None = None,
     ) -> tuple[list[Any], list[str]]:
         """Exemplars for self-contained few-shot templates: a field, or the pool."""
         f = self.task.exemplar_field
@@ -750,12 +858,9 @@ class TaskRenderer:
             raise FlanDataError(
                 f"task {self.task.name!r}: few-shot templates need an exemplar pool (the train split)"
             )
-        idx = pick_exemplars(
-            [e.example_id for e in pool],
-            self.config.shots,
-            example_id,
-            random.Random(mix64(base, _SALT_EXEMPLARS)),
-        )
+        if picker is None:
+            picker = ExemplarPicker([e.example_id for e in pool], self.config.shots)
+        idx = picker.pick(example_id, mix64(base, _SALT_EXEMPLARS))
         return [dict(pool[i].fields) for i in idx], [pool[i].example_id for i in idx]
 
 
@@ -782,6 +887,114 @@ _KEYWORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", 
 #: Rows rendered column-wise (simple templates) and through Jinja, in this
 #: process: tests check which path did the work (counters, never time).
 RENDER_STATS = {"columnar_rows": 0, "jinja_rows": 0}
+
+
+# -- few-shot exemplars, rendered once per template and assembled per row
+
+_SPLIT = "split"  # rendered with placeholders for the option block and lettered answer
+_REAL = "real"  # rendered as is (no option block, or a template that is not split)
+_SENT_CHAR = "\ue000"  # private use: never in rendered text unless the data holds it
+_SENT_BLOCK = "\ue000options_block\ue001"
+_SENT_ANSWER = "\ue000answer\ue001"
+_FS_CACHE_MAX = 200_000
+# Template nodes that can transform what a name prints (filters over a block, a
+# captured {% set %}, macros, autoescape switches, includes): a template with
+# one of them is rendered per option style instead.
+_OPAQUE = (
+    nodes.AssignBlock,
+    nodes.FilterBlock,
+    nodes.Macro,
+    nodes.CallBlock,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Extends,
+    nodes.Block,
+    nodes.EvalContextModifier,
+)
+
+
+class _FewShotCache:
+    """One task renderer's rendered pool exemplars, kept across batches and chunk
+    jobs in this process: ``entries[(template id, mode, id(exemplar))]`` (the
+    entry holds the exemplar, so its id is not reused while cached).
+    ``renders`` counts exemplar renders (tests count work with it)."""
+
+    __slots__ = ("entries", "split", "fields_ok", "style_tokens", "renders")
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, Any] = {}
+        self.split: dict[str, bool] = {}
+        self.fields_ok: dict[int, tuple[Exemplar, bool]] = {}
+        self.style_tokens: dict[str, int] = {}
+        self.renders = 0
+
+
+def _split_form(engine: TemplateEngine, ct: CompiledTemplate) -> bool:
+    """Whether ``ct`` prints ``options_block`` (and, when it shows options, ``answer``)
+    only as bare ``{{ name }}`` outputs: then rendering with placeholders and
+    replacing them gives exactly the text a render with the values gives."""
+    spec = ct.spec
+    if spec.dialect == "promptsource" or _SENT_CHAR in spec.input or _SENT_CHAR in spec.target:
+        return False
+    names = {"options_block", "answer"} if ct.uses_options else {"options_block"}
+    for source in (spec.input, spec.target):
+        try:
+            ast = engine.env.parse(source)
+        except Exception:  # noqa: BLE001 - compiled before, so unexpected: render per style
+            return False
+        if any(True for _ in ast.find_all(_OPAQUE)):
+            return False
+        bare = {
+            id(n) for o in ast.find_all(nodes.Output) for n in o.nodes if isinstance(n, nodes.Name)
+        }
+        for n in ast.find_all(nodes.Name):
+            if n.name in names and (n.ctx != "load" or id(n) not in bare):
+                return False
+    return True
+
+
+def _split_context(fields: Mapping[str, Any], ct: CompiledTemplate) -> dict[str, Any]:
+    # TaskRenderer._context under an option style, with placeholders for the
+    # style's block and lettered answer
+    ctx = dict(fields)
+    ctx["options_block"] = _SENT_BLOCK
+    if "answer" in fields:
+        ctx["answer_text"] = fields["answer"]
+        if ct.uses_options:
+            ctx["answer"] = _SENT_ANSWER
+    return ctx
+
+
+def _fill(e: list[Any], fields: Mapping[str, Any], style: OptionStyle) -> tuple[str, str]:
+    """The raw (unstripped) input and target of split entry ``e`` under ``style``."""
+    opts = fields["options"]
+    block, targets = format_options(opts, style)
+    i, t = e[1].replace(_SENT_BLOCK, block), e[2].replace(_SENT_BLOCK, block)
+    if e[5]:
+        a = targets[opts.index(str(fields["answer"]))]
+        i, t = i.replace(_SENT_ANSWER, a), t.replace(_SENT_ANSWER, a)
+    return i, t
+
+
+def _safe_fields(cache: _FewShotCache, ex: Exemplar) -> bool:
+    hit = cache.fields_ok.get(id(ex))
+    if hit is not None and hit[0] is ex:
+        return hit[1]
+    ok = not _has_sentinel(ex.fields)
+    cache.fields_ok[id(ex)] = (ex, ok)
+    return ok
+
+
+def _has_sentinel(v: Any) -> bool:
+    if isinstance(v, str):
+        return _SENT_CHAR in v
+    if isinstance(v, Mapping):
+        return any(_has_sentinel(k) or _has_sentinel(x) for k, x in v.items())
+    if isinstance(v, list | tuple | set | frozenset):
+        return any(_has_sentinel(x) for x in v)
+    return _SENT_CHAR in str(v)
+
 
 _TARGET_VARS: dict[str, frozenset[str]] = {}
 

@@ -29,7 +29,7 @@ COLLECTIONS = ("flan2021", "t0sf", "niv2", "cot", "dialog")
 #: (promptsource's rules: one text split on ``|||``, no block trimming).
 DIALECTS = ("flan", "promptsource")
 #: Source kinds the library can read.
-SOURCE_KINDS = ("hf", "niv2", "cot_tsv", "jsonl", "parquet", "csv", "tsv", "arrow")
+SOURCE_KINDS = ("hf", "niv2", "cot_tsv", "jsonl", "parquet", "csv", "tsv", "arrow", "raw")
 
 #: License use classes, least to most restrictive (the Data Provenance Collection's
 #: order), then ``unknown`` for tasks without license facts.

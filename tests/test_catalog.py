@@ -299,7 +299,7 @@ def test_extra_files_add_collections_and_templates(tmp_path, h):
         (
             {"source": {"kind": "jsnl", "path": "x"}},
             "tasks[0].source.kind",
-            "unknown source kind 'jsnl'; expected one of hf, niv2, cot_tsv, jsonl, parquet, csv, tsv, arrow (did you mean jsonl?)",
+            "unknown source kind 'jsnl'; expected one of hf, niv2, cot_tsv, jsonl, parquet, csv, tsv, arrow, raw (did you mean jsonl?)",
         ),
         (
             {"source": {"kind": "zzz", "path": "x"}},

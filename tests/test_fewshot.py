@@ -12,6 +12,7 @@ from flan_data.fewshot import (
     DEFAULT_BUDGET,
     DEFAULT_SHOTS,
     CallableTokenizer,
+    ExemplarPicker,
     Tokenizer,
     WhitespaceTokenizer,
     fit_count,
@@ -101,6 +102,29 @@ def test_pick_properties(ids, k, exclude, seed):
     assert got == pick_exemplars(
         ids, k=k, exclude=exclude, r=_CountingRandom(seed)
     )  # deterministic
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", "d"]) | st.text(max_size=2), max_size=80),
+    st.integers(0, 6),
+    st.none() | st.sampled_from(["a", "b", "zz"]),
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=5),
+)
+def test_picker_picks_what_a_new_random_per_row_picks(ids, k, exclude, seeds):
+    # one picker, re-seeded per row, against a fresh Random(seed) per row
+    picker = ExemplarPicker(ids, k)
+    for seed in seeds:
+        assert picker.pick(exclude, seed) == pick_exemplars(ids, k, exclude, random.Random(seed))
+
+
+def test_picker_on_a_real_sized_pool():
+    ids = [f"train-{i}" for i in range(512)]
+    picker = ExemplarPicker(ids, 3)
+    r = random.Random(7)
+    for _ in range(2000):
+        seed, ex = r.getrandbits(64), ids[r.randrange(512)]
+        assert picker.pick(ex, seed) == pick_exemplars(ids, 3, ex, random.Random(seed))
 
 
 def test_fit_count():

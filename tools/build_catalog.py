@@ -372,7 +372,7 @@ _t(
         "path": "unified_qa_science_inst",
         "config": None,
         "splits": None,
-        "extra_note": "No HF equivalent: TFDS unified_qa/ai2_science_middle:1.0.0 (fields input, output), also published as raw UnifiedQA TSVs. Export it to a folder of {train,validation,test}.jsonl with fields input/output and pass --source-dir unified_qa_science_inst=PATH.",
+        "extra_note": "No HF equivalent: TFDS unified_qa/ai2_science_middle:1.0.0 (fields input, output), built from the raw UnifiedQA TSVs read here.",
     },
     fields={"question": "input", "answer": "output"},
     templates=["cbqa"],
@@ -803,7 +803,7 @@ for _n, _doc, _sum, _what in (
             "config": None,
             "splits": None,
             "validation_size": 600,
-            "extra_note": f"No HF equivalent: TFDS opinion_abstracts/{_what}:1.0.0 (train split only). Export it to a folder with train.jsonl (TFDS field names; Sequence features as {{key: [...], value: [...]}}) and pass --source-dir {_n}=PATH. FLAN holds out the last 600 rows (validation, then test); here all 600 are the validation split. Download location: https://web.eecs.umich.edu/~wangluxy/datasets/opinion_abstracts.zip (the _URL of the TFDS builder tensorflow_datasets/summarization/opinion_abstracts; older builds used http://www.ccs.neu.edu/home/luwang/datasets/opinion_abstracts.zip), file opinion_abstracts/{'rottentomatoes' if _what == 'rotten_tomatoes' else 'idebate'}.json, a JSON list whose opinions are {{name: text}} mappings that TFDS turns into the key/value sequence above.",
+            "extra_note": f"No HF equivalent: TFDS opinion_abstracts/{_what}:1.0.0 (train split only). FLAN holds out the last 600 rows (validation, then test); here all 600 are the validation split.",
         },
         fields={"document": _doc, "summary": _sum},
         templates=["summary"],
@@ -1007,29 +1007,87 @@ def build_flan2021(
 # Hub routes for sources whose hub repo ships only a loading script (datasets>=4 cannot run it;
 # flan_data.sources.hf.SCRIPT_ONLY_REPOS). Each says which route was chosen and the evidence seen
 # (hub pages, cards); "manual" routes make the loader stop at once with the instructions.
+_HF = "https://huggingface.co/datasets"
+_GEM_GEM_COMMITS = (
+    # commits of GEM/gem's refs/convert/parquet branch whose tree listing shows the config's folders
+    {
+        "e2e_nlg": "fa9e3488f9ac7174a4e9e6fae0e645e13a8dca78",
+        "web_nlg_en": "d8c1b4918abba96ba45c306a64efeb3a73723a52",
+    }
+)
+_GEM_EXPORT_NOTE = (
+    "Route: the hub's Parquet export of GEM/gem (parquet-converter branch refs/convert/parquet), config folder "
+    "{cfg}, read as data_files {cfg}/<split>/*.parquet (the export has no builder configs), pinned to branch commit "
+    "{sha}. Evidence: "
+    + _HF
+    + "/GEM/gem/tree/{sha}/{cfg} lists {listing} (parquet-converter commits); the fields "
+    "are those of GEM/gem's {cfg} config, which the converter copies."
+)
+_GEM_LISTING = {
+    "e2e_nlg": "train/0000.parquet (earlier commits b0a09cb4bf08bbf33d5dd38ba7d05e7df9101255 and "
+               "e03c90937da24d563dfcf6e3497d78990ddfe970 list the train, validation and test folders)",
+    "web_nlg_en": "the folders train, validation, test and the challenge_* sets",
+}  # fmt: skip
 _GEM_MANUAL = (
-    "GEM/gem is a loading script only (no Parquet conversion found on the hub); load the config with "
-    "datasets<4 in a separate environment (load_dataset('GEM/gem', '{cfg}')), save_to_disk it."
+    "No Parquet copy of GEM/gem's {cfg} config could be verified (GEM/wiki_lingua's export has per-language configs "
+    "of the later cleaned release, not this one). Load the config with datasets<4 in a separate environment "
+    "(load_dataset('GEM/gem', '{cfg}')) and save_to_disk it."
 )
-_PARACRAWL_MANUAL = (
-    "ParaCrawl/para_crawl is a loading script only (no Parquet conversion found on the hub); load the {cfg} "
-    "config with datasets<4 in a separate environment (or write the ParaCrawl release's TMX/TSV as a "
-    "translation: {{en, xx}} column) and save_to_disk it."
+_PARACRAWL_URL = "https://s3.amazonaws.com/web-language-models/paracrawl/release4"
+_PARACRAWL_NOTE = (
+    "Route: the ParaCrawl release 4 file the hub's ParaCrawl/para_crawl loading script downloads, "
+    + _PARACRAWL_URL
+    + "/en-{lang}.bicleaner07.txt.gz (gzip; one sentence pair a line, English, tab, {name}), "
+    "read by flan_data.sources.raw (format tabs, fields translation.en / translation.{lang} as the script names them). "
+    "Evidence: "
+    + _HF
+    + "/ParaCrawl/para_crawl/blob/refs%2Fpr%2F1/para_crawl.py (commit 024a42b) sets "
+    "_BASE_DATA_URL_FORMAT_STR to that URL pattern; the repo tree (e.g. commit 80173d568f229fbc4e8ddaa77400571d57bf24b8) "
+    "holds only para_crawl.py, README.md and dataset_infos.json (no data, no Parquet export found). The line layout "
+    "is taken from the script's reader as remembered, not re-read here. FLAN's slices of the train split need the "
+    "whole file counted (negative slices)."
 )
+
+
+def _paracrawl(lang: str, name: str) -> dict[str, Any]:
+    return {
+        "kind": "raw", "path": f"para_crawl_en{lang}", "config": None, "url": _PARACRAWL_URL,
+        "files": {"train": f"en-{lang}.bicleaner07.txt.gz"}, "format": "tabs",
+        "columns": [ "translation.en", f"translation.{lang}"], "manual": None,
+        "note": _PARACRAWL_NOTE.format(lang=lang, name=name),
+    }  # fmt: skip
+
+
 ROUTES: dict[str, dict[str, Any]] = {
     "quac": {
         "revision": "refs/convert/parquet",
-        "note": "Route: the hub's Parquet conversion of allenai/quac (revision refs/convert/parquet, config plain_text, "
-                "splits train 11567 / validation 1000 dialogues as the TFDS community catalog lists for "
-                "huggingface:quac/plain_text); main holds only the loading script. Evidence: public code reading "
-                "allenai/quac from its parquet branch (see above); the branch is written by the hub's parquet-converter.",
+        "export_config": "plain_text",
+        "note": "Route: the hub's Parquet export of allenai/quac (branch refs/convert/parquet; main holds only the "
+                "loading script), config folder plain_text read as data_files plain_text/<split>/*.parquet (the export "
+                "has no builder configs: load_dataset('allenai/quac', 'plain_text', revision=...) fails on datasets>=4). "
+                "Evidence: the parquet-converter names export folders after the script's configs, as seen for "
+                "Zaid/quac_expanded, a copy of the quac script (" + _HF + "/Zaid/quac_expanded/tree/"
+                "f6ad4c9425c949394a9808e11389fc9d3bdaee37/plain_text, later plain_text/train/0000.parquet at c2ca3c8); "
+                "no listing of allenai/quac's own branch was found, so the revision stays unpinned and the folder "
+                "name is inferred, not seen.",
     },
     "math_dataset": {
-        "revision": "refs/convert/parquet",
-        "note": "Route: the hub's Parquet conversion (revision refs/convert/parquet, config algebra__linear_1d). "
-                "Evidence: the hub viewer of math_dataset shows rows (b'...' strings) for algebra__linear_1d, which "
-                "it serves from that branch; the card at commit 03e44d22694461acd0f495162e091ea0c98cbd48 lists the "
-                "config with train 1999998 / test 10000. main holds only the loading script.",
+        "path": "parquet",
+        "config": None,
+        "revision": "a7bcc75621f588a6d136033adb855ea108cd5a79",
+        "data_files": {
+            "train": "hf://datasets/deepmind/math_dataset@a7bcc75621f588a6d136033adb855ea108cd5a79/algebra__linear_1d/train-00000-of-00001.parquet",
+            "test": "hf://datasets/deepmind/math_dataset@a7bcc75621f588a6d136033adb855ea108cd5a79/algebra__linear_1d/test-00000-of-00001.parquet",
+        },
+        "note": "Route: the Parquet files of deepmind/math_dataset's main branch (\"Convert dataset to Parquet\", "
+                "commit 458cc37303955a0fc6a661676287c3ee2d85c02c), read with the parquet builder at commit "
+                "a7bcc75621f588a6d136033adb855ea108cd5a79: the repo still ships math_dataset.py, so "
+                "load_dataset('deepmind/math_dataset', ...) stops on datasets>=4 ('Dataset scripts are no longer "
+                "supported'), while the files read fine by hf:// URL. Evidence: " + _HF + "/deepmind/math_dataset/tree/"
+                "a7bcc75621f588a6d136033adb855ea108cd5a79/algebra__linear_1d lists test-00000-of-00001.parquet "
+                "(316 kB) and train-00000-of-00001.parquet (53.9 MB); the card of commit 458cc37 gives train 1999998 / "
+                "test 10000. The hub's export (refs/convert/parquet, algebra__linear_1d/train/0000.parquet) is the "
+                "same data.",
     },
     "sentiment140": {
         "path": "csv",
@@ -1040,74 +1098,213 @@ ROUTES: dict[str, dict[str, Any]] = {
         },
         "column_names": ["sentiment", "id", "date", "query", "user", "text"],
         "encoding": "latin-1",
-        "note": "Route: the original raw files by URL (the authors' trainingandtestdata.zip, the archive the hub's "
-                "stanfordnlp/sentiment140 loading script downloads), read by the datasets csv builder (zip:// chained "
-                "URL; headerless CSV, columns polarity/id/date/query/user/text named here as the script names them, "
-                "latin-1). Evidence: the hub page says the viewer is disabled because the repo requires a loading "
-                "script (no Parquet conversion); card splits train 1600000 / test 498.",
+        "note": "Route: the authors' raw archive by URL, read by the datasets csv builder (zip:// chained URL). "
+                "Evidence: stanfordnlp/sentiment140's loading script at main commit "
+                "65290510a2bbe20f8600efbbb5fff22becd11474 (\"Fix source data URL (#4)\", which merged 9416763 \"Fix "
+                "data URL to use HTTPS\") sets _DATA_URL = https://cs.stanford.edu/people/alecmgo/trainingandtestdata.zip, "
+                "_TRAIN_FILE_NAME = training.1600000.processed.noemoticon.csv, _TEST_FILE_NAME = "
+                "testdata.manual.2009.06.14.csv; the TFDS sentiment140 catalog page lists the six headerless columns in "
+                "this order (polarity 0/2/4, id, date, query, user, text) and splits train 1600000 / test 498. The "
+                "latin-1 encoding is not from those pages (the files are not valid UTF-8).",
     },
     "gigaword": {
-        "manual": "The hub repo is a loading script only (viewer disabled, no Parquet conversion) whose download is "
-                  "a Google Drive file (id 1USoQ8lJgN8kAWnUnRrupMGrPMLlDVqlV, the org_data of microsoft/unilm) "
-                  "that the hub's own viewer failed to fetch (FileNotFoundError). Download org_data, build a "
-                  "datasets DatasetDict with document/summary columns (train/dev/test) and save_to_disk it.",
-        "note": "Route: manual (see the manual option). Evidence: hub page of Harvard/gigaword (viewer disabled, "
-                "script required; splits 3803957 / 189651 / 1951); the legacy gigaword page shows the viewer's "
-                "FileNotFoundError on the Drive URL.",
+        "kind": "raw",
+        "path": "gigaword",
+        "config": None,
+        "url": _HF + "/Harvard/gigaword/resolve/e45e01b2da13842bb3df1b12dc046910147b3d82/data",
+        "archive": "ggw_data.zip",
+        "files": {
+            "train": ["org_data/train.src.txt", "org_data/train.tgt.txt"],
+            "dev": ["org_data/dev.src.txt", "org_data/dev.tgt.txt"],
+            "test": ["org_data/test.src.txt", "org_data/test.tgt.txt"],
+        },
+        "splits": {"train": "train", "validation": "dev", "test": "test"},
+        "format": "line_pairs",
+        "columns": ["document", "summary"],
+        "replace": {"<unk>": "UNK"},
+        "manual": None,
+        "note": "Route: the source archive the hub repo hosts itself (data/ggw_data.zip, added by \"Host source data "
+                "(#5)\", commit e45e01b2da13842bb3df1b12dc046910147b3d82), read by flan_data.sources.raw: "
+                "org_data/<split>.src.txt / .tgt.txt line pairs (dev is the validation split), <unk> written UNK as "
+                "the script does for train and validation. Evidence: " + _HF + "/gigaword/commit/"
+                "e45e01b2da13842bb3df1b12dc046910147b3d82 (adds data/ggw_data.zip, changes gigaword.py by +2 -1, card "
+                "splits 3803957 / 189651 / 1951); the script in huggingface/datasets "
+                "datasets/gigaword/gigaword.py reads os.path.join(dl_path, 'org_data', '%s.%s.txt') for train/dev/test "
+                "and strips each line. That the hosted zip keeps the org_data/ layout of the Drive file is assumed "
+                "from the small script change, not seen.",
     },
     "newsroom": {
-        "manual": "Newsroom is distributed after a request form (lil.nlp.cornell.edu/newsroom); the hub script "
-                  "needs that data as data_dir. Load the released train/dev/test JSONL (text, summary, ...) with datasets "
-                  "(load_dataset('json', data_files=...), dev as validation) and save_to_disk the DatasetDict.",
-        "note": "Route: manual (data behind the authors' request form; the hub repo is a script with a manual "
-                "download). Evidence: the loading script's manual-download instructions (see above).",
+        "kind": "raw",
+        "path": "newsroom",
+        "config": None,
+        "files": {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"},
+        "splits": {"train": "train", "validation": "dev", "test": "test"},
+        "format": "jsonl",
+        "manual": "Newsroom is released after a request form at https://lil.nlp.cornell.edu/newsroom/; unpack "
+                  "train.jsonl, dev.jsonl and test.jsonl into one folder.",
+        "note": "Route: manual; the released JSONL files read by flan_data.sources.raw (fields url, archive, title, "
+                "date, text, summary, compression, coverage, density and their _bin labels). Evidence: "
+                "huggingface/datasets datasets/newsroom/newsroom.py reads train.jsonl / dev.jsonl / test.jsonl from "
+                "the manual folder (json per line) and asks for the data through the authors' form; no public "
+                "copy is loadable (lil-lab/newsroom is that script).",
     },
     "story_cloze": {
-        "manual": "Story Cloze data is distributed after a request form (cs.rochester.edu/nlp/rocstories); the "
-                  "hub script needs it as data_dir. Save the 2016 validation/test CSVs (input_sentence_1..4, "
-                  "sentence_quiz1/2, answer_right_ending) with datasets save_to_disk.",
-        "note": "Route: manual (data behind the authors' request form; the hub repo is a script with a manual "
-                "download).",
+        "kind": "raw",
+        "path": "story_cloze",
+        "config": None,
+        "files": {
+            "validation": "cloze_test_val__spring2016 - cloze_test_ALL_val.csv",
+            "test": "cloze_test_test__spring2016 - cloze_test_ALL_test.csv",
+        },
+        "format": "csv",
+        "columns": ["story_id", "input_sentence_1", "input_sentence_2", "input_sentence_3", "input_sentence_4",
+                    "sentence_quiz1", "sentence_quiz2", "answer_right_ending"],
+        "types": {"answer_right_ending": "int"},
+        "manual": "Story Cloze 2016 is released after a request form (https://cs.rochester.edu/nlp/rocstories/); put "
+                  "the two CSV files in one folder.",
+        "note": "Route: manual; the 2016 CSVs read by flan_data.sources.raw (a header row, 8 quoted columns mapped to "
+                "the names the hub script gives them). Evidence: huggingface/datasets "
+                "datasets/story_cloze/story_cloze.py reads 'cloze_test_val__spring2016 - cloze_test_ALL_val.csv' and "
+                "'cloze_test_test__spring2016 - cloze_test_ALL_test.csv' from the manual folder with csv.reader, skips "
+                "the header, and maps row[0..7] to story_id, input_sentence_1..4, sentence_quiz1/2, "
+                "answer_right_ending (int); its manual_download_instructions point to the authors' form.",
     },
     "cosmos_qa": {
         "note": "Route: the hub repo allenai/cosmos_qa as it is now (no-script Parquet, config default). Evidence: "
                 "the hub page shows dataset viewer rows and a dataset_info card without a script config "
                 "(train 25262 / validation 2985 / test 6963).",
     },
-    "para_crawl_enes": {"manual": _PARACRAWL_MANUAL.format(cfg="enes"), "note": "Route: manual (see the manual option)."},
-    "true_case": {"manual": _PARACRAWL_MANUAL.format(cfg="enda"), "note": "Route: manual (see the manual option)."},
-    "fix_punct": {"manual": _PARACRAWL_MANUAL.format(cfg="enda"), "note": "Route: manual (see the manual option)."},
-    "word_segment": {"manual": _PARACRAWL_MANUAL.format(cfg="enda"), "note": "Route: manual (see the manual option)."},
+    "para_crawl_enes": _paracrawl("es", "Spanish"),
+    "true_case": _paracrawl("da", "Danish"),
+    "fix_punct": _paracrawl("da", "Danish"),
+    "word_segment": _paracrawl("da", "Danish"),
     **{
-        n: {"manual": _GEM_MANUAL.format(cfg=n), "note": "Route: manual (see the manual option)."}
-        for n in ("wiki_lingua_english_en", "common_gen", "dart", "e2e_nlg", "web_nlg_en")
+        n: {"revision": sha, "export_config": n, "manual": None,
+            "note": _GEM_EXPORT_NOTE.format(cfg=n, sha=sha, listing=_GEM_LISTING[n])}
+        for n, sha in _GEM_GEM_COMMITS.items()
     },
+    "common_gen": {
+        "path": "GEM/common_gen", "config": None, "export_config": "default", "manual": None,
+        "revision": "62063f847b090959b6fd342f9c8582f61a6bbb53",
+        "note": "Route: the hub's Parquet export of GEM/common_gen (the per-dataset GEM repo; its main is the "
+                "common_gen.py loading script), folder default read as default/<split>/*.parquet, pinned to "
+                "refs/convert/parquet commit 62063f847b090959b6fd342f9c8582f61a6bbb53. Evidence: " + _HF +
+                "/GEM/common_gen/tree/62063f847b090959b6fd342f9c8582f61a6bbb53/default lists train, validation, test "
+                "and the challenge_* folders (parquet-converter, \"Delete old duckdb index files\"). The fields "
+                "(concepts, target, ...) are GEM's common_gen features, as in GEM/gem's config.",
+    },  # fmt: skip
+    "dart": {
+        "path": "GEM/dart", "config": None, "export_config": "default", "manual": None,
+        "revision": "refs/convert/parquet",
+        "note": "Route: the hub's Parquet export of GEM/dart (the per-dataset GEM repo; main is a loading script), "
+                "folder default read as default/<split>/*.parquet. Evidence: " + _HF + "/GEM/dart/blob/"
+                "refs%2Fconvert%2Fparquet/.gitattributes (commit ab80339) lists default/train/0000.parquet and "
+                "default/test/0000.parquet and a default/validation folder; " + _HF + "/GEM/dart/commit/"
+                "4e5f3cc6c8ad9fdbfdc0aaf52872ca9b8f8bfd73 shows its dart-train/-validation/-test files. Unpinned: only "
+                "short commit ids were seen. Fields (tripleset, target, ...) as GEM's dart config.",
+    },  # fmt: skip
+    "wiki_lingua_english_en": {
+        "manual": _GEM_MANUAL.format(cfg="wiki_lingua_english_en"),
+        "note": "Route: manual (see the manual option): no loadable copy of this GEM/gem config was verified.",
+    },
+    "opinion_abstracts_rotten_tomatoes": {
+        "kind": "raw", "path": "opinion_abstracts", "url": "https://web.eecs.umich.edu/~wangluxy/datasets",
+        "archive": "opinion_abstracts.zip", "files": {"train": "opinion_abstracts/rottentomatoes.json"},
+        "format": "json_list", "kv_fields": ["_critics"],
+        "note": "Route: the authors' archive by URL, read in place by flan_data.sources.raw (a JSON array; the "
+                "{critic: text} mapping becomes the key/value sequence TFDS builds). Evidence: TFDS "
+                "tensorflow_datasets/summarization/opinion_abstracts.py sets _URL = "
+                "https://web.eecs.umich.edu/~wangluxy/datasets/opinion_abstracts.zip (older builds "
+                "http://www.ccs.neu.edu/home/luwang/datasets/opinion_abstracts.zip), reads "
+                "opinion_abstracts/rottentomatoes.json with json.load and turns _critics.items() into {key, value}.",
+    },  # fmt: skip
+    "opinion_abstracts_idebate": {
+        "kind": "raw", "path": "opinion_abstracts", "url": "https://web.eecs.umich.edu/~wangluxy/datasets",
+        "archive": "opinion_abstracts.zip", "files": {"train": "opinion_abstracts/idebate.json"},
+        "format": "json_list", "kv_fields": ["_argument_sentences"],
+        "note": "Route: the authors' archive by URL, read in place by flan_data.sources.raw. Evidence: TFDS "
+                "opinion_abstracts.py (config idebate: opinion_abstracts/idebate.json, keys _debate_name, _claim_id, "
+                "_claim, _argument_sentences as a {name: text} mapping), _URL as for rotten_tomatoes.",
+    },  # fmt: skip
+    "unified_qa_science_inst": {
+        "kind": "raw", "path": "unified_qa_science_inst",
+        "url": "https://storage.googleapis.com/unifiedqa/data/ai2_science_middle",
+        "files": {"train": "train.tsv", "validation": "dev.tsv", "test": "test.tsv"},
+        "splits": {"train": "train", "validation": "validation", "test": "test"},
+        "format": "tsv", "columns": ["input", "output"],
+        "note": "Route: the UnifiedQA release TSVs by URL, read by flan_data.sources.raw (input, tab, output; no "
+                "header; csv-module rules and stripped fields as TFDS reads them). Evidence: TFDS "
+                "tensorflow_datasets/datasets/unified_qa/unified_qa_dataset_builder.py, config ai2_science_middle: "
+                "_URL_BASE = https://storage.googleapis.com/unifiedqa/data, files ai2_science_middle/train.tsv, "
+                "dev.tsv (validation), test.tsv; _generate_examples uses csv.reader(delimiter='\\t') and "
+                "row[0]/row[1].strip(); its dummy_data/ai2_science_middle/dev.tsv shows the two-column layout.",
+    },  # fmt: skip
 }  # fmt: skip
+
+#: Commits pinned for hub repos that load as they are (no script): the commit whose tree or diff was seen
+#: holding the Parquet files and no loading script, with where it was seen. Repos not listed stay unpinned.
+PINS: dict[str, tuple[str, str]] = {
+    "nyu-mll/glue": (
+        "a3f3ab759b9d7018046ce361f115ef38276d2e1e",
+        _HF
+        + '/nyu-mll/glue/tree/a3f3ab759b9d7018046ce361f115ef38276d2e1e ("Convert dataset to Parquet (#16)" on '
+        "main: one folder per config, e.g. mnli/train-00000-of-00001.parquet, and README.md)",
+    ),
+    "facebook/anli": (
+        "8e4813d81f46d313dac7892e1c28076917cfcdf9",
+        _HF
+        + '/facebook/anli/commit/8e4813d81f46d313dac7892e1c28076917cfcdf9 ("Convert dataset to Parquet (#5)" on '
+        "main: adds plain_text/{train,dev,test}_r{1,2,3}-00000-of-00001.parquet, deletes anli.py and dataset_infos.json)",
+    ),
+    "stanfordnlp/snli": (
+        "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
+        _HF
+        + '/stanfordnlp/snli/commit/cdb5c3d5eed6ead6e5a341c8e56e669bb666725b ("Convert dataset to Parquet (#6)": '
+        "adds plain_text/{train,validation,test}-00000-of-00001.parquet and the configs card, deletes snli.py)",
+    ),
+}
+
+
+def _pin(source: dict[str, Any]) -> dict[str, Any]:
+    pin = PINS.get(source.get("path", "")) if source.get("kind") == "hf" else None
+    if pin is None or source.get("revision"):
+        return source
+    sha, seen = pin
+    note = f"Revision {sha} pinned: {seen}."
+    return {**source, "revision": sha, "note": ((source.get("note") or "") + " " + note).strip()}
+
+
+_ROUTE_WRAP = (
+    "data_files",
+    "column_names",
+    "files",
+    "columns",
+    "types",
+    "kv_fields",
+    "replace",
+    "splits",
+)
 
 
 def _route(name: str, source: dict[str, Any]) -> dict[str, Any]:
-    """Apply ROUTES[name] to a generated source mapping (idempotent)."""
+    """Apply ROUTES[name] to a generated source mapping (idempotent).
+
+    A key set to None removes it (e.g. ``manual`` once a loadable route exists)."""
     r = ROUTES.get(name)
     if not r:
         return source
     out = dict(source)
-    for k in ("path", "revision"):
-        if k in r:
-            out[k] = r[k]
-    if "config" in r:
-        if r["config"] is None:
-            out.pop("config", None)
+    for k, v in r.items():
+        if k == "note":
+            continue
+        if v is None:
+            out.pop(k, None)
+        elif k in _ROUTE_WRAP and isinstance(v, dict):
+            out[k] = Flow(v)
+        elif isinstance(v, list):
+            out[k] = FlowList(v)
         else:
-            out["config"] = r["config"]
-    for k in ("data_files", "column_names", "encoding", "manual"):
-        if k in r:
-            out[k] = (
-                Flow(r[k])
-                if isinstance(r[k], dict)
-                else FlowList(r[k])
-                if isinstance(r[k], list)
-                else r[k]
-            )
+            out[k] = v
     note = out.get("note") or ""
     if r["note"] not in note:
         out["note"] = (note + " " + r["note"]).strip()
@@ -1146,7 +1343,7 @@ def _flan_task(
     if extra:
         note += " " + extra
     source["note"] = note
-    source = _route(name, source)
+    source = _pin(_route(name, source))
     task: dict[str, Any] = {"name": name, "source": source}
     if spec.get("records"):
         task["records"] = _records(spec["records"])
@@ -1294,12 +1491,29 @@ def load_drafts() -> dict[str, dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- t0sf
 
+P3_NOTE = (
+    "bigscience/P3 config {name}; split sizes in shared/reference/p3_subtasks.csv. FLAN reads the same data through "
+    "TFDS huggingface:bigscience__p3/<subtask> (train split). Route: the hub's Parquet export (branch "
+    "refs/convert/parquet), folder {name} read as data_files {name}/<split>/*.parquet. Evidence: the main branch is "
+    "the P3.py loading script over tfrecords (tree at eebf82105ad8b692635572bcb5ba58e1b6d3c473: data/, P3.py, "
+    "io_utils.py, tasks_splits_and_features.py), which datasets>=4 refuses; "
+    + _HF
+    + "/bigscience/P3/tree/"
+    "refs%2Fconvert%2Fparquet/ag_news_classify_question_first/train lists 0000.parquet (parquet-converter), i.e. one "
+    "folder per P3 config. That every one of the 193 configs is in the export is assumed from that layout, not "
+    "checked one by one; unpinned (the export is written over many converter commits, e.g. "
+    "cb2e9d449e5a9247efe483abf353c4eab84bfeab, and no single commit was seen to hold them all)."
+)
+
+
 T0SF_HEADER = """\
 # T0-SF: the 193 P3 subtasks that Flan 2022 kept from T0's training mixture (in_flan=False in
 # shared/reference/p3_subtasks.csv), one task per P3 config. GENERATED by tools/build_catalog.py.
 #
-# Source: the bigscience/P3 config named after the subtask (the hub repo was converted to a no-code
-# parquet dataset; card license apache-2.0, the underlying datasets keep their own licenses).
+# Source: the bigscience/P3 config named after the subtask, read from the hub's Parquet export
+# (refs/convert/parquet, folder <config>/<split>/): main is still the P3.py loading script over
+# tfrecords, which datasets>=4 cannot run (card license apache-2.0, the underlying datasets keep their
+# own licenses).
 # Splits: train/validation where P3 has a validation split; otherwise the last 200 train rows are the
 # validation split ("train[:-200]" / "train[-200:]", as FLAN carves). Fields: the P3 prompt and target
 # as they are (inputs_pretokenized / targets_pretokenized, trimmed).
@@ -1367,8 +1581,8 @@ def build_t0sf(refs: Refs) -> dict[str, Any]:
         t["metadata"] = Flow(md)
         tasks.append(t)
     defaults = {
-        "source": {"kind": "hf", "path": "bigscience/P3", "config": "{name}", "splits": Flow({"train": "train", "validation": "validation"}),
-                   "note": "bigscience/P3 config {name}; split sizes in shared/reference/p3_subtasks.csv. FLAN reads the same data through TFDS huggingface:bigscience__p3/<subtask> (train split)."},
+        "source": {"kind": "hf", "path": "bigscience/P3", "config": "{name}", "revision": "refs/convert/parquet", "splits": Flow({"train": "train", "validation": "validation"}),
+                   "note": P3_NOTE, "export_config": "{name}"},
         "fields": {"inputs": "inputs_pretokenized | trim", "answer": "targets_pretokenized | trim"},
         "templates": FlowList(["t0_wrap"]),
         "metadata": {"languages": FlowList(["en"]), "license": "apache-2.0", "held_out": False},
@@ -1619,15 +1833,18 @@ DIALOG_HEADER = """\
 # Category: flan_collection_info.csv (Dialog rows).
 """
 
+WIKI_DIALOG_URL = "https://storage.googleapis.com/gresearch/dialog-inpainting/WikiDialog_OQ"
 WIKI_DIALOG_NOTE = (
-    "FLAN reads TFDS wiki_dialog:1.0.0 (config OQ; tensorflow/datasets wiki_dialog_dataset_builder.py: features "
-    "title, pid, passage, sentences, utterances, author_num; splits train, validation; raw JSONL at "
-    "https://storage.googleapis.com/gresearch/dialog-inpainting/WikiDialog_OQ/). The only hub copy found is "
-    "djaym7/wiki_dialog, a loading script that needs apache_beam (datasets<4); its config name is assumed to be OQ "
-    "like TFDS (not checked). Route: manual (see the manual option): the raw JSONL to a folder, passed with --source-dir. "
-    "Mapping: the dialog alternates reader question (even 0-based index) / writer sentence (odd index); as FLAN "
-    "does, one answer turn per dialog is sampled at an odd index (record rule sample_turn, seeded by the dialog's "
-    "id): that turn is the answer, the one before it the question, the earlier ones the history."
+    "FLAN reads TFDS wiki_dialog:1.0.0 (config OQ). Route: the raw WikiDialog OQ release by URL, the files the TFDS "
+    "builder downloads, read by flan_data.sources.raw (gzip JSON lines with title, pid, passage, sentences, "
+    "utterances, author_num). Evidence: tensorflow/datasets tensorflow_datasets/datasets/wiki_dialog/"
+    "wiki_dialog_dataset_builder.py (_BASE_DOWNLOAD_URL https://storage.googleapis.com/gresearch/dialog-inpainting/, "
+    "config OQ -> WikiDialog_OQ/, train data_train.jsonl-{i:05}-of-00099.gz for i < 99, validation "
+    "data_validation.jsonl.gz, one JSON object a line) and its checksums.tsv (the 99 train shards, ~75 MB each). "
+    "The only hub copy, djaym7/wiki_dialog, is an apache-beam loading script (tree at main: README.md, "
+    "wiki_dialog.py). Mapping: the dialog alternates reader question (even 0-based index) / writer sentence (odd "
+    "index); as FLAN does, one answer turn per dialog is sampled at an odd index (record rule sample_turn, seeded by "
+    "the dialog's id): that turn is the answer, the one before it the question, the earlier ones the history."
 )
 
 
@@ -1635,15 +1852,6 @@ QRECC_RECORDS = {"filter": "Turn_no > 6 and Context | length > 0"}
 QRECC_NOTE = (
     "Record filter: FLAN's rule keeps turns with turn id > 6 (which also leaves no turn with an empty "
     "history; the filter checks that too)."
-)
-
-
-WIKI_DIALOG_MANUAL = (
-    "djaym7/wiki_dialog is an apache-beam loading script (datasets<4 only, no Parquet conversion found). "
-    "Download the raw WikiDialog OQ JSONL shards from "
-    "https://storage.googleapis.com/gresearch/dialog-inpainting/WikiDialog_OQ/, load them with datasets "
-    "(load_dataset('json', data_files={'train': [...], 'validation': [...]}); fields pid, title, passage, sentences, "
-    "utterances, author_num) and save_to_disk the DatasetDict."
 )
 
 
@@ -1659,9 +1867,10 @@ def build_dialog(refs: Refs, drafts: Mapping[str, dict[str, Any]]) -> dict[str, 
         name = "wiki_dialog" + ("_ii" if inv else "")
         t = {
             "name": name,
-            "source": {"kind": "hf", "path": "djaym7/wiki_dialog", "config": "OQ", "splits": Flow({"train": "train", "validation": "validation"}),
+            "source": {"kind": "raw", "path": "wiki_dialog", "splits": Flow({"train": "train", "validation": "validation"}),
                        "note": WIKI_DIALOG_NOTE if not inv else "Same source as wiki_dialog (see that entry); inverted task: write the user's turn from the history and the reply.",
-                       "manual": WIKI_DIALOG_MANUAL},
+                       "url": WIKI_DIALOG_URL, "format": "jsonl",
+                       "files": Flow({"train": "data_train.jsonl-{00000..00098}-of-00099.gz", "validation": "data_validation.jsonl.gz"})},
             "records": wd_records,
             "fields": dict(wd_fields),
             "templates": FlowList(["dialog_ii" if inv else "dialog_next"]),

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from flan_data import Catalog  # noqa: E402
 from flan_data.errors import FlanDataError  # noqa: E402
+from flan_data.lint import synthetic_rows  # noqa: E402
 from flan_data.render import Exemplar, RenderConfig, Renderer, build_pool  # noqa: E402
 from flan_data.textcheck import PATTERNS, row_findings  # noqa: E402
 
@@ -106,42 +107,6 @@ def scan_task(scan, part, tr, source, dirs, seeds, rows):
             scan.add(part, tr, fmt, cols, canons, raws, pool_by_id)
 
 
-_SYN_OPTS = (
-    "it holds less heat.",
-    "Twist the lid.",
-    "Would it float?",
-    "a plain choice",
-)
-
-
-def synthetic_canon(task, i: int) -> dict:
-    """Synthetic canonical fields for ``task`` (row ``i``): varied, punctuated strings."""
-    out: dict = {}
-    for name in task.fields:
-        if name in ("dialog",):
-            out[name] = [f"Hello number {i}.", f"Hi, how can I help with {i}?"]
-        elif name in ("positive_examples", "exemplars_field") or (task.exemplar_field == name):
-            out[name] = [
-                {"input": f"Sample input {k} of {i}.", "output": f"out{k}", "explanation": "Why."}
-                for k in range(2)
-            ]
-        elif name == "inputs":  # P3 prompts often carry their own cues
-            out[name] = (
-                f"Question: The prompt number {i}?\nAnswer:",
-                f"Q: The prompt number {i}?\nA:",
-                f"The prompt number {i} goes here.",
-            )[i % 3]
-        else:
-            out[name] = f"The {name} text number {i} goes here."
-    if task.options is not None:
-        out["options"] = tuple(task.options)
-    elif task.options_field is not None:
-        out["options"] = _SYN_OPTS[: 2 + i % 3]
-    if "options" in out:
-        out["answer"] = out["options"][i % len(out["options"])]
-    return out
-
-
 def scan_synthetic(scan, renderer, seeds, rows):
     seen = set()
     for task in renderer.catalog.tasks.values():
@@ -150,9 +115,10 @@ def scan_synthetic(scan, renderer, seeds, rows):
             continue
         seen.add(key)
         tr = renderer.task_renderer(task)
-        canons = [synthetic_canon(task, i) for i in range(rows)]
-        items = [(f"syn-{i}", c) for i, c in enumerate(canons)]
-        pool = [Exemplar(f"pool-{i}", synthetic_canon(task, 100 + i)) for i in range(6)]
+        # the rows `flan lint` checks, and six more as the few-shot pool
+        items = synthetic_rows(task, rows)
+        canons = [c for _, c in items]
+        pool = [Exemplar(f"pool-{i}", c) for i, (_, c) in enumerate(synthetic_rows(task, 6, 100))]
         pool_by_id = {e.example_id: e.fields for e in pool}
         for fmt in tr.formats():
             for seed in range(seeds):

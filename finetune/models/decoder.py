@@ -25,8 +25,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from finetune.models.hf_io import params_from_tensors, read_safetensors, write_hf
 from finetune.models.layers import Dense, GatedMLP, RMSNorm, attention, normal_init, segment_mask
 
 
@@ -257,44 +257,18 @@ def _hf_names(cfg: DecoderConfig) -> list[tuple[str, tuple[str, ...], bool]]:
 def load_hf(directory: str | Path) -> tuple[DecoderConfig, dict]:
     """Read a Llama-style HF directory (config.json + safetensors) into (config, fp32 params);
     every tensor is shape-checked, a missing or mis-shaped one raises ValueError naming it."""
-    from finetune.models.t5 import _get, _read_safetensors, _set
-
     directory = Path(directory)
     cfg = from_hf_config(json.loads((directory / "config.json").read_text()))
-    tensors = _read_safetensors(directory)
+    tensors = read_safetensors(directory)
     if not cfg.tie_word_embeddings and "lm_head.weight" not in tensors:
         cfg = dataclasses.replace(cfg, tie_word_embeddings=True)
     shapes = jax.tree.map(
         lambda s: s.shape,
         jax.eval_shape(lambda: init_params(DecoderLM(cfg), jax.random.PRNGKey(0))),
     )
-    params: dict = {}
-    for hf_name, path, transpose in _hf_names(cfg):
-        if hf_name not in tensors:
-            raise ValueError(f"{directory}: tensor {hf_name} is missing from the checkpoint")
-        arr = tensors[hf_name].T if transpose else tensors[hf_name]
-        want = _get(shapes, path)
-        if tuple(arr.shape) != tuple(want):
-            raise ValueError(
-                f"{directory}: tensor {hf_name} has shape {tensors[hf_name].shape}, "
-                f"config.json implies {want[::-1] if transpose else want}"
-            )
-        _set(params, path, np.ascontiguousarray(arr, dtype=np.float32))
-    return cfg, params
+    return cfg, params_from_tensors(directory, tensors, _hf_names(cfg), shapes)
 
 
 def save_hf(directory: str | Path, cfg: DecoderConfig, params: dict) -> Path:
     """Write ``config.json`` + ``model.safetensors`` loadable by ``LlamaForCausalLM``."""
-    from safetensors.numpy import save_file
-
-    from finetune.models.t5 import _get
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for hf_name, path, transpose in _hf_names(cfg):
-        arr = np.asarray(jax.device_get(_get(params, path)), dtype=np.float32)
-        tensors[hf_name] = np.ascontiguousarray(arr.T if transpose else arr)
-    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    (directory / "config.json").write_text(json.dumps(to_hf_config(cfg), indent=2, sort_keys=True))
-    return directory
+    return write_hf(directory, params, _hf_names(cfg), to_hf_config(cfg))

@@ -29,8 +29,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from finetune.models.hf_io import params_from_tensors, read_safetensors, write_hf
 from finetune.models.layers import Dense, GatedMLP, RMSNorm, attention, normal_init, segment_mask
 
 
@@ -470,41 +470,6 @@ def param_shapes(cfg: T5Config) -> dict:
     return jax.tree.map(lambda s: s.shape, shapes)
 
 
-def _get(tree, path):
-    for p in path:
-        tree = tree[p]
-    return tree
-
-
-def _set(tree, path, value):
-    for p in path[:-1]:
-        tree = tree.setdefault(p, {})
-    tree[path[-1]] = value
-
-
-def _read_safetensors(directory: Path) -> dict[str, np.ndarray]:
-    # framework="flax" reads bf16 tensors too (numpy has no bfloat16)
-    from safetensors import safe_open
-
-    single = directory / "model.safetensors"
-    index = directory / "model.safetensors.index.json"
-    if single.is_file():
-        files = [single]
-    elif index.is_file():
-        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        files = [directory / n for n in names]
-    else:
-        raise FileNotFoundError(
-            f"{directory}: no model.safetensors (or model.safetensors.index.json)"
-        )
-    tensors: dict[str, np.ndarray] = {}
-    for f in files:
-        with safe_open(str(f), framework="flax") as st:
-            for key in st.keys():  # noqa: SIM118 - safe_open is not a dict
-                tensors[key] = np.asarray(st.get_tensor(key), dtype=np.float32)
-    return tensors
-
-
 def load_hf(directory: str | Path) -> tuple[T5Config, dict]:
     """Read an HF T5 directory (config.json + safetensors) into (config, fp32 params).
 
@@ -516,41 +481,17 @@ def load_hf(directory: str | Path) -> tuple[T5Config, dict]:
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path} is missing: --init-from needs an HF model directory")
     cfg = T5Config.from_hf(json.loads(cfg_path.read_text()))
-    tensors = _read_safetensors(directory)
+    tensors = read_safetensors(directory)
     if "shared.weight" not in tensors and "encoder.embed_tokens.weight" in tensors:
         tensors["shared.weight"] = tensors["encoder.embed_tokens.weight"]
     # a checkpoint without lm_head.weight ties the output projection to the embedding
     cfg = dataclasses.replace(cfg, tie_word_embeddings="lm_head.weight" not in tensors)
-    shapes = param_shapes(cfg)
-    params: dict = {}
-    for hf_name, path, transpose in _hf_names(cfg):
-        if hf_name not in tensors:
-            raise ValueError(f"{directory}: tensor {hf_name} is missing from the checkpoint")
-        arr = np.asarray(tensors[hf_name], dtype=np.float32)
-        if transpose:
-            arr = arr.T
-        want = _get(shapes, path)
-        if tuple(arr.shape) != tuple(want):
-            raise ValueError(
-                f"{directory}: tensor {hf_name} has shape {tensors[hf_name].shape}, "
-                f"config.json implies {want[::-1] if transpose else want}"
-            )
-        _set(params, path, np.ascontiguousarray(arr))
+    params = params_from_tensors(directory, tensors, _hf_names(cfg), param_shapes(cfg))
     return cfg, params
 
 
 def save_hf(directory: str | Path, cfg: T5Config, params: dict) -> Path:
     """Write ``config.json`` + ``model.safetensors`` loadable by ``T5ForConditionalGeneration``."""
-    from safetensors.numpy import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tensors = {}
-    for hf_name, path, transpose in _hf_names(cfg):
-        arr = np.asarray(jax.device_get(_get(params, path)), dtype=np.float32)
-        tensors[hf_name] = np.ascontiguousarray(arr.T if transpose else arr)
-    if cfg.tie_word_embeddings:  # always write an explicit lm_head (see T5Config.to_hf)
-        tensors["lm_head.weight"] = tensors["shared.weight"].copy()
-    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    (directory / "config.json").write_text(json.dumps(cfg.to_hf(), indent=2, sort_keys=True))
-    return directory
+    # always write an explicit lm_head (see T5Config.to_hf)
+    tied = {"lm_head.weight": "shared.weight"} if cfg.tie_word_embeddings else None
+    return write_hf(directory, params, _hf_names(cfg), cfg.to_hf(), tied)

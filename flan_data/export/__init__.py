@@ -126,6 +126,9 @@ def sources_used(
         else:
             s = t.source
             out[name] = {"kind": s.kind, "path": s.path, "config": s.config, "revision": s.revision}
+            for k in ("url", "export_config"):  # where a raw/export route reads from
+                if s.options.get(k):
+                    out[name][k] = s.options[k]
     return out
 
 

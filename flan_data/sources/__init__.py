@@ -20,6 +20,7 @@ from .cot_tsv import CotTsvSource
 from .files import FileSource
 from .hf import HFSource
 from .niv2 import NIv2Source
+from .raw import RawSource
 
 SOURCE_CLASSES: Mapping[str, type[Source]] = {
     "hf": HFSource,
@@ -30,6 +31,7 @@ SOURCE_CLASSES: Mapping[str, type[Source]] = {
     "tsv": FileSource,
     "parquet": FileSource,
     "arrow": FileSource,
+    "raw": RawSource,
 }
 
 

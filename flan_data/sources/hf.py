@@ -13,7 +13,10 @@ supply the data (``--source-dir``, ``HF_HUB_OFFLINE=1``). A source whose
 options say ``manual:`` (data behind a request form) or that names a
 script-only repo without a revision is refused before any download.
 Options ``data_files``/``column_names``/``encoding`` go to ``load_dataset``
-(raw files by URL through the ``csv``/``json`` builders).
+(raw files by URL through the ``csv``/``json`` builders). Option
+``export_config`` reads one config of the hub's Parquet export
+(:func:`export_data_files`); ``path`` may also be a local folder laid out like
+the hub repo (read without the hub).
 """
 
 from __future__ import annotations
@@ -43,8 +46,27 @@ def _datasets():
 SCRIPT_ONLY_REPOS = frozenset({
     "deepmind/math_dataset", "Harvard/gigaword", "lil-lab/newsroom", "allenai/quac",
     "stanfordnlp/sentiment140", "LSDSem/story_cloze", "GEM/gem", "ParaCrawl/para_crawl",
-    "djaym7/wiki_dialog",
+    "djaym7/wiki_dialog", "bigscience/P3", "GEM/common_gen", "GEM/dart",
 })  # fmt: skip
+
+
+def export_data_files(config: str, splits) -> dict[str, str]:
+    """``data_files`` reading one config of the hub's Parquet export.
+
+    The export (revision ``refs/convert/parquet``, or a commit of that branch)
+    holds ``<config>/<split>/NNNN.parquet`` and no dataset card, so ``datasets``
+    >= 4 sees a single ``default`` config there: ``load_dataset(repo, "<config>",
+    revision="refs/convert/parquet")`` fails with "BuilderConfig not found".
+    Naming the files per split reads exactly the config asked for.
+
+    >>> export_data_files("plain_text", ["train", "validation"])
+    {'train': 'plain_text/train/*.parquet', 'validation': 'plain_text/validation/*.parquet'}
+    """
+    return {s: f"{config}/{s}/*.parquet" for s in splits}
+
+
+#: ``datasets``' packaged builders a source may name as its ``path`` (files given as ``data_files``).
+PACKAGED_BUILDERS = frozenset({"parquet", "csv", "json", "text", "arrow"})
 
 #: Seconds to wait for the hub to answer before giving up (one probe per process).
 HUB_TIMEOUT = float(os.environ.get("FLAN_DATA_HUB_TIMEOUT", "10"))
@@ -126,7 +148,7 @@ class HFSource(Source):
         if manual:
             raise SourceError(
                 f"{self.describe()}: this dataset is not downloadable from the hub as is: {manual} "
-                f"Then pass --source-dir {self.spec.path.split('/')[-1]}=PATH."
+                f"Then pass --source-dir {self.task_name or self.spec.path.split('/')[-1]}=PATH."
             )
         if self.spec.path in SCRIPT_ONLY_REPOS and not self.spec.revision:
             raise SourceError(
@@ -141,7 +163,22 @@ class HFSource(Source):
             v = self.spec.options.get(k)
             if v is not None:
                 kw[k] = thaw(v)
+        export = self.spec.options.get("export_config")
+        if export and "data_files" not in kw:
+            kw["data_files"] = export_data_files(export, self._native_splits())
         return kw
+
+    def _config(self) -> str | None:
+        # the parquet export has no builder configs: its config is a folder (data_files)
+        return None if self.spec.options.get("export_config") else self.spec.config
+
+    def _revision(self) -> str | None:
+        # a packaged builder (parquet/csv/json) has no revision: the pinned commit is in its hf:// data_files
+        return None if self.spec.path in PACKAGED_BUILDERS else self.spec.revision
+
+    def _hub_copy(self) -> bool:
+        """False when ``path`` is a local folder laid out like the hub repo."""
+        return not Path(self.spec.path).expanduser().is_dir()
 
     def _local_dir(self) -> Path | None:
         cands = []
@@ -194,11 +231,12 @@ class HFSource(Source):
     def check(self) -> None:
         if self._load_local() is not None:
             return
-        self._hub_guard()
+        if self._hub_copy():
+            self._hub_guard()
         ds = _datasets()
         try:
             ds.load_dataset_builder(
-                self.spec.path, self.spec.config, revision=self.spec.revision, **self._load_kwargs()
+                self.spec.path, self._config(), revision=self._revision(), **self._load_kwargs()
             )
         except Exception as e:
             raise SourceError(
@@ -225,14 +263,15 @@ class HFSource(Source):
         if local is not None:
             it = local[split]
         else:
-            self._hub_guard()
+            if self._hub_copy():
+                self._hub_guard()
             ds = _datasets()
             try:
                 it = ds.load_dataset(
                     self.spec.path,
-                    self.spec.config,
+                    self._config(),
                     split=split,
-                    revision=self.spec.revision,
+                    revision=self._revision(),
                     streaming=bool(self.spec.options.get("streaming", False)),
                     **self._load_kwargs(),
                 )

@@ -1,0 +1,184 @@
+"""Composed few-shot rows: each pool exemplar renders once per template per task
+renderer (across batches and chunk jobs), and the option style is filled in by
+replacement only where that gives the bytes a render under the style gives."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flan_data import Catalog, Renderer
+from flan_data import render as rendermod
+from flan_data.export import export_mixture
+from flan_data.export import jobs as jobsmod
+from flan_data.fewshot import CallableTokenizer
+from flan_data.render import RenderConfig, TaskRenderer
+
+# (id, input, target, splittable): templates that print the option block or the
+# lettered answer in every way the splitter must tell apart
+TEMPLATES = [
+    ("start", "{{ options_block }}\n{{ premise }}", "{{ answer }}", True),
+    ("both", "{{ premise }} Is it {{ answer }}?{{ options_block }}", "{{ answer }}", True),
+    ("cue", "{{ premise }}{{ options_block }}\nAnswer:", "{{ answer }}", True),
+    ("loop", "{% for o in options %}{{ o }};{% endfor %}{{ premise }}{{ options_block }}", "{{ answer }}", True),
+    ("strip", "{{- options_block -}}  {{ premise }}  ", "  {{ answer }}", True),
+    ("text", "Q: {{ premise }}\nA:", "{{ answer_text }}", True),
+    ("filter", "{{ premise }}{{ options_block | upper }}", "{{ answer }}", False),
+    ("test", "{% if options_block %}With options.{% endif %}{{ premise }}{{ options_block }}", "{{ answer }}", False),
+    ("captured", "{% set x %}{{ options_block }}{% endset %}{{ premise }}{{ x | lower }}", "{{ answer }}", False),
+    ("ans_filter", "{{ premise }}{{ options_block }}", "{{ answer | lower }}", False),
+    ("ans_compare", "{{ premise }}{{ options_block }}", "{% if answer == '(A)' %}first{% else %}{{ answer }}{% endif %}", False),
+]  # fmt: skip
+
+
+def _catalog(tmp_path, h, n=400, records=None):
+    recs = records or h.toy_records(n)
+    tpl = {
+        "sets": {"toy": {"kind": "zero_shot", "templates": [
+            {"id": f"toy-{i}", "input": inp, "target": tgt} for i, inp, tgt, _ in TEMPLATES]}},
+        "styles": [
+            {"id": "qa", "input_prefix": "Q: ", "target_prefix": "A: ", "x_y_delimiter": "\n", "example_separator": "\n\n"},
+            {"id": "inline", "input_prefix": "", "target_prefix": "Answer: ", "x_y_delimiter": " ", "example_separator": "\n\n"},
+        ],
+    }  # fmt: skip
+    data = tmp_path / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(recs), data / "train.parquet", row_group_size=16)
+    task = {**h.TOY_TASK, "source": {"kind": "parquet", "path": str(data), "id_field": "uid"}}
+    root = h.write_catalog_dir(
+        tmp_path / "c",
+        tasks=[task],
+        templates=tpl,
+        samples={"toy": {"train": recs, "validation": recs[:5]}},
+        mixtures={"m": {"members": [{"task": "toy", "formats": ["fs_noopt"]}]},
+                  "mix": {"members": [{"task": "toy", "formats": ["zs_opt", "fs_opt", "fs_noopt"]}]}},
+    )  # fmt: skip
+    return Catalog.load(root), recs
+
+
+def test_templates_are_split_only_where_replacing_is_exact(tmp_path, h):
+    cat, _ = _catalog(tmp_path, h)
+    tr = Renderer(cat).task_renderer("toy")
+    for tid, _, _, splittable in TEMPLATES:
+        assert rendermod._split_form(tr.engine, tr.template(f"toy-{tid}")) is splittable, tid
+
+
+def _render_all(tr: TaskRenderer, recs, pool, fmt, batch=97):
+    items = [(r["uid"], r) for r in recs]
+    rows = []
+    for s in range(0, len(items), batch):
+        cols = tr.render_batch(
+            items[s : s + batch], split="train", fmt=fmt, seed=5, pool=pool, turns=True
+        )
+        rows += [dict(zip(cols, vals)) for vals in zip(*cols.values())]
+    return rows
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        RenderConfig(),
+        RenderConfig(budget=40),  # trims exemplars: token counts per style
+        RenderConfig(
+            budget=200, tokenizer=CallableTokenizer(lambda s: list(s.replace(" ", "")), "chars")
+        ),
+        RenderConfig(option_style="plain"),
+    ],
+    ids=["default", "tight", "tokenizer", "plain"],
+)
+def test_split_rendering_gives_the_bytes_of_a_render_per_style(tmp_path, h, monkeypatch, cfg):
+    cat, recs = _catalog(tmp_path, h, n=300)
+    recs = recs[:200]
+    outs = []
+    for split in (True, False):
+        if not split:  # the reference: every exemplar rendered under each row's style
+            monkeypatch.setattr(rendermod, "_split_form", lambda engine, ct: False)
+        tr = Renderer(cat, cfg).task_renderer("toy")
+        pool = [tr.exemplar(r["uid"], r) for r in recs[:60]]
+        outs.append([_render_all(tr, recs, pool, fmt) for fmt in ("fs_opt", "fs_noopt")])
+    assert outs[0] == outs[1]
+    rows = outs[0][0]
+    assert {r["template_id"] for r in rows} == {f"toy-{t[0]}" for t in TEMPLATES}
+    if cfg.budget > 1000:
+        assert all(len(r["exemplar_ids"]) == 3 for r in rows)
+    else:  # trimmed to the budget: some rows keep fewer exemplars
+        assert any(0 < len(r["exemplar_ids"]) < 3 for r in rows)
+
+
+def test_data_holding_the_placeholder_character_renders_per_style(tmp_path, h, monkeypatch):
+    recs = h.toy_records(120)
+    for r in recs[::3]:
+        r["premise"] = "odd \ue000options_block\ue001 text"
+    cat, _ = _catalog(tmp_path, h, records=recs)
+    outs = []
+    for split in (True, False):
+        if not split:
+            monkeypatch.setattr(rendermod, "_split_form", lambda engine, ct: False)
+        tr = Renderer(cat).task_renderer("toy")
+        pool = [tr.exemplar(r["uid"], r) for r in recs[:40]]
+        outs.append(_render_all(tr, recs, pool, "fs_opt"))
+    assert outs[0] == outs[1]
+    assert any("\ue000options_block\ue001" in r["inputs"] for r in outs[0])
+
+
+def test_each_exemplar_renders_once_per_template_across_batches(tmp_path, h):
+    cat, recs = _catalog(tmp_path, h, n=300)
+    tr = Renderer(cat).task_renderer("toy")
+    pool = [tr.exemplar(r["uid"], r) for r in recs[:50]]
+    split = {f"toy-{t[0]}" for t in TEMPLATES if t[3]}
+    for fmt in ("fs_opt", "fs_noopt"):
+        before = tr._fewshot_cache().renders
+        rows = _render_all(tr, recs, pool, fmt, batch=40)
+        renders = tr._fewshot_cache().renders - before
+        pairs = {(r["template_id"], e) for r in rows for e in r["exemplar_ids"]}
+        if fmt == "fs_noopt":  # no option block: one render per (template, exemplar)
+            assert renders == len(pairs)
+        else:  # split templates once per (template, exemplar); the others per option style too
+            once = {p for p in pairs if p[0] in split}
+            assert len(once) < renders
+            per_style = renders - len(once)
+            assert 0 < per_style <= sum(1 for r in rows if r["template_id"] not in split) * 3
+        # the same rows again: nothing left to render
+        again = tr._fewshot_cache().renders
+        assert _render_all(tr, recs, pool, fmt, batch=40) == rows
+        assert tr._fewshot_cache().renders == again
+
+
+def test_exemplar_renders_per_task_across_chunk_jobs(tmp_path, h, monkeypatch):
+    # A task split into many chunk jobs renders each (template, exemplar) once in
+    # the process, not once per chunk (the pool and the renders are shared).
+    cat, _ = _catalog(tmp_path, h, n=400)
+    monkeypatch.setattr(jobsmod, "CHUNK_ROWS", 50)
+    monkeypatch.setattr(jobsmod, "POOL_SIZE", 20)
+    renders = []
+    real = TaskRenderer._render_exemplars
+
+    def counting(self, todo, *a, **kw):
+        renders.append(len(todo))
+        return real(self, todo, *a, **kw)
+
+    monkeypatch.setattr(TaskRenderer, "_render_exemplars", counting)
+    batches = []
+    composed = TaskRenderer._render_composed
+
+    def counting_batches(self, rows, *a, **kw):
+        batches.append(len(rows))
+        return composed(self, rows, *a, **kw)
+
+    monkeypatch.setattr(TaskRenderer, "_render_composed", counting_batches)
+    m = export_mixture(cat, "m", tmp_path / "o", total=400, progress=False, log=lambda s: None)
+    assert m["num_rows"] == 400
+    rows = []
+    for f in sorted((tmp_path / "o" / "data").glob("*.arrow")):
+        with pa.memory_map(str(f)) as src:
+            rows += (
+                pa.ipc.open_file(src).read_all().select(["template_id", "exemplar_ids"]).to_pylist()
+            )
+    pairs = {(r["template_id"], e) for r in rows for e in r["exemplar_ids"]}
+    assert len(batches) >= 8  # 400 rows in chunk jobs of 50
+    assert len(renders) < len(batches)  # later chunks find their exemplars rendered
+    assert sum(renders) == len(pairs)
+    assert len(json.loads((tmp_path / "o" / "manifest.json").read_text())["shards"]) >= 1

@@ -1,0 +1,382 @@
+"""Loadable routes for the script-only hub datasets (issue 10).
+
+- the hub's Parquet export (``export_config``), on a local folder laid out like
+  the ``refs/convert/parquet`` branch;
+- raw release files (``kind: raw``) in each dataset's real file schema, served
+  by a local ``http.server`` or given with ``--source-dir``;
+- the catalog's routes: every route is loadable with ``datasets`` >= 4 or says
+  how to supply the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.server
+import json
+import threading
+import zipfile
+from functools import partial
+
+import pytest
+
+from flan_data.errors import SourceError
+from flan_data.sources import hf as hfmod
+from flan_data.sources import open_source
+from flan_data.sources.raw import expand_name
+from flan_data.specs import SourceSpec
+
+
+def read(src, split):
+    return list(src.read(split))
+
+
+# ----------------------------------------------------------------------------- parquet export
+
+
+@pytest.fixture
+def parquet_export(tmp_path):
+    """Two configs as the hub's parquet-converter lays them out (no dataset card)."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    root = tmp_path / "repo"
+    rows = {
+        ("plain_text", "train"): [{"dialogue_id": "d1", "q": "a"}, {"dialogue_id": "d2", "q": "b"}],
+        ("plain_text", "validation"): [{"dialogue_id": "d3", "q": "c"}],
+        ("other", "train"): [{"dialogue_id": "x", "q": "zzz"}],
+    }
+    for (cfg, split), recs in rows.items():
+        d = root / cfg / split
+        d.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(recs), d / "0000.parquet")
+    return root
+
+
+def test_export_config_reads_one_config_of_the_parquet_export(parquet_export):
+    pytest.importorskip("datasets")
+    spec = SourceSpec(
+        kind="hf",
+        path=str(parquet_export),
+        config="plain_text",
+        splits={"train": "train", "validation": "validation"},
+        id_field="dialogue_id",
+        options={"export_config": "plain_text"},
+    )
+    src = open_source(spec)
+    assert [(i, r["q"]) for i, r in read(src, "train")] == [("d1", "a"), ("d2", "b")]
+    assert [r["q"] for _, r in read(src, "validation")] == ["c"]
+
+
+def test_the_export_has_no_named_configs(parquet_export):
+    """Why export_config exists: the export's folders are not builder configs."""
+    datasets = pytest.importorskip("datasets")
+    with pytest.raises(ValueError, match="plain_text"):
+        datasets.load_dataset(str(parquet_export), "plain_text")
+
+
+def test_export_route_with_a_sliced_split_reads_the_base_split(parquet_export):
+    pytest.importorskip("datasets")
+    spec = SourceSpec(kind="hf", path=str(parquet_export), config="plain_text",
+                      splits={"train": "train[:-1]", "validation": "train[-1:]"},
+                      options={"export_config": "plain_text"})  # fmt: skip
+    src = open_source(spec)
+    assert src._load_kwargs()["data_files"] == {"train": "plain_text/train/*.parquet"}
+    assert [r["q"] for _, r in read(src, "validation")] == ["b"]
+
+
+def test_export_data_files():
+    assert hfmod.export_data_files("e2e_nlg", ("train", "validation")) == {
+        "train": "e2e_nlg/train/*.parquet",
+        "validation": "e2e_nlg/validation/*.parquet",
+    }
+
+
+# ----------------------------------------------------------------------------- raw files
+
+
+@contextlib.contextmanager
+def serve(folder):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    handler = partial(Quiet, directory=str(folder))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    monkeypatch.delenv("FLAN_DATA_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+
+def raw(path, **options):
+    splits = options.pop("splits", None) or {}
+    vs = options.pop("validation_size", None)
+    return SourceSpec(kind="raw", path=path, splits=splits, validation_size=vs, options=options)
+
+
+def dialog(i):
+    # WikiDialog OQ JSONL (TFDS wiki_dialog builder features)
+    return {
+        "pid": f"p{i}",
+        "title": f"T{i}",
+        "passage": "S1. S2.",
+        "sentences": ["S1.", "S2."],
+        "utterances": [f"q{i}?", "S1.", "more?", "S2."],
+        "author_num": [0, 1, 0, 1],
+    }
+
+
+def test_expand_name():
+    assert expand_name("a{8..10}.gz") == ["a8.gz", "a9.gz", "a10.gz"]
+    assert expand_name("x") == ["x"]
+
+
+def test_jsonl_gz_shards_download_once_then_read_from_the_cache(tmp_path, online):
+    site = tmp_path / "site" / "WikiDialog_OQ"
+    site.mkdir(parents=True)
+    for shard in range(2):
+        with gzip.open(site / f"data_train.jsonl-{shard:05}-of-00002.gz", "wt") as fh:
+            for i in range(3):
+                fh.write(json.dumps(dialog(10 * shard + i)) + "\n")
+    with gzip.open(site / "data_validation.jsonl.gz", "wt") as fh:
+        fh.write(json.dumps(dialog(99)) + "\n")
+    cache = tmp_path / "cache"
+    with serve(site.parent) as base:
+        spec = raw(
+            "wiki_dialog",
+            url=f"{base}/WikiDialog_OQ",
+            files={"train": "data_train.jsonl-{00000..00001}-of-00002.gz",
+                   "validation": "data_validation.jsonl.gz"},
+            format="jsonl",
+            splits={"train": "train", "validation": "validation"},
+        )  # fmt: skip
+        recs = read(open_source(spec, cache_dir=cache), "train")
+        assert [r["pid"] for _, r in read(open_source(spec, cache_dir=cache), "validation")] == [
+            "p99"
+        ]
+    assert [r["pid"] for _, r in recs] == ["p0", "p1", "p2", "p10", "p11", "p12"]
+    assert [i for i, _ in recs][:2] == ["train-0", "train-1"]
+    assert (cache / "raw" / "wiki_dialog" / "data_train.jsonl-00001-of-00002.gz").is_file()
+    # the server is gone: the cache answers
+    assert read(open_source(spec, cache_dir=cache), "train") == recs
+
+
+def test_download_failure_says_how_to_supply(tmp_path, online):
+    with serve(tmp_path) as base:
+        spec = raw("unified_qa_science_inst", url=base, files={"train": "missing.tsv"},
+                   format="tsv", columns=["input", "output"])  # fmt: skip
+        src = open_source(spec, cache_dir=tmp_path / "c")
+        src.check()  # the host answers; check() downloads nothing
+        assert not (tmp_path / "c").exists()
+        with pytest.raises(SourceError, match=r"cannot download .*missing\.tsv.*--source-dir unified_qa_science_inst=PATH"):  # fmt: skip
+            read(src, "train")
+    assert not list((tmp_path / "c").rglob("*.part"))
+
+
+def test_unreachable_host_fails_fast(tmp_path, online, monkeypatch):
+    import socket
+    import time
+
+    from flan_data.sources import raw as rawmod
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    monkeypatch.setattr(rawmod, "_HOSTS", {})
+    spec = raw("wiki_dialog", url=f"http://127.0.0.1:{port}/d", files={"train": "a.jsonl.gz"},
+               manual="Or fetch the files by hand.")  # fmt: skip
+    t0 = time.monotonic()
+    with pytest.raises(
+        SourceError,
+        match=rf"download host http://127.0.0.1:{port} cannot be reached .*--source-dir TASK=PATH",
+    ):
+        open_source(spec, cache_dir=tmp_path).check()
+    with pytest.raises(SourceError, match="cannot be reached"):
+        read(open_source(spec, cache_dir=tmp_path), "train")
+    assert time.monotonic() - t0 < 30
+
+
+def test_offline_without_cache_fails_at_once(tmp_path):
+    spec = raw("x", url="https://example.org/d", files={"train": "a.jsonl"})
+    with pytest.raises(SourceError, match="offline mode is on"):
+        open_source(spec, cache_dir=tmp_path).check()
+
+
+def opinion_zip(path):
+    # opinion_abstracts.zip: opinion_abstracts/{rottentomatoes,idebate}.json, JSON arrays
+    rt = [
+        {"_movie_name": "M1", "_movie_id": "m1", "_critic_consensus": "Good.",
+         "_critics": {"c1": "Fine film.", "c2": "Loved it."}},
+        {"_movie_name": "M2", "_movie_id": "m2", "_critic_consensus": "Bad.",
+         "_critics": {"c3": "Dull."}},
+    ]  # fmt: skip
+    deb = [{"_debate_name": "D", "_debate_id": "d", "_claim": "C", "_claim_id": "c1",
+            "_argument_sentences": {"s1": "One.", "s2": "Two."}}]  # fmt: skip
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("opinion_abstracts/rottentomatoes.json", json.dumps(rt))
+        zf.writestr("opinion_abstracts/idebate.json", json.dumps(deb))
+
+
+def test_zip_archive_json_list_with_kv_fields(tmp_path, online):
+    site = tmp_path / "site"
+    site.mkdir()
+    opinion_zip(site / "opinion_abstracts.zip")
+    with serve(site) as base:
+        spec = raw("opinion_abstracts_rotten_tomatoes", url=base, archive="opinion_abstracts.zip",
+                   files={"train": "opinion_abstracts/rottentomatoes.json"}, format="json_list",
+                   kv_fields=["_critics"], id_field="_movie_id")  # fmt: skip
+        spec = SourceSpec(**{**spec.__dict__, "id_field": "_movie_id"})
+        recs = read(open_source(spec, cache_dir=tmp_path / "c"), "train")
+    assert [i for i, _ in recs] == ["m1", "m2"]
+    assert recs[0][1]["_critics"] == {"key": ["c1", "c2"], "value": ["Fine film.", "Loved it."]}
+    # the same archive given as a local folder (no url needed)
+    local = raw("opinion_abstracts_idebate", archive="opinion_abstracts.zip",
+                files={"train": "opinion_abstracts/idebate.json"}, format="json_list",
+                kv_fields=["_argument_sentences"])  # fmt: skip
+    (r,) = [r for _, r in read(open_source(local, base_dir=site), "train")]
+    assert r["_argument_sentences"]["value"] == ["One.", "Two."]
+
+
+def test_catalog_opinion_abstracts_renders_from_the_zip(tmp_path, catalog):
+    """The catalog's own route + field expressions on a fixture of the real zip."""
+    from flan_data.render import Renderer
+
+    opinion_zip(tmp_path / "opinion_abstracts.zip")
+    task = catalog.task("opinion_abstracts_rotten_tomatoes")
+    src = open_source(task.source, base_dir=tmp_path)
+    recs = list(src._with_ids("train"))  # the whole file (the task holds out 600 rows)
+    assert len(recs) == 2
+    canon = Renderer(catalog).task_renderer(task).canonical(*recs[0], split="train")
+    assert canon["document"] == "Fine film.\nLoved it." and canon["summary"] == "Good."
+
+
+def test_tsv_csv_module_rules(tmp_path):
+    # UnifiedQA ai2_science_middle/{train,dev,test}.tsv: input \t output, no header
+    (tmp_path / "train.tsv").write_text(
+        'Which is a gas? \\n (a) ice (b) steam\tsteam\n"Quoted" start\tyes\n', encoding="utf-8"
+    )
+    spec = raw("u", files={"train": "train.tsv"}, format="tsv", columns=["input", "output"])
+    recs = [r for _, r in read(open_source(spec, base_dir=tmp_path), "train")]
+    assert recs[0] == {"input": "Which is a gas? \\n (a) ice (b) steam", "output": "steam"}
+    assert recs[1]["input"] == "Quoted start"  # csv quoting, as the TFDS reader
+    (tmp_path / "bad.tsv").write_text("only one field\n", encoding="utf-8")
+    bad = raw("u", files={"train": "bad.tsv"}, format="tsv", columns=["input", "output"])
+    with pytest.raises(
+        SourceError, match=r"bad\.tsv:1: expected 2 fields \(input, output\), found 1"
+    ):
+        read(open_source(bad, base_dir=tmp_path), "train")
+
+
+def test_tabs_nested_columns_gz(tmp_path):
+    # ParaCrawl release4 en-es.bicleaner07.txt.gz: "en \t es" per line
+    with gzip.open(tmp_path / "en-es.bicleaner07.txt.gz", "wt", encoding="utf-8") as fh:
+        fh.write('He said "hi".\tDijo "hola".\nTwo\tDos\n')
+    spec = raw("para_crawl_enes", files={"train": "en-es.bicleaner07.txt.gz"}, format="tabs",
+               columns=["translation.en", "translation.es"])  # fmt: skip
+    recs = [r for _, r in read(open_source(spec, base_dir=tmp_path), "train")]
+    assert recs[0] == {"translation": {"en": 'He said "hi".', "es": 'Dijo "hola".'}}
+    assert len(recs) == 2
+
+
+def test_csv_header_types_and_manual_message(tmp_path):
+    # Story Cloze 2016 CSV (header, 8 columns, quoted)
+    header = ("InputStoryid,InputSentence1,InputSentence2,InputSentence3,InputSentence4,"
+              "RandomFifthSentenceQuiz1,RandomFifthSentenceQuiz2,AnswerRightEnding\n")  # fmt: skip
+    row = '"s1","A.","B, then.","C.","D.","E1.","E2.","2"\n'
+    name = "cloze_test_val__spring2016 - cloze_test_ALL_val.csv"
+    cols = ["story_id", "input_sentence_1", "input_sentence_2", "input_sentence_3",
+            "input_sentence_4", "sentence_quiz1", "sentence_quiz2", "answer_right_ending"]  # fmt: skip
+    spec = raw("story_cloze", files={"validation": name}, format="csv", columns=cols,
+               types={"answer_right_ending": "int"},
+               manual="Request the files at https://cs.rochester.edu/nlp/rocstories/.")  # fmt: skip
+    with pytest.raises(SourceError, match=r"--source-dir story_cloze=PATH.*rocstories"):
+        open_source(spec, base_dir=tmp_path).check()
+    with pytest.raises(SourceError, match=r"not downloadable as is.*rocstories"):
+        open_source(spec).check()
+    (tmp_path / name).write_text(header + row, encoding="utf-8")
+    ((_, r),) = read(open_source(spec, base_dir=tmp_path), "validation")
+    assert r["answer_right_ending"] == 2 and r["input_sentence_2"] == "B, then."
+
+
+def test_line_pairs_with_replace(tmp_path):
+    # Gigaword org_data/{train,dev,test}.{src,tgt}.txt inside ggw_data.zip
+    with zipfile.ZipFile(tmp_path / "ggw_data.zip", "w") as zf:
+        zf.writestr("org_data/train.src.txt", "a <unk> doc\nsecond doc\n")
+        zf.writestr("org_data/train.tgt.txt", "a title\n<unk> title\n")
+        zf.writestr("org_data/dev.src.txt", "x\ny\n")
+        zf.writestr("org_data/dev.tgt.txt", "x\n")
+    spec = raw("gigaword", archive="ggw_data.zip", format="line_pairs",
+               files={"train": ["org_data/train.src.txt", "org_data/train.tgt.txt"],
+                      "dev": ["org_data/dev.src.txt", "org_data/dev.tgt.txt"]},
+               columns=["document", "summary"], replace={"<unk>": "UNK"})  # fmt: skip
+    src = open_source(spec, base_dir=tmp_path)
+    assert [r for _, r in read(src, "train")] == [
+        {"document": "a UNK doc", "summary": "a title"},
+        {"document": "second doc", "summary": "UNK title"},
+    ]
+    with pytest.raises(SourceError, match="different line counts"):
+        read(src, "dev")
+
+
+def test_newsroom_jsonl_from_a_folder(tmp_path):
+    rec = {"url": "u", "archive": "a", "title": "t", "date": "d", "text": "Body.", "summary": "S.",
+           "compression": 2.0, "coverage": 0.5, "density": 1.0, "compression_bin": "low",
+           "coverage_bin": "low", "density_bin": "low"}  # fmt: skip
+    for n in ("train", "dev", "test"):
+        (tmp_path / f"{n}.jsonl").write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    spec = raw("newsroom", files={"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"},
+               splits={"train": "train", "validation": "dev", "test": "test"})  # fmt: skip
+    src = open_source(spec, base_dir=tmp_path)
+    assert set(src.splits()) == {"train", "validation", "test"}
+    assert read(src, "validation")[0][1]["text"] == "Body."
+
+
+# ----------------------------------------------------------------------------- the catalog
+
+
+def test_every_raw_source_says_where_its_files_come_from(catalog):
+    bad = []
+    for t in catalog.tasks.values():
+        s = t.source
+        if s.kind == "raw":
+            if not (s.options.get("url") or s.options.get("manual")):
+                bad.append(t.name)
+            if not s.note or ("Evidence" not in s.note and not s.note.startswith("Same source as")):
+                bad.append(f"{t.name} (no evidence in the note)")
+    assert not bad
+
+
+def test_export_routes_name_their_config_and_revision(catalog):
+    tasks = catalog.tasks.values()
+    routes = [t for t in tasks if t.source.options.get("export_config")]
+    assert {t.name for t in routes} >= {"quac", "common_gen", "dart", "e2e_nlg", "web_nlg_en",
+                                        "quartz_answer_question_based_on"}  # fmt: skip
+    p3 = catalog.task("wiki_qa_Jeopardy_style").source
+    assert p3.path == "bigscience/P3" and p3.options["export_config"] == "wiki_qa_Jeopardy_style"
+    assert p3.revision == "refs/convert/parquet"
+    for t in routes:
+        assert t.source.revision, t.name
+        assert t.source.note and ("Evidence" in t.source.note or t.metadata.inversion_of), t.name
+
+
+def test_manifest_records_the_route_actually_read(catalog):
+    from flan_data.export import sources_used
+
+    got = sources_used(catalog, ["math_dataset", "wiki_dialog", "e2e_nlg", "quac"], "real", {})
+    assert got["math_dataset"]["revision"] == "a7bcc75621f588a6d136033adb855ea108cd5a79"
+    assert got["wiki_dialog"]["kind"] == "raw"
+    assert got["wiki_dialog"]["url"].startswith("https://storage.googleapis.com/gresearch/")
+    assert got["e2e_nlg"]["revision"] == "fa9e3488f9ac7174a4e9e6fae0e645e13a8dca78"
+    assert got["e2e_nlg"]["export_config"] == "e2e_nlg"
+    assert got["quac"]["revision"] == "refs/convert/parquet"
