@@ -26,6 +26,8 @@ TEMPLATES = [
     ("loop", "{% for o in options %}{{ o }};{% endfor %}{{ premise }}{{ options_block }}", "{{ answer }}", True),
     ("strip", "{{- options_block -}}  {{ premise }}  ", "  {{ answer }}", True),
     ("text", "Q: {{ premise }}\nA:", "{{ answer_text }}", True),
+    ("long", "Question: read the statement below with care and say what follows from it. {{ premise }}{{ options_block }}", "{{ answer }}", True),
+    ("long_cue", "Question: read the statement below with care and say what follows from it.\n{{ premise }}{{ options_block }}\nA:", "{{ answer }}", True),
     ("filter", "{{ premise }}{{ options_block | upper }}", "{{ answer }}", False),
     ("test", "{% if options_block %}With options.{% endif %}{{ premise }}{{ options_block }}", "{{ answer }}", False),
     ("captured", "{% set x %}{{ options_block }}{% endset %}{{ premise }}{{ x | lower }}", "{{ answer }}", False),
@@ -179,6 +181,8 @@ def test_exemplar_renders_per_task_across_chunk_jobs(tmp_path, h, monkeypatch):
             )
     pairs = {(r["template_id"], e) for r in rows for e in r["exemplar_ids"]}
     assert len(batches) >= 8  # 400 rows in chunk jobs of 50
-    assert len(renders) < len(batches)  # later chunks find their exemplars rendered
+    # at most one render per (template, pool entry), though 400 rows use 1,200 exemplars
+    assert sum(renders) <= len(TEMPLATES) * 20 < 3 * 400
+    assert renders[-1] < renders[0]  # later chunks find most of theirs rendered
     assert sum(renders) == len(pairs)
     assert len(json.loads((tmp_path / "o" / "manifest.json").read_text())["shards"]) >= 1
