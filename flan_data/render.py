@@ -531,15 +531,20 @@ class TaskRenderer:
         if len(cache.entries) > _FS_CACHE_MAX:  # bounded: tasks with huge pools or many templates
             cache.entries.clear()
             cache.fields_ok.clear()
+            cache.pool = None
         entries = cache.entries
         todo: dict[tuple, tuple] = {}  # key -> (ct, exemplar, style, mode)
         plans = []
         styles, n_styles = self._styles, len(self._styles)
         if field is None:
-            picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
-            # per pool entry: it has options and can be split (no placeholder character)
-            splittable = [bool(e.fields.get("options")) and _safe_fields(cache, e) for e in pool]
-            has_opts = [bool(e.fields.get("options")) for e in pool]
+            meta = cache.pool
+            if meta is None or meta[0] is not pool or meta[1].k != cfg.shots:
+                has_opts = [bool(e.fields.get("options")) for e in pool]
+                # per pool entry: it has options and can be split (no placeholder character)
+                splittable = [h and _safe_fields(cache, e) for h, e in zip(has_opts, pool)]
+                picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
+                meta = cache.pool = (pool, picker, has_opts, splittable)
+            _, picker, has_opts, splittable = meta
             split_of = cache.split
             for r in rows:
                 ct, style = r[4], r[5]
@@ -826,7 +831,7 @@ class _FewShotCache:
     entry holds the exemplar, so its id is not reused while cached).
     ``renders`` counts exemplar renders (tests count work with it)."""
 
-    __slots__ = ("entries", "split", "fields_ok", "style_tokens", "renders")
+    __slots__ = ("entries", "split", "fields_ok", "style_tokens", "renders", "pool")
 
     def __init__(self) -> None:
         self.entries: dict[tuple, Any] = {}
@@ -834,6 +839,9 @@ class _FewShotCache:
         self.fields_ok: dict[int, tuple[Exemplar, bool]] = {}
         self.style_tokens: dict[str, int] = {}
         self.renders = 0
+        # (pool list, its picker, has options, splittable) for the last pool seen:
+        # chunk jobs and batches reuse one pool list
+        self.pool: tuple | None = None
 
 
 def _split_form(engine: TemplateEngine, ct: CompiledTemplate) -> bool:
