@@ -754,14 +754,48 @@ class TaskRenderer:
         picker = None
         if pool is not None and self.task.exemplar_field is None:
             picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
-        for r in rows:
+        budget = cfg.budget
+        bound = type(tok) is WhitespaceTokenizer
+        # Every row first renders with all its exemplars: those renders run as one
+        # batch per template. A row over the budget then re-renders with fewer,
+        # as before; a template group that fails renders row by row (same errors).
+        picked: list[tuple[list[Any], list[str]] | None] = []
+        groups: dict[str, list[int]] = {}
+        for k, r in enumerate(rows):
+            try:
+                picked.append(self._own_exemplars(r[2], r[1], pool, r[3], picker))
+            except RecordError:
+                picked.append(None)  # raised again, in row order, below
+                continue
+            groups.setdefault(r[4].spec.id, []).append(k)
+        first: dict[int, tuple[str, str]] = {}
+        for ks in groups.values():
+            ct = rows[ks[0]][4]
+            jobs = [({**rows[k][2], "exemplars": picked[k][0]}, rows[k][5], rows[k][1]) for k in ks]
+            try:
+                texts = self._render_group(ct, jobs)
+            except RecordError:
+                continue
+            for k, t in zip(ks, texts):
+                first[k] = t
+        for k, r in enumerate(rows):
             idx, eid, canon, base, ct, style = r
             try:
-                exs, ids = self._own_exemplars(canon, eid, pool, base, picker)
+                exs, ids = picked[k] or self._own_exemplars(canon, eid, pool, base, picker)
                 n = len(exs)
                 while True:
-                    inputs, targets = self._render(ct, {**canon, "exemplars": exs[:n]}, style, eid)
-                    if n == 0 or tok.count(inputs) + tok.count(targets) <= cfg.budget:
+                    if n == len(exs) and k in first:
+                        inputs, targets = first[k]
+                    else:
+                        inputs, targets = self._render(
+                            ct, {**canon, "exemplars": exs[:n]}, style, eid
+                        )
+                    if n == 0:
+                        break
+                    # whitespace words: at most (L + 1) // 2 in L characters
+                    if bound and (len(inputs) + 1) // 2 + (len(targets) + 1) // 2 <= budget:
+                        break
+                    if tok.count(inputs) + tok.count(targets) <= budget:
                         break
                     n -= 1
             except RecordError as e:
