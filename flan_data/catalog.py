@@ -266,11 +266,15 @@ def _parse_source(v: _V, raw: Any, path: str, name: str) -> SourceSpec:
     vs = d.get("validation_size")
     if vs is not None:
         v.number(vs, _join(path, "validation_size"), integer=True, minimum=1)
-    sub = {k: d[k] for k in _SOURCE_OPTION_KEYS if k in d}
 
     def fill(s: Any, key: str) -> str | None:
         s = v.string(s, _join(path, key), optional=True)
         return s.replace("{name}", name) if s is not None else None
+
+    # export_config names a folder of the hub's Parquet export, like config a builder config
+    sub = {
+        k: (fill(d[k], k) if k == "export_config" else d[k]) for k in _SOURCE_OPTION_KEYS if k in d
+    }
 
     return SourceSpec(
         kind=kind,

@@ -17,6 +17,7 @@ from flan_data.cli import main
 from flan_data.errors import HubUnreachableError, SourceError
 from flan_data.sources import hf as hfmod
 from flan_data.sources import open_source
+from flan_data.sources import raw as rawmod
 from flan_data.specs import SourceSpec
 
 
@@ -34,6 +35,9 @@ def dead_hub(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setattr(hfmod, "_HUB_STATE", {})
+    # raw release files (kind raw) live on other hosts: the network is down for them too
+    monkeypatch.setattr(rawmod, "_HOSTS", {})
+    monkeypatch.setattr(rawmod, "probe_host", lambda base: "ConnectionRefusedError: network down")
     return hfmod.hub_endpoint()
 
 
@@ -71,7 +75,21 @@ def test_mixture_plan_counting_with_a_dead_hub_gives_one_line(dead_hub, h):
     r = CliRunner().invoke(main, ["mixture", "plan", "flan2022", "--sizes", "source", "--exclude", "niv2",
                                   "--exclude", "t0sf", "--exclude", "cot"])  # fmt: skip
     out = h.assert_cli_error(r, "cannot be reached", "--source-dir")
-    assert out.count("cannot be reached") <= 2  # one line per distinct reason
+    # one line per distinct reason (the hub; each raw download host), never one per task
+    lines = [x for x in out.splitlines() if "cannot be reached" in x]
+    assert sum("Hugging Face hub" in x for x in lines) == 1
+    assert len(lines) == len(set(lines)) <= 1 + len(rawmod_hosts())
+
+
+def rawmod_hosts() -> set[str]:
+    from urllib.parse import urlsplit
+
+    from flan_data import Catalog
+
+    urls = (
+        t.source.options.get("url") for t in Catalog.load().tasks.values() if t.source.kind == "raw"
+    )
+    return {urlsplit(u).netloc for u in urls if u}
 
 
 def test_script_only_repo_without_revision_is_refused_before_any_download(monkeypatch):

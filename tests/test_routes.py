@@ -75,6 +75,16 @@ def test_the_export_has_no_named_configs(parquet_export):
         datasets.load_dataset(str(parquet_export), "plain_text")
 
 
+def test_export_route_with_a_sliced_split_reads_the_base_split(parquet_export):
+    pytest.importorskip("datasets")
+    spec = SourceSpec(kind="hf", path=str(parquet_export), config="plain_text",
+                      splits={"train": "train[:-1]", "validation": "train[-1:]"},
+                      options={"export_config": "plain_text"})  # fmt: skip
+    src = open_source(spec)
+    assert src._load_kwargs()["data_files"] == {"train": "plain_text/train/*.parquet"}
+    assert [r["q"] for _, r in read(src, "validation")] == ["b"]
+
+
 def test_export_data_files():
     assert hfmod.export_data_files("e2e_nlg", ("train", "validation")) == {
         "train": "e2e_nlg/train/*.parquet",
@@ -165,9 +175,36 @@ def test_download_failure_says_how_to_supply(tmp_path, online):
     with serve(tmp_path) as base:
         spec = raw("unified_qa_science_inst", url=base, files={"train": "missing.tsv"},
                    format="tsv", columns=["input", "output"])  # fmt: skip
+        src = open_source(spec, cache_dir=tmp_path / "c")
+        src.check()  # the host answers; check() downloads nothing
+        assert not (tmp_path / "c").exists()
         with pytest.raises(SourceError, match=r"cannot download .*missing\.tsv.*--source-dir unified_qa_science_inst=PATH"):  # fmt: skip
-            open_source(spec, cache_dir=tmp_path / "c").check()
+            read(src, "train")
     assert not list((tmp_path / "c").rglob("*.part"))
+
+
+def test_unreachable_host_fails_fast(tmp_path, online, monkeypatch):
+    import socket
+    import time
+
+    from flan_data.sources import raw as rawmod
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    monkeypatch.setattr(rawmod, "_HOSTS", {})
+    spec = raw("wiki_dialog", url=f"http://127.0.0.1:{port}/d", files={"train": "a.jsonl.gz"},
+               manual="Or fetch the files by hand.")  # fmt: skip
+    t0 = time.monotonic()
+    with pytest.raises(
+        SourceError,
+        match=rf"download host http://127.0.0.1:{port} cannot be reached .*--source-dir TASK=PATH",
+    ):
+        open_source(spec, cache_dir=tmp_path).check()
+    with pytest.raises(SourceError, match="cannot be reached"):
+        read(open_source(spec, cache_dir=tmp_path), "train")
+    assert time.monotonic() - t0 < 30
 
 
 def test_offline_without_cache_fails_at_once(tmp_path):
@@ -323,7 +360,11 @@ def test_every_raw_source_says_where_its_files_come_from(catalog):
 def test_export_routes_name_their_config_and_revision(catalog):
     tasks = catalog.tasks.values()
     routes = [t for t in tasks if t.source.options.get("export_config")]
-    assert {t.name for t in routes} >= {"quac", "common_gen", "dart", "e2e_nlg", "web_nlg_en"}
+    assert {t.name for t in routes} >= {"quac", "common_gen", "dart", "e2e_nlg", "web_nlg_en",
+                                        "quartz_answer_question_based_on"}  # fmt: skip
+    p3 = catalog.task("wiki_qa_Jeopardy_style").source
+    assert p3.path == "bigscience/P3" and p3.options["export_config"] == "wiki_qa_Jeopardy_style"
+    assert p3.revision == "refs/convert/parquet"
     for t in routes:
         assert t.source.revision, t.name
         assert t.source.note and ("Evidence" in t.source.note or t.metadata.inversion_of), t.name

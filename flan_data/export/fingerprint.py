@@ -39,7 +39,12 @@ def source_files(
     kind = src.spec.kind
     native = src.spec.split_name(TRAIN)
     files: list[Path] = []
-    if hasattr(src, "_files"):  # jsonl, parquet, csv, tsv, arrow
+    if kind == "raw":  # release files: names per split, found in --source-dir or the cache
+        names = src._files().get(native) or sorted({n for ns in src._files().values() for n in ns})
+        if src.base_dir is None:
+            return {"raw": src.spec.path, "url": src.spec.options.get("url"), "files": names}
+        files = list(dict.fromkeys(src._locate(n)[0] for n in names))
+    elif hasattr(src, "_files"):  # jsonl, parquet, csv, tsv, arrow
         found = src._files()
         files = [found[native]] if native in found else sorted(found.values())
     elif kind in ("niv2", "cot_tsv"):
@@ -105,7 +110,7 @@ def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
             where = source_files(catalog, t, source, source_dirs)
         except FlanDataError:
             raise
-        if "hub" in where:
+        if "hub" in where or "raw" in where:
             out[t.name] = [where]
             continue
         entries = []
@@ -115,7 +120,7 @@ def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
             except OSError as e:
                 raise FlanDataError(f"task {t.name}: cannot read {f}: {e.strerror}") from None
             key = _stat_key(st)
-            hit = cache.get(f)
+            hit = fresh.get(f) or cache.get(f)  # a file shared by several tasks is hashed once
             digest = hit[1] if hit and hit[0] == key else sha256_file(Path(f))
             fresh[f] = [key, digest]
             entries.append(
@@ -141,8 +146,8 @@ def describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | Non
         a, b = old[task], new[task]
         if a == b:
             continue
-        byfile_a = {e.get("file") or e.get("hub"): e for e in a}
-        byfile_b = {e.get("file") or e.get("hub"): e for e in b}
+        byfile_a = {e.get("file") or e.get("hub") or e.get("raw"): e for e in a}
+        byfile_b = {e.get("file") or e.get("hub") or e.get("raw"): e for e in b}
         for name in sorted(set(byfile_a) | set(byfile_b), key=str):
             x, y = byfile_a.get(name), byfile_b.get(name)
             if x == y:
@@ -155,6 +160,8 @@ def describe_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | Non
                 a_rev = x.get("resolved") or x.get("revision")
                 b_rev = y.get("resolved") or y.get("revision")
                 return f"task {task}: hub dataset {name} revision {a_rev!r} → {b_rev!r}"
+            if "raw" in x:
+                return f"task {task}: release files of {name} changed ({x.get('url')} → {y.get('url')})"
             what = []
             if x["bytes"] != y["bytes"]:
                 what.append(f"size {x['bytes']} → {y['bytes']} bytes")

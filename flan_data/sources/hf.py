@@ -46,7 +46,7 @@ def _datasets():
 SCRIPT_ONLY_REPOS = frozenset({
     "deepmind/math_dataset", "Harvard/gigaword", "lil-lab/newsroom", "allenai/quac",
     "stanfordnlp/sentiment140", "LSDSem/story_cloze", "GEM/gem", "ParaCrawl/para_crawl",
-    "djaym7/wiki_dialog",
+    "djaym7/wiki_dialog", "bigscience/P3", "GEM/common_gen", "GEM/dart",
 })  # fmt: skip
 
 
@@ -148,7 +148,7 @@ class HFSource(Source):
         if manual:
             raise SourceError(
                 f"{self.describe()}: this dataset is not downloadable from the hub as is: {manual} "
-                f"Then pass --source-dir {self.spec.path.split('/')[-1]}=PATH."
+                f"Then pass --source-dir {self.task_name or self.spec.path.split('/')[-1]}=PATH."
             )
         if self.spec.path in SCRIPT_ONLY_REPOS and not self.spec.revision:
             raise SourceError(

@@ -51,6 +51,8 @@ from .niv2 import default_cache_dir
 FORMATS = ("jsonl", "json_list", "tsv", "tabs", "csv", "line_pairs")
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 _TYPES = {"int": int, "float": float, "str": str}
+#: download hosts probed in this process: "scheme://host" -> None (answers) or why not
+_HOSTS: dict[str, str | None] = {}
 
 
 def expand_name(name: str) -> list[str]:
@@ -102,9 +104,16 @@ class RawSource(Source):
         return tuple(self._files())
 
     def check(self) -> None:
+        """Every file is local or cached, or its host answers (nothing is downloaded here)."""
         for names in self._files().values():
             for n in names:
-                self._locate(n)
+                if self._local(n) is None and self._cached(n) is None:
+                    arch = self._opt("archive")
+                    if arch and (self._local(arch) or self._cached(arch)):
+                        continue
+                    if self.base_dir is not None:
+                        self._locate(n)  # raises, naming the missing file
+                    self._reachable(_on_hub_endpoint(self._url(arch or n)))
 
     def _local(self, name: str) -> Path | None:
         if self.base_dir is None:
@@ -139,21 +148,52 @@ class RawSource(Source):
             )
         return self._download(name), None
 
-    def _download(self, name: str) -> Path:
+    def _url(self, name: str) -> str:
         base = self._opt("url")
         if not base:
             raise SourceError(
                 f"{self.describe()}: the files are not downloadable as is; {self._how_to_supply()}"
             )
-        url = base.rstrip("/") + "/" + name
-        target = (self.cache_dir or default_cache_dir()) / "raw" / self._name / name
-        if target.is_file():
-            return target
+        return base.rstrip("/") + "/" + name
+
+    def _target(self, name: str) -> Path:
+        return (self.cache_dir or default_cache_dir()) / "raw" / self._name / name
+
+    def _cached(self, name: str) -> Path | None:
+        t = self._target(name)
+        return t if t.is_file() else None
+
+    def _reachable(self, url: str) -> None:
+        """Fail in seconds, not minutes, when the download host does not answer."""
         if _offline():
             raise SourceError(
-                f"{self.describe()}: {url} is not in the cache ({target}) and offline mode is on; "
+                f"{self.describe()}: {url} is not in the cache and offline mode is on; "
                 + self._how_to_supply()
             )
+        from urllib.parse import urlsplit
+
+        from .hf import check_hub, hub_endpoint
+
+        if url.startswith(hub_endpoint() + "/"):
+            check_hub(self.describe())  # the hub's own message, shared by every hub source
+            return
+        u = urlsplit(url)
+        key = f"{u.scheme}://{u.netloc}"
+        if key not in _HOSTS:
+            _HOSTS[key] = probe_host(key)
+        if _HOSTS[key] is not None:
+            # no task name here: tasks on the same host share one line in a summary
+            raise SourceError(
+                f"the download host {key} cannot be reached ({_HOSTS[key]}); supply the files "
+                "with --source-dir TASK=PATH (a folder holding them), or --skip-unavailable"
+            )
+
+    def _download(self, name: str) -> Path:
+        url = _on_hub_endpoint(self._url(name))
+        target = self._target(name)
+        if target.is_file():
+            return target
+        self._reachable(url)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
         try:
@@ -311,6 +351,21 @@ class RawSource(Source):
                 return
             n += 1
             yield f"{a}:{n}", {cols[0]: x[1].strip(), cols[1]: y[1].strip()}
+
+
+def probe_host(base: str) -> str | None:
+    """None when ``base`` (``scheme://host[:port]``) accepts a connection, else why not."""
+    from .hf import _probe
+
+    return _probe(base)
+
+
+def _on_hub_endpoint(url: str) -> str:
+    """Files hosted on the hub follow ``HF_ENDPOINT`` (a mirror) like the hub sources."""
+    from .hf import hub_endpoint
+
+    hub = "https://huggingface.co"
+    return hub_endpoint() + url[len(hub) :] if url.startswith(hub + "/") else url
 
 
 def _replace(v: Any, old: str, new: str) -> Any:
