@@ -360,7 +360,7 @@ def test_every_raw_source_says_where_its_files_come_from(catalog):
 def test_export_routes_name_their_config_and_revision(catalog):
     tasks = catalog.tasks.values()
     routes = [t for t in tasks if t.source.options.get("export_config")]
-    assert {t.name for t in routes} >= {"quac", "common_gen", "dart", "e2e_nlg", "web_nlg_en",
+    assert {t.name for t in routes} >= {"quac", "common_gen", "dart", "e2e_nlg", "web_nlg_en", "wiki_lingua_english_en",
                                         "quartz_answer_question_based_on"}  # fmt: skip
     p3 = catalog.task("wiki_qa_Jeopardy_style").source
     assert p3.path == "bigscience/P3" and p3.options["export_config"] == "wiki_qa_Jeopardy_style"

@@ -1028,11 +1028,6 @@ _GEM_LISTING = {
                "e03c90937da24d563dfcf6e3497d78990ddfe970 list the train, validation and test folders)",
     "web_nlg_en": "the folders train, validation, test and the challenge_* sets",
 }  # fmt: skip
-_GEM_MANUAL = (
-    "No Parquet copy of GEM/gem's {cfg} config could be verified (GEM/wiki_lingua's export has per-language configs "
-    "of the later cleaned release, not this one). Load the config with datasets<4 in a separate environment "
-    "(load_dataset('GEM/gem', '{cfg}')) and save_to_disk it."
-)
 _PARACRAWL_URL = "https://s3.amazonaws.com/web-language-models/paracrawl/release4"
 _PARACRAWL_NOTE = (
     "Route: the ParaCrawl release 4 file the hub's ParaCrawl/para_crawl loading script downloads, "
@@ -1204,9 +1199,16 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "short commit ids were seen. Fields (tripleset, target, ...) as GEM's dart config.",
     },  # fmt: skip
     "wiki_lingua_english_en": {
-        "manual": _GEM_MANUAL.format(cfg="wiki_lingua_english_en"),
-        "note": "Route: manual (see the manual option): no loadable copy of this GEM/gem config was verified.",
-    },
+        "revision": "refs/convert/parquet", "export_config": "wiki_lingua_english_en", "manual": None,
+        "note": "Route: the hub's Parquet export of GEM/gem (branch refs/convert/parquet), config folder "
+                "wiki_lingua_english_en read as wiki_lingua_english_en/<split>/*.parquet. Evidence, partial: the "
+                "converter wrote GEM/gem's wiki_lingua_* configs into the export (" + _HF + "/GEM/gem/commit/"
+                "52f847a2bd7abc6af2f6cb1c33aa0563696036b4 adds wiki_lingua_chinese_zh/gem-{train,validation,test}"
+                ".parquet) and moved configs to <config>/<split>/0000.parquet later (web_nlg_en, e2e_nlg above); the "
+                "wiki_lingua_english_en folder itself was not seen, so this route is unpinned and unverified. "
+                "GEM/wiki_lingua's own export holds the later cleaned release (per-language configs such as de, en_es), "
+                "not this one. If it fails, load the config with datasets<4 elsewhere and pass --source-dir.",
+    },  # fmt: skip
     "opinion_abstracts_rotten_tomatoes": {
         "kind": "raw", "path": "opinion_abstracts", "url": "https://web.eecs.umich.edu/~wangluxy/datasets",
         "archive": "opinion_abstracts.zip", "files": {"train": "opinion_abstracts/rottentomatoes.json"},
