@@ -45,8 +45,8 @@ from .fewshot import (
     WhitespaceTokenizer,
     fit_count,
 )
-from .options import PLAIN, OptionStyle, format_options, style_at
-from .seeding import SeedPrefix, derive_seed, mix64, purpose_salt
+from .options import ALL_STYLES, PLAIN, OptionStyle, format_options
+from .seeding import SeedPrefix, choose, derive_seed, mix64, purpose_salt
 from .specs import FORMATS, OPTION_STYLES, FewShotStyle, RenderedExample, TaskSpec
 from .templates import CompiledTemplate, TemplateEngine
 from .textcheck import ends_with_cue, starts_with_label
@@ -128,6 +128,8 @@ class TaskRenderer:
             if v in task.fields or v == "answer"
         )
         self._needed: dict[str, tuple[str, ...]] = {}
+        self._direct = [(name, _direct_reader(expr), name in self._target_fields) for name, expr in task.fields.items()]  # fmt: skip
+        self._fixed_opts = LabelOptions(task.options) if task.options is not None else None
         self._styles: tuple[FewShotStyle, ...] = catalog.fewshot_styles or (
             FewShotStyle(id="default"),
         )
@@ -217,24 +219,41 @@ class TaskRenderer:
                     raise RecordError(self.task.name, example_id, f"an option is {why} ({list(val)!r})",
                                       field="options", reason=f"{why} in options")  # fmt: skip
             opts = tuple(str(o) for o in val)
-        # Field expressions may read `options`; copy the record only then.
-        ctx: Mapping[str, Any] = raw
-        if opts is not None and self._reads_options:
-            ctx = {**raw, "options": LabelOptions(opts)}
         out: dict[str, Any] = {}
-        for name, expr, fn, fast in self._fields:
-            if fast is not None:
-                try:
-                    out[name] = fast(ctx)
-                    continue
-                except Exception:  # noqa: BLE001 - any surprise: the Jinja path decides
+        # Plain keys and `options[key]` are read straight from the record (no
+        # context copy); anything else, or any surprise, takes the path below.
+        lopts = (self._fixed_opts if opts is self.task.options else LabelOptions(opts)) if opts is not None else None  # fmt: skip
+        for name, direct, _ in self._direct:
+            if direct is not None:
+                try:  # noqa: SIM105 - a try is cheaper than contextlib.suppress per field
+                    out[name] = direct(raw, lopts)
+                except Exception:  # noqa: BLE001 - the general path decides
                     pass
-            out[name] = self._eval(fn, ctx, name, expr, example_id, raw)
-        for name, val in out.items() if self._check_values else ():
-            why = bad_value(val, name in self._target_fields)
-            if why:
-                raise RecordError(self.task.name, example_id, f"{why} ({self.task.fields[name]} gave {val!r})",
-                                  field=name, reason=f"{why} in {name}")  # fmt: skip
+        if len(out) < len(self._fields):
+            # Field expressions may read `options`; copy the record only then.
+            ctx: Mapping[str, Any] = raw
+            if opts is not None and self._reads_options:
+                ctx = {**raw, "options": lopts}
+            for name, expr, fn, fast in self._fields:
+                if name in out:
+                    continue
+                if fast is not None:
+                    try:
+                        out[name] = fast(ctx)
+                        continue
+                    except Exception:  # noqa: BLE001 - any surprise: the Jinja path decides
+                        pass
+                out[name] = self._eval(fn, ctx, name, expr, example_id, raw)
+            out = {name: out[name] for name, _, _ in self._direct}  # the fields' order
+        if self._check_values:
+            for name, _, target in self._direct:
+                val = out[name]
+                if type(val) is str and (not target or val.strip()):
+                    continue  # the common case, decided without bad_value
+                why = bad_value(val, target)
+                if why:
+                    raise RecordError(self.task.name, example_id, f"{why} ({self.task.fields[name]} gave {val!r})",
+                                      field=name, reason=f"{why} in {name}")  # fmt: skip
         if opts is not None:
             out["options"] = opts
             ans = out.get("answer")
@@ -378,6 +397,57 @@ class TaskRenderer:
             return [self._render(ct, canon, style, eid) for canon, style, eid in jobs]
         return [(i.strip(), t.strip()) for i, t in pairs]
 
+    def _render_simple(
+        self, ct: CompiledTemplate, grp: list[list[Any]]
+    ) -> list[tuple[str, str]] | None:
+        """Render rows ``[index, eid, canon, base, ct, style]`` that share a simple
+        template column by column (:class:`~flan_data.templates.SimpleTemplate`),
+        with the values :meth:`_context` would give Jinja. None when a row lacks a
+        value or comes near a size limit: the Jinja path then renders (or raises)."""
+        st = ct.simple
+        n = len(grp)
+        cols: dict[str, list[str]] = {}
+        fos: list[Any] = []
+        if "options_block" in st.names or ("answer" in st.names and ct.uses_options):
+            # one options block per (options, style) in the group, not one per row
+            memo: dict[tuple[int, int], tuple[str, tuple[str, ...]]] = {}
+            for r in grp:
+                style, opts = r[5], r[2].get("options")
+                if style is None or not opts:
+                    fos.append(None)
+                    continue
+                key = (id(opts), id(style))  # both stay alive in grp meanwhile
+                hit = memo.get(key)
+                if hit is None:
+                    hit = memo[key] = format_options(opts, style)
+                fos.append(hit)
+        try:
+            for name in st.names:
+                if name == "options_block":
+                    col = ["" if f is None else f[0] for f in fos]
+                elif name == "answer" and ct.uses_options:
+                    col = [r[2]["answer"] if f is None else f[1][r[2]["options"].index(str(r[2]["answer"]))]
+                           for r, f in zip(grp, fos)]  # fmt: skip
+                elif name == "answer_text":
+                    col = [r[2]["answer"] if "answer" in r[2] else r[2]["answer_text"] for r in grp]
+                elif name == "options":
+                    col = [[] if r[2].get("options") is None else r[2]["options"] for r in grp]
+                else:
+                    col = [r[2][name] for r in grp]
+                cols[name] = [v if type(v) is str else str(v) for v in col]
+        except KeyError:
+            return None
+        ins, tgs = st.render(cols, n)
+        lim = self.engine.env.limits
+        if (
+            n
+            and max(map(len, ins)) + max(map(len, tgs))
+            > min(lim.output_chars, lim.sequence_len) // 2
+        ):
+            return None
+        RENDER_STATS["columnar_rows"] += n
+        return [(a.strip(), b.strip()) for a, b in zip(ins, tgs)]
+
     def render(
         self,
         example_id: str,
@@ -430,7 +500,7 @@ class TaskRenderer:
         fixed = self.template(template_id) if template_id else None
         prefix = SeedPrefix(seed, task.name, split)
         opt_fmt = is_opt_format(fmt)
-        rows: list[list[Any]] = []  # [index, eid, canon, base, ct, style]
+        good: list[tuple[int, str, Mapping[str, Any]]] = []
         for i, (eid, raw) in enumerate(items):
             try:
                 canon = (
@@ -443,16 +513,38 @@ class TaskRenderer:
                     raise
                 errors.append((i, e))
                 continue
-            base = prefix.derive(eid)
-            ct = fixed or cands[mix64(base, _SALT_TEMPLATE) % len(cands)]
+            good.append((i, eid, canon))
+        # Per-example seeds and the choices hanging off them, for the whole batch
+        # at once (numpy over the BLAKE2b seeds for big batches; the same values).
+        eids = [g[1] for g in good]
+        plain = cfg.option_style == "plain"
+        if len(good) >= VECTOR_MIN:
+            seeds = prefix.derive_many(eids)
+            bases = seeds.tolist()
+            tix = None if fixed else choose(seeds, _SALT_TEMPLATE, len(cands)).tolist()
+            six = (
+                None
+                if plain or not opt_fmt
+                else choose(seeds, _SALT_OPTIONS, len(ALL_STYLES)).tolist()
+            )
+        else:
+            bases = [prefix.derive(e) for e in eids]
+            tix = None if fixed else [mix64(b, _SALT_TEMPLATE) % len(cands) for b in bases]
+            six = (
+                None
+                if plain or not opt_fmt
+                else [mix64(b, _SALT_OPTIONS) % len(ALL_STYLES) for b in bases]
+            )
+        rows: list[list[Any]] = []  # [index, eid, canon, base, ct, style]
+        for k, (i, eid, canon) in enumerate(good):
+            base = bases[k]
+            ct = fixed or cands[tix[k]]
             if ct.spec.dialect == "promptsource":
                 # promptsource's `choice`/`random` draw from the example's seed
                 canon = {**canon, "__seed": base}
             style = None
             if opt_fmt and canon.get("options"):
-                style = (
-                    PLAIN if cfg.option_style == "plain" else style_at(mix64(base, _SALT_OPTIONS))
-                )
+                style = PLAIN if plain else ALL_STYLES[six[k]]
             rows.append([i, eid, canon, base, ct, style])
 
         if not is_fewshot_format(fmt):
@@ -491,6 +583,12 @@ class TaskRenderer:
         out = {}
         for grp in groups.values():
             ct = grp[0][4]
+            texts = self._render_simple(ct, grp) if ct.simple is not None else None
+            if texts is not None:
+                for r, t in zip(grp, texts):
+                    out[r[0]] = (t[0], t[1], None, [])
+                continue
+            RENDER_STATS["jinja_rows"] += len(grp)
             try:
                 texts = self._render_group(ct, [(r[2], r[5], r[1]) for r in grp])
             except RecordError:
@@ -834,6 +932,31 @@ class TaskRenderer:
         return [dict(pool[i].fields) for i in idx], [pool[i].example_id for i in idx]
 
 
+def _direct_reader(expr: str) -> Any:
+    """A reader ``(record, options) -> value`` for a field expression that is a
+    plain key (``premise``) or ``options[key]`` (``options[label]``); None for
+    any other. ``options`` is a :class:`LabelOptions` (range-checked), or None
+    when the task has none (then ``options[key]`` raises and the general path,
+    which reads the record's own ``options``, decides)."""
+    e = expr.strip()
+    if e.isidentifier() and e not in _KEYWORDS and e != "options":
+        return lambda raw, opts: raw[e]
+    if e.startswith("options[") and e.endswith("]"):
+        k = e[len("options[") : -1].strip()
+        if k.isidentifier() and k not in _KEYWORDS and k != "options":
+            return lambda raw, opts: opts[raw[k]]
+    return None
+
+
+# Jinja's constants and operators: never plain keys of the record.
+_KEYWORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else"})  # fmt: skip
+
+
+#: Rows rendered column-wise (simple templates) and through Jinja, in this
+#: process: tests check which path did the work (counters, never time).
+RENDER_STATS = {"columnar_rows": 0, "jinja_rows": 0}
+
+
 # -- few-shot exemplars, rendered once per template and assembled per row
 
 _SPLIT = "split"  # rendered with placeholders for the option block and lettered answer
@@ -1041,6 +1164,9 @@ def bad_value(val: Any, target: bool = False) -> str | None:
 
 
 _SUPPLIED = frozenset({"options_block", "options", "answer_text", "exemplars"})
+#: Batches of at least this many rows derive seeds and choices with numpy
+#: (smaller ones, e.g. ``flan render``, stay in plain Python: same values).
+VECTOR_MIN = 64
 _SALT_TEMPLATE = purpose_salt("template")
 _SALT_OPTIONS = purpose_salt("options")
 _SALT_FSSTYLE = purpose_salt("fewshot_style")
