@@ -379,7 +379,7 @@ def test_manifest_records_the_route_actually_read(catalog):
     assert got["wiki_dialog"]["url"].startswith("https://storage.googleapis.com/gresearch/")
     assert got["e2e_nlg"]["revision"] == "fa9e3488f9ac7174a4e9e6fae0e645e13a8dca78"
     assert got["e2e_nlg"]["export_config"] == "e2e_nlg"
-    assert got["quac"]["revision"] == "refs/convert/parquet"
+    assert got["quac"]["revision"] == "aee041af3f5f00db50878b2a4a0ad1de8998a7a7"
 
 
 # ----------------------------------------------------------------------------- catalog routes end to end

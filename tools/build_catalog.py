@@ -1055,16 +1055,15 @@ def _paracrawl(lang: str, name: str) -> dict[str, Any]:
 
 ROUTES: dict[str, dict[str, Any]] = {
     "quac": {
-        "revision": "refs/convert/parquet",
+        "revision": "aee041af3f5f00db50878b2a4a0ad1de8998a7a7",
         "export_config": "plain_text",
         "note": "Route: the hub's Parquet export of allenai/quac (branch refs/convert/parquet; main holds only the "
                 "loading script), config folder plain_text read as data_files plain_text/<split>/*.parquet (the export "
-                "has no builder configs: load_dataset('allenai/quac', 'plain_text', revision=...) fails on datasets>=4). "
-                "Evidence: the parquet-converter names export folders after the script's configs, as seen for "
-                "Zaid/quac_expanded, a copy of the quac script (" + _HF + "/Zaid/quac_expanded/tree/"
-                "f6ad4c9425c949394a9808e11389fc9d3bdaee37/plain_text, later plain_text/train/0000.parquet at c2ca3c8); "
-                "no listing of allenai/quac's own branch was found, so the revision stays unpinned and the folder "
-                "name is inferred, not seen.",
+                "has no builder configs: load_dataset('allenai/quac', 'plain_text', revision=...) fails on datasets>=4), "
+                "pinned to export commit aee041af3f5f00db50878b2a4a0ad1de8998a7a7. Evidence: " + _HF + "/quac/commit/"
+                "aee041af3f5f00db50878b2a4a0ad1de8998a7a7 (parquet-converter, \"Update parquet files\": renames "
+                "plain_text/quac-train.parquet -> plain_text/train/0000.parquet and plain_text/quac-validation.parquet "
+                "-> plain_text/validation/0000.parquet; quac is the legacy name of allenai/quac).",
     },
     "math_dataset": {
         "path": "parquet",
