@@ -1251,6 +1251,13 @@ PINS: dict[str, tuple[str, str]] = {
         + '/nyu-mll/glue/tree/a3f3ab759b9d7018046ce361f115ef38276d2e1e ("Convert dataset to Parquet (#16)" on '
         "main: one folder per config, e.g. mnli/train-00000-of-00001.parquet, and README.md)",
     ),
+    "wmt/wmt16": (
+        "41d8a4013aa1489f28fea60ec0932af246086482",
+        _HF
+        + '/wmt/wmt16/commits/41d8a4013aa1489f28fea60ec0932af246086482/README.md (head "Convert dataset to Parquet '
+        '(#8)") and the main tree at that head: folders cs-en, de-en, fi-en, ro-en, ru-en, tr-en (e.g. '
+        "de-en/train-0000{0,1,2}-of-00003.parquet, validation, test), .gitattributes, README.md, no loading script",
+    ),
     "facebook/anli": (
         "8e4813d81f46d313dac7892e1c28076917cfcdf9",
         _HF
