@@ -1163,6 +1163,32 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "the header, and maps row[0..7] to story_id, input_sentence_1..4, sentence_quiz1/2, "
                 "answer_right_ending (int); its manual_download_instructions point to the authors' form.",
     },
+    "piqa": {
+        "revision": "refs/convert/parquet", "export_config": "plain_text",
+        "note": "Route: the hub's Parquet export of ybisk/piqa (main is the piqa.py loading script: tree "
+                "0a84d89d0d706919978da2108857355af5fc981e still has its dummy/ data), folder plain_text read as "
+                "plain_text/<split>/*.parquet; unpinned. Evidence: " + _HF + "/piqa/commits/refs%2Fconvert%2Fparquet/"
+                "plain_text (parquet-converter commits, \"Update parquet files\" c341f77) and .../plain_text/validation; "
+                "the train folder is inferred from the same layout, not listed.",
+    },
+    "hellaswag": {
+        "revision": "refs/convert/parquet", "export_config": "default",
+        "note": "Route: the hub's Parquet export of Rowan/hellaswag, folder default read as default/<split>/*.parquet; "
+                "unpinned. Evidence: main at 9c75cc00ec2e1f93893cbd25ba617ee30eb70d88 still holds hellaswag.py (tree "
+                "listing); the script is deleted only on the pull-request branch refs/pr/7 (commit "
+                "049e80830aedaee63cd025622acf83822eb46553, \"Delete loading script\"); the export lists "
+                "default/train/0000.parquet (" + _HF + "/Rowan/hellaswag/commits/refs%2Fconvert%2Fparquet/default/train/"
+                "0000.parquet, commit b0a1b0b).",
+    },
+    "winogrande": {
+        "revision": "refs/convert/parquet", "export_config": "winogrande_xl",
+        "note": "Route: the hub's Parquet export of allenai/winogrande, folder winogrande_xl read as "
+                "winogrande_xl/<split>/*.parquet; unpinned. Evidence: " + _HF + "/allenai/winogrande/tree/"
+                "refs%2Fconvert%2Fparquet/winogrande_xl/train lists 0000.parquet (2.06 MB); main carried the "
+                "winogrande.py script (tree refs/pr/3: winogrande.py, dataset_infos.json) and whether main has "
+                "dropped it was not seen (Parquet files appear at df8eb8fe2e3ab788ec6eada56b9203a86a34c93d, \"Add "
+                "'winogrande_xl' config data files\").",
+    },
     "cosmos_qa": {
         "note": "Route: the hub repo allenai/cosmos_qa as it is now (no-script Parquet, config default). Evidence: "
                 "the hub page shows dataset viewer rows and a dataset_info card without a script config "
