@@ -1189,6 +1189,15 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "dropped it was not seen (Parquet files appear at df8eb8fe2e3ab788ec6eada56b9203a86a34c93d, \"Add "
                 "'winogrande_xl' config data files\").",
     },
+    "lambada": {
+        "revision": "refs/convert/parquet", "export_config": "plain_text",
+        "note": "Route: the hub's Parquet export of cimec/lambada, folder plain_text read as plain_text/<split>/*.parquet; "
+                "unpinned. Evidence: the repo shipped lambada.py (tree 16be90d4173358633a4ccc09b1ca85a1696dd04e: "
+                "lambada.py, dummy/, dataset_infos.json) and a later main without it was not seen; the export holds "
+                "plain_text/validation (" + _HF + "/cimec/lambada/commits/refs%2Fconvert%2Fparquet/plain_text/"
+                "validation, parquet-converter commits, latest \"Update parquet files\" 9e5b49c on plain_text); the test "
+                "folder is inferred from the same layout.",
+    },
     "cosmos_qa": {
         "note": "Route: the hub repo allenai/cosmos_qa as it is now (no-script Parquet, config default). Evidence: "
                 "the hub page shows dataset viewer rows and a dataset_info card without a script config "
