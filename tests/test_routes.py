@@ -364,7 +364,7 @@ def test_export_routes_name_their_config_and_revision(catalog):
                                         "quartz_answer_question_based_on"}  # fmt: skip
     p3 = catalog.task("wiki_qa_Jeopardy_style").source
     assert p3.path == "bigscience/P3" and p3.options["export_config"] == "wiki_qa_Jeopardy_style"
-    assert p3.revision == "refs/convert/parquet"
+    assert p3.revision == "985469b111586131283ac28a9f92ef720c48a8fe"
     for t in routes:
         assert t.source.revision, t.name
         assert t.source.note and ("Evidence" in t.source.note or t.metadata.inversion_of), t.name

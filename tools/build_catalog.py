@@ -1534,18 +1534,25 @@ def load_drafts() -> dict[str, dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- t0sf
 
+#: Head of bigscience/P3's refs/convert/parquet branch (its commit list starts with it; the converter
+#: wrote one config per commit, 4a98c16 the first, and has not committed since).
+P3_EXPORT_COMMIT = "985469b111586131283ac28a9f92ef720c48a8fe"
 P3_NOTE = (
     "bigscience/P3 config {name}; split sizes in shared/reference/p3_subtasks.csv. FLAN reads the same data through "
     "TFDS huggingface:bigscience__p3/<subtask> (train split). Route: the hub's Parquet export (branch "
-    "refs/convert/parquet), folder {name} read as data_files {name}/<split>/*.parquet. Evidence: the main branch is "
-    "the P3.py loading script over tfrecords (tree at eebf82105ad8b692635572bcb5ba58e1b6d3c473: data/, P3.py, "
-    "io_utils.py, tasks_splits_and_features.py), which datasets>=4 refuses; "
+    "refs/convert/parquet), folder {name} read as data_files {name}/<split>/*.parquet, pinned to the branch head "
+    "985469b111586131283ac28a9f92ef720c48a8fe. Evidence: the main branch is the P3.py loading script over tfrecords "
+    "(tree at eebf82105ad8b692635572bcb5ba58e1b6d3c473: data/, P3.py, io_utils.py, tasks_splits_and_features.py), "
+    "which datasets>=4 refuses; "
     + _HF
-    + "/bigscience/P3/tree/"
-    "refs%2Fconvert%2Fparquet/ag_news_classify_question_first/train lists 0000.parquet (parquet-converter), i.e. one "
-    "folder per P3 config. That every one of the 193 configs is in the export is assumed from that layout, not "
-    "checked one by one; unpinned (the export is written over many converter commits, e.g. "
-    "cb2e9d449e5a9247efe483abf353c4eab84bfeab, and no single commit was seen to hold them all)."
+    + "/bigscience/P3/commits/refs%2Fconvert%2Fparquet lists 985469b as the "
+    'latest of the parquet-converter\'s "Update parquet files" commits (full id in '
+    + _HF
+    + "/bigscience/P3/commits/985469b111586131283ac28a9f92ef720c48a8fe); the first, "
+    "4a98c16b005c302806c20b74d0ad0199656f158e, adds the folder adversarial_qa_dbert_answer_the_following_q, and "
+    "the tree lists e.g. ag_news_classify_question_first/train/0000.parquet and "
+    "ai2_arc_ARC_Easy_i_am_hesitating/train/0000.parquet: one folder per P3 config. That every one of the 193 "
+    "configs is in the export is assumed from that layout, not checked one by one."
 )
 
 
@@ -1624,7 +1631,7 @@ def build_t0sf(refs: Refs) -> dict[str, Any]:
         t["metadata"] = Flow(md)
         tasks.append(t)
     defaults = {
-        "source": {"kind": "hf", "path": "bigscience/P3", "config": "{name}", "revision": "refs/convert/parquet", "splits": Flow({"train": "train", "validation": "validation"}),
+        "source": {"kind": "hf", "path": "bigscience/P3", "config": "{name}", "revision": P3_EXPORT_COMMIT, "splits": Flow({"train": "train", "validation": "validation"}),
                    "note": P3_NOTE, "export_config": "{name}"},
         "fields": {"inputs": "inputs_pretokenized | trim", "answer": "targets_pretokenized | trim"},
         "templates": FlowList(["t0_wrap"]),
