@@ -469,6 +469,15 @@ def test_catalog_raw_routes_from_a_source_dir(tmp_path, catalog):
     uq = tmp_path / "unified_qa_science_inst"
     uq.mkdir()
     (uq / "train.tsv").write_text("What melts ice? \\n (a) heat (b) cold\theat\n")
+    mn = tmp_path / "multi_news"
+    mn.mkdir()
+    (mn / "train.src.cleaned").write_text(
+        "First story.NEWLINE_CHAR Line two. ||||| Second story. |||||\nOther doc. ||||| \n",
+        encoding="utf-8",
+    )
+    (mn / "train.tgt").write_text(
+        "– A summary that starts with a dash.\n– Another one.\n", encoding="utf-8"
+    )
     want = {
         "wiki_dialog": (
             99,
@@ -481,6 +490,14 @@ def test_catalog_raw_routes_from_a_source_dir(tmp_path, catalog):
         ),
         "para_crawl_enes": (5, lambda r: r["target_text"].startswith("Hola")),
         "unified_qa_science_inst": (1, lambda r: r["answer"] == "heat"),
+        "multi_news": (
+            2,
+            lambda r: (
+                "NEWLINE_CHAR" not in r["document"]
+                and "|||||" not in r["document"]
+                and r["summary"].startswith("– ")
+            ),  # the leading dash is kept, as the hub script does
+        ),
     }
     for name, (n, ok) in want.items():
         task = catalog.task(name)
@@ -500,3 +517,36 @@ def test_catalog_show_prints_route_revision_and_evidence():
     assert '"export_config": "e2e_nlg"' in r.output and "Evidence:" in r.output
     r = CliRunner().invoke(main, ["catalog", "show", "wiki_dialog"])
     assert "kind=raw" in r.output and "storage.googleapis.com/gresearch" in r.output
+
+
+def test_pinned_revisions_are_full_commits_and_reach_every_task_of_the_repo(catalog):
+    """PINS names only full 40-hex commits (a short or expanded id would be a guess), and every
+    catalog task reading that repo from the hub carries the pinned commit and its evidence."""
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    try:
+        import build_catalog
+    finally:
+        sys.path.pop(0)
+    assert {"rajpurkar/squad_v2", "allenai/ai2_arc"} <= set(build_catalog.PINS)
+    for repo, (sha, seen) in build_catalog.PINS.items():
+        assert re.fullmatch(r"[0-9a-f]{40}", sha), repo
+        assert sha in seen or "huggingface.co" in seen, repo
+        tasks = [
+            t for t in catalog.tasks.values() if t.source.kind == "hf" and t.source.path == repo
+        ]
+        assert tasks, repo
+        for t in tasks:
+            assert t.source.revision == sha, (repo, t.name, t.source.revision)
+            note = t.source.note or ""
+            assert sha in note or note.startswith("Same source as"), (repo, t.name)
+
+
+def test_script_only_trec_says_how_to_supply_it(catalog):
+    task = catalog.task("trec")
+    assert task.source.path in hfmod.SCRIPT_ONLY_REPOS and not task.source.revision
+    with pytest.raises(SourceError, match=r"trec\.py loading script.*--source-dir trec=PATH"):
+        open_source(task.source).check()

@@ -1275,6 +1275,41 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "dev.tsv (validation), test.tsv; _generate_examples uses csv.reader(delimiter='\\t') and "
                 "row[0]/row[1].strip(); its dummy_data/ai2_science_middle/dev.tsv shows the two-column layout.",
     },  # fmt: skip
+    "multi_news": {
+        "kind": "raw", "path": "multi_news", "config": None,
+        "url": _HF + "/alexfabbri/multi_news/resolve/713d9814275decacf84b5b7dbe7a4cd3d21fc8d9/data",
+        "files": {"train": ["train.src.cleaned", "train.tgt"], "val": ["val.src.cleaned", "val.tgt"],
+                  "test": ["test.src.cleaned", "test.tgt"]},
+        "splits": {"train": "train", "validation": "val", "test": "test"},
+        "format": "line_pairs", "columns": ["document", "summary"], "replace": {"NEWLINE_CHAR": "\n"},
+        "manual": None,
+        "note": "Route: the source files the hub repo hosts itself (data/, added by \"Add data files\" 5b27e04 and "
+                "read by its script since \"Host multi_news data on the Hub instead of Google Drive (#4585)\", commit "
+                "713d9814275decacf84b5b7dbe7a4cd3d21fc8d9), read by flan_data.sources.raw: <split>.src.cleaned / "
+                "<split>.tgt line pairs (val is the validation split), each line stripped and NEWLINE_CHAR written "
+                "as a newline in the document. Evidence: main still ships the loading script, so load_dataset("
+                "'alexfabbri/multi_news') stops on datasets>=4: " + _HF + "/multi_news/tree/main lists "
+                "data/, .gitattributes, README.md, multi_news.py (head 38cb206 \"Delete legacy JSON metadata (#6)\"; "
+                "no dataset viewer, so no Parquet export was found); " + _HF + "/alexfabbri/multi_news/tree/"
+                "713d9814275decacf84b5b7dbe7a4cd3d21fc8d9 lists data/, dummy/, multi_news.py; " + _HF +
+                "/alexfabbri/multi_news/tree/main/data lists test.src.cleaned (69 MB), test.tgt, train.src.cleaned "
+                "(548 MB), train.tgt (58.8 MB), val.src.cleaned, val.tgt, all from 5b27e04, the parent of 713d981. "
+                "The line rules (strip; document NEWLINE_CHAR -> newline; summary stripped only, after \"Don't strip "
+                "proceeding hyphen (#4353)\") are from a public copy of the hub script's _generate_examples, not "
+                "from the hub file itself; TFDS multi_news reads the same six files. Splits: train 44972, "
+                "validation 5622, test 5622 (TFDS catalog).",
+    },  # fmt: skip
+    "trec": {
+        "manual": "CogComp/trec ships only its trec.py loading script (datasets>=4 cannot run it) and no Parquet "
+                  "export was found; load_dataset('CogComp/trec') where datasets<4 is installed and "
+                  "save_to_disk the result.",
+        "note": "Route: manual (--source-dir trec=PATH, a save_to_disk folder of CogComp/trec). Evidence: " + _HF +
+                "/CogComp/trec/tree/main lists .gitattributes, README.md and trec.py only (head eb1e45c \"Delete "
+                "legacy JSON metadata (#5)\", no dataset viewer tab); the PR trees refs/pr/2 and refs/pr/4 hold the "
+                "same script; no refs/convert/parquet listing for CogComp/trec was found. The script reads the "
+                "label files from cogcomp.seas.upenn.edu (train_5500.label, TREC_10.label), whose 'COARSE:fine "
+                "question' lines no raw format here parses.",
+    },  # fmt: skip
 }  # fmt: skip
 
 #: Commits pinned for hub repos that load as they are (no script): the commit whose tree or diff was seen
@@ -1298,6 +1333,22 @@ PINS: dict[str, tuple[str, str]] = {
         _HF
         + '/facebook/anli/commit/8e4813d81f46d313dac7892e1c28076917cfcdf9 ("Convert dataset to Parquet (#5)" on '
         "main: adds plain_text/{train,dev,test}_r{1,2,3}-00000-of-00001.parquet, deletes anli.py and dataset_infos.json)",
+    ),
+    "rajpurkar/squad_v2": (
+        "80596c4f2b9ffcd716039dfc7e564c4e491802ec",
+        _HF
+        + '/rajpurkar/squad_v2/commit/80596c4f2b9ffcd716039dfc7e564c4e491802ec ("Convert dataset to Parquet (#6)": '
+        "adds squad_v2/{train,validation}-00000-of-00001.parquet, deletes squad_v2.py and dataset_infos.json) and "
+        + _HF
+        + "/rajpurkar/squad_v2/tree/80596c4f2b9ffcd716039dfc7e564c4e491802ec (squad_v2/, .gitattributes, README.md; "
+        "the viewer lists subset squad_v2, train 130k / validation 11.9k rows)",
+    ),
+    "allenai/ai2_arc": (
+        "210d026faf9955653af8916fad021475a3f00453",
+        _HF
+        + '/allenai/ai2_arc/tree/210d026faf9955653af8916fad021475a3f00453 ("Add paper to dataset card (#5)" on main: '
+        'folders ARC-Challenge and ARC-Easy from "Convert dataset to Parquet (#4)", .gitattributes, README.md, no '
+        "ai2_arc.py; the PR tree refs/pr/4 lists ARC-Easy/{train,validation,test}-00000-of-00001.parquet)",
     ),
     "stanfordnlp/snli": (
         "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
