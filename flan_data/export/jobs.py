@@ -28,9 +28,9 @@ from ..errors import FlanDataError, RecordError
 from ..render import EMPTY_FEWSHOT, Exemplar, Renderer, drop_empty_fewshot, is_fewshot_format
 from ..seeding import derive_seed
 from ..sources import open_task_source
-from ..views import OutputSpec, add_views
+from ..views import FLAN_DUMP_FIELDS, MESSAGE_TYPE, MESSAGES_TYPE, OutputSpec, add_views
 from .permute import permute, unpermute
-from .writer import POS
+from .writer import POS, SCHEMA
 
 TRAIN = "train"
 POOL_SIZE = 512
@@ -191,7 +191,7 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             if len(_POOLS) >= 16:
                 _POOLS.pop(next(iter(_POOLS)))
             hit = _POOLS[key] = (built, pskip)
-        pool = list(hit[0])
+        pool = hit[0]  # shared, never modified: the renderer's exemplar cache keys on it
         for k_, n_ in hit[1].items():
             _count(skipped, k_, n_)
 
@@ -223,21 +223,21 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                 _count(skipped, EMPTY_FEWSHOT, n_empty)
             if dc is not None:
                 cols = dc.filter_rows(job.task, cols)
-            add_views(cols, job.output, template_index)
             for _, e in errs or ():
                 _count(skipped, _reason(e))
             rows = [items[i][0] for i in cols.pop("index")]
-            cols[POS] = pos[rows]
-            writer.add(cols)
+            writer.add(record_batch(cols, job.output, template_index, pos[rows]))
         pending.clear()
         n_pending = 0
 
+    # plain lists: indexing them per record is much cheaper than numpy scalars
+    recs_l, fmt_l, slots_l = recs.tolist(), fmt_k.tolist(), slots.tolist()
     if n_rows:
-        first = int(recs[0])
+        first = recs_l[0]
         for i, (eid, rec) in enumerate(src.read_range(TRAIN, first, hi), first):
             stats["read"] += 1
             seen = i + 1
-            if recs[j] != i:
+            if recs_l[j] != i:
                 continue
             try:
                 canon = tr.canonical(eid, rec, TRAIN)
@@ -247,14 +247,14 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                 if job.on_error == "fail":
                     raise
                 start = j
-                while j < n_rows and recs[j] == i:
+                while j < n_rows and recs_l[j] == i:
                     j += 1
                 _count(skipped, _reason(e), j - start)
                 if j >= n_rows:
                     break
                 continue
-            while j < n_rows and recs[j] == i:
-                k, slot = int(fmt_k[j]), int(slots[j])
+            while j < n_rows and recs_l[j] == i:
+                k, slot = fmt_l[j], slots_l[j]
                 pending.setdefault((k, slot // job.size), []).append((j, eid, rec, canon))
                 n_pending += 1
                 j += 1
@@ -302,6 +302,64 @@ READ_STATS = {"records_read": 0, "rows": 0}
 RUN_META = b"flan-data.shards"
 
 
+def record_batch(
+    cols: dict[str, Any],
+    output: OutputSpec,
+    template_index: Mapping[str, int],
+    positions: np.ndarray,
+) -> pa.RecordBatch:
+    """Rendered columns (:meth:`~flan_data.render.TaskRenderer.render_batch`) as one
+    Arrow record batch of the spill schema: each column built as an Arrow array
+    directly, the ``messages`` view assembled from the text arrays (no dict per
+    row) unless few-shot rows are split into turns; ``positions`` is ``_pos``."""
+    schema = spill_schema(output)
+    arrays: dict[str, pa.Array] = {}
+    for f in SCHEMA:
+        vals = cols[f.name]
+        arrays[f.name] = pa.array(vals, f.type)
+    turns = cols.pop("turns", None)
+    if output.messages:
+        if output.multiturn and turns is not None and any(t is not None for t in turns):
+            views = add_views({"inputs": cols["inputs"], "targets": cols["targets"], "collection": [],
+                               "task": [], "format": [], "template_id": [], "turns": turns},
+                              OutputSpec(messages=True, chat_fewshot="multiturn", system=output.system), {})  # fmt: skip
+            arrays["messages"] = pa.array(views["messages"], MESSAGES_TYPE)
+        else:
+            arrays["messages"] = messages_array(arrays["inputs"], arrays["targets"], output.system)
+    if "flan-dump" in output.columns:
+        views = add_views({k: cols[k] for k in ("inputs", "targets", "collection", "task", "format", "template_id")},
+                          OutputSpec(messages=False, columns=("flan-dump",)), template_index)  # fmt: skip
+        for f in FLAN_DUMP_FIELDS:
+            arrays[f.name] = pa.array(views[f.name], f.type)
+    arrays[POS] = pa.array(np.asarray(positions, dtype=np.int64), pa.int64())
+    return pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)
+
+
+def messages_array(inputs: pa.Array, targets: pa.Array, system: str | None = None) -> pa.Array:
+    """The single-turn ``messages`` column (see :func:`~flan_data.views.messages_for`)
+    built from the ``inputs`` and ``targets`` arrays: [system,] user, assistant.
+
+    >>> messages_array(pa.array(["2+2?"]), pa.array(["4"])).to_pylist()
+    [[{'role': 'user', 'content': '2+2?'}, {'role': 'assistant', 'content': '4'}]]
+    """
+    n = len(inputs)
+    parts = [inputs, targets]
+    roles = ["user", "assistant"]
+    if system is not None:
+        parts.insert(0, pa.array([system] * n, pa.string()))
+        roles.insert(0, "system")
+    k = len(parts)
+    # row r's turns are rows r, n + r, 2n + r of the concatenation
+    idx = (
+        np.arange(n, dtype=np.int64)[:, None] + np.arange(k, dtype=np.int64)[None, :] * n
+    ).ravel()
+    contents = pa.concat_arrays(parts).take(pa.array(idx))
+    role = pa.array(roles, pa.string()).take(pa.array(np.tile(np.arange(k, dtype=np.int64), n)))
+    values = pa.StructArray.from_arrays([role, contents], fields=list(MESSAGE_TYPE))
+    offsets = pa.array(np.arange(0, k * n + 1, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, values, type=MESSAGES_TYPE)
+
+
 class _RunWriter:
     """Buffers rendered rows and writes them as sorted runs: one Arrow file per
     ``flush_rows`` rows, ordered by global position, one record batch per
@@ -312,15 +370,15 @@ class _RunWriter:
     def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, flush_rows: int = 50_000):
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
         self.schema = schema
-        self.buf: list[dict[str, Any]] = []
+        self.buf: list[pa.RecordBatch] = []
         self.n_buf = 0
         self.rows = 0
         self.part = 0
         self.shards: set[int] = set()
 
-    def add(self, cols: dict[str, Any]) -> None:
-        self.buf.append(cols)
-        self.n_buf += len(cols[POS])
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.buf.append(batch)
+        self.n_buf += batch.num_rows
         if self.n_buf >= self.flush_rows:
             self._write()
 
@@ -329,17 +387,10 @@ class _RunWriter:
             return
         import pyarrow.ipc as ipc
 
-        cols = {
-            f.name: (
-                np.concatenate([b[f.name] for b in self.buf])
-                if f.name == POS
-                else [x for b in self.buf for x in b[f.name]]
-            )
-            for f in self.schema
-        }
-        pos = cols[POS]
+        table = pa.Table.from_batches(self.buf, schema=self.schema)
+        pos = table.column(POS).to_numpy()
         order = np.argsort(pos, kind="stable")
-        table = pa.table(cols, schema=self.schema).take(pa.array(order))
+        table = table.take(pa.array(order))
         pos = pos[order]
         shard_of = pos // self.shard_rows
         cuts = np.flatnonzero(np.diff(shard_of)) + 1
