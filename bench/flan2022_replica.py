@@ -271,6 +271,7 @@ def fstring_pipeline(root: Path, out: Path, limit: int | None = None) -> int:
     """The baseline: read the same files, format with f-strings, write Arrow
     (at most ``limit`` records of each source file when given)."""
     import itertools
+
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
