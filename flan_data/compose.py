@@ -63,18 +63,52 @@ def compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
 _EXAMPLES: dict[tuple[int, str, str], tuple[FewShotStyle, str]] = {}
 
 
-def compose_example_uncached(inputs: str, targets: str, style: FewShotStyle) -> str:
-    """:func:`compose_example` without its memo: for texts that never recur
-    (an exemplar rendered under one row's option style)."""
-    return _compose_example(inputs, targets, style)
+def compose_example_uncached(
+    inputs: str,
+    targets: str,
+    style: FewShotStyle,
+    labelled: bool | None = None,
+    cued: bool | None = None,
+) -> str:
+    """:func:`compose_example` without its memo, for texts that never recur (an
+    exemplar rendered under one row's option style). ``labelled`` and ``cued``,
+    when given, are ``starts_with_label(inputs)`` and ``ends_with_cue(inputs)``,
+    known to the caller (they depend on the text's first 64 characters and its
+    last line only)."""
+    return _compose_example(inputs, targets, style, labelled, cued)
 
 
-def _compose_example(inputs: str, targets: str, style: FewShotStyle) -> str:
-    lead = "" if starts_with_label(inputs) else style.input_prefix
-    if ends_with_cue(inputs):
+def _compose_example(
+    inputs: str,
+    targets: str,
+    style: FewShotStyle,
+    labelled: bool | None = None,
+    cued: bool | None = None,
+) -> str:
+    if labelled is None:
+        labelled = starts_with_label(inputs)
+    lead = "" if labelled else style.input_prefix
+    if cued is None:
+        cued = ends_with_cue(inputs)
+    if cued:
         return lead + inputs + " " + targets
-    tp = "" if starts_with_label(targets) else style.target_prefix
+    tp = "" if _target_labelled(targets) else style.target_prefix
     return lead + inputs + _delimiter(inputs, style) + tp + targets
+
+
+def _target_labelled(targets: str) -> bool:
+    # targets recur (option texts, "(A)"): short ones are memoised
+    if len(targets) > 64:
+        return starts_with_label(targets)
+    hit = _TARGET_LABEL.get(targets)
+    if hit is None:
+        if len(_TARGET_LABEL) > 1 << 14:
+            _TARGET_LABEL.clear()
+        hit = _TARGET_LABEL[targets] = starts_with_label(targets)
+    return hit
+
+
+_TARGET_LABEL: dict[str, bool] = {}
 
 
 def compose_query(inputs: str, style: FewShotStyle, targets: str = "") -> str:

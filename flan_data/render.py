@@ -49,6 +49,7 @@ from .options import ALL_STYLES, PLAIN, OptionStyle, format_options
 from .seeding import SeedPrefix, choose, derive_seed, mix64, purpose_salt
 from .specs import FORMATS, OPTION_STYLES, FewShotStyle, RenderedExample, TaskSpec
 from .templates import CompiledTemplate, TemplateEngine
+from .textcheck import ends_with_cue, starts_with_label
 
 
 @dataclass(frozen=True)
@@ -662,16 +663,53 @@ class TaskRenderer:
         if len(cache.entries) > _FS_CACHE_MAX:  # bounded: tasks with huge pools or many templates
             cache.entries.clear()
             cache.fields_ok.clear()
+            cache.pool = None
         entries = cache.entries
-        batch: dict[tuple, Any] = {}  # exemplar-field entries: this batch only
-        picker = ExemplarPicker([e.example_id for e in pool], cfg.shots) if field is None else None
         todo: dict[tuple, tuple] = {}  # key -> (ct, exemplar, style, mode)
         plans = []
-        for r in rows:
-            idx, eid, canon, base, ct, style = r
-            fs = self._styles[mix64(base, _SALT_FSSTYLE) % len(self._styles)]
-            keys = []
-            if field is not None:
+        styles, n_styles = self._styles, len(self._styles)
+        if field is None:
+            meta = cache.pool
+            if meta is None or meta[0] is not pool or meta[1].k != cfg.shots:
+                has_opts = [bool(e.fields.get("options")) for e in pool]
+                # per pool entry: it has options and can be split (no placeholder character)
+                splittable = [h and _safe_fields(cache, e) for h, e in zip(has_opts, pool)]
+                picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
+                meta = cache.pool = (pool, picker, has_opts, splittable)
+            _, picker, has_opts, splittable = meta
+            split_of = cache.split
+            for r in rows:
+                ct, style = r[4], r[5]
+                ctid = ct.spec.id
+                fs = styles[mix64(r[3], _SALT_FSSTYLE) % n_styles]
+                picks = picker.pick(r[1], mix64(r[3], _SALT_EXEMPLARS))
+                if style is None:
+                    split = False
+                else:
+                    split = split_of.get(ctid)
+                    if split is None:
+                        split = split_of[ctid] = _split_form(self.engine, ct)
+                keys = []
+                for j in picks:
+                    ex = pool[j]
+                    if style is None or not has_opts[j]:  # no option block: one render
+                        key, mode = (ctid, None, id(ex)), _REAL
+                    elif split and splittable[j]:
+                        key, mode = (ctid, _SPLIT, id(ex)), _SPLIT
+                    else:
+                        key, mode = (ctid, id(style), id(ex)), _REAL
+                    if key not in entries and key not in todo:
+                        todo[key] = (ct, ex, style, mode)
+                    keys.append((key, ex))
+                plans.append((r, fs, keys))
+            if todo:
+                self._render_exemplars(todo, entries, cache, errors)
+            batch = entries
+        else:
+            batch = {}  # exemplar-field entries: this batch only
+            for r in rows:
+                idx, eid, canon, base, ct, style = r
+                fs = styles[mix64(base, _SALT_FSSTYLE) % n_styles]
                 val = canon.get(field)
                 if not isinstance(val, list | tuple):
                     e = RecordError(
@@ -681,95 +719,95 @@ class TaskRenderer:
                         raise e
                     errors.append((idx, e))
                     continue
-                chosen = [Exemplar(f"{field}[{j}]", x) for j, x in enumerate(val[: cfg.shots])]
-                for ex in chosen:
+                keys = []
+                for j, x in enumerate(val[: cfg.shots]):
+                    ex = Exemplar(f"{field}[{j}]", x)
                     # keyed by the field's position, as before: the first row of
                     # the batch that asks for it renders it
                     key = (ct.spec.id, id(style), ex.example_id)
-                    if key not in batch and key not in todo:
+                    if key not in todo:
                         todo[key] = (ct, ex, style, _REAL)
-                    keys.append(key)
-            else:
-                chosen = [pool[j] for j in picker.pick(eid, mix64(base, _SALT_EXEMPLARS))]
-                for ex in chosen:
-                    key, mode = self._exemplar_key(cache, ct, style, ex)
-                    if key not in entries and key not in todo:
-                        todo[key] = (ct, ex, style, mode)
-                    keys.append(key)
-            plans.append((r, fs, chosen, keys))
-        if todo:
-            self._render_exemplars(todo, batch if field is not None else entries, cache, errors)
-        if field is None:
-            batch = entries
+                    keys.append((key, ex))
+                plans.append((r, fs, keys))
+            if todo:
+                self._render_exemplars(todo, batch, cache, errors)
         queries = self._render_rows([p[0] for p in plans], errors)
         style_tokens = cache.style_tokens
         bound = type(tok) is WhitespaceTokenizer
+        budget = cfg.budget
         lim = self.engine.env.limits.output_chars
         out = {}
-        for r, fs, chosen, keys in plans:
+        for r, fs, keys in plans:
             q = queries.get(r[0])
             if q is None:
                 continue
             qi, qt = q[0], q[1]
             style = r[5]
-            st = style_tokens.get(fs.id)
+            fsid = fs.id
+            st = style_tokens.get(fsid)
             if st is None:
-                st = style_tokens[fs.id] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
-            # (exemplar, input, target, entry, composed text or None)
-            got = []
-            for ex, key in zip(chosen, keys):
+                st = style_tokens[fsid] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
+            ins, tgs, ents, ids = [], [], [], []
+            words = (len(qi) + len(qt)) // 2 + 1 + st  # an upper bound of the whitespace words
+            opts = block = None
+            for key, ex in keys:
                 e = batch[key]
                 if e is None:
                     continue  # an exemplar the template fails on is left out of the prompts
                 if e[0] is _SPLIT:
-                    i, t = _fill(e, ex.fields, style)
+                    fields = ex.fields
+                    o = fields["options"]
+                    if o is not opts:
+                        opts = o
+                        block, targets = format_options(o, style)
+                    i, t = e[1], e[2]
+                    if e[6]:
+                        i = i.replace(_SENT_BLOCK, block)
+                    if e[7]:
+                        t = t.replace(_SENT_BLOCK, block)
+                    if e[5] is not None:
+                        a = targets[e[5]]
+                        i, t = i.replace(_SENT_ANSWER, a), t.replace(_SENT_ANSWER, a)
                     if len(i) + len(t) > lim:
                         continue  # the render under this style exceeds the output limit
-                    got.append((ex, i.strip(), t.strip(), e, None))
+                    i, t = i.strip(), t.strip()
                 else:
-                    got.append((ex, e[1], e[2], e, e[4].get(fs.id)))
+                    i, t = e[1], e[2]
+                ins.append(i)
+                tgs.append(t)
+                ents.append(e)
+                ids.append(ex.example_id)
+                words += (len(i) + len(t)) // 2 + 1 + st
+            n = len(ins)
             # Whitespace words: a text of L characters holds at most (L + 1) // 2,
             # so when that bound fits the budget every exemplar fits and no
             # text needs splitting (the common case; same result as counting).
-            if bound and (
-                sum((len(g[1]) + len(g[2])) // 2 + 1 + st for g in got)
-                + (len(qi) + len(qt)) // 2
-                + 1
-                + st
-                <= cfg.budget
-            ):
-                n = len(got)
-            else:
+            if not bound or words > budget:
                 counts = []
-                for g in got:
-                    e = g[3]
+                for i, t, e in zip(ins, tgs, ents):
                     if e[0] is _SPLIT:
                         c = e[3].get(id(style))
                         if c is None:
-                            c = e[3][id(style)] = tok.count(g[1]) + tok.count(g[2])
+                            c = e[3][id(style)] = tok.count(i) + tok.count(t)
                     else:
                         c = e[3]
                         if c is None:
-                            c = e[3] = tok.count(g[1]) + tok.count(g[2])
+                            c = e[3] = tok.count(i) + tok.count(t)
                     counts.append(c + st)
-                n = fit_count(counts, tok.count(qi) + st + tok.count(qt), cfg.budget)
+                n = fit_count(counts, tok.count(qi) + st + tok.count(qt), budget)
             parts = []
-            for g in got[:n]:
-                text = g[4]
-                if text is None:
-                    text = compose_example_uncached(g[1], g[2], fs)
-                    if g[3][0] is not _SPLIT:
-                        g[3][4][fs.id] = text
-                parts.append(text)
+            for k in range(n):
+                e = ents[k]
+                if e[0] is _SPLIT:
+                    parts.append(compose_example_uncached(ins[k], tgs[k], fs, e[8], e[9]))
+                else:
+                    text = e[4].get(fsid)
+                    if text is None:
+                        text = e[4][fsid] = compose_example_uncached(ins[k], tgs[k], fs)
+                    parts.append(text)
             parts.append(compose_query(qi, fs, qt))
-            pairs = [(g[1], g[2]) for g in got[:n]]
-            out[r[0]] = (
-                join_parts(parts, fs),
-                qt,
-                fs.id,
-                [g[0].example_id for g in got[:n]],
-                (pairs, qi),
-            )
+            pairs = list(zip(ins[:n], tgs[:n]))
+            out[r[0]] = (join_parts(parts, fs), qt, fs.id, ids[:n], (pairs, qi))
         return out
 
     def _fewshot_cache(self) -> _FewShotCache:
@@ -778,20 +816,11 @@ class TaskRenderer:
             c = self.__dict__["_fs_cache"] = _FewShotCache()
         return c
 
-    def _exemplar_key(self, cache: _FewShotCache, ct: CompiledTemplate, style: OptionStyle | None, ex: Exemplar) -> tuple[tuple, int]:  # fmt: skip
-        """The cache key of pool exemplar ``ex`` under ``ct`` and the row's option style."""
-        if style is None or not ex.fields.get("options"):
-            return (ct.spec.id, None, id(ex)), _REAL  # no option block: one render
-        split = cache.split.get(ct.spec.id)
-        if split is None:
-            split = cache.split[ct.spec.id] = _split_form(self.engine, ct)
-        if split and _safe_fields(cache, ex):
-            return (ct.spec.id, _SPLIT, id(ex)), _SPLIT
-        return (ct.spec.id, id(style), id(ex)), _REAL
-
     def _render_exemplars(self, todo: dict[tuple, tuple], dest: dict[tuple, Any], cache: _FewShotCache, errors) -> None:  # fmt: skip
         """Render the exemplars of ``todo`` (grouped by template) into ``dest``:
-        ``[_SPLIT, raw input, raw target, {style: tokens}, exemplar, style-dependent answer]`` or
+        ``[_SPLIT, raw input, raw target, {style: tokens}, exemplar, answer's option index
+        or None, block in input, block in target, input labelled, input cued]`` (the last
+        two None where the style decides) or
         ``[_REAL, input, target, tokens, {few-shot style: composed}, exemplar, style]``;
         None where the template fails on the exemplar."""
         groups: dict[tuple[str, int], list[tuple[tuple, tuple]]] = {}
@@ -837,8 +866,13 @@ class TaskRenderer:
                 if t is None:
                     dest[key] = None
                 elif mode is _SPLIT:
-                    ans = ct.uses_options and "answer" in ex.fields
-                    dest[key] = [_SPLIT, t[0], t[1], {}, ex, ans]
+                    f = ex.fields
+                    ans = None  # the answer's option index, when the answer is lettered
+                    if ct.uses_options and "answer" in f:
+                        ans = f["options"].index(str(f["answer"]))
+                    i, g = t
+                    dest[key] = [_SPLIT, i, g, {}, ex, ans, _SENT_BLOCK in i, _SENT_BLOCK in g,
+                                 *_fixed_cues(i)]  # fmt: skip
                 else:
                     dest[key] = [_REAL, t[0].strip(), t[1].strip(), None, {}, ex, style]
 
@@ -852,14 +886,48 @@ class TaskRenderer:
         picker = None
         if pool is not None and self.task.exemplar_field is None:
             picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
-        for r in rows:
+        budget = cfg.budget
+        bound = type(tok) is WhitespaceTokenizer
+        # Every row first renders with all its exemplars: those renders run as one
+        # batch per template. A row over the budget then re-renders with fewer,
+        # as before; a template group that fails renders row by row (same errors).
+        picked: list[tuple[list[Any], list[str]] | None] = []
+        groups: dict[str, list[int]] = {}
+        for k, r in enumerate(rows):
+            try:
+                picked.append(self._own_exemplars(r[2], r[1], pool, r[3], picker))
+            except RecordError:
+                picked.append(None)  # raised again, in row order, below
+                continue
+            groups.setdefault(r[4].spec.id, []).append(k)
+        first: dict[int, tuple[str, str]] = {}
+        for ks in groups.values():
+            ct = rows[ks[0]][4]
+            jobs = [({**rows[k][2], "exemplars": picked[k][0]}, rows[k][5], rows[k][1]) for k in ks]
+            try:
+                texts = self._render_group(ct, jobs)
+            except RecordError:
+                continue
+            for k, t in zip(ks, texts):
+                first[k] = t
+        for k, r in enumerate(rows):
             idx, eid, canon, base, ct, style = r
             try:
-                exs, ids = self._own_exemplars(canon, eid, pool, base, picker)
+                exs, ids = picked[k] or self._own_exemplars(canon, eid, pool, base, picker)
                 n = len(exs)
                 while True:
-                    inputs, targets = self._render(ct, {**canon, "exemplars": exs[:n]}, style, eid)
-                    if n == 0 or tok.count(inputs) + tok.count(targets) <= cfg.budget:
+                    if n == len(exs) and k in first:
+                        inputs, targets = first[k]
+                    else:
+                        inputs, targets = self._render(
+                            ct, {**canon, "exemplars": exs[:n]}, style, eid
+                        )
+                    if n == 0:
+                        break
+                    # whitespace words: at most (L + 1) // 2 in L characters
+                    if bound and (len(inputs) + 1) // 2 + (len(targets) + 1) // 2 <= budget:
+                        break
+                    if tok.count(inputs) + tok.count(targets) <= budget:
                         break
                     n -= 1
             except RecordError as e:
@@ -954,7 +1022,7 @@ class _FewShotCache:
     entry holds the exemplar, so its id is not reused while cached).
     ``renders`` counts exemplar renders (tests count work with it)."""
 
-    __slots__ = ("entries", "split", "fields_ok", "style_tokens", "renders")
+    __slots__ = ("entries", "split", "fields_ok", "style_tokens", "renders", "pool")
 
     def __init__(self) -> None:
         self.entries: dict[tuple, Any] = {}
@@ -962,6 +1030,9 @@ class _FewShotCache:
         self.fields_ok: dict[int, tuple[Exemplar, bool]] = {}
         self.style_tokens: dict[str, int] = {}
         self.renders = 0
+        # (pool list, its picker, has options, splittable) for the last pool seen:
+        # chunk jobs and batches reuse one pool list
+        self.pool: tuple | None = None
 
 
 def _split_form(engine: TemplateEngine, ct: CompiledTemplate) -> bool:
@@ -1000,15 +1071,29 @@ def _split_context(fields: Mapping[str, Any], ct: CompiledTemplate) -> dict[str,
     return ctx
 
 
-def _fill(e: list[Any], fields: Mapping[str, Any], style: OptionStyle) -> tuple[str, str]:
-    """The raw (unstripped) input and target of split entry ``e`` under ``style``."""
-    opts = fields["options"]
-    block, targets = format_options(opts, style)
-    i, t = e[1].replace(_SENT_BLOCK, block), e[2].replace(_SENT_BLOCK, block)
-    if e[5]:
-        a = targets[opts.index(str(fields["answer"]))]
-        i, t = i.replace(_SENT_ANSWER, a), t.replace(_SENT_ANSWER, a)
-    return i, t
+def _fixed_cues(raw: str) -> tuple[bool | None, bool | None]:
+    """``starts_with_label`` and ``ends_with_cue`` of every text a split raw input
+    fills in to, where no placeholder can change them (None where one can).
+
+    The label test reads the first 64 characters of the stripped text, the cue
+    test its last line: fixed when the first placeholder lies beyond the first
+    64 characters, and when a line break follows the last placeholder.
+    """
+    head = raw.lstrip()
+    k = head.find(_SENT_CHAR)
+    labelled = None
+    if k < 0:
+        labelled = starts_with_label(head.rstrip())
+    elif len(head[:k].rstrip()) >= 64:  # whatever fills in, these 64 characters lead
+        labelled = starts_with_label(head[:64])
+    tail = raw.rstrip()
+    k = tail.rfind("\ue001")
+    cued = None
+    if k < 0 and _SENT_CHAR not in tail:
+        cued = ends_with_cue(tail.strip())
+    elif k >= 0 and "\n" in tail[k:]:
+        cued = ends_with_cue(tail)
+    return labelled, cued
 
 
 def _safe_fields(cache: _FewShotCache, ex: Exemplar) -> bool:

@@ -16,6 +16,7 @@ from flan_data.export import export_mixture
 from flan_data.export import jobs as jobsmod
 from flan_data.fewshot import CallableTokenizer
 from flan_data.render import RenderConfig, TaskRenderer
+from flan_data.templates import TemplateEngine
 
 # (id, input, target, splittable): templates that print the option block or the
 # lettered answer in every way the splitter must tell apart
@@ -26,6 +27,8 @@ TEMPLATES = [
     ("loop", "{% for o in options %}{{ o }};{% endfor %}{{ premise }}{{ options_block }}", "{{ answer }}", True),
     ("strip", "{{- options_block -}}  {{ premise }}  ", "  {{ answer }}", True),
     ("text", "Q: {{ premise }}\nA:", "{{ answer_text }}", True),
+    ("long", "Question: read the statement below with care and say what follows from it. {{ premise }}{{ options_block }}", "{{ answer }}", True),
+    ("long_cue", "Question: read the statement below with care and say what follows from it.\n{{ premise }}{{ options_block }}\nA:", "{{ answer }}", True),
     ("filter", "{{ premise }}{{ options_block | upper }}", "{{ answer }}", False),
     ("test", "{% if options_block %}With options.{% endif %}{{ premise }}{{ options_block }}", "{{ answer }}", False),
     ("captured", "{% set x %}{{ options_block }}{% endset %}{{ premise }}{{ x | lower }}", "{{ answer }}", False),
@@ -179,6 +182,76 @@ def test_exemplar_renders_per_task_across_chunk_jobs(tmp_path, h, monkeypatch):
             )
     pairs = {(r["template_id"], e) for r in rows for e in r["exemplar_ids"]}
     assert len(batches) >= 8  # 400 rows in chunk jobs of 50
-    assert len(renders) < len(batches)  # later chunks find their exemplars rendered
+    # at most one render per (template, pool entry), though 400 rows use 1,200 exemplars
+    assert sum(renders) <= len(TEMPLATES) * 20 < 3 * 400
+    assert renders[-1] < renders[0]  # later chunks find most of theirs rendered
     assert sum(renders) == len(pairs)
     assert len(json.loads((tmp_path / "o" / "manifest.json").read_text())["shards"]) >= 1
+
+
+OWN = {
+    "sets": {
+        "own": {
+            "kind": "few_shot",
+            "templates": [
+                {"id": "own-01", "input": "{{ definition }}\n\n{% for ex in exemplars %}In: {{ ex.input }}\nOut: {{ ex.output }}\n\n{% endfor %}In: {{ input }}\nOut:", "target": "{{ output }}"},
+                {"id": "own-02", "input": "{{ definition }}\n{% for ex in exemplars %}{{ ex.input }} -> {{ ex.output }}\n{% endfor %}{{ input }} ->", "target": "{{ output }}"},
+            ],
+        }
+    }
+}  # fmt: skip
+
+
+def _own_catalog(make_catalog):
+    task = {"name": "nv", "source": {"kind": "jsonl", "path": "/nonexistent"}, "templates": ["own"],
+            "fields": {"definition": "definition", "input": "input", "output": "output",
+                       "positive_examples": "positive_examples"},
+            "exemplars": "field:positive_examples"}  # fmt: skip
+    cat = make_catalog(templates=OWN, tasks=[task], samples={})
+    recs = [
+        {"definition": "Add one to the number. " * (i % 4), "input": str(i), "output": str(i + 1),
+         "positive_examples": [{"input": " ".join(["w"] * (j + i % 7)), "output": str(j)} for j in range(i % 5)]}
+        for i in range(300)
+    ]  # fmt: skip
+    return cat, [(f"e{i}", r) for i, r in enumerate(recs)]
+
+
+@pytest.mark.parametrize("budget", [1920, 30, 12])
+def test_own_fewshot_templates_render_in_batches_with_the_same_bytes(
+    make_catalog, monkeypatch, budget
+):
+    cat, items = _own_catalog(make_catalog)
+    calls = []
+    real_render = TemplateEngine.render
+
+    def counting(self, ct, ctx):
+        calls.append(ct.spec.id)
+        return real_render(self, ct, ctx)
+
+    monkeypatch.setattr(TemplateEngine, "render", counting)
+    outs = []
+    for batched in (True, False):
+        if not batched:  # the reference: each row rendered on its own, as before
+            monkeypatch.setattr(TaskRenderer, "_render_group", _refuse)
+        tr = Renderer(cat, RenderConfig(budget=budget)).task_renderer("nv")
+        calls.clear()
+        cols = {}
+        for fmt in ("fs_opt", "fs_noopt"):
+            for s in range(0, len(items), 64):
+                got = tr.render_batch(items[s : s + 64], split="train", fmt=fmt, seed=1)
+                for k, v in got.items():
+                    cols.setdefault(k, []).extend(v)
+        outs.append(cols)
+        if batched and budget == 1920:
+            assert calls == []  # nothing over the budget: every row rendered in a batch
+        if batched and budget == 12:
+            assert len(calls) > 0  # rows over the budget re-render with fewer exemplars
+    assert outs[0] == outs[1]
+    n_ex = [len(x) for x in outs[0]["exemplar_ids"]]
+    assert max(n_ex) == 3 if budget == 1920 else min(n_ex) == 0
+
+
+def _refuse(self, ct, jobs):
+    from flan_data.errors import RecordError
+
+    raise RecordError("nv", jobs[0][2], "forced per-row rendering")

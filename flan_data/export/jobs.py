@@ -191,7 +191,7 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
             if len(_POOLS) >= 16:
                 _POOLS.pop(next(iter(_POOLS)))
             hit = _POOLS[key] = (built, pskip)
-        pool = list(hit[0])
+        pool = hit[0]  # shared, never modified: the renderer's exemplar cache keys on it
         for k_, n_ in hit[1].items():
             _count(skipped, k_, n_)
 
