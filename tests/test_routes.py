@@ -364,7 +364,7 @@ def test_export_routes_name_their_config_and_revision(catalog):
                                         "quartz_answer_question_based_on"}  # fmt: skip
     p3 = catalog.task("wiki_qa_Jeopardy_style").source
     assert p3.path == "bigscience/P3" and p3.options["export_config"] == "wiki_qa_Jeopardy_style"
-    assert p3.revision == "refs/convert/parquet"
+    assert p3.revision == "985469b111586131283ac28a9f92ef720c48a8fe"
     for t in routes:
         assert t.source.revision, t.name
         assert t.source.note and ("Evidence" in t.source.note or t.metadata.inversion_of), t.name
@@ -379,4 +379,174 @@ def test_manifest_records_the_route_actually_read(catalog):
     assert got["wiki_dialog"]["url"].startswith("https://storage.googleapis.com/gresearch/")
     assert got["e2e_nlg"]["revision"] == "fa9e3488f9ac7174a4e9e6fae0e645e13a8dca78"
     assert got["e2e_nlg"]["export_config"] == "e2e_nlg"
-    assert got["quac"]["revision"] == "refs/convert/parquet"
+    assert got["quac"]["revision"] == "aee041af3f5f00db50878b2a4a0ad1de8998a7a7"
+
+
+# ----------------------------------------------------------------------------- catalog routes end to end
+
+
+def _export_dir(root, cfg, splits):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for split, recs in splits.items():
+        d = root / cfg / split
+        d.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(recs), d / "0000.parquet")
+    return root
+
+
+def _render(catalog, task, src, split="train"):
+    from flan_data.render import Renderer
+
+    tr = Renderer(catalog).task_renderer(task)
+    return [tr.canonical(i, r, split=split) for i, r in src.read(split)]
+
+
+def test_catalog_export_routes_on_fixtures(tmp_path, catalog):
+    """The catalog's export routes and field expressions on Parquet-export folders in the
+    schema of each config (GEM e2e_nlg, P3, quac with its explode rule)."""
+    import dataclasses
+
+    pytest.importorskip("datasets")
+    from flan_data.sources import with_rules
+
+    e2e = {"gem_id": "e2e-1", "gem_parent_id": "e2e-1", "meaning_representation": "name[Aromi]",
+           "target": "Aromi is a cafe.", "references": ["Aromi is a cafe."]}  # fmt: skip
+    p3 = {
+        "inputs": [1, 2],
+        "inputs_pretokenized": "Q? ",
+        "targets": [3],
+        "targets_pretokenized": " A",
+    }
+    quac = {"dialogue_id": "d1", "context": "Some text. CANNOTANSWER", "questions": ["q1?", "q2?"],
+            "orig_answers": {"texts": ["a1", "CANNOTANSWER"], "answer_starts": [0, -1]}}  # fmt: skip
+    cases = {
+        "e2e_nlg": ({"train": [e2e] * 203, "validation": [e2e]}, {"data": "name[Aromi]"}),
+        "wiki_qa_Jeopardy_style": (
+            {"train": [p3] * 203, "validation": [p3]},
+            {"inputs": "Q?", "answer": "A"},
+        ),
+        "quac": (
+            {"train": [quac], "validation": [quac]},
+            {"context": "Some text.", "question": "q1?"},
+        ),
+    }
+    for name, (splits, want) in cases.items():
+        task = catalog.task(name)
+        cfg = task.source.options["export_config"]
+        root = _export_dir(tmp_path / name, cfg, splits)
+        spec = dataclasses.replace(task.source, path=str(root), revision=None)
+        rows = _render(catalog, task, with_rules(open_source(spec), task))
+        assert rows and all(rows[0][k] == v for k, v in want.items()), (name, rows[0])
+        if name == "quac":
+            assert [r["answer"] for r in rows] == ["a1", "CANNOTANSWER"]
+
+
+def test_catalog_raw_routes_from_a_source_dir(tmp_path, catalog):
+    """--source-dir TASK=PATH with the release files in their real layout, read through the
+    catalog's own route, record rules and field expressions."""
+    from flan_data.sources import open_task_source
+
+    wd = tmp_path / "wiki_dialog"
+    wd.mkdir()
+    for i in range(99):
+        with gzip.open(wd / f"data_train.jsonl-{i:05}-of-00099.gz", "wt") as fh:
+            fh.write(json.dumps(dialog(i)) + "\n")
+    gw = tmp_path / "gigaword"
+    gw.mkdir()
+    with zipfile.ZipFile(gw / "ggw_data.zip", "w") as zf:
+        zf.writestr("org_data/train.src.txt", "a <unk> b\nclean document\nhas # sign\n")
+        zf.writestr("org_data/train.tgt.txt", "t1\nclean title\nt3\n")
+    sc = tmp_path / "story_cloze"
+    sc.mkdir()
+    rows = "".join(f'"s{i}","A.","B.","C.","D.","E1.","E2.","{1 + i % 2}"\n' for i in range(203))
+    (sc / "cloze_test_val__spring2016 - cloze_test_ALL_val.csv").write_text("h\n" + rows)
+    pc = tmp_path / "para_crawl_enes"
+    pc.mkdir()
+    with gzip.open(pc / "en-es.bicleaner07.txt.gz", "wt", encoding="utf-8") as fh:
+        fh.write("".join(f"Hello {i}.\tHola {i}.\n" for i in range(5)))
+    uq = tmp_path / "unified_qa_science_inst"
+    uq.mkdir()
+    (uq / "train.tsv").write_text("What melts ice? \\n (a) heat (b) cold\theat\n")
+    mn = tmp_path / "multi_news"
+    mn.mkdir()
+    (mn / "train.src.cleaned").write_text(
+        "First story.NEWLINE_CHAR Line two. ||||| Second story. |||||\nOther doc. ||||| \n",
+        encoding="utf-8",
+    )
+    (mn / "train.tgt").write_text(
+        "– A summary that starts with a dash.\n– Another one.\n", encoding="utf-8"
+    )
+    want = {
+        "wiki_dialog": (
+            99,
+            lambda r: r["answer"] in ("S1.", "S2.") and r["question"].endswith("?"),
+        ),
+        "gigaword": (1, lambda r: r["document"] == "clean document"),  # UNK and '#' rows filtered
+        "story_cloze": (
+            3,
+            lambda r: r["answer"] in ("E1.", "E2.") and r["context"] == "A. B. C. D.",
+        ),
+        "para_crawl_enes": (5, lambda r: r["target_text"].startswith("Hola")),
+        "unified_qa_science_inst": (1, lambda r: r["answer"] == "heat"),
+        "multi_news": (
+            2,
+            lambda r: (
+                "NEWLINE_CHAR" not in r["document"]
+                and "|||||" not in r["document"]
+                and r["summary"].startswith("– ")
+            ),  # the leading dash is kept, as the hub script does
+        ),
+    }
+    for name, (n, ok) in want.items():
+        task = catalog.task(name)
+        src = open_task_source(catalog, task, choice="real", source_dirs={name: tmp_path / name})
+        rows = _render(catalog, task, src)
+        assert len(rows) == n and all(ok(r) for r in rows), (name, rows[:2])
+
+
+def test_catalog_show_prints_route_revision_and_evidence():
+    from click.testing import CliRunner
+
+    from flan_data.cli import main
+
+    r = CliRunner().invoke(main, ["catalog", "show", "e2e_nlg"])
+    assert r.exit_code == 0, r.output
+    assert "revision=fa9e3488f9ac7174a4e9e6fae0e645e13a8dca78" in r.output
+    assert '"export_config": "e2e_nlg"' in r.output and "Evidence:" in r.output
+    r = CliRunner().invoke(main, ["catalog", "show", "wiki_dialog"])
+    assert "kind=raw" in r.output and "storage.googleapis.com/gresearch" in r.output
+
+
+def test_pinned_revisions_are_full_commits_and_reach_every_task_of_the_repo(catalog):
+    """PINS names only full 40-hex commits (a short or expanded id would be a guess), and every
+    catalog task reading that repo from the hub carries the pinned commit and its evidence."""
+    import re
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    try:
+        import build_catalog
+    finally:
+        sys.path.pop(0)
+    assert {"rajpurkar/squad_v2", "allenai/ai2_arc"} <= set(build_catalog.PINS)
+    for repo, (sha, seen) in build_catalog.PINS.items():
+        assert re.fullmatch(r"[0-9a-f]{40}", sha), repo
+        assert sha in seen or "huggingface.co" in seen, repo
+        tasks = [
+            t for t in catalog.tasks.values() if t.source.kind == "hf" and t.source.path == repo
+        ]
+        assert tasks, repo
+        for t in tasks:
+            assert t.source.revision == sha, (repo, t.name, t.source.revision)
+            note = t.source.note or ""
+            assert sha in note or note.startswith("Same source as"), (repo, t.name)
+
+
+def test_script_only_trec_says_how_to_supply_it(catalog):
+    task = catalog.task("trec")
+    assert task.source.path in hfmod.SCRIPT_ONLY_REPOS and not task.source.revision
+    with pytest.raises(SourceError, match=r"trec\.py loading script.*--source-dir trec=PATH"):
+        open_source(task.source).check()

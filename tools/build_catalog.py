@@ -1055,16 +1055,15 @@ def _paracrawl(lang: str, name: str) -> dict[str, Any]:
 
 ROUTES: dict[str, dict[str, Any]] = {
     "quac": {
-        "revision": "refs/convert/parquet",
+        "revision": "aee041af3f5f00db50878b2a4a0ad1de8998a7a7",
         "export_config": "plain_text",
         "note": "Route: the hub's Parquet export of allenai/quac (branch refs/convert/parquet; main holds only the "
                 "loading script), config folder plain_text read as data_files plain_text/<split>/*.parquet (the export "
-                "has no builder configs: load_dataset('allenai/quac', 'plain_text', revision=...) fails on datasets>=4). "
-                "Evidence: the parquet-converter names export folders after the script's configs, as seen for "
-                "Zaid/quac_expanded, a copy of the quac script (" + _HF + "/Zaid/quac_expanded/tree/"
-                "f6ad4c9425c949394a9808e11389fc9d3bdaee37/plain_text, later plain_text/train/0000.parquet at c2ca3c8); "
-                "no listing of allenai/quac's own branch was found, so the revision stays unpinned and the folder "
-                "name is inferred, not seen.",
+                "has no builder configs: load_dataset('allenai/quac', 'plain_text', revision=...) fails on datasets>=4), "
+                "pinned to export commit aee041af3f5f00db50878b2a4a0ad1de8998a7a7. Evidence: " + _HF + "/quac/commit/"
+                "aee041af3f5f00db50878b2a4a0ad1de8998a7a7 (parquet-converter, \"Update parquet files\": renames "
+                "plain_text/quac-train.parquet -> plain_text/train/0000.parquet and plain_text/quac-validation.parquet "
+                "-> plain_text/validation/0000.parquet; quac is the legacy name of allenai/quac).",
     },
     "math_dataset": {
         "path": "parquet",
@@ -1164,6 +1163,41 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "the header, and maps row[0..7] to story_id, input_sentence_1..4, sentence_quiz1/2, "
                 "answer_right_ending (int); its manual_download_instructions point to the authors' form.",
     },
+    "piqa": {
+        "revision": "refs/convert/parquet", "export_config": "plain_text",
+        "note": "Route: the hub's Parquet export of ybisk/piqa (main is the piqa.py loading script: tree "
+                "0a84d89d0d706919978da2108857355af5fc981e still has its dummy/ data), folder plain_text read as "
+                "plain_text/<split>/*.parquet; unpinned. Evidence: " + _HF + "/piqa/commits/refs%2Fconvert%2Fparquet/"
+                "plain_text (parquet-converter commits, \"Update parquet files\" c341f77) and .../plain_text/validation; "
+                "the train folder is inferred from the same layout, not listed.",
+    },
+    "hellaswag": {
+        "revision": "refs/convert/parquet", "export_config": "default",
+        "note": "Route: the hub's Parquet export of Rowan/hellaswag, folder default read as default/<split>/*.parquet; "
+                "unpinned. Evidence: main at 9c75cc00ec2e1f93893cbd25ba617ee30eb70d88 still holds hellaswag.py (tree "
+                "listing); the script is deleted only on the pull-request branch refs/pr/7 (commit "
+                "049e80830aedaee63cd025622acf83822eb46553, \"Delete loading script\"); the export lists "
+                "default/train/0000.parquet (" + _HF + "/Rowan/hellaswag/commits/refs%2Fconvert%2Fparquet/default/train/"
+                "0000.parquet, commit b0a1b0b).",
+    },
+    "winogrande": {
+        "revision": "refs/convert/parquet", "export_config": "winogrande_xl",
+        "note": "Route: the hub's Parquet export of allenai/winogrande, folder winogrande_xl read as "
+                "winogrande_xl/<split>/*.parquet; unpinned. Evidence: " + _HF + "/allenai/winogrande/tree/"
+                "refs%2Fconvert%2Fparquet/winogrande_xl/train lists 0000.parquet (2.06 MB); main carried the "
+                "winogrande.py script (tree refs/pr/3: winogrande.py, dataset_infos.json) and whether main has "
+                "dropped it was not seen (Parquet files appear at df8eb8fe2e3ab788ec6eada56b9203a86a34c93d, \"Add "
+                "'winogrande_xl' config data files\").",
+    },
+    "lambada": {
+        "revision": "refs/convert/parquet", "export_config": "plain_text",
+        "note": "Route: the hub's Parquet export of cimec/lambada, folder plain_text read as plain_text/<split>/*.parquet; "
+                "unpinned. Evidence: the repo shipped lambada.py (tree 16be90d4173358633a4ccc09b1ca85a1696dd04e: "
+                "lambada.py, dummy/, dataset_infos.json) and a later main without it was not seen; the export holds "
+                "plain_text/validation (" + _HF + "/cimec/lambada/commits/refs%2Fconvert%2Fparquet/plain_text/"
+                "validation, parquet-converter commits, latest \"Update parquet files\" 9e5b49c on plain_text); the test "
+                "folder is inferred from the same layout.",
+    },
     "cosmos_qa": {
         "note": "Route: the hub repo allenai/cosmos_qa as it is now (no-script Parquet, config default). Evidence: "
                 "the hub page shows dataset viewer rows and a dataset_info card without a script config "
@@ -1241,6 +1275,41 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "dev.tsv (validation), test.tsv; _generate_examples uses csv.reader(delimiter='\\t') and "
                 "row[0]/row[1].strip(); its dummy_data/ai2_science_middle/dev.tsv shows the two-column layout.",
     },  # fmt: skip
+    "multi_news": {
+        "kind": "raw", "path": "multi_news", "config": None,
+        "url": _HF + "/alexfabbri/multi_news/resolve/713d9814275decacf84b5b7dbe7a4cd3d21fc8d9/data",
+        "files": {"train": ["train.src.cleaned", "train.tgt"], "val": ["val.src.cleaned", "val.tgt"],
+                  "test": ["test.src.cleaned", "test.tgt"]},
+        "splits": {"train": "train", "validation": "val", "test": "test"},
+        "format": "line_pairs", "columns": ["document", "summary"], "replace": {"NEWLINE_CHAR": "\n"},
+        "manual": None,
+        "note": "Route: the source files the hub repo hosts itself (data/, added by \"Add data files\" 5b27e04 and "
+                "read by its script since \"Host multi_news data on the Hub instead of Google Drive (#4585)\", commit "
+                "713d9814275decacf84b5b7dbe7a4cd3d21fc8d9), read by flan_data.sources.raw: <split>.src.cleaned / "
+                "<split>.tgt line pairs (val is the validation split), each line stripped and NEWLINE_CHAR written "
+                "as a newline in the document. Evidence: main still ships the loading script, so load_dataset("
+                "'alexfabbri/multi_news') stops on datasets>=4: " + _HF + "/multi_news/tree/main lists "
+                "data/, .gitattributes, README.md, multi_news.py (head 38cb206 \"Delete legacy JSON metadata (#6)\"; "
+                "no dataset viewer, so no Parquet export was found); " + _HF + "/alexfabbri/multi_news/tree/"
+                "713d9814275decacf84b5b7dbe7a4cd3d21fc8d9 lists data/, dummy/, multi_news.py; " + _HF +
+                "/alexfabbri/multi_news/tree/main/data lists test.src.cleaned (69 MB), test.tgt, train.src.cleaned "
+                "(548 MB), train.tgt (58.8 MB), val.src.cleaned, val.tgt, all from 5b27e04, the parent of 713d981. "
+                "The line rules (strip; document NEWLINE_CHAR -> newline; summary stripped only, after \"Don't strip "
+                "proceeding hyphen (#4353)\") are from a public copy of the hub script's _generate_examples, not "
+                "from the hub file itself; TFDS multi_news reads the same six files. Splits: train 44972, "
+                "validation 5622, test 5622 (TFDS catalog).",
+    },  # fmt: skip
+    "trec": {
+        "manual": "CogComp/trec ships only its trec.py loading script (datasets>=4 cannot run it) and no Parquet "
+                  "export was found; load_dataset('CogComp/trec') where datasets<4 is installed and "
+                  "save_to_disk the result.",
+        "note": "Route: manual (--source-dir trec=PATH, a save_to_disk folder of CogComp/trec). Evidence: " + _HF +
+                "/CogComp/trec/tree/main lists .gitattributes, README.md and trec.py only (head eb1e45c \"Delete "
+                "legacy JSON metadata (#5)\", no dataset viewer tab); the PR trees refs/pr/2 and refs/pr/4 hold the "
+                "same script; no refs/convert/parquet listing for CogComp/trec was found. The script reads the "
+                "label files from cogcomp.seas.upenn.edu (train_5500.label, TREC_10.label), whose 'COARSE:fine "
+                "question' lines no raw format here parses.",
+    },  # fmt: skip
 }  # fmt: skip
 
 #: Commits pinned for hub repos that load as they are (no script): the commit whose tree or diff was seen
@@ -1252,11 +1321,34 @@ PINS: dict[str, tuple[str, str]] = {
         + '/nyu-mll/glue/tree/a3f3ab759b9d7018046ce361f115ef38276d2e1e ("Convert dataset to Parquet (#16)" on '
         "main: one folder per config, e.g. mnli/train-00000-of-00001.parquet, and README.md)",
     ),
+    "wmt/wmt16": (
+        "41d8a4013aa1489f28fea60ec0932af246086482",
+        _HF
+        + '/wmt/wmt16/commits/41d8a4013aa1489f28fea60ec0932af246086482/README.md (head "Convert dataset to Parquet '
+        '(#8)") and the main tree at that head: folders cs-en, de-en, fi-en, ro-en, ru-en, tr-en (e.g. '
+        "de-en/train-0000{0,1,2}-of-00003.parquet, validation, test), .gitattributes, README.md, no loading script",
+    ),
     "facebook/anli": (
         "8e4813d81f46d313dac7892e1c28076917cfcdf9",
         _HF
         + '/facebook/anli/commit/8e4813d81f46d313dac7892e1c28076917cfcdf9 ("Convert dataset to Parquet (#5)" on '
         "main: adds plain_text/{train,dev,test}_r{1,2,3}-00000-of-00001.parquet, deletes anli.py and dataset_infos.json)",
+    ),
+    "rajpurkar/squad_v2": (
+        "80596c4f2b9ffcd716039dfc7e564c4e491802ec",
+        _HF
+        + '/rajpurkar/squad_v2/commit/80596c4f2b9ffcd716039dfc7e564c4e491802ec ("Convert dataset to Parquet (#6)": '
+        "adds squad_v2/{train,validation}-00000-of-00001.parquet, deletes squad_v2.py and dataset_infos.json) and "
+        + _HF
+        + "/rajpurkar/squad_v2/tree/80596c4f2b9ffcd716039dfc7e564c4e491802ec (squad_v2/, .gitattributes, README.md; "
+        "the viewer lists subset squad_v2, train 130k / validation 11.9k rows)",
+    ),
+    "allenai/ai2_arc": (
+        "210d026faf9955653af8916fad021475a3f00453",
+        _HF
+        + '/allenai/ai2_arc/tree/210d026faf9955653af8916fad021475a3f00453 ("Add paper to dataset card (#5)" on main: '
+        'folders ARC-Challenge and ARC-Easy from "Convert dataset to Parquet (#4)", .gitattributes, README.md, no '
+        "ai2_arc.py; the PR tree refs/pr/4 lists ARC-Easy/{train,validation,test}-00000-of-00001.parquet)",
     ),
     "stanfordnlp/snli": (
         "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
@@ -1493,18 +1585,25 @@ def load_drafts() -> dict[str, dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- t0sf
 
+#: Head of bigscience/P3's refs/convert/parquet branch (its commit list starts with it; the converter
+#: wrote one config per commit, 4a98c16 the first, and has not committed since).
+P3_EXPORT_COMMIT = "985469b111586131283ac28a9f92ef720c48a8fe"
 P3_NOTE = (
     "bigscience/P3 config {name}; split sizes in shared/reference/p3_subtasks.csv. FLAN reads the same data through "
     "TFDS huggingface:bigscience__p3/<subtask> (train split). Route: the hub's Parquet export (branch "
-    "refs/convert/parquet), folder {name} read as data_files {name}/<split>/*.parquet. Evidence: the main branch is "
-    "the P3.py loading script over tfrecords (tree at eebf82105ad8b692635572bcb5ba58e1b6d3c473: data/, P3.py, "
-    "io_utils.py, tasks_splits_and_features.py), which datasets>=4 refuses; "
+    "refs/convert/parquet), folder {name} read as data_files {name}/<split>/*.parquet, pinned to the branch head "
+    "985469b111586131283ac28a9f92ef720c48a8fe. Evidence: the main branch is the P3.py loading script over tfrecords "
+    "(tree at eebf82105ad8b692635572bcb5ba58e1b6d3c473: data/, P3.py, io_utils.py, tasks_splits_and_features.py), "
+    "which datasets>=4 refuses; "
     + _HF
-    + "/bigscience/P3/tree/"
-    "refs%2Fconvert%2Fparquet/ag_news_classify_question_first/train lists 0000.parquet (parquet-converter), i.e. one "
-    "folder per P3 config. That every one of the 193 configs is in the export is assumed from that layout, not "
-    "checked one by one; unpinned (the export is written over many converter commits, e.g. "
-    "cb2e9d449e5a9247efe483abf353c4eab84bfeab, and no single commit was seen to hold them all)."
+    + "/bigscience/P3/commits/refs%2Fconvert%2Fparquet lists 985469b as the "
+    'latest of the parquet-converter\'s "Update parquet files" commits (full id in '
+    + _HF
+    + "/bigscience/P3/commits/985469b111586131283ac28a9f92ef720c48a8fe); the first, "
+    "4a98c16b005c302806c20b74d0ad0199656f158e, adds the folder adversarial_qa_dbert_answer_the_following_q, and "
+    "the tree lists e.g. ag_news_classify_question_first/train/0000.parquet and "
+    "ai2_arc_ARC_Easy_i_am_hesitating/train/0000.parquet: one folder per P3 config. That every one of the 193 "
+    "configs is in the export is assumed from that layout, not checked one by one."
 )
 
 
@@ -1583,7 +1682,7 @@ def build_t0sf(refs: Refs) -> dict[str, Any]:
         t["metadata"] = Flow(md)
         tasks.append(t)
     defaults = {
-        "source": {"kind": "hf", "path": "bigscience/P3", "config": "{name}", "revision": "refs/convert/parquet", "splits": Flow({"train": "train", "validation": "validation"}),
+        "source": {"kind": "hf", "path": "bigscience/P3", "config": "{name}", "revision": P3_EXPORT_COMMIT, "splits": Flow({"train": "train", "validation": "validation"}),
                    "note": P3_NOTE, "export_config": "{name}"},
         "fields": {"inputs": "inputs_pretokenized | trim", "answer": "targets_pretokenized | trim"},
         "templates": FlowList(["t0_wrap"]),

@@ -46,7 +46,8 @@ def _datasets():
 SCRIPT_ONLY_REPOS = frozenset({
     "deepmind/math_dataset", "Harvard/gigaword", "lil-lab/newsroom", "allenai/quac",
     "stanfordnlp/sentiment140", "LSDSem/story_cloze", "GEM/gem", "ParaCrawl/para_crawl",
-    "djaym7/wiki_dialog", "bigscience/P3", "GEM/common_gen", "GEM/dart",
+    "djaym7/wiki_dialog", "bigscience/P3", "GEM/common_gen", "GEM/dart", "ybisk/piqa",
+    "Rowan/hellaswag", "CogComp/trec", "alexfabbri/multi_news",
 })  # fmt: skip
 
 

@@ -25,7 +25,10 @@ Files ending in ``.gz`` are decompressed on the fly. Downloads go once into
 ``<cache>/raw/<name>/`` (``FLAN_DATA_CACHE``); offline mode
 (``FLAN_DATA_OFFLINE=1``/``HF_HUB_OFFLINE=1``) reads only the cache. A local
 folder (``--source-dir``) is searched for each file by its name (or its path
-inside the archive) and for the archive itself.
+inside the archive) and for the archive itself. Before a download, one
+connection to the host (seconds, answered once per process) decides whether
+it can be reached; files on ``huggingface.co`` follow ``HF_ENDPOINT`` and the
+hub check. :meth:`RawSource.check` downloads nothing.
 
 >>> expand_name("d-{00000..00002}-of-00003.gz")
 ['d-00000-of-00003.gz', 'd-00001-of-00003.gz', 'd-00002-of-00003.gz']
