@@ -46,7 +46,7 @@ from .fewshot import (
     fit_count,
 )
 from .options import ALL_STYLES, PLAIN, OptionStyle, format_options
-from .seeding import SeedPrefix, choose, derive_seed, mix64, purpose_salt
+from .seeding import SeedPrefix, choose, derive_seed, mix64, mix64_array, purpose_salt
 from .specs import FORMATS, OPTION_STYLES, FewShotStyle, RenderedExample, TaskSpec
 from .templates import CompiledTemplate, TemplateEngine
 from .textcheck import ends_with_cue, starts_with_label
@@ -678,11 +678,21 @@ class TaskRenderer:
                 meta = cache.pool = (pool, picker, has_opts, splittable)
             _, picker, has_opts, splittable = meta
             split_of = cache.split
-            for r in rows:
+            # few-shot style and exemplar seed of every row (numpy for big batches; same values)
+            if len(rows) >= VECTOR_MIN:
+                import numpy as np
+
+                bases = np.array([r[3] for r in rows], dtype=np.uint64)
+                fsix = choose(bases, _SALT_FSSTYLE, n_styles).tolist()
+                exseeds = mix64_array(bases, _SALT_EXEMPLARS).tolist()
+            else:
+                fsix = [mix64(r[3], _SALT_FSSTYLE) % n_styles for r in rows]
+                exseeds = [mix64(r[3], _SALT_EXEMPLARS) for r in rows]
+            for k, r in enumerate(rows):
                 ct, style = r[4], r[5]
                 ctid = ct.spec.id
-                fs = styles[mix64(r[3], _SALT_FSSTYLE) % n_styles]
-                picks = picker.pick(r[1], mix64(r[3], _SALT_EXEMPLARS))
+                fs = styles[fsix[k]]
+                picks = picker.pick(r[1], exseeds[k])
                 if style is None:
                     split = False
                 else:
