@@ -1187,7 +1187,10 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "refs%2Fconvert%2Fparquet/winogrande_xl/train lists 0000.parquet (2.06 MB); main carried the "
                 "winogrande.py script (tree refs/pr/3: winogrande.py, dataset_infos.json) and whether main has "
                 "dropped it was not seen (Parquet files appear at df8eb8fe2e3ab788ec6eada56b9203a86a34c93d, \"Add "
-                "'winogrande_xl' config data files\").",
+                "'winogrande_xl' config data files\"). Checked again (pins): the tree at df8eb8f lists the six config "
+                "folders and still winogrande.py; only the pull-request branch refs/pr/6 deletes it (head fd7b014 "
+                "\"Delete loading script\", short id only), so a commit with the Parquet files and no script has no "
+                "full id seen and the export stays the route.",
     },
     "lambada": {
         "revision": "refs/convert/parquet", "export_config": "plain_text",
@@ -1195,8 +1198,10 @@ ROUTES: dict[str, dict[str, Any]] = {
                 "unpinned. Evidence: the repo shipped lambada.py (tree 16be90d4173358633a4ccc09b1ca85a1696dd04e: "
                 "lambada.py, dummy/, dataset_infos.json) and a later main without it was not seen; the export holds "
                 "plain_text/validation (" + _HF + "/cimec/lambada/commits/refs%2Fconvert%2Fparquet/plain_text/"
-                "validation, parquet-converter commits, latest \"Update parquet files\" 9e5b49c on plain_text); the test "
-                "folder is inferred from the same layout.",
+                "validation, parquet-converter commits, latest \"Update parquet files\" 9e5b49c on plain_text); the "
+                "dataset viewer, which reads the export, lists subset plain_text with splits train 2.66k, validation "
+                "4.87k, test 5.15k rows (" + _HF + "/cimec/lambada/viewer). Checked again (pins): no main tree "
+                "without lambada.py was found; 16be90d is still the latest main tree seen.",
     },
     "cosmos_qa": {
         "note": "Route: the hub repo allenai/cosmos_qa as it is now (no-script Parquet, config default). Evidence: "
@@ -1349,6 +1354,23 @@ PINS: dict[str, tuple[str, str]] = {
         + '/allenai/ai2_arc/tree/210d026faf9955653af8916fad021475a3f00453 ("Add paper to dataset card (#5)" on main: '
         'folders ARC-Challenge and ARC-Easy from "Convert dataset to Parquet (#4)", .gitattributes, README.md, no '
         "ai2_arc.py; the PR tree refs/pr/4 lists ARC-Easy/{train,validation,test}-00000-of-00001.parquet)",
+    ),
+    "mandarjoshi/trivia_qa": (
+        "8dc2b82074533f20e92858f3577f10ff192f48cc",
+        _HF
+        + '/mandarjoshi/trivia_qa/tree/refs%2Fpr%2F8 (head 8dc2b82 "Delete data folder"; folders rc, rc.nocontext, '
+        "rc.web, rc.web.nocontext, rc.wikipedia, rc.wikipedia.nocontext, unfiltered, unfiltered.nocontext, "
+        ".gitattributes, README.md; no trivia_qa.py, no data/), full id from "
+        + _HF
+        + "/mandarjoshi/trivia_qa/commits/8dc2b82074533f20e92858f3577f10ff192f48cc/unfiltered.nocontext (history: "
+        '"Add unfiltered.nocontext data files" 640d378); '
+        + _HF
+        + "/mandarjoshi/trivia_qa/tree/640d3785c8080b8c2cef6ddc1e083b4c3596add0/unfiltered.nocontext lists "
+        "{train,validation,test}-00000-of-00001.parquet (33.2 MB / 4.39 MB / 762 kB). This is the head of the "
+        "conversion pull request (refs/pr/8): the trees seen before it (640d378, 87a3c80) still carry trivia_qa.py "
+        "and data/, and a main without the script was not seen, so the unpinned repo may still stop on datasets>=4. "
+        "That the card at 8dc2b82 declares the unfiltered.nocontext config is inferred from the conversion commits, "
+        "not read",
     ),
     "stanfordnlp/snli": (
         "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
