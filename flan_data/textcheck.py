@@ -87,8 +87,11 @@ def starts_with_label(text: str) -> bool:
     # A label is at most ~50 characters; a cheap test first (no colon, bracket
     # or dotted Q/A near the start: no label), as this runs on every few-shot part.
     head = text[:64]
-    if ":" not in head and head.lstrip(" \t")[:1] not in ("[", "#", "Q", "A"):
-        return False
+    if ":" not in head:
+        # Without a colon only "[Noun]", "# … Noun" and the dotted "Q." / "A." can match.
+        s = head.lstrip(" \t")
+        if s[:1] not in ("[", "#") and s[:2] not in ("Q.", "A."):
+            return False
     return _label_at_start().match(head) is not None
 
 
