@@ -723,7 +723,7 @@ class TaskRenderer:
             st = style_tokens.get(fsid)
             if st is None:
                 st = style_tokens[fsid] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
-            ins, tgs, ents, ids = [], [], [], []
+            ins, tgs, ents, ids, blocks = [], [], [], [], []
             words = (len(qi) + len(qt)) // 2 + 1 + st  # an upper bound of the whitespace words
             opts = block = None
             for key, ex in keys:
@@ -751,6 +751,7 @@ class TaskRenderer:
                     i, t = e[1], e[2]
                 ins.append(i)
                 tgs.append(t)
+                blocks.append(block)
                 ents.append(e)
                 ids.append(ex.example_id)
                 words += (len(i) + len(t)) // 2 + 1 + st
@@ -775,7 +776,10 @@ class TaskRenderer:
             for k in range(n):
                 e = ents[k]
                 if e[0] is _SPLIT:
-                    parts.append(compose_example_uncached(ins[k], tgs[k], fs, e[8], e[9]))
+                    cued = e[9]
+                    if cued is _BLOCK_CUE:
+                        cued = _block_cued(blocks[k])
+                    parts.append(compose_example_uncached(ins[k], tgs[k], fs, e[8], cued))
                 else:
                     text = e[4].get(fsid)
                     if text is None:
@@ -1069,7 +1073,25 @@ def _fixed_cues(raw: str) -> tuple[bool | None, bool | None]:
         cued = ends_with_cue(tail.strip())
     elif k >= 0 and "\n" in tail[k:]:
         cued = ends_with_cue(tail)
+    elif tail.endswith(_SENT_BLOCK):
+        # The text ends with the option block, whose stripped text holds a line
+        # break ("\n\n" + the block): its last line is the block's, per block.
+        cued = _BLOCK_CUE
     return labelled, cued
+
+
+_BLOCK_CUE = "block"  # _fixed_cues: the option block decides (see _block_cued)
+_BLOCK_CUED: dict[str, bool] = {}
+
+
+def _block_cued(block: str) -> bool:
+    """``ends_with_cue`` of a text that ends with ``block`` (memoised per block)."""
+    hit = _BLOCK_CUED.get(block)
+    if hit is None:
+        if len(_BLOCK_CUED) > 1 << 14:
+            _BLOCK_CUED.clear()
+        hit = _BLOCK_CUED[block] = ends_with_cue(block.rstrip())
+    return hit
 
 
 def _safe_fields(cache: _FewShotCache, ex: Exemplar) -> bool:
