@@ -743,7 +743,10 @@ class TaskRenderer:
                         t = t.replace(_SENT_BLOCK, block)
                     if e[5] is not None:
                         a = targets[e[5]]
-                        i, t = i.replace(_SENT_ANSWER, a), t.replace(_SENT_ANSWER, a)
+                        if e[10]:
+                            i = i.replace(_SENT_ANSWER, a)
+                        if e[11]:
+                            t = a if e[11] is _ONLY else t.replace(_SENT_ANSWER, a)
                     if len(i) + len(t) > lim:
                         continue  # the render under this style exceeds the output limit
                     i, t = i.strip(), t.strip()
@@ -799,8 +802,8 @@ class TaskRenderer:
     def _render_exemplars(self, todo: dict[tuple, tuple], dest: dict[tuple, Any], cache: _FewShotCache, errors) -> None:  # fmt: skip
         """Render the exemplars of ``todo`` (grouped by template) into ``dest``:
         ``[_SPLIT, raw input, raw target, {style: tokens}, exemplar, answer's option index
-        or None, block in input, block in target, input labelled, input cued]`` (the last
-        two None where the style decides) or
+        or None, block in input, block in target, input labelled, input cued, answer in
+        input, answer in target]`` (labelled and cued None where the style decides) or
         ``[_REAL, input, target, tokens, {few-shot style: composed}, exemplar, style]``;
         None where the template fails on the exemplar."""
         groups: dict[tuple[str, int], list[tuple[tuple, tuple]]] = {}
@@ -851,8 +854,11 @@ class TaskRenderer:
                     if ct.uses_options and "answer" in f:
                         ans = f["options"].index(str(f["answer"]))
                     i, g = t
+                    # the lettered answer in the input; in the target (_ONLY: it is the target)
+                    ans_i = ans is not None and _SENT_ANSWER in i
+                    ans_t = ans is not None and (_ONLY if g == _SENT_ANSWER else _SENT_ANSWER in g)
                     dest[key] = [_SPLIT, i, g, {}, ex, ans, _SENT_BLOCK in i, _SENT_BLOCK in g,
-                                 *_fixed_cues(i)]  # fmt: skip
+                                 *_fixed_cues(i), ans_i, ans_t]  # fmt: skip
                 else:
                     dest[key] = [_REAL, t[0].strip(), t[1].strip(), None, {}, ex, style]
 
@@ -1080,6 +1086,7 @@ def _fixed_cues(raw: str) -> tuple[bool | None, bool | None]:
     return labelled, cued
 
 
+_ONLY = "only"  # a split target that is the lettered answer and nothing else
 _BLOCK_CUE = "block"  # _fixed_cues: the option block decides (see _block_cued)
 _BLOCK_CUED: dict[str, bool] = {}
 
