@@ -399,7 +399,7 @@ class TaskRenderer:
 
     def _render_simple(
         self, ct: CompiledTemplate, grp: list[list[Any]]
-    ) -> list[tuple[str, str]] | None:
+    ) -> tuple[list[str], list[str]] | None:
         """Render rows ``[index, eid, canon, base, ct, style]`` that share a simple
         template column by column (:class:`~flan_data.templates.SimpleTemplate`),
         with the values :meth:`_context` would give Jinja. None when a row lacks a
@@ -446,7 +446,7 @@ class TaskRenderer:
         ):
             return None
         RENDER_STATS["columnar_rows"] += n
-        return [(a.strip(), b.strip()) for a, b in zip(ins, tgs)]
+        return [a.strip() for a in ins], [b.strip() for b in tgs]
 
     def render(
         self,
@@ -548,8 +548,30 @@ class TaskRenderer:
             rows.append([i, eid, canon, base, ct, style])
 
         if not is_fewshot_format(fmt):
-            texts = self._render_rows(rows, errors)
-        elif any(r[4].spec.kind == "few_shot" for r in rows):
+            ins, tgs = self._render_texts(rows, errors)
+            if None in ins:  # rows that failed (reported in errors) are left out
+                keep = [k for k, x in enumerate(ins) if x is not None]
+                rows, ins, tgs = [rows[k] for k in keep], [ins[k] for k in keep], [tgs[k] for k in keep]  # fmt: skip
+            n = len(rows)
+            cols = {
+                "index": [r[0] for r in rows],
+                "inputs": ins,
+                "targets": tgs,
+                "task": [task.name] * n,
+                "collection": [task.collection] * n,
+                "format": [fmt] * n,
+                "template_id": [r[4].spec.id for r in rows],
+                "fewshot_style": [None] * n,
+                "options": [list(r[2]["options"]) if r[2].get("options") else None for r in rows],
+                "exemplar_ids": [[] for _ in range(n)],
+                "example_id": [r[1] for r in rows],
+                "source_split": [split] * n,
+                "seed": [r[3] for r in rows],
+            }
+            if turns:
+                cols["turns"] = [None] * n
+            return cols
+        if any(r[4].spec.kind == "few_shot" for r in rows):
             texts = self._render_own_fewshot(rows, pool, errors)
         else:
             texts = self._render_composed(rows, pool, fmt, errors)
@@ -577,34 +599,46 @@ class TaskRenderer:
 
     def _render_rows(self, rows, errors) -> dict[int, tuple[str, str, str | None, list[str]]]:
         """Zero-shot: group rows by template, render each group in one call."""
-        groups: dict[str, list[list[Any]]] = {}
-        for r in rows:
-            groups.setdefault(r[4].spec.id, []).append(r)
-        out = {}
-        for grp in groups.values():
-            ct = grp[0][4]
-            texts = self._render_simple(ct, grp) if ct.simple is not None else None
-            if texts is not None:
-                for r, t in zip(grp, texts):
-                    out[r[0]] = (t[0], t[1], None, [])
-                continue
-            RENDER_STATS["jinja_rows"] += len(grp)
-            try:
-                texts = self._render_group(ct, [(r[2], r[5], r[1]) for r in grp])
-            except RecordError:
-                if errors is None:
-                    raise
-                texts = []
-                for r in grp:  # find the bad rows, keep the good ones
-                    try:
-                        texts.append(self._render(ct, r[2], r[5], r[1]))
-                    except RecordError as e:
-                        errors.append((r[0], e))
-                        texts.append(None)
-            for r, t in zip(grp, texts):
-                if t is not None:
-                    out[r[0]] = (t[0], t[1], None, [])
-        return out
+        ins, tgs = self._render_texts(rows, errors)
+        return {r[0]: (i, t, None, []) for r, i, t in zip(rows, ins, tgs) if i is not None}
+
+    def _render_texts(self, rows, errors) -> tuple[list[str | None], list[str | None]]:
+        """(inputs, targets) of zero-shot rows, aligned with ``rows`` (None where a
+        row failed; its error is in ``errors``). Rows sharing a template render
+        together: column-wise when the template is simple, else one Jinja call."""
+        groups: dict[str, list[int]] = {}
+        for k, r in enumerate(rows):
+            groups.setdefault(r[4].spec.id, []).append(k)
+        if len(groups) == 1:
+            return self._render_texts_group(rows, errors)
+        ins: list[str | None] = [None] * len(rows)
+        tgs: list[str | None] = [None] * len(rows)
+        for ks in groups.values():
+            gi, gt = self._render_texts_group([rows[k] for k in ks], errors)
+            for k, a, b in zip(ks, gi, gt):
+                ins[k] = a
+                tgs[k] = b
+        return ins, tgs
+
+    def _render_texts_group(self, grp, errors) -> tuple[list[str | None], list[str | None]]:
+        ct = grp[0][4]
+        res = self._render_simple(ct, grp) if ct.simple is not None else None
+        if res is not None:
+            return res
+        RENDER_STATS["jinja_rows"] += len(grp)
+        try:
+            texts = self._render_group(ct, [(r[2], r[5], r[1]) for r in grp])
+        except RecordError:
+            if errors is None:
+                raise
+            texts = []
+            for r in grp:  # find the bad rows, keep the good ones
+                try:
+                    texts.append(self._render(ct, r[2], r[5], r[1]))
+                except RecordError as e:
+                    errors.append((r[0], e))
+                    texts.append(None)
+        return [t and t[0] for t in texts], [t and t[1] for t in texts]
 
     def _render_composed(
         self, rows, pool, fmt, errors

@@ -1372,6 +1372,17 @@ PINS: dict[str, tuple[str, str]] = {
         "That the card at 8dc2b82 declares the unfiltered.nocontext config is inferred from the conversion commits, "
         "not read",
     ),
+    "svakulenk0/qrecc": (
+        "d2e4ae22ba724b6b24360ddb173c90428da79aab",
+        _HF
+        + '/svakulenk0/qrecc/tree/d2e4ae22ba724b6b24360ddb173c90428da79aab ("Update README.md": .gitattributes, '
+        "README.md 3.47 kB, qrecc-test.json 19.5 MB, qrecc-training.json 66.6 MB; no loading script), the parent of "
+        'main\'s head 433e142 "Fix `license` metadata (#1)" in '
+        + _HF
+        + "/svakulenk0/qrecc/commits/main (main's tree lists the same four files, its README also 3.47 kB); the "
+        "json builder takes the splits from the file names (training -> train, test -> test: checked with "
+        "datasets 5.2.0 data_files.get_data_patterns on a folder holding those two names)",
+    ),
     "stanfordnlp/snli": (
         "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
         _HF
