@@ -192,6 +192,61 @@ class TaskRenderer:
                                   field=e.field, reason=e.reason) from None  # fmt: skip
             raise
 
+    def canonical_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], split: str | None = None
+    ) -> list[dict[str, Any] | RecordError]:
+        """:meth:`canonical` of many ``(example_id, raw)`` pairs, in order; a bad
+        record gets its :class:`RecordError` in place of its fields.
+
+        When every field is a plain key or ``options[key]`` and the options are
+        the task's own, the fields are read column by column and checked as
+        columns; any surprise (a missing key, a value that is not a non-empty
+        string, an answer outside the options) sends the batch through
+        :meth:`canonical` row by row, which decides and words the error.
+        """
+        fast = self._columns(items)
+        if fast is not None:
+            return fast
+        out: list[dict[str, Any] | RecordError] = []
+        for eid, raw in items:
+            try:
+                out.append(self.canonical(eid, raw, split))
+            except RecordError as e:
+                out.append(e)
+        return out
+
+    def _columns(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[dict[str, Any]] | None:
+        task = self.task
+        opts = task.options
+        if not items or (opts is None and self._options_expr is not None):
+            return None
+        lopts = self._fixed_opts
+        cols = []
+        try:
+            for _name, direct, target in self._direct:
+                if direct is None:
+                    return None
+                col = [direct(raw, lopts) for _, raw in items]
+                if self._check_values and not (
+                    all(type(v) is str for v in col) and (not target or all(v.strip() for v in col))
+                ):
+                    return None
+                cols.append(col)
+        except Exception:  # noqa: BLE001 - the row-by-row path decides
+            return None
+        names = [name for name, _, _ in self._direct]
+        if opts is not None and "answer" in names:
+            allowed = frozenset(opts)
+            ans = cols[names.index("answer")]
+            if not all(type(a) is str and a in allowed for a in ans):
+                return None
+        if opts is None:
+            return [dict(zip(names, vals)) for vals in zip(*cols)]
+        names.append("options")
+        return [dict(zip(names, (*vals, opts))) for vals in zip(*cols)]
+
     def _canonical(self, example_id: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         opts: tuple[str, ...] | None = self.task.options
         if opts is None and self._options_expr is not None:
