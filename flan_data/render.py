@@ -192,6 +192,61 @@ class TaskRenderer:
                                   field=e.field, reason=e.reason) from None  # fmt: skip
             raise
 
+    def canonical_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]], split: str | None = None
+    ) -> list[dict[str, Any] | RecordError]:
+        """:meth:`canonical` of many ``(example_id, raw)`` pairs, in order; a bad
+        record gets its :class:`RecordError` in place of its fields.
+
+        When every field is a plain key or ``options[key]`` and the options are
+        the task's own, the fields are read column by column and checked as
+        columns; any surprise (a missing key, a value that is not a non-empty
+        string, an answer outside the options) sends the batch through
+        :meth:`canonical` row by row, which decides and words the error.
+        """
+        fast = self._columns(items)
+        if fast is not None:
+            return fast
+        out: list[dict[str, Any] | RecordError] = []
+        for eid, raw in items:
+            try:
+                out.append(self.canonical(eid, raw, split))
+            except RecordError as e:
+                out.append(e)
+        return out
+
+    def _columns(
+        self, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[dict[str, Any]] | None:
+        task = self.task
+        opts = task.options
+        if not items or (opts is None and self._options_expr is not None):
+            return None
+        lopts = self._fixed_opts
+        cols = []
+        try:
+            for _name, direct, target in self._direct:
+                if direct is None:
+                    return None
+                col = [direct(raw, lopts) for _, raw in items]
+                if self._check_values and not (
+                    all(type(v) is str for v in col) and (not target or all(v.strip() for v in col))
+                ):
+                    return None
+                cols.append(col)
+        except Exception:  # noqa: BLE001 - the row-by-row path decides
+            return None
+        names = [name for name, _, _ in self._direct]
+        if opts is not None and "answer" in names:
+            allowed = frozenset(opts)
+            ans = cols[names.index("answer")]
+            if not all(type(a) is str and a in allowed for a in ans):
+                return None
+        if opts is None:
+            return [dict(zip(names, vals)) for vals in zip(*cols)]
+        names.append("options")
+        return [dict(zip(names, (*vals, opts))) for vals in zip(*cols)]
+
     def _canonical(self, example_id: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         opts: tuple[str, ...] | None = self.task.options
         if opts is None and self._options_expr is not None:
@@ -757,7 +812,7 @@ class TaskRenderer:
             st = style_tokens.get(fsid)
             if st is None:
                 st = style_tokens[fsid] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
-            ins, tgs, ents, ids = [], [], [], []
+            ins, tgs, ents, ids, blocks = [], [], [], [], []
             words = (len(qi) + len(qt)) // 2 + 1 + st  # an upper bound of the whitespace words
             opts = block = None
             for key, ex in keys:
@@ -777,7 +832,10 @@ class TaskRenderer:
                         t = t.replace(_SENT_BLOCK, block)
                     if e[5] is not None:
                         a = targets[e[5]]
-                        i, t = i.replace(_SENT_ANSWER, a), t.replace(_SENT_ANSWER, a)
+                        if e[10]:
+                            i = i.replace(_SENT_ANSWER, a)
+                        if e[11]:
+                            t = a if e[11] is _ONLY else t.replace(_SENT_ANSWER, a)
                     if len(i) + len(t) > lim:
                         continue  # the render under this style exceeds the output limit
                     i, t = i.strip(), t.strip()
@@ -785,6 +843,7 @@ class TaskRenderer:
                     i, t = e[1], e[2]
                 ins.append(i)
                 tgs.append(t)
+                blocks.append(block)
                 ents.append(e)
                 ids.append(ex.example_id)
                 words += (len(i) + len(t)) // 2 + 1 + st
@@ -809,7 +868,10 @@ class TaskRenderer:
             for k in range(n):
                 e = ents[k]
                 if e[0] is _SPLIT:
-                    parts.append(compose_example_uncached(ins[k], tgs[k], fs, e[8], e[9]))
+                    cued = e[9]
+                    if cued is _BLOCK_CUE:
+                        cued = _block_cued(blocks[k])
+                    parts.append(compose_example_uncached(ins[k], tgs[k], fs, e[8], cued))
                 else:
                     text = e[4].get(fsid)
                     if text is None:
@@ -829,8 +891,8 @@ class TaskRenderer:
     def _render_exemplars(self, todo: dict[tuple, tuple], dest: dict[tuple, Any], cache: _FewShotCache, errors) -> None:  # fmt: skip
         """Render the exemplars of ``todo`` (grouped by template) into ``dest``:
         ``[_SPLIT, raw input, raw target, {style: tokens}, exemplar, answer's option index
-        or None, block in input, block in target, input labelled, input cued]`` (the last
-        two None where the style decides) or
+        or None, block in input, block in target, input labelled, input cued, answer in
+        input, answer in target]`` (labelled and cued None where the style decides) or
         ``[_REAL, input, target, tokens, {few-shot style: composed}, exemplar, style]``;
         None where the template fails on the exemplar."""
         groups: dict[tuple[str, int], list[tuple[tuple, tuple]]] = {}
@@ -881,8 +943,11 @@ class TaskRenderer:
                     if ct.uses_options and "answer" in f:
                         ans = f["options"].index(str(f["answer"]))
                     i, g = t
+                    # the lettered answer in the input; in the target (_ONLY: it is the target)
+                    ans_i = ans is not None and _SENT_ANSWER in i
+                    ans_t = ans is not None and (_ONLY if g == _SENT_ANSWER else _SENT_ANSWER in g)
                     dest[key] = [_SPLIT, i, g, {}, ex, ans, _SENT_BLOCK in i, _SENT_BLOCK in g,
-                                 *_fixed_cues(i)]  # fmt: skip
+                                 *_fixed_cues(i), ans_i, ans_t]  # fmt: skip
                 else:
                     dest[key] = [_REAL, t[0].strip(), t[1].strip(), None, {}, ex, style]
 
@@ -1103,7 +1168,26 @@ def _fixed_cues(raw: str) -> tuple[bool | None, bool | None]:
         cued = ends_with_cue(tail.strip())
     elif k >= 0 and "\n" in tail[k:]:
         cued = ends_with_cue(tail)
+    elif tail.endswith(_SENT_BLOCK):
+        # The text ends with the option block, whose stripped text holds a line
+        # break ("\n\n" + the block): its last line is the block's, per block.
+        cued = _BLOCK_CUE
     return labelled, cued
+
+
+_ONLY = "only"  # a split target that is the lettered answer and nothing else
+_BLOCK_CUE = "block"  # _fixed_cues: the option block decides (see _block_cued)
+_BLOCK_CUED: dict[str, bool] = {}
+
+
+def _block_cued(block: str) -> bool:
+    """``ends_with_cue`` of a text that ends with ``block`` (memoised per block)."""
+    hit = _BLOCK_CUED.get(block)
+    if hit is None:
+        if len(_BLOCK_CUED) > 1 << 14:
+            _BLOCK_CUED.clear()
+        hit = _BLOCK_CUED[block] = ends_with_cue(block.rstrip())
+    return hit
 
 
 def _safe_fields(cache: _FewShotCache, ex: Exemplar) -> bool:

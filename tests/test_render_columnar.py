@@ -266,3 +266,38 @@ def test_big_batch_equals_row_by_row(catalog):
         assert (one.inputs, one.targets, one.template_id, one.seed) == (
             cols["inputs"][k], cols["targets"][k], cols["template_id"][k], cols["seed"][k])  # fmt: skip
     assert len(set(cols["template_id"])) > 1
+
+
+# ----------------------------------------------------------------------------- canonical fields, many at once
+
+
+def _canon_or_error(tr, eid, raw):
+    try:
+        return tr.canonical(eid, raw, "train")
+    except FlanDataError as e:
+        return (type(e).__name__, str(e))
+
+
+def test_canonical_many_equals_row_by_row(make_catalog, h):
+    tr = Renderer(make_catalog()).task_renderer("toy")
+    good = [(r["uid"], r) for r in h.toy_records(40)]
+    many = tr.canonical_many(good, "train")
+    assert many == [tr.canonical(e, r, "train") for e, r in good]
+    assert [list(c) for c in many[:1]] == [["premise", "hypothesis", "answer", "options"]]
+    bad_rows = [
+        {"premise": "p", "hypothesis": "h", "label": 7},  # label out of range
+        {"premise": "p", "hypothesis": "h", "label": -1},  # -1 is "no label", never the last option
+        {"premise": None, "hypothesis": "h", "label": 0},  # null
+        {"premise": "", "hypothesis": "h", "label": 0},  # empty is fine outside the target
+        {"hypothesis": "h", "label": 0},  # missing field
+        {"premise": 3, "hypothesis": "h", "label": 1},  # a number prints as text
+        {"premise": True, "hypothesis": "h", "label": 1},  # a bool does not
+        {"premise": "p", "hypothesis": "h", "label": True},
+        {"premise": "p", "hypothesis": "h", "label": 1.0},
+    ]
+    for k, bad in enumerate(bad_rows):
+        items = good[:5] + [(f"bad{k}", bad)] + good[5:9]
+        got = tr.canonical_many(items, "train")
+        want = [_canon_or_error(tr, e, r) for e, r in items]
+        got = [(type(x).__name__, str(x)) if isinstance(x, Exception) else x for x in got]
+        assert got == want, bad

@@ -1372,6 +1372,26 @@ PINS: dict[str, tuple[str, str]] = {
         "That the card at 8dc2b82 declares the unfiltered.nocontext config is inferred from the conversion commits, "
         "not read",
     ),
+    "svakulenk0/qrecc": (
+        "d2e4ae22ba724b6b24360ddb173c90428da79aab",
+        _HF
+        + '/svakulenk0/qrecc/tree/d2e4ae22ba724b6b24360ddb173c90428da79aab ("Update README.md": .gitattributes, '
+        "README.md 3.47 kB, qrecc-test.json 19.5 MB, qrecc-training.json 66.6 MB; no loading script), the parent of "
+        'main\'s head 433e142 "Fix `license` metadata (#1)" in '
+        + _HF
+        + "/svakulenk0/qrecc/commits/main (main's tree lists the same four files, its README also 3.47 kB); the "
+        "json builder takes the splits from the file names (training -> train, test -> test: checked with "
+        "datasets 5.2.0 data_files.get_data_patterns on a folder holding those two names)",
+    ),
+    "google-research-datasets/paws": (
+        "161ece9501cf0a11f3e48bd356eaa82de46d6a09",
+        _HF
+        + '/paws/commit/161ece9501cf0a11f3e48bd356eaa82de46d6a09 ("Convert dataset to Parquet (#3)" on main, parent '
+        "cd6b868; paws is the legacy name of google-research-datasets/paws, the commit folds in 06b62eae81864f3d8d9d9d7cc3a8130e542b5cc8 "
+        '"Add unlabeled_final data files" of that repo): adds labeled_final/{train,validation,test}-00000-of-00001.parquet, '
+        "labeled_swap/train-..., unlabeled_final/{train,validation}-..., deletes paws.py (-209) and dataset_infos.json; "
+        "the viewer lists subset labeled_final with train 49.4k / validation 8k / test 8k rows",
+    ),
     "stanfordnlp/snli": (
         "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
         _HF

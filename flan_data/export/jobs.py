@@ -232,15 +232,15 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
 
     # plain lists: indexing them per record is much cheaper than numpy scalars
     recs_l, fmt_l, slots_l = recs.tolist(), fmt_k.tolist(), slots.tolist()
-    if n_rows:
-        first = recs_l[0]
-        for i, (eid, rec) in enumerate(src.read_range(TRAIN, first, hi), first):
-            stats["read"] += 1
-            seen = i + 1
-            if recs_l[j] != i:
-                continue
+    block: list[tuple[int, str, Any]] = []  # selected records, canonicalised together
+
+    def drain() -> None:
+        nonlocal j, n_pending
+        canons = tr.canonical_many([(e, r) for _, e, r in block], TRAIN)
+        for (i, eid, rec), canon in zip(block, canons):
             try:
-                canon = tr.canonical(eid, rec, TRAIN)
+                if isinstance(canon, RecordError):
+                    raise canon
                 if dc is not None and tr.task.exemplar_field:
                     canon = dc.clean_field(job.task, canon, tr.task.exemplar_field)
             except RecordError as e:
@@ -250,8 +250,6 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                 while j < n_rows and recs_l[j] == i:
                     j += 1
                 _count(skipped, _reason(e), j - start)
-                if j >= n_rows:
-                    break
                 continue
             while j < n_rows and recs_l[j] == i:
                 k, slot = fmt_l[j], slots_l[j]
@@ -260,8 +258,24 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                 j += 1
             if n_pending >= BATCH_ROWS:
                 flush()
-            if j >= n_rows:
+        block.clear()
+
+    if n_rows:
+        first = recs_l[0]
+        jr = 0  # read-ahead pointer into the sorted rows
+        for i, (eid, rec) in enumerate(src.read_range(TRAIN, first, hi), first):
+            stats["read"] += 1
+            seen = i + 1
+            if recs_l[jr] != i:
+                continue
+            while jr < n_rows and recs_l[jr] == i:
+                jr += 1
+            block.append((i, eid, rec))
+            if len(block) >= CANON_BLOCK:
+                drain()
+            if jr >= n_rows:
                 break
+        drain()
         flush()
     if j < n_rows and seen < hi:
         raise FlanDataError(
@@ -296,6 +310,7 @@ def _decontam_filter(job: TaskJob):
 
 
 BATCH_ROWS = 2000
+CANON_BLOCK = 512  # records canonicalised in one call (column-wise where the fields allow)
 #: Records read from sources and rows rendered by jobs run in this process
 #: (the linear-cost test checks their ratio; counters only, no timing).
 READ_STATS = {"records_read": 0, "rows": 0}
