@@ -224,9 +224,32 @@ def build(
     return args, made
 
 
-def tree_rss_cmd(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
+class Stopped(Exception):
+    """The export ran past ``--deadline``; ``done`` rows were rendered in ``wall`` s."""
+
+    def __init__(self, wall: float, done: float, tree: int, largest: int):
+        super().__init__(f"stopped after {wall:.0f}s")
+        self.wall, self.done, self.tree, self.largest = wall, done, tree, largest
+
+
+def _bar_rows(err: list[str]) -> float:
+    """Rows done from the last tqdm line of ``flan export`` (e.g. ``export:  41%|... 3.81M/9.19M``)."""
+    import re
+
+    text = "".join(err[-5:])
+    hits = re.findall(r"export:[^|\r\n]*\|[^|]*\|\s*([\d.]+)([kM]?)/", text)
+    if not hits:
+        return 0.0
+    n, unit = hits[-1]
+    return float(n) * {"": 1, "k": 1e3, "M": 1e6}[unit]
+
+
+def tree_rss_cmd(
+    cmd: list[str], env: dict[str, str], deadline: float | None = None
+) -> tuple[float, int, int, str]:
     """Run ``cmd``; return (wall s, peak RSS MB of the whole process tree (sum,
-    sampled every 0.2 s), peak RSS MB of its largest process, stderr tail)."""
+    sampled every 0.2 s), peak RSS MB of its largest process, stderr tail).
+    Past ``deadline`` seconds the tree is stopped and :class:`Stopped` raised."""
     import psutil
 
     t = time.perf_counter()
@@ -235,8 +258,11 @@ def tree_rss_cmd(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, 
     import threading
 
     def drain() -> None:
-        for line in p.stderr:
-            err.append(line)
+        while True:
+            chunk = p.stderr.read(4096)
+            if not chunk:
+                return
+            err.append(chunk)
             del err[:-200]
 
     th = threading.Thread(target=drain, daemon=True)
@@ -253,6 +279,14 @@ def tree_rss_cmd(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, 
             peak = max(peak, rss)
         except psutil.Error:
             pass
+        if deadline is not None and time.perf_counter() - t > deadline:
+            done = _bar_rows(err)
+            for q in [*proc.children(recursive=True), proc]:
+                with contextlib.suppress(psutil.Error):
+                    q.kill()
+            p.wait()
+            raise Stopped(time.perf_counter() - t, done, peak // 2**20,
+                          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)  # fmt: skip
         time.sleep(0.2)
     th.join()
     wall = time.perf_counter() - t
@@ -420,7 +454,16 @@ def main() -> None:
                "--total", str(total), "--out", str(out), "--workers", str(w), "--source", "real",
                *args.extra, *dirs]  # fmt: skip
         before = load_avg()
-        wall, tree, largest, err = tree_rss_cmd(cmd, env)
+        try:
+            wall, tree, largest, err = tree_rss_cmd(cmd, env, args.deadline)
+        except Stopped as e:
+            print(
+                f"!! flan export --workers {w}: STOPPED at the --deadline after {e.wall:.0f}s with "
+                f"{e.done:,.0f} of {total:,} rows rendered ({e.done / e.wall:,.0f} ex/s so far; at that "
+                f"rate the whole export needs ~{total / max(e.done, 1) * e.wall / 60:.0f} min), peak RSS "
+                f"{e.tree} MB (tree), {e.largest} MB (largest); load {before} -> {load_avg()}"
+            )
+            continue
         m = json.loads((out / "manifest.json").read_text())
         rows = m["num_rows"]
         rates[w] = rows / wall
