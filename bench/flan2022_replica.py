@@ -373,6 +373,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="write the sources here, keep and reuse them")
     ap.add_argument("--no-fstring", action="store_true", help="skip the f-string baseline")
     ap.add_argument(
+        "--deadline", type=float, help="stop an export after this many seconds (report progress)"
+    )
+    ap.add_argument(
         "--fstring-limit", type=int, help="f-string baseline: records per source file at most"
     )
     ap.add_argument(
