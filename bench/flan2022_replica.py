@@ -1,7 +1,7 @@
 """A flan2022 dress rehearsal on synthetic local sources, end to end through `flan export`.
 
 Usage:
-  python bench/flan2022_replica.py [--fraction 0.02] [--cap 60000] [--workers 2 1]
+  python bench/flan2022_replica.py [--fraction 0.02] [--cap 250000] [--workers 2 1]
                                    [--keep DIR] [--no-fstring]
 
 1. Plans the flan2022 mixture from the catalog's published sizes, scaled by
@@ -267,8 +267,11 @@ def _rows(ds) -> tuple[list[str], str]:
     return strs[:-1] or strs, strs[-1]
 
 
-def fstring_pipeline(root: Path, out: Path) -> int:
-    """The baseline: read the same files, format with f-strings, write Arrow."""
+def fstring_pipeline(root: Path, out: Path, limit: int | None = None) -> int:
+    """The baseline: read the same files, format with f-strings, write Arrow
+    (at most ``limit`` records of each source file when given)."""
+    import itertools
+
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
@@ -293,16 +296,16 @@ def fstring_pipeline(root: Path, out: Path) -> int:
     for f in sorted((root / "niv2").glob("*.json")):
         doc = json.loads(f.read_text())
         d = doc["Definition"][0]
-        for inst in doc["Instances"]:
+        for inst in doc["Instances"][:limit]:
             add(f"{d}\n\nInput: {inst['input']}\nOutput:", inst["output"][0])
     for f in sorted((root / "cot").glob("*.tsv")):
         with open(f) as fh:
-            for line in fh:
+            for line in itertools.islice(fh, limit):
                 q, a, c = line.rstrip("\n").split("\t")
                 add(f"{q}\nLet's think step by step.", f"{c} So the answer is {a}.")
     for f in sorted((root / "flan2021").glob("*/train.jsonl")):
         with open(f) as fh:
-            for line in fh:
+            for line in itertools.islice(fh, limit):
                 rec = json.loads(line)
                 vals = [v for v in rec.values() if isinstance(v, str)]
                 add("\n\n".join(vals[:-1]) + "\nAnswer:", vals[-1])
@@ -317,7 +320,7 @@ def fstring_pipeline(root: Path, out: Path) -> int:
                 obj = obj["train"] if "train" in obj else next(iter(obj.values()))
             ds = obj
             ins, tgt = _rows(ds)
-            for rec in ds:
+            for rec in itertools.islice(ds, limit):
                 add("\n\n".join(f"{k}: {rec[k]}" for k in ins) + "\nAnswer:", rec[tgt].strip())
     if buf:
         flush()
@@ -331,10 +334,18 @@ def load_avg() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fraction", type=float, default=0.02, help="of the published-size plan")
-    ap.add_argument("--cap", type=int, default=60_000, help="records per task at most")
+    ap.add_argument("--cap", type=int, default=250_000, help="records per task at most")
     ap.add_argument("--workers", type=int, nargs="+", default=[2, 1])
     ap.add_argument("--keep", type=Path, help="write the sources here, keep and reuse them")
     ap.add_argument("--no-fstring", action="store_true", help="skip the f-string baseline")
+    ap.add_argument(
+        "--fstring-limit", type=int, help="f-string baseline: records per source file at most"
+    )
+    ap.add_argument(
+        "--generate-only", action="store_true", help="write the sources (--keep) and stop"
+    )
+    ap.add_argument("--export-fraction", type=float,
+                    help="export this fraction of the published-size plan from the sources (default: --fraction)")  # fmt: skip
     ap.add_argument(
         "--extra", nargs=argparse.REMAINDER, default=[], help="more flan export options"
     )
@@ -348,12 +359,36 @@ def main() -> None:
     plan = plan_mixture(cat, spec, metadata_sizes(tasks), total=total)
     root = args.keep or Path(tempfile.mkdtemp(prefix="flan2022-replica-"))
     marker = root / "replica.json"
-    key = {"fraction": args.fraction, "cap": args.cap, "catalog": cat.fingerprint}
+    # reuse the sources while every task reads the same kind of source the same way
+    sig = {t.name: [t.source.kind, t.source.path, t.source.config, dict(t.source.splits),
+                    t.source.validation_size, t.records.describe()] for t in tasks}  # fmt: skip
+    key = {"fraction": args.fraction, "cap": args.cap, "sources": sig}
     t = time.perf_counter()
     old = json.loads(marker.read_text()) if marker.is_file() else None
     if old is not None and old.get("key") == key:
         dirs, made = old["dirs"], old["made"]
         print(f"replica: reusing {root}")
+    elif old is not None and {k: v for k, v in old["key"].items() if k != "sources"} == {
+        k: v for k, v in key.items() if k != "sources"
+    }:
+        # the catalog changed how some tasks read their source: rebuild those only
+        changed = sorted(
+            n for n in sig if old["key"]["sources"].get(n) != json.loads(json.dumps(sig[n]))
+        )
+        print(
+            f"replica: {len(changed)} task(s) read their source differently now, rebuilt: {', '.join(changed[:10])}"
+        )
+        need = plan_needs(plan, tasks, args.cap)
+        new_dirs, new_made = build(cat, {n: need[n] for n in changed}, root / "src")
+        pairs = [
+            (a, b)
+            for a, b in zip(old["dirs"][::2], old["dirs"][1::2])
+            if b.split("=", 1)[0] not in changed
+        ]
+        dirs = [x for p in pairs for x in p] + [x for a, b in zip(new_dirs[::2], new_dirs[1::2])
+                                                 if b.split("=", 1)[0] in changed for x in (a, b)]  # fmt: skip
+        made = {**{k: v for k, v in old["made"].items() if k not in changed}, **new_made}
+        marker.write_text(json.dumps({"key": key, "dirs": dirs, "made": made}))
     else:
         shutil.rmtree(root / "src", ignore_errors=True)
         dirs, made = build(cat, plan_needs(plan, tasks, args.cap), root / "src")
@@ -371,6 +406,11 @@ def main() -> None:
     )
     if missing:
         print(f"!! {len(missing)} PLANNED TASKS HAVE NO SOURCE: {', '.join(missing[:20])}")
+    if args.generate_only:
+        return
+    if args.export_fraction is not None:
+        total = max(1, round(full_n * args.export_fraction))
+        print(f"exporting {total:,} rows (fraction {args.export_fraction}) from these sources")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     rates = {}
     for w in args.workers:
@@ -398,7 +438,7 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
     if not args.no_fstring:
         t = time.perf_counter()
-        n = fstring_pipeline(root / "src", root / "fpipe")
+        n = fstring_pipeline(root / "src", root / "fpipe", args.fstring_limit)
         f = n / (time.perf_counter() - t)
         shutil.rmtree(root / "fpipe", ignore_errors=True)
         print(f"f-string pipeline over the same sources: {n:,} records, {f:,.0f} ex/s")

@@ -909,6 +909,12 @@ def raw_rows(path: str, member: str, g: Gen, n: int, split: str) -> list[dict[st
         cols, _ = _gigaword(g, n, split)
         cols["document"] = [d.replace("UNK", "<unk>") for d in cols["document"]]
         return _rows_of(cols)
+    if path == "multi_news":  # src.cleaned / tgt: one document a line, NEWLINE_CHAR for newlines
+        cols, _ = _multi_news(g, n, split)
+        cols["document"] = [
+            d.replace(". ", ". NEWLINE_CHAR NEWLINE_CHAR ", 1) for d in cols["document"]
+        ]
+        return _rows_of(cols)
     if path == "newsroom":
         return _rows_of(_newsroom(g, n, split)[0])
     if path == "story_cloze":

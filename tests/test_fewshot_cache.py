@@ -37,7 +37,7 @@ TEMPLATES = [
 ]  # fmt: skip
 
 
-def _catalog(tmp_path, h, n=400, records=None):
+def _catalog(tmp_path, h, n=400, records=None, options=None):
     recs = records or h.toy_records(n)
     tpl = {
         "sets": {"toy": {"kind": "zero_shot", "templates": [
@@ -51,6 +51,8 @@ def _catalog(tmp_path, h, n=400, records=None):
     data.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(recs), data / "train.parquet", row_group_size=16)
     task = {**h.TOY_TASK, "source": {"kind": "parquet", "path": str(data), "id_field": "uid"}}
+    if options:  # option texts that read as cues ("Output:") or carry line breaks
+        task["options"] = options
     root = h.write_catalog_dir(
         tmp_path / "c",
         tasks=[task],
@@ -109,6 +111,19 @@ def test_split_rendering_gives_the_bytes_of_a_render_per_style(tmp_path, h, monk
         assert all(len(r["exemplar_ids"]) == 3 for r in rows)
     else:  # trimmed to the budget: some rows keep fewer exemplars
         assert any(0 < len(r["exemplar_ids"]) < 3 for r in rows)
+
+
+@pytest.mark.parametrize("options", [["yes", "maybe", "Output:"], ["A:", "two\nlines", "Q. why"]])
+def test_split_rendering_with_options_that_look_like_cues(tmp_path, h, monkeypatch, options):
+    cat, recs = _catalog(tmp_path, h, n=200, options=options)
+    outs = []
+    for split in (True, False):
+        if not split:
+            monkeypatch.setattr(rendermod, "_split_form", lambda engine, ct: False)
+        tr = Renderer(cat).task_renderer("toy")
+        pool = [tr.exemplar(r["uid"], r) for r in recs[:40]]
+        outs.append([_render_all(tr, recs, pool, fmt) for fmt in ("fs_opt", "fs_noopt")])
+    assert outs[0] == outs[1]
 
 
 def test_data_holding_the_placeholder_character_renders_per_style(tmp_path, h, monkeypatch):

@@ -77,8 +77,33 @@ def test_guarded_script_runs_with_two_workers(tmp_path):
 def test_worker_that_cannot_load_the_catalog_reports_why(tmp_path, monkeypatch):
     cat = Catalog.load()
     monkeypatch.setattr(local, "dumps_catalog", lambda c: b"not a pickle")
-    with pytest.raises(FlanDataError, match="could not start: invalid load key"):
-        LocalExecutor(cat, RenderConfig(), workers=2)
+    ex = LocalExecutor(cat, RenderConfig(), workers=2)  # the parent does not wait for its children
+    try:
+        with pytest.raises(FlanDataError, match="could not start: invalid load key"):
+            ex.check_started()
+    finally:
+        ex.close()
+
+
+def _slow_pid(i: int) -> tuple[int, int]:
+    import time
+
+    time.sleep(0.05)
+    return i, os.getpid()
+
+
+def test_parent_works_beside_its_children_and_map_keeps_input_order():
+    ex = LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
+    try:
+        out = list(ex.map(_slow_pid, range(120)))
+        assert [i for i, _ in out] == list(range(120))
+        pids = {p for _, p in out}
+        assert os.getpid() in pids and len(pids) == 2  # the parent and its one child
+        ex.check_started()
+        got = sorted(i for i, _ in ex._stream(_slow_pid, range(40)))
+        assert got == list(range(40))  # every item once, whoever ran it
+    finally:
+        ex.close()
 
 
 def test_one_worker_runs_in_process():

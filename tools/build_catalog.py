@@ -1383,6 +1383,15 @@ PINS: dict[str, tuple[str, str]] = {
         "json builder takes the splits from the file names (training -> train, test -> test: checked with "
         "datasets 5.2.0 data_files.get_data_patterns on a folder holding those two names)",
     ),
+    "google-research-datasets/paws": (
+        "161ece9501cf0a11f3e48bd356eaa82de46d6a09",
+        _HF
+        + '/paws/commit/161ece9501cf0a11f3e48bd356eaa82de46d6a09 ("Convert dataset to Parquet (#3)" on main, parent '
+        "cd6b868; paws is the legacy name of google-research-datasets/paws, the commit folds in 06b62eae81864f3d8d9d9d7cc3a8130e542b5cc8 "
+        '"Add unlabeled_final data files" of that repo): adds labeled_final/{train,validation,test}-00000-of-00001.parquet, '
+        "labeled_swap/train-..., unlabeled_final/{train,validation}-..., deletes paws.py (-209) and dataset_infos.json; "
+        "the viewer lists subset labeled_final with train 49.4k / validation 8k / test 8k rows",
+    ),
     "stanfordnlp/snli": (
         "cdb5c3d5eed6ead6e5a341c8e56e669bb666725b",
         _HF

@@ -349,6 +349,8 @@ def export_mixture(
                 skipped[res.task] = res.skipped
             bar.update(max(res.rows, 0))
         bar.close()
+        # every worker must have started (a script without a __main__ guard fails here)
+        getattr(executor, "check_started", lambda: None)()
 
         shards_info = []
         for done, info in enumerate(

@@ -1,7 +1,7 @@
-"""The local executor: a process pool (or the current process for one worker).
+"""The local executor: this process plus a pool of ``workers - 1`` children.
 
 The pool starts once per export and serves every stage (counting, jobs, shard
-assembly). Workers receive the parsed catalog as pickled bytes instead of
+assembly); the parent process works on the same queue of items. Workers receive the parsed catalog as pickled bytes instead of
 parsing 1,995 tasks' YAML again (unpickling is ~10× faster), and keep a
 renderer whose compiled templates are reused across jobs. Results do not
 depend on the number of workers.
@@ -9,7 +9,8 @@ depend on the number of workers.
 Workers are spawned (fork + pyarrow threads can deadlock), so they re-import
 the main module. A script that starts an export at import time, without an
 ``if __name__ == "__main__":`` guard, makes every worker die while starting;
-the executor notices and fails at once with that advice instead of hanging.
+the executor notices (at the next work item, or at :meth:`LocalExecutor.check_started`,
+which the export calls before writing shards) and fails with that advice instead of hanging.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -86,12 +89,24 @@ def _assemble(args: tuple) -> dict[str, Any]:
 
 
 class LocalExecutor:
-    """Runs export work units in ``workers`` processes (in-process when 1)."""
+    """Runs export work units in ``workers`` processes: this process and
+    ``workers - 1`` spawned children (in-process only when 1).
+
+    The parent is one of the workers: it renders from the first moment, with
+    the catalog and compiled templates it already holds, while the children
+    start (spawn + imports + catalog, ~1 s); it would otherwise sit idle
+    waiting for results. Work items go out in order (jobs biggest first); each child holds one
+    item at a time, refilled the moment it finishes. Which process runs which
+    item never changes the output.
+    """
 
     def __init__(self, catalog: Catalog, cfg: RenderConfig, workers: int = 1):
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._payload: str | None = None
+        self._pings: list[Any] = []
+        self._ok = False  # a child has answered: it started
+        _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg), error=None)
         if workers > 1:
             # The catalog goes through a file, not the spawn pipe: a child that
             # dies before reading a large payload would block the parent's write.
@@ -99,20 +114,30 @@ class LocalExecutor:
             with os.fdopen(fd, "wb") as f:
                 f.write(dumps_catalog(catalog))
             self._pool = ProcessPoolExecutor(
-                workers,
+                workers - 1,
                 mp_context=mp.get_context("spawn"),  # fork + pyarrow threads can deadlock
                 initializer=_init,
                 initargs=(self._payload, cfg),
             )
-            # Start every worker now and wait until each answers: a worker that
-            # dies while starting breaks the pool here, within seconds.
-            try:
-                self._gather(self._pool.submit(_ping, i) for i in range(workers))
-            except BaseException:
-                self.close()
-                raise
-        else:
-            _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg), error=None)
+            # Start the children now without waiting: a child that dies while
+            # starting (a script without a __main__ guard, a catalog it cannot
+            # load) is noticed at the next work item or by check_started().
+            self._pings = [self._pool.submit(_ping, i) for i in range(workers - 1)]
+
+    def check_started(self) -> None:
+        """Wait until every child answered; raise how to fix it when one could not start."""
+        if self._pool is None or self._ok:
+            return
+        self._gather(self._pings)
+        self._ok = True
+
+    def _check_pings(self) -> None:
+        for f in self._pings:
+            if f.done():
+                if f.exception() is None:
+                    self._ok = True
+                else:
+                    self._gather([f])  # raises the start error (or the guard advice)
 
     def _gather(self, futures) -> list[Any]:
         futures = list(futures)
@@ -133,29 +158,99 @@ class LocalExecutor:
 
     @property
     def _started(self) -> bool:
-        return getattr(self, "_ok", False)
+        return self._ok
 
     def map(self, fn, items) -> Iterator[Any]:
+        """``fn`` over ``items``; results in input order."""
         items = list(items)
         if self._pool is None:
             return map(fn, items)
-        self._ok = True
-        return iter(self._gather(self._pool.submit(fn, x) for x in items))
+        out: list[Any] = [None] * len(items)
+        for i, res in self._run_all(fn, items):
+            out[i] = res
+        return iter(out)
 
     def _stream(self, fn, args) -> Iterator[Any]:
+        """``fn`` over ``args``; results as they complete."""
         if self._pool is None:
             yield from map(fn, args)
             return
-        self._ok = True
-        futures = [self._pool.submit(fn, a) for a in args]
+        for _i, res in self._run_all(fn, list(args)):
+            yield res
+
+    def _run_all(self, fn, items: list[Any]) -> Iterator[tuple[int, Any]]:
+        """(index, result) of ``fn`` over ``items``, as they complete.
+
+        One shared queue in item order: the parent claims its next item
+        first, then each idle child gets one; a child's next item is handed
+        out the moment its last one is done (a done-callback, run by the
+        pool's own thread), so children never wait for the parent to finish
+        an item, and no item sits queued behind a busy child at the end."""
+        assert self._pool is not None
+        pool = self._pool
+        lock = threading.Lock()
+        nxt = [0]
+        inflight: dict[Any, int] = {}
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+
+        def claim() -> int | None:
+            with lock:
+                if nxt[0] >= len(items):
+                    return None
+                nxt[0] += 1
+                return nxt[0] - 1
+
+        def feed(_done: Any = None) -> None:
+            if _done is not None:
+                finished.put(_done)
+            i = claim()
+            if i is None:
+                return
+            try:
+                f = pool.submit(fn, items[i])
+            except RuntimeError:  # the pool was shut down (an error elsewhere)
+                return
+            with lock:
+                inflight[f] = i
+            f.add_done_callback(feed)
+
+        def drain(block: bool) -> Iterator[tuple[int, Any]]:
+            while True:
+                try:
+                    f = finished.get(block=block)
+                except queue.Empty:
+                    return
+                with lock:
+                    i = inflight.pop(f)
+                res = f.result()  # a child's error (or a broken pool) is raised here
+                self._ok = True
+                yield i, res
+                block = False
+
         try:
-            for f in as_completed(futures):
-                yield f.result()
+            mine = claim()
+            for _ in range(self.workers - 1):
+                feed()
+            while mine is not None:
+                res = fn(items[mine])
+                yield mine, res
+                self._check_pings()
+                yield from drain(block=False)
+                mine = claim()
+            while True:
+                with lock:
+                    left = len(inflight)
+                if not left:
+                    break
+                yield from drain(block=True)
         except BrokenProcessPool:
             self.close(broken=True)
             raise FlanDataError(self._broken_message()) from None
         finally:
-            for f in futures:
+            with lock:
+                nxt[0] = len(items)  # hand out nothing more
+                pending = list(inflight)
+            for f in pending:
                 f.cancel()
 
     def run_jobs(self, jobs: Sequence[TaskJob], spill: Path) -> Iterator[JobResult]:

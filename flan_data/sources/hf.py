@@ -129,6 +129,8 @@ def _probe(endpoint: str) -> str | None:
 #: save_to_disk folders loaded in this process, keyed by folder + split of the
 #: spec + the folder's files' sizes and mtimes (a rewritten copy reloads).
 _LOADED: dict[tuple, Any] = {}
+#: How many loaded local copies a process keeps (least recently used dropped first).
+LOADED_MAX = 8
 
 
 def _stamp(d: Path) -> tuple:
@@ -203,6 +205,7 @@ class HFSource(Source):
             key = (_stamp(d), tuple(self.spec.splits.values()))
             hit = _LOADED.get(key)
             if hit is not None:  # counted earlier in this process: no second load
+                _LOADED[key] = _LOADED.pop(key)  # most recently used last
                 self._local = hit
                 return hit
             ds = _datasets()
@@ -216,7 +219,10 @@ class HFSource(Source):
                 split = parse_split(next(iter(self.spec.splits.values()), "train"))[0]
                 obj = ds.DatasetDict({split: obj})
             self._local = obj
-            if len(_LOADED) >= 256:  # memory-mapped tables: cheap to keep, bounded anyway
+            # Memory-mapped tables: the pages a read touched count in the process's
+            # RSS while the table stays mapped, so a long export over hundreds of
+            # hub datasets keeps only the few it used last.
+            while len(_LOADED) >= LOADED_MAX:
                 _LOADED.pop(next(iter(_LOADED)))
             _LOADED[key] = obj
         return self._local
@@ -256,13 +262,19 @@ class HFSource(Source):
         local = self._load_local()
         if local is None or split not in local:
             return None
+        d = local[split]
+        if _plain_arrow(d):
+            return _arrow_rows(d, lo, hi)
         # select() of a contiguous range is a zero-copy slice of the Arrow table
-        return ((None, dict(rec)) for rec in local[split].select(range(lo, hi)))
+        return ((None, dict(rec)) for rec in d.select(range(lo, hi)))
 
     def _read_native(self, split: str) -> Iterator[tuple[str | None, Record]]:
         local = self._load_local()
         if local is not None:
             it = local[split]
+            if _plain_arrow(it):
+                yield from _arrow_rows(it, 0, len(it))
+                return
         else:
             if self._hub_copy():
                 self._hub_guard()
@@ -282,3 +294,31 @@ class HFSource(Source):
                 ) from None
         for rec in it:
             yield None, dict(rec)
+
+
+#: Rows converted to Python per Arrow slice when reading a local copy.
+ARROW_BATCH = 1024
+
+
+def _plain_arrow(d: Any) -> bool:
+    """True when rows of Dataset ``d`` are exactly its Arrow rows as Python
+    objects (no indices mapping, no output format, no feature that decodes:
+    images, audio, ...), so they can be read as Arrow slices, ~10x faster than
+    ``datasets``' per-row formatting, with the same dicts."""
+    try:
+        from datasets.features.features import require_decoding
+    except ImportError:  # pragma: no cover - an older datasets
+        return False
+    if getattr(d, "_indices", None) is not None or d.format.get("type") is not None:
+        return False
+    cols = d.format.get("columns")
+    if cols is not None and list(cols) != list(d.column_names):
+        return False
+    return not any(require_decoding(f) for f in d.features.values())
+
+
+def _arrow_rows(d: Any, lo: int, hi: int) -> Iterator[tuple[None, Record]]:
+    table = d.data.table if hasattr(d.data, "table") else d.data
+    for a in range(lo, hi, ARROW_BATCH):
+        for rec in table.slice(a, min(ARROW_BATCH, hi - a)).to_pylist():
+            yield None, rec

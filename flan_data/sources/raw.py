@@ -79,8 +79,13 @@ class RawSource(Source):
     """Reads a dataset's original release files (see the module docstring)."""
 
     def _opt(self, key: str, default: Any = None) -> Any:
-        v = self.spec.options.get(key, default)
-        return thaw(v) if v is not None else default
+        # thawed once per source: _finish asks for three options per record
+        memo = self.__dict__.setdefault("_opts", {})
+        if key not in memo:
+            v = self.spec.options.get(key)
+            memo[key] = thaw(v) if v is not None else None
+        v = memo[key]
+        return default if v is None else v
 
     @property
     def _name(self) -> str:
