@@ -715,23 +715,27 @@ class TaskRenderer:
                 f"task {self.task.name!r}: few-shot format {fmt!r} needs an exemplar pool (the train split)"
             )
         cache = self._fewshot_cache()
-        if len(cache.entries) > _FS_CACHE_MAX:  # bounded: tasks with huge pools or many templates
-            cache.entries.clear()
-            cache.fields_ok.clear()
-            cache.pool = None
-        entries = cache.entries
         todo: dict[tuple, tuple] = {}  # key -> (ct, exemplar, style, mode)
-        plans = []
+        plans = []  # (row, few-shot style, exemplars, their entries once rendered)
         styles, n_styles = self._styles, len(self._styles)
         if field is None:
             meta = cache.pool
-            if meta is None or meta[0] is not pool or meta[1].k != cfg.shots:
+            if (
+                meta is None
+                or meta[0] is not pool
+                or meta[1].k != cfg.shots
+                or cache.n_entries > _FS_CACHE_MAX  # bounded: huge pools or many templates
+            ):
+                cache.tables.clear()
+                cache.fields_ok.clear()
+                cache.n_entries = 0
                 has_opts = [bool(e.fields.get("options")) for e in pool]
                 # per pool entry: it has options and can be split (no placeholder character)
                 splittable = [h and _safe_fields(cache, e) for h, e in zip(has_opts, pool)]
                 picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
                 meta = cache.pool = (pool, picker, has_opts, splittable)
             _, picker, has_opts, splittable = meta
+            tables = cache.tables  # (template id, mode) -> {pool index: entry}
             split_of = cache.split
             # few-shot style and exemplar seed of every row (numpy for big batches; same values)
             if len(rows) >= VECTOR_MIN:
@@ -743,10 +747,10 @@ class TaskRenderer:
             else:
                 fsix = [mix64(r[3], _SALT_FSSTYLE) % n_styles for r in rows]
                 exseeds = [mix64(r[3], _SALT_EXEMPLARS) for r in rows]
+            refs = []  # per plan: (picks, the table of each pick)
             for k, r in enumerate(rows):
                 ct, style = r[4], r[5]
                 ctid = ct.spec.id
-                fs = styles[fsix[k]]
                 picks = picker.pick(r[1], exseeds[k])
                 if style is None:
                     split = False
@@ -754,24 +758,32 @@ class TaskRenderer:
                     split = split_of.get(ctid)
                     if split is None:
                         split = split_of[ctid] = _split_form(self.engine, ct)
-                keys = []
+                tl = []
                 for j in picks:
-                    ex = pool[j]
                     if style is None or not has_opts[j]:  # no option block: one render
-                        key, mode = (ctid, None, id(ex)), _REAL
+                        tkey, mode = (ctid, None), _REAL
                     elif split and splittable[j]:
-                        key, mode = (ctid, _SPLIT, id(ex)), _SPLIT
+                        tkey, mode = (ctid, _SPLIT), _SPLIT
                     else:
-                        key, mode = (ctid, id(style), id(ex)), _REAL
-                    if key not in entries and key not in todo:
-                        todo[key] = (ct, ex, style, mode)
-                    keys.append((key, ex))
-                plans.append((r, fs, keys))
+                        tkey, mode = (ctid, id(style)), _REAL
+                    tab = tables.get(tkey)
+                    if tab is None:
+                        tab = tables[tkey] = {}
+                    if j not in tab and (tkey, j) not in todo:
+                        todo[tkey, j] = (ct, pool[j], style, mode)
+                    tl.append(tab)
+                plans.append((r, styles[fsix[k]], None, None))
+                refs.append((picks, tl))
             if todo:
-                self._render_exemplars(todo, entries, cache, errors)
-            batch = entries
+                for (tkey, j), e in self._render_exemplars(todo, cache, errors).items():
+                    tables[tkey][j] = e
+                cache.n_entries += len(todo)
+            plans = [
+                (p[0], p[1], [pool[j] for j in picks], [tab[j] for j, tab in zip(picks, tl)])
+                for p, (picks, tl) in zip(plans, refs)
+            ]
         else:
-            batch = {}  # exemplar-field entries: this batch only
+            batch: dict[tuple, Any] = {}  # exemplar-field entries: this batch only
             for r in rows:
                 idx, eid, canon, base, ct, style = r
                 fs = styles[mix64(base, _SALT_FSSTYLE) % n_styles]
@@ -784,7 +796,7 @@ class TaskRenderer:
                         raise e
                     errors.append((idx, e))
                     continue
-                keys = []
+                keys, exs = [], []
                 for j, x in enumerate(val[: cfg.shots]):
                     ex = Exemplar(f"{field}[{j}]", x)
                     # keyed by the field's position, as before: the first row of
@@ -792,17 +804,19 @@ class TaskRenderer:
                     key = (ct.spec.id, id(style), ex.example_id)
                     if key not in todo:
                         todo[key] = (ct, ex, style, _REAL)
-                    keys.append((key, ex))
-                plans.append((r, fs, keys))
+                    keys.append(key)
+                    exs.append(ex)
+                plans.append((r, fs, exs, keys))
             if todo:
-                self._render_exemplars(todo, batch, cache, errors)
+                batch.update(self._render_exemplars(todo, cache, errors))
+            plans = [(r, fs, exs, [batch[k] for k in keys]) for r, fs, exs, keys in plans]
         queries = self._render_rows([p[0] for p in plans], errors)
         style_tokens = cache.style_tokens
         bound = type(tok) is WhitespaceTokenizer
         budget = cfg.budget
         lim = self.engine.env.limits.output_chars
         out = {}
-        for r, fs, keys in plans:
+        for r, fs, exs, ents_ in plans:
             q = queries.get(r[0])
             if q is None:
                 continue
@@ -815,8 +829,7 @@ class TaskRenderer:
             ins, tgs, ents, ids, blocks = [], [], [], [], []
             words = (len(qi) + len(qt)) // 2 + 1 + st  # an upper bound of the whitespace words
             opts = block = None
-            for key, ex in keys:
-                e = batch[key]
+            for ex, e in zip(exs, ents_):
                 if e is None:
                     continue  # an exemplar the template fails on is left out of the prompts
                 if e[0] is _SPLIT:
@@ -888,13 +901,14 @@ class TaskRenderer:
             c = self.__dict__["_fs_cache"] = _FewShotCache()
         return c
 
-    def _render_exemplars(self, todo: dict[tuple, tuple], dest: dict[tuple, Any], cache: _FewShotCache, errors) -> None:  # fmt: skip
-        """Render the exemplars of ``todo`` (grouped by template) into ``dest``:
+    def _render_exemplars(self, todo: dict[tuple, tuple], cache: _FewShotCache, errors) -> dict[tuple, Any]:  # fmt: skip
+        """Render the exemplars of ``todo`` (grouped by template), by key:
         ``[_SPLIT, raw input, raw target, {style: tokens}, exemplar, answer's option index
         or None, block in input, block in target, input labelled, input cued, answer in
         input, answer in target]`` (labelled and cued None where the style decides) or
         ``[_REAL, input, target, tokens, {few-shot style: composed}, exemplar, style]``;
         None where the template fails on the exemplar."""
+        dest: dict[tuple, Any] = {}
         groups: dict[tuple[str, int], list[tuple[tuple, tuple]]] = {}
         for key, req in todo.items():
             groups.setdefault((req[0].spec.id, req[3]), []).append((key, req))
@@ -950,6 +964,7 @@ class TaskRenderer:
                                  *_fixed_cues(i), ans_i, ans_t]  # fmt: skip
                 else:
                     dest[key] = [_REAL, t[0].strip(), t[1].strip(), None, {}, ex, style]
+        return dest
 
     def _render_own_fewshot(
         self, rows, pool, errors
@@ -1093,14 +1108,17 @@ _OPAQUE = (
 
 class _FewShotCache:
     """One task renderer's rendered pool exemplars, kept across batches and chunk
-    jobs in this process: ``entries[(template id, mode, id(exemplar))]`` (the
-    entry holds the exemplar, so its id is not reused while cached).
+    jobs in this process while they use the same pool list (export jobs share the
+    task's pool from ``_POOLS``): ``tables[(template id, mode)][index in the pool]``,
+    mode None (no option block), ``_SPLIT`` (placeholders) or an option style's id.
     ``renders`` counts exemplar renders (tests count work with it)."""
 
-    __slots__ = ("entries", "split", "fields_ok", "style_tokens", "renders", "pool")
+    __slots__ = ("tables", "n_entries", "split", "fields_ok", "style_tokens", "renders", "pool")
 
     def __init__(self) -> None:
-        self.entries: dict[tuple, Any] = {}
+        # (template id, mode) -> {index in the pool: entry}, for the pool in ``pool``
+        self.tables: dict[tuple, dict[int, Any]] = {}
+        self.n_entries = 0
         self.split: dict[str, bool] = {}
         self.fields_ok: dict[int, tuple[Exemplar, bool]] = {}
         self.style_tokens: dict[str, int] = {}

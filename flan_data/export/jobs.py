@@ -331,7 +331,10 @@ def record_batch(
     arrays: dict[str, pa.Array] = {}
     for f in SCHEMA:
         vals = cols[f.name]
-        arrays[f.name] = pa.array(vals, f.type)
+        if pa.types.is_list(f.type):
+            arrays[f.name] = list_array(vals, f.type)
+        else:
+            arrays[f.name] = pa.array(vals, f.type)
     turns = cols.pop("turns", None)
     if output.messages:
         if output.multiturn and turns is not None and any(t is not None for t in turns):
@@ -348,6 +351,25 @@ def record_batch(
             arrays[f.name] = pa.array(views[f.name], f.type)
     arrays[POS] = pa.array(np.asarray(positions, dtype=np.int64), pa.int64())
     return pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)
+
+
+def list_array(vals: Sequence[Sequence[str] | None], type_: pa.DataType) -> pa.Array:
+    """``pa.array(vals, type_)`` for a list-of-strings column, built from one flat
+    value array and offsets (converting a Python list per row is ~20x slower).
+
+    >>> list_array([["a", "b"], None, []], pa.list_(pa.string())).to_pylist()
+    [['a', 'b'], None, []]
+    """
+    n = len(vals)
+    lens = np.fromiter((0 if v is None else len(v) for v in vals), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        return pa.array(vals, type_)
+    flat = pa.array([x for v in vals if v is not None for x in v], type_.value_type)
+    nulls = [v is None for v in vals]
+    mask = pa.array(nulls, pa.bool_()) if any(nulls) else None
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), flat, type=type_, mask=mask)
 
 
 def messages_array(inputs: pa.Array, targets: pa.Array, system: str | None = None) -> pa.Array:
