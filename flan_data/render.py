@@ -1339,12 +1339,19 @@ class Renderer:
         self.engine = engine or TemplateEngine()
         self._tasks: dict[str, TaskRenderer] = {}
 
+    #: Task renderers kept (least recently used dropped first): each holds its
+    #: few-shot exemplar cache, and an export worker renders ~1,000 tasks (4.7 GB
+    #: in each process of a full-size flan2022 export when all were kept).
+    max_tasks = 16
+
     def task_renderer(self, task: str | TaskSpec) -> TaskRenderer:
         spec = task if isinstance(task, TaskSpec) else self.catalog.task(task)
-        tr = self._tasks.get(spec.name)
+        tr = self._tasks.pop(spec.name, None)
         if tr is None or tr.task is not spec:
             tr = TaskRenderer(spec, self.catalog, self.engine, self.config)
-            self._tasks[spec.name] = tr
+        self._tasks[spec.name] = tr  # most recently used last
+        while len(self._tasks) > self.max_tasks:
+            self._tasks.pop(next(iter(self._tasks)))
         return tr
 
 

@@ -856,3 +856,22 @@ def test_golden_files_are_all_used(h):
         pytest.skip("no golden files yet")
     stale = {p.stem for p in GOLDEN.glob("*.jsonl")} - set(h.SAMPLE_TASKS)
     assert not stale, f"golden files for tasks no test renders: {sorted(stale)}"
+
+
+def test_renderer_keeps_a_bounded_number_of_task_renderers_most_recent_first():
+    from flan_data import Catalog
+    from flan_data.render import Renderer
+
+    cat = Catalog.load()
+    r = Renderer(cat)
+    r.max_tasks = 3
+    names = sorted(cat.tasks)[:5]
+    first = r.task_renderer(names[0])
+    for n in names[1:3]:
+        r.task_renderer(n)
+    assert r.task_renderer(names[0]) is first  # kept, and now the most recent
+    for n in names[3:]:
+        r.task_renderer(n)
+    assert list(r._tasks) == [names[0], names[3], names[4]]
+    r.task_renderer(names[1])  # rebuilt: it was dropped
+    assert list(r._tasks) == [names[3], names[4], names[1]]
