@@ -296,9 +296,17 @@ def tree_rss_cmd(
     return wall, peak // 2**20, largest, "".join(err)
 
 
-def _rows(ds) -> tuple[list[str], str]:
-    strs = [k for k, f in ds.features.items() if getattr(f, "dtype", None) == "string"]
-    return strs[:-1] or strs, strs[-1]
+def _strings(v, out: list[str]) -> list[str]:
+    """The string leaves of a record, in order (translation pairs, nested answers, ...)."""
+    if isinstance(v, str):
+        out.append(v)
+    elif isinstance(v, dict):
+        for x in v.values():
+            _strings(x, out)
+    elif isinstance(v, list):
+        for x in v[:8]:
+            _strings(x, out)
+    return out
 
 
 def fstring_pipeline(root: Path, out: Path, limit: int | None = None) -> int:
@@ -352,10 +360,9 @@ def fstring_pipeline(root: Path, out: Path, limit: int | None = None) -> int:
             obj = datasets.load_from_disk(str(d))
             if isinstance(obj, datasets.DatasetDict):
                 obj = obj["train"] if "train" in obj else next(iter(obj.values()))
-            ds = obj
-            ins, tgt = _rows(ds)
-            for rec in itertools.islice(ds, limit):
-                add("\n\n".join(f"{k}: {rec[k]}" for k in ins) + "\nAnswer:", rec[tgt].strip())
+            for rec in itertools.islice(obj, limit):
+                vals = _strings(rec, []) or [""]
+                add("\n\n".join(vals[:-1]) + "\nAnswer:", vals[-1].strip())
     if buf:
         flush()
     return n
@@ -479,8 +486,13 @@ def main() -> None:
         if m.get("skipped"):
             n_sk = sum(v for d in m["skipped"].values() for v in d.values())
             print(f"   skipped {n_sk:,} rows: {json.dumps(m['skipped'])[:300]}")
-        if left_out or m["plan"].get("excluded"):
-            print(f"!! EXCLUDED FROM THE EXPORT: {', '.join(left_out or m['plan']['excluded'])}")
+        excluded = [*m["plan"].get("excluded", []), *m.get("unavailable", {})]
+        if excluded:
+            print(f"!! EXCLUDED FROM THE EXPORT: {', '.join(excluded)}")
+        if left_out:  # the export plans on the replica's sizes, the replica on the published ones
+            print(
+                f"   {len(left_out)} task(s) with rows in the published-size plan drew none in the export's plan: {', '.join(left_out[:10])}"
+            )
         shutil.rmtree(out, ignore_errors=True)
     if not args.no_fstring:
         t = time.perf_counter()
