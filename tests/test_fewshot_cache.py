@@ -270,3 +270,23 @@ def _refuse(self, ct, jobs):
     from flan_data.errors import RecordError
 
     raise RecordError("nv", jobs[0][2], "forced per-row rendering")
+
+
+def test_rendered_exemplars_are_kept_for_a_few_task_renderers_only(tmp_path, h, monkeypatch):
+    # A worker renders every task of a mixture: the exemplar caches of the least
+    # recently used task renderers are emptied, so memory does not grow with tasks.
+    monkeypatch.setattr(rendermod, "FS_CACHES_KEPT", 2)
+    monkeypatch.setattr(rendermod, "_LIVE", [])
+    cat, recs = _catalog(tmp_path, h, n=120)
+    items = [(r["uid"], r) for r in recs[:60]]
+    trs = [Renderer(cat).task_renderer("toy") for _ in range(4)]  # four task renderers
+    for tr in trs:
+        pool = [tr.exemplar(r["uid"], r) for r in recs[60:]]
+        tr.render_batch(items, split="train", fmt="fs_opt", seed=0, pool=pool)
+    sizes = [tr.__dict__["_fs_cache"].entries() for tr in trs]
+    assert sizes[:2] == [0, 0] and all(n > 0 for n in sizes[2:])
+    # a cleared cache renders again, with the same bytes
+    pool = [trs[0].exemplar(r["uid"], r) for r in recs[60:]]
+    again = trs[0].render_batch(items, split="train", fmt="fs_opt", seed=0, pool=pool)
+    fresh = Renderer(cat).task_renderer("toy")
+    assert again == fresh.render_batch(items, split="train", fmt="fs_opt", seed=0, pool=pool)
