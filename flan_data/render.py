@@ -556,6 +556,8 @@ class TaskRenderer:
         prefix = SeedPrefix(seed, task.name, split)
         opt_fmt = is_opt_format(fmt)
         good: list[tuple[int, str, Mapping[str, Any]]] = []
+        if canonicals is None and len(items) >= VECTOR_MIN:
+            canonicals = self.canonical_many(items, split)  # column-wise where it can
         for i, (eid, raw) in enumerate(items):
             try:
                 canon = (
@@ -563,6 +565,8 @@ class TaskRenderer:
                     if canonicals is not None and canonicals[i] is not None
                     else self.canonical(eid, raw, split)
                 )
+                if type(canon) is not dict and isinstance(canon, RecordError):
+                    raise canon
             except RecordError as e:
                 if errors is None:
                     raise
