@@ -803,9 +803,8 @@ class TaskRenderer:
                 keys, exs = [], []
                 for j, x in enumerate(val[: cfg.shots]):
                     ex = Exemplar(f"{field}[{j}]", x)
-                    # keyed by the field's position, as before: the first row of
-                    # the batch that asks for it renders it
-                    key = (ct.spec.id, id(style), ex.example_id)
+                    # each row has its own field exemplars: keyed by the row
+                    key = (ct.spec.id, id(style), idx, j)
                     if key not in todo:
                         todo[key] = (ct, ex, style, _REAL)
                     keys.append(key)
