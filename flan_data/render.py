@@ -556,6 +556,8 @@ class TaskRenderer:
         prefix = SeedPrefix(seed, task.name, split)
         opt_fmt = is_opt_format(fmt)
         good: list[tuple[int, str, Mapping[str, Any]]] = []
+        if canonicals is None and len(items) >= VECTOR_MIN:
+            canonicals = self.canonical_many(items, split)  # column-wise where it can
         for i, (eid, raw) in enumerate(items):
             try:
                 canon = (
@@ -563,6 +565,8 @@ class TaskRenderer:
                     if canonicals is not None and canonicals[i] is not None
                     else self.canonical(eid, raw, split)
                 )
+                if type(canon) is not dict and isinstance(canon, RecordError):
+                    raise canon
             except RecordError as e:
                 if errors is None:
                     raise
@@ -799,9 +803,8 @@ class TaskRenderer:
                 keys, exs = [], []
                 for j, x in enumerate(val[: cfg.shots]):
                     ex = Exemplar(f"{field}[{j}]", x)
-                    # keyed by the field's position, as before: the first row of
-                    # the batch that asks for it renders it
-                    key = (ct.spec.id, id(style), ex.example_id)
+                    # each row has its own field exemplars: keyed by the row
+                    key = (ct.spec.id, id(style), idx, j)
                     if key not in todo:
                         todo[key] = (ct, ex, style, _REAL)
                     keys.append(key)
@@ -899,6 +902,7 @@ class TaskRenderer:
         c = self.__dict__.get("_fs_cache")
         if c is None:
             c = self.__dict__["_fs_cache"] = _FewShotCache()
+        _touch(c)
         return c
 
     def _render_exemplars(self, todo: dict[tuple, tuple], cache: _FewShotCache, errors) -> dict[tuple, Any]:  # fmt: skip
@@ -1088,7 +1092,27 @@ _REAL = "real"  # rendered as is (no option block, or a template that is not spl
 _SENT_CHAR = "\ue000"  # private use: never in rendered text unless the data holds it
 _SENT_BLOCK = "\ue000options_block\ue001"
 _SENT_ANSWER = "\ue000answer\ue001"
-_FS_CACHE_MAX = 200_000
+_FS_CACHE_MAX = 40_000  # entries of one task renderer (512 exemplars x 10 templates x 2 modes: 10k)
+#: Task renderers whose rendered exemplars are kept: a worker renders a whole
+#: mixture's tasks (chunk jobs of one task run together), so only the few most
+#: recently used keep theirs and memory stays bounded whatever the task count.
+FS_CACHES_KEPT = 4
+_LIVE: list[_FewShotCache] = []
+
+
+def _touch(c: _FewShotCache) -> None:
+    """Mark ``c`` most recently used; empty the caches beyond :data:`FS_CACHES_KEPT`."""
+    if _LIVE and _LIVE[-1] is c:
+        return
+    for k, x in enumerate(_LIVE):
+        if x is c:
+            del _LIVE[k]
+            break
+    _LIVE.append(c)
+    while len(_LIVE) > FS_CACHES_KEPT:
+        _LIVE.pop(0).clear()
+
+
 # Template nodes that can transform what a name prints (filters over a block, a
 # captured {% set %}, macros, autoescape switches, includes): a template with
 # one of them is rendered per option style instead.
@@ -1126,6 +1150,16 @@ class _FewShotCache:
         # (pool list, its picker, has options, splittable) for the last pool seen:
         # chunk jobs and batches reuse one pool list
         self.pool: tuple | None = None
+
+    def clear(self) -> None:
+        """Drop the rendered exemplars (they render again when next needed)."""
+        self.tables.clear()
+        self.fields_ok.clear()
+        self.n_entries = 0
+        self.pool = None
+
+    def entries(self) -> int:
+        return sum(len(t) for t in self.tables.values())
 
 
 def _split_form(engine: TemplateEngine, ct: CompiledTemplate) -> bool:

@@ -270,3 +270,53 @@ def _refuse(self, ct, jobs):
     from flan_data.errors import RecordError
 
     raise RecordError("nv", jobs[0][2], "forced per-row rendering")
+
+
+def test_rendered_exemplars_are_kept_for_a_few_task_renderers_only(tmp_path, h, monkeypatch):
+    # A worker renders every task of a mixture: the exemplar caches of the least
+    # recently used task renderers are emptied, so memory does not grow with tasks.
+    monkeypatch.setattr(rendermod, "FS_CACHES_KEPT", 2)
+    monkeypatch.setattr(rendermod, "_LIVE", [])
+    cat, recs = _catalog(tmp_path, h, n=120)
+    items = [(r["uid"], r) for r in recs[:60]]
+    trs = [Renderer(cat).task_renderer("toy") for _ in range(4)]  # four task renderers
+    for tr in trs:
+        pool = [tr.exemplar(r["uid"], r) for r in recs[60:]]
+        tr.render_batch(items, split="train", fmt="fs_opt", seed=0, pool=pool)
+    sizes = [tr.__dict__["_fs_cache"].entries() for tr in trs]
+    assert sizes[:2] == [0, 0] and all(n > 0 for n in sizes[2:])
+    # a cleared cache renders again, with the same bytes
+    pool = [trs[0].exemplar(r["uid"], r) for r in recs[60:]]
+    again = trs[0].render_batch(items, split="train", fmt="fs_opt", seed=0, pool=pool)
+    fresh = Renderer(cat).task_renderer("toy")
+    assert again == fresh.render_batch(items, split="train", fmt="fs_opt", seed=0, pool=pool)
+
+
+def test_composed_field_exemplars_are_each_rows_own(make_catalog):
+    # A zero-shot template composed into few-shot with exemplars from a record
+    # field: every row shows its own field's exemplars, in a batch as alone
+    # (a batch once gave every row the first row's exemplars).
+    tpl = {
+        "sets": {
+            "io": {
+                "kind": "zero_shot",
+                "templates": [{"id": "io-01", "input": "{{ input }}?", "target": "{{ output }}"}],
+            }
+        }
+    }
+    task = {"name": "nv", "source": {"kind": "jsonl", "path": "/nonexistent"}, "templates": ["io"],
+            "fields": {"input": "input", "output": "output", "positive_examples": "positive_examples"},
+            "exemplars": "field:positive_examples"}  # fmt: skip
+    cat = make_catalog(templates=tpl, tasks=[task], samples={})
+    tr = Renderer(cat, RenderConfig(shots=2)).task_renderer("nv")
+    recs = [
+        (f"e{i}", {"input": f"Q{i}", "output": f"a{i}",
+                   "positive_examples": [{"input": f"ex{i}-{j}", "output": f"o{i}-{j}"} for j in range(2)]})
+        for i in range(6)
+    ]  # fmt: skip
+    cols = tr.render_batch(recs, split="train", fmt="fs_noopt", seed=0)
+    alone = [tr.render(e, r, split="train", fmt="fs_noopt", seed=0).inputs for e, r in recs]
+    assert cols["inputs"] == alone
+    for i, text in enumerate(cols["inputs"]):
+        assert f"ex{i}-0?" in text and f"ex{i}-1?" in text
+        assert not any(f"ex{k}-" in text for k in range(6) if k != i)

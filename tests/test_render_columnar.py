@@ -301,3 +301,31 @@ def test_canonical_many_equals_row_by_row(make_catalog, h):
         want = [_canon_or_error(tr, e, r) for e, r in items]
         got = [(type(x).__name__, str(x)) if isinstance(x, Exception) else x for x in got]
         assert got == want, bad
+
+
+def test_big_raw_batch_with_bad_records_same_as_row_by_row(make_catalog, h):
+    """render_batch canonicalises a big batch of raw records block-wise: same rows,
+    same errors (in order) as rendering each record alone."""
+    tr = Renderer(make_catalog()).task_renderer("toy")
+    items = [(r["uid"], r) for r in h.toy_records(VECTOR_MIN + 20)]
+    items[3] = ("bad-a", {"premise": "p", "hypothesis": "h", "label": 9})
+    items[40] = ("bad-b", {"premise": None, "hypothesis": "h", "label": 0})
+    errs: list = []
+    cols = tr.render_batch(items, split="train", fmt="zs_opt", seed=1, errors=errs)
+    assert [i for i, _ in errs] == [3, 40]
+    one_errs = []
+    for k, (eid, raw) in enumerate(items):
+        try:
+            one = tr.render(eid, raw, split="train", fmt="zs_opt", seed=1)
+        except FlanDataError as e:
+            one_errs.append(str(e))
+            continue
+        j = cols["index"].index(k)
+        assert (one.inputs, one.targets, one.seed) == (
+            cols["inputs"][j],
+            cols["targets"][j],
+            cols["seed"][j],
+        )
+    assert one_errs == [str(e) for _, e in errs]
+    with pytest.raises(FlanDataError, match="bad-a"):
+        tr.render_batch(items, split="train", fmt="zs_opt", seed=1)
