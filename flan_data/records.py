@@ -98,9 +98,9 @@ class CompiledRules:
         # comparison, ``x | length``): a Jinja context per record costs ~40 us.
         # Whenever one raises, the Jinja expression decides (same result or error).
         self._fast = {
-            "filter": fast_expression(engine, rules.filter) if rules.filter else None,
-            "sample_turn.field": fast_expression(engine, st.field) if st else None,
-            **{f"explode.{n}": fast_expression(engine, src) for n, src in rules.explode.items()},
+            "filter": engine.fast_expression(rules.filter) if rules.filter else None,
+            "sample_turn.field": engine.fast_expression(st.field) if st else None,
+            **{f"explode.{n}": engine.fast_expression(src) for n, src in rules.explode.items()},
         }
         self.dropped: dict[str, int] = {}
 
@@ -203,91 +203,6 @@ class CompiledRules:
         rec = dict(rec)
         rec[st.as_] = cands[k]
         return rec
-
-
-#: Filters the fast path evaluates itself (Jinja's own definitions: ``length`` is ``len``).
-_FAST_FILTERS = {
-    "length": len,
-    "count": len,
-    "trim": lambda v: _str_only(v).strip(),
-    "lower": lambda v: _str_only(v).lower(),
-    "upper": lambda v: _str_only(v).upper(),
-}
-_COMPARE = {
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
-    "gt": lambda a, b: a > b,
-    "gteq": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "lteq": lambda a, b: a <= b,
-    "in": lambda a, b: a in b,
-    "notin": lambda a, b: a not in b,
-}
-
-
-def _str_only(v: Any) -> str:
-    if not isinstance(v, str):
-        raise TypeError("not a string")  # let Jinja decide
-    return v
-
-
-def fast_expression(engine: Any, source: str | None) -> Any:
-    """A plain-Python evaluator of a simple rule expression over a record, or None.
-
-    Handles what record rules mostly are: fields (``a``, ``a.b``, ``a[0]``),
-    constants, tuples/lists of those, comparisons (``==``, ``>``, ``in``,
-    ``not in``, ...), ``and``/``or``/``not`` and the ``length``/``trim``/
-    ``lower``/``upper`` filters. It raises on anything unusual (a missing
-    field, a non-string for ``trim``), and the caller then evaluates the
-    Jinja expression, so results and errors never differ.
-
-    >>> from flan_data.templates import TemplateEngine
-    >>> f = fast_expression(TemplateEngine(), "Turn_no > 6 and Context | length > 0")
-    >>> f({"Turn_no": 7, "Context": ["q", "a"]}), f({"Turn_no": 7, "Context": []})
-    (True, False)
-    """
-    if not source:
-        return None
-    import jinja2
-    from jinja2 import nodes
-
-    from .templates import _getter
-
-    try:
-        root = engine.env.parse("{{ " + source + " }}").body[0].nodes[0]
-    except (jinja2.TemplateSyntaxError, AttributeError, IndexError):
-        return None
-
-    def comp(n: Any) -> Any:
-        if isinstance(n, nodes.Name | nodes.Const | nodes.Getattr | nodes.Getitem):
-            return _getter(n)
-        if isinstance(n, nodes.Tuple | nodes.List):
-            items = [comp(x) for x in n.items]
-            if any(i is None for i in items):
-                return None
-            mk = tuple if isinstance(n, nodes.Tuple) else list
-            return lambda r: mk(i(r) for i in items)
-        if isinstance(n, nodes.And | nodes.Or):
-            a, b = comp(n.left), comp(n.right)
-            if a is None or b is None:
-                return None
-            if isinstance(n, nodes.And):
-                return lambda r: a(r) and b(r)
-            return lambda r: a(r) or b(r)
-        if isinstance(n, nodes.Not):
-            a = comp(n.node)
-            return None if a is None else (lambda r: not a(r))
-        if isinstance(n, nodes.Filter) and not n.args and not n.kwargs and n.name in _FAST_FILTERS:
-            a, f = comp(n.node), _FAST_FILTERS[n.name]
-            return None if a is None else (lambda r: f(a(r)))
-        if isinstance(n, nodes.Compare) and len(n.ops) == 1 and n.ops[0].op in _COMPARE:
-            a, b, op = comp(n.expr), comp(n.ops[0].expr), _COMPARE[n.ops[0].op]
-            if a is None or b is None:
-                return None
-            return lambda r: op(a(r), b(r))
-        return None
-
-    return comp(root)
 
 
 def candidate_turns(n: int, parity: str = "any", min_index: int = 0) -> list[int]:

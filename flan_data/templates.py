@@ -854,6 +854,27 @@ class TemplateEngine:
             return None
         return _getter(expr)
 
+    def fast_expression(self, source: str | None) -> Any:
+        """A plain-Python evaluator of a simple record-rule expression, or None.
+
+        Extends :meth:`field_getter` with constants, tuples/lists, comparisons
+        (``==``, ``>``, ``in``, ``not in``, ...), ``and``/``or``/``not`` and the
+        ``length``/``trim``/``lower``/``upper`` filters. It raises on anything
+        unusual (a missing field, a non-string for ``trim``); the caller then
+        evaluates the Jinja expression, so results and errors never differ.
+
+        >>> f = TemplateEngine().fast_expression("Turn_no > 6 and Context | length > 0")
+        >>> f({"Turn_no": 7, "Context": ["q", "a"]}), f({"Turn_no": 7, "Context": []})
+        (True, False)
+        """
+        if not source:
+            return None
+        try:
+            expr = self.env.parse("{{ " + source + " }}").body[0].nodes[0]
+        except (jinja2.TemplateSyntaxError, AttributeError, IndexError):
+            return None
+        return _evaluator(expr)
+
     # -- rendering
 
     def _run(self, t: jinja2.Template, context: Mapping[str, Any], arm: bool = True) -> str:
@@ -959,6 +980,63 @@ def _getter(node: nodes.Node) -> Any:
         if inner is None or key is None:
             return None
         return lambda ctx: _item(inner(ctx), key(ctx))
+    return None
+
+
+#: Filters the fast path evaluates itself (Jinja's own definitions: ``length`` is ``len``).
+_FAST_FILTERS = {
+    "length": len,
+    "count": len,
+    "trim": lambda v: _str_only(v).strip(),
+    "lower": lambda v: _str_only(v).lower(),
+    "upper": lambda v: _str_only(v).upper(),
+}
+_COMPARE = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gteq": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lteq": lambda a, b: a <= b,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+
+
+def _str_only(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("not a string")  # let Jinja decide
+    return v
+
+
+def _evaluator(n: nodes.Node) -> Any:
+    """:func:`_getter` plus the compound nodes of record rules; None if unsupported."""
+    if isinstance(n, nodes.Name | nodes.Const | nodes.Getattr | nodes.Getitem):
+        return _getter(n)
+    if isinstance(n, nodes.Tuple | nodes.List):
+        items = [_evaluator(x) for x in n.items]
+        if any(i is None for i in items):
+            return None
+        mk = tuple if isinstance(n, nodes.Tuple) else list
+        return lambda r: mk(i(r) for i in items)
+    if isinstance(n, nodes.And | nodes.Or):
+        a, b = _evaluator(n.left), _evaluator(n.right)
+        if a is None or b is None:
+            return None
+        if isinstance(n, nodes.And):
+            return lambda r: a(r) and b(r)
+        return lambda r: a(r) or b(r)
+    if isinstance(n, nodes.Not):
+        a = _evaluator(n.node)
+        return None if a is None else (lambda r: not a(r))
+    if isinstance(n, nodes.Filter) and not n.args and not n.kwargs and n.name in _FAST_FILTERS:
+        a, f = _evaluator(n.node), _FAST_FILTERS[n.name]
+        return None if a is None else (lambda r: f(a(r)))
+    if isinstance(n, nodes.Compare) and len(n.ops) == 1 and n.ops[0].op in _COMPARE:
+        a, b, op = _evaluator(n.expr), _evaluator(n.ops[0].expr), _COMPARE[n.ops[0].op]
+        if a is None or b is None:
+            return None
+        return lambda r: op(a(r), b(r))
     return None
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from flan_data import Catalog
 from flan_data.errors import RecordError
-from flan_data.records import compile_rules, fast_expression
+from flan_data.records import compile_rules
 from flan_data.specs import RecordRules, SampleTurn
 from flan_data.templates import TemplateEngine
 
@@ -50,7 +50,7 @@ def _records(fields):
 )
 def test_filter_fast_path_equals_jinja(expr, fields):
     engine = TemplateEngine()
-    assert fast_expression(engine, expr) is not None
+    assert engine.fast_expression(expr) is not None
     fast = compile_rules(RecordRules(filter=expr), engine)
     slow = compile_rules(RecordRules(filter=expr), engine)
     slow._fast = {}
@@ -92,4 +92,4 @@ def test_every_catalog_rule_has_a_fast_path():
         exprs = ([r.filter] if r.filter else []) + list(r.explode.values())
         exprs += [r.sample_turn.field] if r.sample_turn else []
         for e in exprs:
-            assert fast_expression(engine, e) is not None, (t.name, e)
+            assert engine.fast_expression(e) is not None, (t.name, e)
