@@ -86,7 +86,6 @@ class CompiledRules:
 
             engine = TemplateEngine()
         self.rules = rules
-        self._engine = engine
         self._filter = engine.expression(rules.filter, "records.filter") if rules.filter else None
         self._explode = [
             (name, src, engine.expression(src, f"records.explode.{name}"))

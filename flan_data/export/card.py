@@ -180,12 +180,3 @@ def card_text(manifest: Mapping[str, Any], catalog: Catalog) -> str:
 def write_card(out: Path, manifest: Mapping[str, Any], catalog: Catalog) -> None:
     """Write ``out/README.md`` atomically (before the manifest and COMPLETED)."""
     atomic_write_bytes(Path(out) / CARD, card_text(manifest, catalog).encode("utf-8"))
-
-
-def is_our_card(path: Path) -> bool:
-    """Was this README.md written by flan export (so --overwrite may replace it)?"""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return MARKER in f.read(1 << 16)
-    except OSError:
-        return False

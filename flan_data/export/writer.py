@@ -58,7 +58,6 @@ SCHEMA = pa.schema(
 )
 #: Internal column carrying each row's global position until shards are assembled.
 POS = "_pos"
-SPILL_SCHEMA = SCHEMA.append(pa.field(POS, pa.int64()))
 
 
 def shard_name(i: int, n: int, file_format: str = "arrow") -> str:
