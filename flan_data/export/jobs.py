@@ -36,15 +36,17 @@ TRAIN = "train"
 POOL_SIZE = 512
 CHUNK_ROWS = 25_000  # output rows per job: big tasks split into record ranges
 #: A task without a few-shot pool (zero-shot formats only) is split finer when
-#: the export is small, so that its jobs keep every worker busy to the end:
+#: the export is small, so that its jobs keep two workers busy to the end:
 #: about ``TARGET_JOBS`` jobs per export, ``MIN_CHUNK_ROWS`` to ``CHUNK_ROWS``
-#: rows each. The layout depends on the plan only, never on the number of
-#: workers (a resume with another ``--workers`` reuses every finished job), and
-#: the output never depends on it: rows, seeds and positions are per record,
-#: and skip counts add up. (A task with a pool keeps ``CHUNK_ROWS``: the
-#: manifest replays the pool's skip counts per chunk job.)
-TARGET_JOBS = 32
-MIN_CHUNK_ROWS = 2_500
+#: rows each. Not finer: a job that starts inside a Parquet row group decodes
+#: the group from its start (~1 µs per record skipped), so k jobs per row group
+#: cost (k - 1) / 2 groups of extra decoding. The layout depends on the plan
+#: only, never on the number of workers (a resume with another ``--workers``
+#: reuses every finished job), and the output never depends on it: rows, seeds
+#: and positions are per record, and skip counts add up (a task with a pool
+#: keeps ``CHUNK_ROWS``: the pool's skip counts are replayed per chunk job).
+TARGET_JOBS = 8
+MIN_CHUNK_ROWS = 5_000
 
 
 @dataclass(frozen=True)
@@ -518,9 +520,9 @@ def chunk_target(total: int, *, pooled: bool) -> int:
     """Output rows per chunk job of a task in an export of ``total`` rows.
 
     >>> chunk_target(100_000, pooled=False), chunk_target(100_000, pooled=True)
-    (3125, 25000)
+    (12500, 25000)
     >>> chunk_target(10_000_000, pooled=False), chunk_target(1_000, pooled=False)
-    (25000, 2500)
+    (25000, 5000)
     """
     if pooled:
         return CHUNK_ROWS
