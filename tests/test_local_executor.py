@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from flan_data import Catalog, FlanDataError
-from flan_data.export import export_mixture
-from flan_data.export import local
+from flan_data.export import export_mixture, local
 from flan_data.export.local import GUARD_HINT, LocalExecutor, dumps_catalog
 from flan_data.render import RenderConfig
 

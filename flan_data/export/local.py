@@ -67,6 +67,7 @@ PRELOAD = (
     "pandas",
     "jinja2",
     "flan_data.export.local",
+    "flan_data.columnar",
 )
 
 GUARD_HINT = (
