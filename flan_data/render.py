@@ -1314,13 +1314,29 @@ def _direct_reader(expr: str) -> Any:
     any other. ``options`` is a :class:`LabelOptions` (range-checked), or None
     when the task has none (then ``options[key]`` raises and the general path,
     which reads the record's own ``options``, decides)."""
+    kind = direct_field(expr)
+    if kind is None:
+        return None
+    e = kind[1]
+    if kind[0] == "key":
+        return lambda raw, opts: raw[e]
+    return lambda raw, opts: opts[raw[e]]
+
+
+def direct_field(expr: str) -> tuple[str, str] | None:
+    """``("key", k)`` for a field expression that is a plain key, ``("label", k)``
+    for ``options[k]``, None for any other (what :func:`_direct_reader` reads).
+
+    >>> direct_field("premise"), direct_field(" options[label] "), direct_field("a + b")
+    (('key', 'premise'), ('label', 'label'), None)
+    """
     e = expr.strip()
     if e.isidentifier() and e not in _KEYWORDS and e != "options":
-        return lambda raw, opts: raw[e]
+        return "key", e
     if e.startswith("options[") and e.endswith("]"):
         k = e[len("options[") : -1].strip()
         if k.isidentifier() and k not in _KEYWORDS and k != "options":
-            return lambda raw, opts: opts[raw[k]]
+            return "label", k
     return None
 
 

@@ -567,9 +567,11 @@ class SimpleTemplate:
     True
     """
 
-    __slots__ = ("names", "filters", "_in", "_tg")
+    __slots__ = ("names", "filters", "parts", "_in", "_tg")
 
     def __init__(self, in_parts: tuple, tg_parts: tuple):
+        #: (input parts, target parts): literal text, or (name, filter name or None)
+        self.parts = (in_parts, tg_parts)
         self.names = tuple(
             dict.fromkeys(p[0] for p in in_parts + tg_parts if not isinstance(p, str))
         )

@@ -151,7 +151,23 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     The job reads only its records ``[lo, hi)`` (plus the few-shot pool window
     at the start of the split): :meth:`Source.read_range` seeks there where
     the format allows, so a task split into C chunks is read once, not C times.
+    Zero-shot rows of sources that are Arrow underneath render column-wise
+    from record batches (:mod:`flan_data.columnar`); should that attempt raise
+    anything, the job runs again the row-by-row way, which raises (or words)
+    exactly what it always did.
     """
+    used: list[bool] = []
+    try:
+        return _run_job(job, catalog, renderer, spill_dir, used)
+    except Exception:
+        if not used:
+            raise
+    return _run_job(job, catalog, renderer, spill_dir, None)
+
+
+def _run_job(
+    job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path, columnar: list | None
+) -> JobResult:
     final = spill_dir / f"{job.index:06d}"
     if final.is_dir():  # finished before a crash: keep it
         skipped = _read_skipped(final)
@@ -204,6 +220,12 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     tmp.mkdir(parents=True)
     writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output))
     template_index = {ct.spec.id: i for i, ct in enumerate(tr.templates)}
+    fast = None
+    if columnar is not None and dc is None and len(recs):
+        fast = _FastRows.start(job, tr, src, recs, fmt_k, slots, pos, writer, skipped, stats, template_index)  # fmt: skip
+        if fast is not None:
+            columnar.append(True)
+            recs, fmt_k, slots, pos = fast.slow
     # pending[(fmt number, repeat)] = list of (row number in the sorted arrays, eid, raw, canonical)
     pending: dict[tuple[int, int], list[tuple[int, str, Any, Any]]] = {}
     n_pending = 0
@@ -263,8 +285,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     if n_rows:
         first = recs_l[0]
         jr = 0  # read-ahead pointer into the sorted rows
-        for i, (eid, rec) in enumerate(src.read_range(TRAIN, first, hi), first):
-            stats["read"] += 1
+        records = _read_records(src, first, hi, stats) if fast is None else fast.records(recs)
+        for i, eid, rec in records:
             seen = i + 1
             if recs_l[jr] != i:
                 continue
@@ -277,6 +299,8 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
                 break
         drain()
         flush()
+    if fast is not None:
+        seen = max(seen, fast.finish())
     if j < n_rows and seen < hi:
         raise FlanDataError(
             f"task {job.task!r}: the source has {seen} train records now but {job.size} when planned; it changed during the export"
@@ -299,6 +323,213 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
         # same deterministic output first: keep it.
         shutil.rmtree(tmp, ignore_errors=True)
     return JobResult(job.index, job.task, writer.rows, skipped, sorted(writer.shards))
+
+
+def _read_records(src, first: int, hi: int, stats: dict[str, int]):
+    """(index, id, record) of records ``[first, hi)``, counted as read."""
+    for i, (eid, rec) in enumerate(src.read_range(TRAIN, first, hi), first):
+        stats["read"] += 1
+        yield i, eid, rec
+
+
+#: Rows of one (format, repeat) rendered column-wise at a time.
+FAST_ROWS = 8192
+
+
+class _FastRows:
+    """A job's zero-shot rows rendered column-wise (:mod:`flan_data.columnar`)
+    from the source's record batches (:meth:`Source.read_batches`), each row
+    selected by index arrays, never by a loop over records. The job's other
+    rows (few-shot formats) are ``slow``: :meth:`records` yields their records
+    as dicts from the same batches (the source is read once) for the row-by-row
+    loop. Rows the column-wise renderer cannot decide go through
+    ``render_batch`` (skips counted as before); with ``--on-error fail`` an
+    error there raises and the job reruns the row-by-row way (same message)."""
+
+    def __init__(self, job, tr, tc, batches, rows, slow, writer, skipped, stats, template_index):  # fmt: skip
+        self.job, self.tr, self.tc, self.batches = job, tr, tc, batches
+        self.recs, self.fmt_k, self.slots, self.pos = rows
+        self.slow = slow
+        self.writer, self.skipped, self.stats = writer, skipped, stats
+        self.template_index = template_index
+        self.end = int(self.recs[-1]) + 1
+        self.seen = 0
+        self.pending: dict[tuple[int, int], list] = {}
+        self.n_pending: dict[tuple[int, int], int] = {}
+        self._gen = None
+        self.fmts = [f for f, _, _ in job.formats]
+
+    @classmethod
+    def start(cls, job, tr, src, recs, fmt_k, slots, pos, writer, skipped, stats, template_index):  # fmt: skip
+        from .. import columnar
+
+        if not columnar.ENABLED:
+            return None
+        tc = columnar.TaskColumns.of(tr)
+        if tc is None:
+            return None
+        ks = [k for k, (f, _, _) in enumerate(job.formats) if tc.supports(f)]
+        if not ks:
+            return None
+        fast = np.isin(fmt_k, ks)
+        if not fast.any():
+            return None
+        try:
+            batches = src.read_batches(TRAIN, int(recs[0]), int(recs[-1]) + 1)
+        except Exception:  # noqa: BLE001 - the row-by-row read raises what it always raised
+            return None
+        if batches is None:
+            return None
+        rows = (recs[fast], fmt_k[fast], slots[fast], pos[fast])
+        slow = (recs[~fast], fmt_k[~fast], slots[~fast], pos[~fast])
+        return cls(job, tr, tc, batches, rows, slow, writer, skipped, stats, template_index)
+
+    def records(self, slow: np.ndarray):
+        """Read the batches: render the zero-shot rows, yield ``(index, id, record)``
+        of each record the ``slow`` rows (sorted record indices) read."""
+        self._gen = self._run(slow)
+        return self._gen
+
+    def finish(self) -> int:
+        """Read what is left, render every pending row; the records read so far."""
+        if self._gen is None:
+            self._gen = self._run(None)
+        for _ in self._gen:
+            pass
+        for key in sorted(self.pending):
+            self._flush(key)
+        if self.seen < self.end:
+            # the source ended early: it changed since planning (the row-by-row rerun says so)
+            raise FlanDataError(f"task {self.job.task!r}: the source changed during the export")
+        return self.seen
+
+    def _run(self, slow: np.ndarray | None):
+        recs = self.recs
+        for first, ids, b in self.batches:
+            n = b.num_rows
+            if not n:
+                continue
+            self.stats["read"] += n
+            end = first + n
+            self.seen = end
+            a, z = np.searchsorted(recs, [first, end]).tolist()
+            if z > a:
+                self._add(b, ids, first, a, z)
+            if slow is not None and len(slow):
+                sa, sz = np.searchsorted(slow, [first, end]).tolist()
+                if sz > sa:
+                    loc = np.unique(slow[sa:sz]) - first
+                    for k, rec in zip(loc.tolist(), b.take(pa.array(loc)).to_pylist()):
+                        yield first + k, ids[k], rec
+            if end >= self.end and (slow is None or not len(slow) or end > slow[-1]):
+                break
+
+    def _add(self, b: pa.RecordBatch, ids: list[str], first: int, a: int, z: int) -> None:
+        size = self.job.size
+        loc = self.recs[a:z] - first
+        keys = self.fmt_k[a:z] * (1 << 32) + self.slots[a:z] // size
+        uniq = np.unique(keys)
+        for key in uniq.tolist():
+            sel = np.flatnonzero(keys == key) if len(uniq) > 1 else np.arange(z - a)
+            lk = loc[sel]
+            group = (key >> 32, key & 0xFFFFFFFF)
+            self.pending.setdefault(group, []).append(
+                (b.take(pa.array(lk)), [ids[i] for i in lk.tolist()], sel + a)
+            )
+            got = self.n_pending.get(group, 0) + len(sel)
+            self.n_pending[group] = got
+            if got >= FAST_ROWS:
+                self._flush(group)
+
+    def _flush(self, group: tuple[int, int]) -> None:
+        parts = self.pending.pop(group, [])
+        self.n_pending.pop(group, None)
+        if not parts:
+            return
+        try:
+            batch = pa.concat_batches([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # batches of different schemas: one at a time
+            for p in parts:
+                self._render(group, p[0], p[1], p[2])
+            return
+        ids = parts[0][1] if len(parts) == 1 else [i for p in parts for i in p[1]]
+        rows = parts[0][2] if len(parts) == 1 else np.concatenate([p[2] for p in parts])
+        self._render(group, batch, ids, rows)
+
+    def _render(self, group, batch: pa.RecordBatch, ids: list[str], rows: np.ndarray) -> None:
+        job, tr = self.job, self.tr
+        k, rep = group
+        fmt = self.fmts[k]
+        seed = derive_seed(job.seed, "export", fmt, rep)
+        res = self.tc.render(batch, ids, fmt=fmt, seed=seed, split=TRAIN)
+        if len(res.rows):
+            self.writer.add(_columnar_batch(res, tr.task, fmt, ids, job.output, self.template_index,
+                                            self.pos[rows[res.rows]]))  # fmt: skip
+        fb = res.fallback
+        if not len(fb):
+            return
+        items = [(ids[i], rec) for i, rec in zip(fb.tolist(), batch.take(pa.array(fb)).to_pylist())]
+        errs: list[tuple[int, RecordError]] = []
+        cols = tr.render_batch(items, split=TRAIN, fmt=fmt, seed=seed, errors=errs,
+                               turns=job.output.multiturn)  # fmt: skip
+        if errs and job.on_error == "fail":
+            raise errs[0][1]  # the row-by-row rerun raises the error it always raised
+        for _, e in errs:
+            _count(self.skipped, _reason(e))
+        idx = cols.pop("index")
+        if idx:
+            self.writer.add(
+                record_batch(cols, job.output, self.template_index, self.pos[rows[fb[idx]]])
+            )
+
+
+def _columnar_batch(res, task, fmt: str, ids: list[str], output: OutputSpec,
+                    template_index: Mapping[str, int], positions: np.ndarray) -> pa.RecordBatch:  # fmt: skip
+    """:func:`record_batch` of column-wise rendered rows (:class:`flan_data.columnar.Rendered`),
+    every column built as an Arrow array."""
+    from ..views import TASK_SOURCE, TEMPLATE_TYPE
+
+    n = len(res.rows)
+    take = pa.array(res.template)
+
+    def const(v: str) -> pa.Array:
+        return pa.repeat(pa.scalar(v, pa.string()), n)
+
+    opts = task.options
+    str_list = pa.list_(pa.string())
+    if opts:
+        k = len(opts)
+        values = pa.array(list(opts), pa.string()).take(pa.array(np.tile(np.arange(k), n)))
+        options = pa.ListArray.from_arrays(pa.array(np.arange(0, k * n + 1, k, dtype=np.int32)), values, type=str_list)  # fmt: skip
+    else:
+        options = pa.nulls(n, str_list)
+    arrays = {
+        "inputs": res.inputs,
+        "targets": res.targets,
+        "task": const(task.name),
+        "collection": const(task.collection),
+        "format": const(fmt),
+        "template_id": pa.array(list(res.template_ids), pa.string()).take(take),
+        "fewshot_style": pa.nulls(n, pa.string()),
+        "options": options,
+        "exemplar_ids": pa.ListArray.from_arrays(
+            pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()), type=str_list
+        ),  # fmt: skip
+        "example_id": pa.array(ids, pa.string()).take(pa.array(res.rows)),
+        "source_split": const(TRAIN),
+        "seed": pa.array(res.seeds, pa.uint64()),
+    }
+    if output.messages:
+        arrays["messages"] = messages_array(arrays["inputs"], arrays["targets"], output.system)
+    if "flan-dump" in output.columns:
+        arrays["task_source"] = const(TASK_SOURCE.get(task.collection, task.collection))
+        arrays["task_name"] = const(task.name)
+        arrays["template_type"] = const(TEMPLATE_TYPE[fmt])
+        idx = np.array([template_index[t] for t in res.template_ids], dtype=np.int64)
+        arrays["template_idx"] = pa.array(idx[res.template], pa.int64())
+    arrays[POS] = pa.array(np.asarray(positions, dtype=np.int64), pa.int64())
+    schema = spill_schema(output)
+    return pa.RecordBatch.from_arrays([arrays[f.name] for f in schema], schema=schema)
 
 
 def _decontam_filter(job: TaskJob):

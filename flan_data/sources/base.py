@@ -164,6 +164,18 @@ class Source:
 
     def _range_native(self, split: str, lo: int, hi: int | None):
         # (native split name, native lo, native hi, stream) or None
+        span = self._native_span(split, lo, hi)
+        if span is None:
+            return None
+        name, lo_n, hi_n = span
+        if hi_n <= lo_n:
+            return name, lo_n, hi_n, iter(())
+        it = self._read_native_range(name, lo_n, hi_n)
+        return None if it is None else (name, lo_n, hi_n, it)
+
+    def _native_span(self, split: str, lo: int, hi: int | None) -> tuple[str, int, int] | None:
+        # (native split name, native lo, native hi) of canonical records [lo, hi), or
+        # None when the native bounds are unknown without reading (no count)
         holdout = self.spec.validation_size
         native = self._native_splits()
         if self._holdout(split, native):
@@ -178,10 +190,7 @@ class Source:
                 return None
         lo_n = min(a + lo, b)
         hi_n = b if hi is None else min(a + hi, b)
-        if hi_n <= lo_n:
-            return name, lo_n, hi_n, iter(())
-        it = self._read_native_range(name, lo_n, hi_n)
-        return None if it is None else (name, lo_n, hi_n, it)
+        return name, lo_n, hi_n
 
     def _slice_bounds(self, name: str, native: tuple[str, ...]) -> tuple[str, int, int | None]:
         """(base split, first row, end row) of a possibly sliced split name; end None if unknown."""
@@ -215,6 +224,63 @@ class Source:
                     )
                 rid = str(rec[idf])
             yield (rid if rid is not None else f"{name}-{i}"), rec
+
+    def _read_native_batches(
+        self, native: str, lo: int, hi: int
+    ) -> Iterator[tuple[int, Any]] | None:
+        """``(native index of the first row, pyarrow.RecordBatch)`` covering rows
+        ``[lo, hi)`` of a native split in order, whose ``to_pylist()`` rows are
+        exactly the records :meth:`_read_native_range` yields; None when the
+        format is not Arrow underneath."""
+        return None
+
+    def read_batches(
+        self, split: str, lo: int, hi: int | None = None
+    ) -> Iterator[tuple[int, list[str], Any]] | None:
+        """Records ``[lo, hi)`` of canonical ``split`` as Arrow record batches:
+        ``(index of the batch's first record, its example ids, pyarrow.RecordBatch)``,
+        the same records and ids as :meth:`read_range`, without a Python object
+        per record. None (read nothing) where the format is not Arrow underneath
+        (JSON Lines, CSV, NIv2, streamed hub data) or record rules apply.
+
+        >>> # for first, ids, batch in src.read_batches("train", 0, 1000): ...
+        """
+        if not self._plain():
+            return None
+        span = self._native_span(split, lo, hi)
+        if span is None:
+            return None
+        name, lo_n, hi_n = span
+        if hi_n <= lo_n:
+            return iter(())
+        it = self._read_native_batches(name, lo_n, hi_n)
+        if it is None:
+            return None
+        return self._batches_with_ids(it, name, lo - lo_n)
+
+    def _batches_with_ids(self, it, name: str, shift: int) -> Iterator[tuple[int, list[str], Any]]:
+        idf = self.spec.id_field
+        for start, b in it:
+            if idf is None:
+                ids = [f"{name}-{i}" for i in range(start, start + b.num_rows)]
+            else:
+                k = b.schema.get_field_index(idf)
+                if k < 0:
+                    raise SourceError(
+                        f"{self.describe()}: record {start} of split {name!r} has no id field {idf!r}"
+                    )
+                col = b.column(k)
+                vals = col.to_pylist()
+                # str() of each value, as read_range does (a string column needs none)
+                import pyarrow as pa
+
+                if not (
+                    col.null_count == 0
+                    and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type))
+                ):
+                    vals = [str(v) for v in vals]
+                ids = vals
+            yield start + shift, ids, b
 
     def count(self, split: str) -> int:
         """Number of records in canonical ``split`` (from metadata when possible).

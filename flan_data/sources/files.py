@@ -87,6 +87,11 @@ class FileSource(Source):
                 return None  # the stream format has no batch index: read in order
         return _read_table(f, self.spec.kind, None, self.spec.id_field, lo, hi)
 
+    def _read_native_batches(self, split: str, lo: int, hi: int):
+        if self._read_native_range(split, lo, hi) is None:  # checks only; reads nothing
+            return None
+        return _table_batches(self._files()[split], self.spec.kind, lo, hi)
+
     def _read_native(self, split: str) -> Iterator[tuple[str | None, Record]]:
         f = self._files()[split]
         if not f.is_file():
@@ -177,6 +182,26 @@ def _clip(b, at: int, lo: int, hi: int | None):
     a = max(0, lo - at)
     z = b.num_rows if hi is None else min(b.num_rows, hi - at)
     return b.slice(a, max(0, z - a)) if (a, z) != (0, b.num_rows) else b
+
+
+def _table_batches(f: Path, kind: str, lo: int, hi: int):
+    """(index of the first row, record batch) of rows ``[lo, hi)`` of a Parquet
+    or Arrow IPC file: the batches :func:`_read_table` converts to records."""
+    import pyarrow as pa
+
+    try:
+        if kind == "parquet":
+            batches = _parquet_batches(f, lo, hi)
+        else:
+            import pyarrow.ipc as ipc
+
+            batches = _arrow_batches(ipc.open_file(pa.memory_map(str(f))), lo, hi)
+        at = lo
+        for b in batches:
+            yield at, b
+            at += b.num_rows
+    except (pa.ArrowInvalid, OSError) as e:
+        raise SourceError(f"{f}: cannot read as {kind}: {e}") from None
 
 
 def _read_table(

@@ -268,6 +268,12 @@ class HFSource(Source):
         # select() of a contiguous range is a zero-copy slice of the Arrow table
         return ((None, dict(rec)) for rec in d.select(range(lo, hi)))
 
+    def _read_native_batches(self, split: str, lo: int, hi: int):
+        local = self._load_local()
+        if local is None or split not in local or not _plain_arrow(local[split]):
+            return None
+        return _arrow_batches(local[split], lo, hi)
+
     def _read_native(self, split: str) -> Iterator[tuple[str | None, Record]]:
         local = self._load_local()
         if local is not None:
@@ -322,3 +328,19 @@ def _arrow_rows(d: Any, lo: int, hi: int) -> Iterator[tuple[None, Record]]:
     for a in range(lo, hi, ARROW_BATCH):
         for rec in table.slice(a, min(ARROW_BATCH, hi - a)).to_pylist():
             yield None, rec
+
+
+#: Rows per Arrow slice when a local copy is read as record batches.
+ARROW_BATCHES = 4096
+
+
+def _arrow_batches(d: Any, lo: int, hi: int) -> Iterator[tuple[int, Any]]:
+    """(row index, record batch) slices of rows ``[lo, hi)`` of a plain-Arrow
+    Dataset: the rows :func:`_arrow_rows` converts to dicts, zero-copy."""
+    table = d.data.table if hasattr(d.data, "table") else d.data
+    for a in range(lo, hi, ARROW_BATCHES):
+        at = a
+        for b in table.slice(a, min(ARROW_BATCHES, hi - a)).to_batches():
+            if b.num_rows:
+                yield at, b
+                at += b.num_rows

@@ -1,0 +1,407 @@
+"""Arrow-native zero-shot rendering: a record batch of source rows → text columns.
+
+Export's hot path for zero-shot formats (issue 9). For a task whose fields are
+plain keys or ``options[key]`` with the task's fixed options, and whose chosen
+templates are :class:`~flan_data.templates.SimpleTemplate`\\ s, a whole record
+batch renders with ``pyarrow.compute``: per-row seeds, template and option
+style come from the same hashes as :meth:`TaskRenderer.render_batch
+<flan_data.render.TaskRenderer.render_batch>`; each template's rows are joined
+from literal pieces and (filtered) columns; option blocks and lettered answers
+are formatted once per (options, style) and taken per row; ``str.strip`` is an
+Arrow trim over exactly the characters Python strips. Every row rendered here
+has the bytes ``render_batch`` gives it.
+
+Rows this module cannot decide with certainty are handed back (``fallback``)
+for ``render_batch``, which renders them or words their error exactly as
+before: a null, a value that is not a string, an empty target field, a label
+out of range, an answer outside the options, a template that is not simple,
+a text near the template size limit.
+
+>>> import pyarrow as pa
+>>> from flan_data import Catalog, Renderer
+>>> tr = Renderer(Catalog.load()).task_renderer("anli_r1")
+>>> tc = TaskColumns.of(tr)
+>>> b = pa.record_batch({"premise": ["A cat sleeps."], "hypothesis": ["An animal rests."], "label": [0]})
+>>> res = tc.render(b, ["ex-1"], fmt="zs_opt", seed=0, split="train")
+>>> res.targets.to_pylist() == tr.render_batch([("ex-1", b.to_pylist()[0])], split="train", fmt="zs_opt", seed=0)["targets"]
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2.filters
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .options import ALL_STYLES, PLAIN, format_options
+from .render import (
+    _SALT_OPTIONS,
+    _SALT_TEMPLATE,
+    TaskRenderer,
+    direct_field,
+    is_fewshot_format,
+    is_opt_format,
+)
+from .seeding import SeedPrefix, choose
+
+#: Every character ``str.isspace`` accepts: what ``str.strip()`` removes (a test
+#: checks this against all of Unicode).
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+#: Off switch (``FLAN_DATA_COLUMNAR=0``, or set this flag): exports then render
+#: every row through ``render_batch`` (tests compare both paths byte for byte).
+ENABLED = os.environ.get("FLAN_DATA_COLUMNAR", "1").strip().lower() not in (
+    "0",
+    "false",
+    "no",
+    "off",
+)
+#: Rows rendered here and rows handed back, in this process (tests count work, never time).
+STATS = {"rows": 0, "fallback_rows": 0}
+
+# canonical names the renderer supplies itself: a task field of that name is left to render_batch
+_RESERVED = frozenset({"options", "options_block", "answer_text", "exemplars"})
+_STRING_TYPES = (pa.string(), pa.large_string())
+
+
+@dataclass
+class Rendered:
+    """One batch's rendered rows (``rows``: indices into the batch, in output
+    order) and the rows left to ``render_batch`` (``fallback``, ascending)."""
+
+    rows: np.ndarray
+    inputs: pa.Array
+    targets: pa.Array
+    template: np.ndarray  # per output row: index into ``template_ids``
+    template_ids: tuple[str, ...]
+    seeds: np.ndarray  # uint64 per output row (the ``seed`` column)
+    fallback: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    kind: str  # "key" (a string column) or "label" (options[integer column])
+    key: str
+    target: bool  # some template puts it in the target: must not be empty
+
+
+class TaskColumns:
+    """The column-wise zero-shot renderer of one :class:`TaskRenderer`; build
+    through :meth:`of` (None when the task's fields do not allow it)."""
+
+    def __init__(self, tr: TaskRenderer, fields: tuple[_Field, ...]):
+        self.tr = tr
+        self.fields = fields
+        self.columns = tuple(dict.fromkeys(f.key for f in fields))  # source columns read
+        task = tr.task
+        self.opts: tuple[str, ...] | None = task.options
+        lim = tr.engine.env.limits
+        self.limit = min(lim.output_chars, lim.sequence_len) // 2
+        self._plans: dict[str, Any] = {}
+        self._styles = None
+        if self.opts is not None:
+            opts = self.opts
+            self._opts_arr = pa.array(list(opts), pa.string())
+            self._opt_nonempty = np.array([bool(o.strip()) for o in opts])
+            first = {}
+            for i, o in enumerate(opts):
+                first.setdefault(o, i)
+            self._uniq = pa.array(list(first), pa.string())
+            self._uniq_first = np.array(list(first.values()), dtype=np.int64)
+            # options[label] -> the index ``opts.index(answer)`` picks (first equal option)
+            self._label_first = np.array([first[o] for o in opts], dtype=np.int64)
+
+    @classmethod
+    def of(cls, tr: TaskRenderer) -> TaskColumns | None:
+        """The task's column-wise renderer (cached on ``tr``), or None."""
+        hit = tr.__dict__.get("_columnar", False)
+        if hit is False:
+            hit = tr.__dict__["_columnar"] = cls._build(tr)
+        return hit
+
+    @classmethod
+    def _build(cls, tr: TaskRenderer) -> TaskColumns | None:
+        task = tr.task
+        if not tr._check_values:  # promptsource-only tasks: values are not checked there
+            return None
+        opts = task.options
+        if opts is None and task.options_field is not None:
+            return None  # per-record options: render_batch
+        if opts is not None and not all(type(o) is str for o in opts):
+            return None
+        fields = []
+        for name, expr in task.fields.items():
+            d = direct_field(expr)
+            if d is None or name in _RESERVED or (d[0] == "label" and opts is None):
+                return None
+            fields.append(_Field(name, d[0], d[1], name in tr._target_fields))
+        return cls(tr, tuple(fields))
+
+    # -- per format
+
+    def supports(self, fmt: str) -> bool:
+        """Whether some row of ``fmt`` can render here (zero-shot, a simple template)."""
+        plan = self._plan(fmt)
+        return plan is not None and any(p is not None for p in plan[1])
+
+    def _plan(self, fmt: str, template_id: str | None = None):
+        key = (fmt, template_id)
+        if key in self._plans:
+            return self._plans[key]
+        plan = None
+        if not is_fewshot_format(fmt):
+            try:
+                cands = self.tr.eligible(
+                    fmt
+                )  # raises for a format the task lacks, as render_batch does
+                if template_id:
+                    cands = (self.tr.template(template_id),)
+            except Exception:  # noqa: BLE001 - no such templates: render_batch words it
+                cands = ()
+            if cands:
+                style_on = is_opt_format(fmt) and bool(self.opts)
+                plan = (cands, tuple(self._template_plan(ct, style_on) for ct in cands), style_on)
+        self._plans[key] = plan
+        return plan
+
+    def _template_plan(self, ct, style_on: bool):
+        """(input parts, target parts) with each name resolved as ``_render_simple``
+        resolves it, or None when the template cannot render here."""
+        st = ct.simple
+        if st is None or ct.spec.dialect == "promptsource":
+            return None
+        names = {f.name for f in self.fields}
+        out = []
+        for parts in st.parts:
+            res: list[Any] = []
+            for p in parts:
+                if isinstance(p, str):
+                    res.append(p)
+                    continue
+                name, filt = p
+                fn = jinja2.filters.FILTERS[filt] if filt else None
+                if name == "options_block":
+                    res.append(("block", filt) if style_on else _apply(fn, ""))
+                elif name == "answer" and ct.uses_options and style_on:
+                    if "answer" not in names:
+                        return None
+                    res.append(("letter", filt))
+                elif name == "answer_text":
+                    if "answer" not in names:
+                        return None
+                    res.append(("field", "answer", filt))
+                elif name == "options":
+                    res.append(_apply(fn, "[]" if self.opts is None else str(self.opts)))
+                elif name in names:
+                    res.append(("field", name, filt))
+                else:
+                    return None
+            # merge adjacent literals
+            merged: list[Any] = []
+            for x in res:
+                if isinstance(x, str) and merged and isinstance(merged[-1], str):
+                    merged[-1] += x
+                elif not (isinstance(x, str) and not x):
+                    merged.append(x)
+            out.append(tuple(merged))
+        return tuple(out)
+
+    def _style_tables(self):
+        """Option blocks of every style and the lettered targets, as Arrow arrays."""
+        if self._styles is None:
+            styles = [PLAIN] if self.tr.config.option_style == "plain" else list(ALL_STYLES)
+            blocks, letters = [], []
+            for s in styles:
+                b, t = format_options(self.opts, s)
+                blocks.append(b)
+                letters.extend(t)
+            self._styles = (pa.array(blocks, pa.string()), pa.array(letters, pa.string()))
+        return self._styles
+
+    # -- rendering
+
+    def render(self, batch: pa.RecordBatch, ids: Sequence[str], *, fmt: str, seed: int,
+               split: str, template_id: str | None = None) -> Rendered:  # fmt: skip
+        """Render every row of ``batch`` (raw source rows, example ids ``ids``) in
+        ``fmt`` as ``render_batch(..., split=split, fmt=fmt, seed=seed,
+        template_id=template_id)`` does; rows it cannot decide are in ``fallback``."""
+        n = batch.num_rows
+        plan = self._plan(fmt, template_id)
+        if plan is None or n == 0:
+            return self._none(n, plan)
+        cands, tplans, style_on = plan
+        ok = np.ones(n, dtype=bool)
+        vals: dict[str, Any] = {}
+        afirst = None
+        for f in self.fields:
+            k = batch.schema.get_field_index(f.key)
+            if k < 0:
+                return self._none(n, plan)
+            col = batch.column(k)
+            if f.kind == "key":
+                if col.type not in _STRING_TYPES:
+                    return self._none(n, plan)
+                if col.type != pa.string():
+                    try:
+                        col = col.cast(pa.string())
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        return self._none(n, plan)
+                if col.null_count:
+                    ok &= col.is_valid().to_numpy(zero_copy_only=False)
+                    col = col.fill_null("")
+                if f.target:  # Python's strip leaves something
+                    ok &= pc.binary_length(pc.utf8_trim(col, WHITESPACE)).to_numpy() > 0
+                vals[f.name] = col
+                if f.name == "answer" and self.opts is not None:
+                    at = pc.index_in(col, value_set=self._uniq)
+                    ok &= at.is_valid().to_numpy(zero_copy_only=False)
+                    afirst = self._uniq_first[at.fill_null(0).to_numpy()]
+            else:
+                if not pa.types.is_integer(col.type):
+                    return self._none(n, plan)
+                v = (
+                    col.fill_null(0).to_numpy(zero_copy_only=False)
+                    if col.null_count
+                    else col.to_numpy()
+                )
+                good = v < len(self.opts)
+                if pa.types.is_signed_integer(col.type):
+                    good &= v >= 0
+                if col.null_count:
+                    good &= col.is_valid().to_numpy(zero_copy_only=False)
+                lab = np.where(good, v, 0).astype(np.int64)
+                if f.target:
+                    good &= self._opt_nonempty[lab]
+                ok &= good
+                vals[f.name] = lab
+                if f.name == "answer":
+                    afirst = self._label_first[lab]
+        seeds = SeedPrefix(seed, self.tr.task.name, split).derive_many(ids)
+        tix = choose(seeds, _SALT_TEMPLATE, len(cands))
+        able = np.array([p is not None for p in tplans])
+        ok &= able[tix]
+        good = np.flatnonzero(ok)
+        order = good[np.argsort(tix[good], kind="stable")]
+        counts = np.bincount(tix[order], minlength=len(cands))
+        take = pa.array(order)
+        cols: dict[str, pa.Array] = {}
+        for f in self.fields:
+            v = vals[f.name]
+            cols[f.name] = (
+                v.take(take) if f.kind == "key" else self._opts_arr.take(pa.array(v[order]))
+            )
+        block = letter = None
+        if style_on:
+            blocks, letters = self._style_tables()
+            if len(blocks) == 1:
+                sidx = np.zeros(len(order), dtype=np.int64)
+            else:
+                sidx = choose(seeds[order], _SALT_OPTIONS, len(ALL_STYLES))
+            block = blocks.take(pa.array(sidx))
+            if afirst is not None:
+                letter = letters.take(pa.array(sidx * len(self.opts) + afirst[order]))
+        ins, tgs, rows, tmpl = [], [], [], []
+        fallback = [np.flatnonzero(~ok)]
+        at = 0
+        for t, c in enumerate(counts.tolist()):
+            if not c:
+                continue
+            s, e = at, at + c
+            at = e
+            sl = {name: a.slice(s, c) for name, a in cols.items()}
+            src = {"block": block.slice(s, c) if block is not None else None,
+                   "letter": letter.slice(s, c) if letter is not None else None}  # fmt: skip
+            raw_i = _join(tplans[t][0], sl, src, c)
+            raw_t = _join(tplans[t][1], sl, src, c)
+            r = order[s:e]
+            nb = pc.add(pc.binary_length(raw_i), pc.binary_length(raw_t)).to_numpy()
+            if nb.max(initial=0) > self.limit:  # bytes bound characters: count only then
+                nc = pc.add(pc.utf8_length(raw_i), pc.utf8_length(raw_t)).to_numpy()
+                long = nc > self.limit
+                if long.any():
+                    keep = pa.array(~long)
+                    raw_i, raw_t = raw_i.filter(keep), raw_t.filter(keep)
+                    fallback.append(r[long])
+                    r = r[~long]
+            ins.append(pc.utf8_trim(raw_i, WHITESPACE))
+            tgs.append(pc.utf8_trim(raw_t, WHITESPACE))
+            rows.append(r)
+            tmpl.append(np.full(len(r), t, dtype=np.int64))
+        fb = np.sort(np.concatenate(fallback))
+        rows_a = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        STATS["rows"] += len(rows_a)
+        STATS["fallback_rows"] += len(fb)
+        return Rendered(
+            rows=rows_a,
+            inputs=_concat(ins),
+            targets=_concat(tgs),
+            template=np.concatenate(tmpl) if tmpl else np.zeros(0, dtype=np.int64),
+            template_ids=tuple(ct.spec.id for ct in cands),
+            seeds=seeds[rows_a],
+            fallback=fb,
+        )
+
+    def _none(self, n: int, plan) -> Rendered:
+        STATS["fallback_rows"] += n
+        z = np.zeros(0, dtype=np.int64)
+        empty = pa.array([], pa.string())
+        ids = tuple(ct.spec.id for ct in plan[0]) if plan else ()
+        return Rendered(
+            z, empty, empty, z, ids, np.zeros(0, dtype=np.uint64), np.arange(n, dtype=np.int64)
+        )
+
+
+def _apply(fn, text: str) -> str:
+    return text if fn is None else fn(text)
+
+
+def _filter(arr: pa.Array, filt: str | None) -> pa.Array:
+    """Jinja's filter ``filt`` over a string array, with Python's semantics."""
+    if filt is None:
+        return arr
+    if filt == "trim":
+        return pc.utf8_trim(arr, WHITESPACE)
+    if (
+        filt in ("lower", "upper", "capitalize")
+        and pc.all(pc.string_is_ascii(arr)).as_py() is not False
+    ):
+        # on ASCII text Arrow's case mapping is Python's
+        return {
+            "lower": pc.ascii_lower,
+            "upper": pc.ascii_upper,
+            "capitalize": pc.ascii_capitalize,
+        }[filt](arr)
+    fn = jinja2.filters.FILTERS[filt]
+    return pa.array([fn(x) for x in arr.to_pylist()], pa.string())
+
+
+def _join(parts, cols: dict[str, pa.Array], src: dict[str, Any], n: int) -> pa.Array:
+    args: list[Any] = []
+    arrays = 0
+    for p in parts:
+        if isinstance(p, str):
+            args.append(p)
+            continue
+        args.append(_filter(cols[p[1]], p[2]) if p[0] == "field" else _filter(src[p[0]], p[1]))
+        arrays += 1
+    if not arrays:
+        text = "".join(args)
+        return pa.array([text] * n, pa.string())
+    if len(args) == 1:
+        return args[0]
+    return pc.binary_join_element_wise(*args, "")
+
+
+def _concat(arrays: list[pa.Array]) -> pa.Array:
+    if not arrays:
+        return pa.array([], pa.string())
+    return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)

@@ -1,0 +1,426 @@
+"""The Arrow-native zero-shot path (flan_data.columnar, issue 9) gives exactly the
+bytes of ``TaskRenderer.render_batch``, row by row, and hands back every row it
+cannot decide; exports are byte-identical with it on and off.
+
+Every shipped simple template is rendered through both paths on random source
+records full of edge cases (empty and whitespace-only strings, Unicode
+whitespace at the ends, ``\\r\\n``, non-ASCII case mappings, nulls, labels out of
+range, answers outside the options, numbers where text is expected, texts near
+the size limit). Counters say which path did the work; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from flan_data import Catalog, RenderConfig, Renderer, columnar
+from flan_data.columnar import WHITESPACE, TaskColumns
+from flan_data.errors import FlanDataError
+from flan_data.export import export_mixture, jobs
+from flan_data.render import TaskRenderer, direct_field
+from flan_data.templates import TemplateEngine, TemplateLimits
+from flan_data.views import OutputSpec
+
+
+def test_whitespace_is_what_str_strip_removes():
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    assert every == WHITESPACE
+
+
+# ----------------------------------------------------------------------------- random records
+
+CORES = [
+    "word",
+    "A longer sentence, with punctuation.",
+    "ÉCOLE straße İstanbul ǆungla ǅ",  # case mappings Arrow's ASCII kernels must not touch
+    "日本語のテキスト",
+    "emoji 😀 ok",
+    "{{ braces }} {% raw %} {0} %s }}",
+    "line1\r\nline2",
+    "tab\tinside  double",
+    "don't stop-me (now) [ok] <x>",
+    "x",
+]
+ENDS = [
+    "",
+    "",
+    "",
+    "",
+    " ",
+    "\n",
+    "\t ",
+    "\u3000",
+    "\u2029",
+    "\x1c",
+    "\x85",
+    "\xa0",
+    "\u200b",
+    "\r\n",
+]
+
+
+def _text(r: random.Random) -> str | None:
+    k = r.random()
+    if k < 0.04:
+        return None
+    if k < 0.08:
+        return ""
+    if k < 0.12:
+        return r.choice(ENDS[4:]) + r.choice(ENDS[4:])  # whitespace only (or U+200B)
+    return r.choice(ENDS) + r.choice(CORES) + r.choice(ENDS)
+
+
+def _records(tr: TaskRenderer, n: int, seed: int, long: int = 0) -> list[dict]:
+    """Raw records for ``tr``'s direct fields (plain keys, ``options[label]``)."""
+    r = random.Random(seed)
+    nopt = len(tr.task.options or ())
+    out = []
+    for _ in range(n):
+        rec = {}
+        for _name, expr in tr.task.fields.items():
+            kind, key = direct_field(expr)
+            if kind == "label":
+                rec[key] = (
+                    None if r.random() < 0.03 else r.choice([-1, nopt, 99] + list(range(nopt)) * 8)
+                )
+            elif key == "answer" and tr.task.options:
+                rec[key] = r.choice(
+                    [*tr.task.options, "not an option", "", None] + list(tr.task.options) * 6
+                )
+            else:
+                rec[key] = _text(r)
+                if long and rec[key] is not None and r.random() < 0.3:
+                    rec[key] = rec[key] + "y" * r.randrange(long)
+        out.append(rec)
+    return out
+
+
+def _rows(cols: dict, index: list[int]) -> dict[int, tuple]:
+    keys = ("inputs", "targets", "template_id", "seed", "options", "example_id", "fewshot_style",
+            "exemplar_ids", "format", "task", "collection", "source_split")  # fmt: skip
+    return {i: tuple(tuple(v) if isinstance(v, list) else v for v in (cols[k][j] for k in keys))
+            for j, i in enumerate(index)}  # fmt: skip
+
+
+def both_paths(tr: TaskRenderer, recs: list[dict], fmt: str, seed: int, template_id=None,
+               batch: pa.RecordBatch | None = None):  # fmt: skip
+    """(render_batch's rows and errors, the column-wise rows + render_batch on its fallback)."""
+    ids = [f"id-{i}" for i in range(len(recs))]
+    items = list(zip(ids, recs))
+    kw = dict(split="train", fmt=fmt, seed=seed, template_id=template_id)
+
+    def old():
+        errs = []
+        cols = tr.render_batch(items, errors=errs, **kw)
+        return _rows(cols, cols["index"]), sorted((i, str(e)) for i, e in errs)
+
+    def new():
+        tc = TaskColumns.of(tr)
+        b = batch if batch is not None else pa.RecordBatch.from_pylist(recs)
+        res = tc.render(b, ids, **kw)
+        rows = {}
+        for j, i in enumerate(res.rows.tolist()):
+            rows[i] = (res.inputs[j].as_py(), res.targets[j].as_py(), res.template_ids[res.template[j]],
+                       int(res.seeds[j]), tuple(tr.task.options) if tr.task.options else None, ids[i], None, (),
+                       fmt, tr.task.name, tr.task.collection, "train")  # fmt: skip
+        fb = res.fallback.tolist()
+        assert sorted(set(fb) | set(rows)) == list(range(len(recs))) and not set(fb) & set(rows)
+        errs = []
+        cols = tr.render_batch([items[i] for i in fb], errors=errs, **kw)
+        rows.update(_rows(cols, [fb[i] for i in cols["index"]]))
+        return rows, sorted((fb[i], str(e)) for i, e in errs), len(res.rows)
+
+    try:
+        want = old()
+    except FlanDataError as e:  # the whole batch fails (e.g. no template for the format)
+        with pytest.raises(type(e)) as got:
+            new()
+        assert str(got.value) == str(e)
+        return 0
+    got_rows, got_errs, fast = new()
+    assert got_rows == want[0]
+    assert got_errs == want[1]
+    return fast
+
+
+def direct_task(task, answer_label: bool = True):
+    """``task`` with every field a plain key of its own name (answer: ``options[label]``)
+    and fixed options, so its templates can take the column-wise path."""
+    fields = {name: name for name in task.fields}
+    if "answer" in fields and answer_label:
+        fields["answer"] = "options[label]"
+    opts = task.options or (
+        "Yes.",
+        "no",
+        "it is not possible to tell",
+        "no",
+    )  # a repeated option too
+    return dataclasses.replace(task, fields=fields, options=tuple(opts), options_field=None)
+
+
+def _shipped_cases():
+    cat = Catalog.load()
+    seen, cases = set(), []
+    for task in cat.tasks.values():
+        for s in task.templates:
+            for tid in cat.template_sets[s]:
+                t = cat.templates[tid]
+                if t.dialect == "promptsource" or tid in seen:
+                    continue
+                seen.add(tid)
+                cases.append((task.name, tid))
+    return cat, cases
+
+
+_CAT, _CASES = _shipped_cases()
+
+
+@pytest.mark.parametrize("option_style", ["random", "plain"])
+def test_every_shipped_simple_template_same_bytes(option_style):
+    cfg = RenderConfig(option_style=option_style)
+    engine = TemplateEngine()
+    fast = checked = 0
+    for k, (name, tid) in enumerate(_CASES):
+        spec = direct_task(_CAT.task(name), answer_label=k % 3 != 0)
+        tr = TaskRenderer(spec, _CAT, engine, cfg)
+        ct = tr.template(tid)
+        if ct.simple is None or TaskColumns.of(tr) is None:
+            continue
+        recs = _records(tr, 70, seed=k)
+        for fmt in tr.formats():
+            if fmt.startswith("fs_"):
+                continue
+            fast += both_paths(tr, recs, fmt, seed=k, template_id=tid)
+            checked += 1
+    assert checked > 700 and fast > checked * 20, (checked, fast)
+
+
+def test_shipped_tasks_random_template_choice_same_bytes():
+    """Eligible shipped tasks as they are (their own field expressions), the
+    template and option style drawn per row as in an export."""
+    r = Renderer(_CAT)
+    names = [n for n in sorted(_CAT.tasks) if TaskColumns.of(r.task_renderer(n)) is not None]
+    assert len(names) > 1000
+    fast = 0
+    for k, name in enumerate(random.Random(0).sample(names, 60)):
+        tr = r.task_renderer(name)
+        recs = _records(tr, 150, seed=k)
+        for fmt in tr.formats():
+            if not fmt.startswith("fs_"):
+                fast += both_paths(tr, recs, fmt, seed=1000 + k)
+    assert fast > 60 * 100
+
+
+def test_size_limit_rows_fall_back(tmp_path):
+    engine = TemplateEngine(TemplateLimits(output_chars=300, sequence_len=10_000))
+    task = direct_task(_CAT.task("anli_r1"))
+    tr = TaskRenderer(task, _CAT, engine, RenderConfig())
+    recs = _records(tr, 200, seed=5, long=400)
+    before = dict(columnar.STATS)
+    for fmt in ("zs_opt", "zs_noopt"):
+        assert both_paths(tr, recs, fmt, seed=9) > 0
+    assert columnar.STATS["fallback_rows"] - before["fallback_rows"] > 40
+
+
+def test_columns_of_other_types_fall_back_whole():
+    task = direct_task(_CAT.task("anli_r1"))
+    tr = TaskRenderer(task, _CAT, TemplateEngine(), RenderConfig())
+    recs = _records(tr, 80, seed=1)
+    text = next(k for k, e in task.fields.items() if direct_field(e)[0] == "key")
+    for vals, typ in (([i for i in range(80)], pa.int64()), ([i / 3 for i in range(80)], pa.float64()),
+                      ([str(i) for i in range(80)], pa.large_string())):  # fmt: skip
+        rs = [{**rec, text: v} for rec, v in zip(recs, vals)]
+        b = pa.RecordBatch.from_pylist(rs, schema=pa.RecordBatch.from_pylist(rs).schema.set(
+            pa.RecordBatch.from_pylist(rs).schema.get_field_index(text), pa.field(text, typ)))  # fmt: skip
+        n = both_paths(tr, rs, "zs_opt", seed=2, batch=b)
+        assert (n > 0) == (typ == pa.large_string())
+    # a label column of strings or floats: every row is the row-by-row path's to decide
+    for lab in (["1"] * 80, [1.0] * 80, [True] * 80):
+        rs = [{**rec, "label": v} for rec, v in zip(recs, lab)]
+        assert both_paths(tr, rs, "zs_opt", seed=3) == 0
+
+
+def test_ineligible_tasks_are_left_alone():
+    r = Renderer(_CAT)
+    for name, task in _CAT.tasks.items():
+        tc = TaskColumns.of(r.task_renderer(name))
+        direct = all(direct_field(e) is not None for e in task.fields.values())
+        if task.options is None and task.options_field is not None or not direct:
+            assert tc is None, name
+
+
+# ----------------------------------------------------------------------------- end to end
+
+TEMPLATES = [
+    {"id": "t0", "input": "Premise: {{ premise }}\nHypothesis: {{ hypothesis }}{{ options_block }}", "target": "{{ answer }}"},
+    {"id": "t1", "input": "{{ premise | lower }} -> {{ hypothesis | upper }}?{{ options_block }}", "target": "{{ answer | capitalize }}"},
+    {"id": "t2", "input": "  {{ premise | trim }}\n\n{{ hypothesis | title }}  ", "target": "{{ answer_text }}"},
+    {"id": "t3", "input": "{% if premise %}{{ premise }}{% endif %} / {{ hypothesis }}{{ options_block }}", "target": "{{ answer }}"},
+    {"id": "t4", "input": "{{ hypothesis }}", "target": "{{ answer }} ({{ premise | lower }})"},
+]  # fmt: skip
+OPTIONS = ["yes", "it is not possible to tell", "no"]
+
+
+def _write_source(kind: str, d: Path, recs: list[dict]) -> Path:
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    d.mkdir(parents=True, exist_ok=True)
+    t = pa.Table.from_pylist(recs)
+    if kind == "parquet":
+        pq.write_table(t, d / "train.parquet", row_group_size=700)
+        return d
+    if kind == "arrow":
+        with ipc.new_file(str(d / "train.arrow"), t.schema) as w:
+            w.write_table(t, max_chunksize=500)
+        return d
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset(t).save_to_disk(str(d / "hf"))
+    return d / "hf"
+
+
+def _catalog(root: Path, kind: str, recs: list[dict], fields=None) -> Catalog:
+    (root / "collections").mkdir(parents=True)
+    (root / "templates").mkdir()
+    path = _write_source(kind, root / "data", recs)
+    (root / "templates" / "t.yaml").write_text(json.dumps({"sets": {"t": {"templates": TEMPLATES}},
+        "styles": [{"id": "q", "input_prefix": "Q: ", "target_prefix": "A: ", "x_y_delimiter": "\n", "example_separator": "\n\n"}]}))  # fmt: skip
+    src = (
+        {"kind": kind, "path": str(path), "id_field": "uid"}
+        if kind != "hf"
+        else {"kind": "hf", "path": str(path)}
+    )
+    fields = fields or {
+        "premise": "premise",
+        "hypothesis": "hypothesis",
+        "answer": "options[label]",
+    }
+    (root / "collections" / "c.yaml").write_text(json.dumps({"collection": "flan2021", "tasks": [
+        {"name": "syn", "source": src, "fields": fields, "options": OPTIONS, "templates": ["t"]}]}))  # fmt: skip
+    (root / "catalog.yaml").write_text(json.dumps({"collections": {"flan2021": {"file": "collections/c.yaml"}},
+        "mixtures": {"zs": {"members": [{"task": "syn", "formats": ["zs_opt", "zs_noopt"]}]},
+                     "mix": {"members": [{"task": "syn", "formats": ["zs_opt", "fs_opt", "zs_noopt"]}]}}}))  # fmt: skip
+    return Catalog.load(root)
+
+
+def _nli(n: int, seed: int, dirty: bool) -> list[dict]:
+    r = random.Random(seed)
+    out = []
+    for i in range(n):
+        rec = {"uid": f"u{i:05d}", "premise": r.choice(CORES) + r.choice(ENDS), "hypothesis": r.choice(ENDS) + r.choice(CORES),
+               "label": r.randrange(3)}  # fmt: skip
+        if dirty:
+            k = r.random()
+            if k < 0.03:
+                rec["label"] = r.choice([-1, 3, None])
+            elif k < 0.06:
+                rec["premise"] = None
+            elif k < 0.08:
+                rec["hypothesis"] = r.choice(["", " \u3000 "])
+        out.append(rec)
+    return out
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and ".flan-export" not in p.parts}  # fmt: skip
+
+
+def _export(cat, mix, out, fast: bool, monkeypatch, **kw):
+    monkeypatch.setattr(columnar, "ENABLED", fast)
+    before = dict(columnar.STATS)
+    try:
+        export_mixture(cat, mix, out, progress=False, log=lambda s: None, **kw)
+    except FlanDataError as e:
+        return ("error", type(e).__name__, str(e)), 0
+    return _files(out), columnar.STATS["rows"] - before["rows"]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow", "hf"])
+@pytest.mark.parametrize("mix", ["zs", "mix"])
+def test_export_identical_with_fast_path_on_and_off(tmp_path, monkeypatch, kind, mix):
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 900)  # several jobs per task
+    monkeypatch.setattr(jobs, "FAST_ROWS", 500)  # several column-wise batches per job
+    cat = _catalog(tmp_path / "c", kind, _nli(3000, 1, dirty=True))
+    kw = dict(total=4000, seed=7, shard_rows=700, on_error="skip")
+    off, _ = _export(cat, mix, tmp_path / "off", False, monkeypatch, **kw)
+    on, fast = _export(cat, mix, tmp_path / "on", True, monkeypatch, **kw)
+    assert fast > 1000
+    assert on.keys() == off.keys() and on == off
+    manifest = json.loads(on["manifest.json"])
+    assert sum(n for d in manifest["skipped"].values() for n in d.values()) > 0
+    if kind == "parquet":  # two workers, the fast path on, give the same bytes (clean data:
+        # the manifest's skip counts of a task split into jobs are the last finished job's)
+        # (another seed: jobs._POOLS keys pools by task name and seed, not by catalog)
+        clean = _catalog(tmp_path / "k", kind, _nli(3000, 1, dirty=False))
+        kw["seed"] = 8
+        off, _ = _export(clean, mix, tmp_path / "koff", False, monkeypatch, **kw)
+        on2, _ = _export(clean, mix, tmp_path / "kon2", True, monkeypatch, workers=2, **kw)
+        assert on2 == off
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        OutputSpec(system="Be brief."),
+        OutputSpec(messages=False),
+        OutputSpec(file_format="parquet", columns=("flan-dump",)),
+        OutputSpec(file_format="jsonl", chat_fewshot="multiturn"),
+    ],  # fmt: skip
+)
+def test_export_outputs_identical(tmp_path, monkeypatch, output):
+    cat = _catalog(tmp_path / "c", "parquet", _nli(800, 2, dirty=False))
+    kw = dict(total=1200, seed=1, shard_rows=500, output=output)
+    off, _ = _export(cat, "mix", tmp_path / "off", False, monkeypatch, **kw)
+    on, fast = _export(cat, "mix", tmp_path / "on", True, monkeypatch, **kw)
+    assert fast > 300 and on == off
+
+
+def test_on_error_fail_same_error_and_clean_data_passes(tmp_path, monkeypatch):
+    cat = _catalog(tmp_path / "c", "parquet", _nli(1500, 3, dirty=True))
+    kw = dict(total=1500, seed=2, shard_rows=400, on_error="fail")
+    off, _ = _export(cat, "zs", tmp_path / "off", False, monkeypatch, **kw)
+    on, _ = _export(cat, "zs", tmp_path / "on", True, monkeypatch, **kw)
+    assert off[0] == "error" and on == off
+    clean = _catalog(tmp_path / "k", "parquet", _nli(1500, 3, dirty=False))
+    off, _ = _export(clean, "zs", tmp_path / "koff", False, monkeypatch, **kw)
+    on, fast = _export(clean, "zs", tmp_path / "kon", True, monkeypatch, **kw)
+    assert fast > 1000 and on == off and "manifest.json" in on
+
+
+def test_fast_path_reads_each_record_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 300)
+    monkeypatch.setattr(jobs, "POOL_SIZE", 8)
+    cat = _catalog(tmp_path / "c", "parquet", _nli(2000, 4, dirty=False))
+    for mix, bound in (("zs", 1.0), ("mix", 2.0)):
+        jobs.READ_STATS.update(records_read=0, rows=0)
+        m = export_mixture(cat, mix, tmp_path / mix, total=2000, progress=False, log=lambda s: None)
+        assert m["num_rows"] == jobs.READ_STATS["rows"] == 2000
+        assert jobs.READ_STATS["records_read"] / 2000 <= bound
+
+
+def test_read_batches_match_read_range(tmp_path):
+    from flan_data.sources import open_source
+    from flan_data.specs import SourceSpec
+
+    recs = _nli(1000, 5, dirty=True)
+    for kind in ("parquet", "arrow", "hf"):
+        path = _write_source(kind, tmp_path / kind, recs)
+        for spec in (SourceSpec(kind=kind, path=str(path)), SourceSpec(kind=kind, path=str(path), id_field="uid"),
+                     SourceSpec(kind=kind, path=str(path), splits={"train": "train[100:-50]"})):  # fmt: skip
+            src = open_source(spec)
+            for lo, hi in ((0, None), (37, 612), (840, 2000)):
+                got = [(f + k, i, r) for f, ids, b in src.read_batches("train", lo, hi)
+                       for k, (i, r) in enumerate(zip(ids, b.to_pylist()))]  # fmt: skip
+                want = [(lo + k, i, r) for k, (i, r) in enumerate(src.read_range("train", lo, hi))]
+                assert got == want, (kind, spec, lo, hi)
+    jl = tmp_path / "j.jsonl"
+    jl.write_text("".join(json.dumps(r) + "\n" for r in recs[:5]))
+    assert open_source(SourceSpec(kind="jsonl", path=str(jl))).read_batches("train", 0) is None
