@@ -522,7 +522,7 @@ class CompiledTemplate:
         "target",
         "variables",
         "uses_options",
-        "batch",
+        "_batch",
         "choices",
         "simple",
     )
@@ -535,10 +535,32 @@ class CompiledTemplate:
         self.target = target_t
         self.variables = variables
         self.uses_options = "options_block" in variables
-        self.batch = batch
+        self._batch = batch
         self.choices = choices
         #: the column-wise form when the template is only text and ``{{ name }}`` outputs
         self.simple = simple
+
+    @property
+    def batch(self) -> jinja2.Template | None:
+        """The many-rows form (:meth:`TemplateEngine.render_many`), compiled on first
+        use: rows of simple templates never need it (the column-wise paths)."""
+        b = self._batch
+        if type(b) is _Lazy:
+            b = self._batch = b.fn()
+        return b
+
+    @batch.setter
+    def batch(self, value: jinja2.Template | None) -> None:
+        self._batch = value
+
+
+class _Lazy:
+    """A value computed on first use (see :attr:`CompiledTemplate.batch`)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any):
+        self.fn = fn
 
 
 #: Filters a :class:`SimpleTemplate` may apply (no arguments): Jinja's own functions.
@@ -692,8 +714,8 @@ class TemplateEngine:
             return ct
         it, iv = self._compile(spec.input, f"{where} (input)")
         tt, tv = self._compile(spec.target, f"{where} (target)")
-        ct = CompiledTemplate(spec, it, tt, iv | tv, self._compile_batch(spec, iv | tv),
-                              simple=self._compile_simple(spec, iv | tv))  # fmt: skip
+        batch = _Lazy(functools.partial(self._compile_batch, spec, iv | tv))
+        ct = CompiledTemplate(spec, it, tt, iv | tv, batch, simple=self._compile_simple(spec, iv | tv))  # fmt: skip
         self._templates[spec.id] = ct
         return ct
 
