@@ -16,7 +16,7 @@ from flan_data import Catalog, Renderer
 from flan_data import render as rendermod
 from flan_data.compose import compose_fewshot
 from flan_data.fewshot import CallableTokenizer, ExemplarPicker
-from flan_data.lint import synthetic_rows
+from flan_data.linter import synthetic_rows
 from flan_data.options import PLAIN
 from flan_data.render import RENDER_STATS, Exemplar, RenderConfig
 from flan_data.seeding import SeedPrefix, mix64, purpose_salt
