@@ -31,6 +31,7 @@ from typing import Any
 from .. import __version__
 from ..catalog import Catalog
 from ..errors import FlanDataError, SourceError, UnknownNameError
+from ..fewshot import PICKER_VERSION
 from ..licenses import ATTRIBUTION_FILE, LicensePolicy, attribution_markdown, license_summary
 from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
@@ -303,6 +304,7 @@ def export_mixture(
                 "budget": cfg.budget,
                 "option_style": cfg.option_style,
                 "tokenizer": getattr(cfg.tokenizer, "name", type(cfg.tokenizer).__name__),
+                "exemplar_picker": PICKER_VERSION,
             },  # fmt: skip
             "on_error": on_error,
             "output": output.to_json(),
@@ -338,7 +340,7 @@ def export_mixture(
             decontam=_save_decontam_index(dindex, out),
         )
         spill = out / STATE_DIR / "spill"
-        spill.mkdir(parents=True, exist_ok=True)
+        _check_layout(spill, jobs, log)
         g = jobs[0].bucket_shards if jobs else 1
         if check_consumed(spill, out, num_shards, g, output):
             log(
@@ -351,7 +353,7 @@ def export_mixture(
         for done, res in enumerate(executor.run_jobs(jobs, spill), 1):
             _fault("job", done)
             if res.skipped:
-                skipped[res.task] = res.skipped
+                merge_skips(skipped.setdefault(res.task, {}), res.skipped)
             bar.update(max(res.rows, 0))
         bar.close()
         # every worker must have started (a script without a __main__ guard fails here)
@@ -429,6 +431,45 @@ def export_mixture(
         raise disk_error(e, out) from None
     finally:
         executor.close()
+
+
+#: Skip reasons of a task's few-shot pool start with this; every chunk job of
+#: the task reports the same pool counts (see export/jobs.py).
+POOL_SKIP = "pool: "
+LAYOUT = "jobs.json"
+
+
+def merge_skips(into: dict[str, int], job: Mapping[str, int]) -> None:
+    """Add one job's skip counts to its task's: rows skipped add up over the
+    task's chunk jobs; the pool's counts (the same in each) count once. The
+    result does not depend on how the task was chunked or in which order its
+    jobs finished.
+
+    >>> d = {}
+    >>> merge_skips(d, {"bad label": 2, "pool: bad label": 1})
+    >>> merge_skips(d, {"bad label": 3, "pool: bad label": 1})
+    >>> d
+    {'bad label': 5, 'pool: bad label': 1}
+    """
+    for k, n in job.items():
+        into[k] = n if k.startswith(POOL_SKIP) else into.get(k, 0) + n
+
+
+def _check_layout(spill: Path, jobs: Sequence[Any], log: Callable[[str], None]) -> None:
+    """Record the jobs' record ranges beside their spill; a spill written for
+    another layout (an interrupted run of another flan-data version) is
+    deleted, since its folders are named by job number."""
+    layout = dumps([[j.index, j.task, j.lo, j.hi] for j in jobs])
+    f = spill / LAYOUT
+    if spill.is_dir() and not (f.is_file() and f.read_bytes() == layout):
+        if any(spill.iterdir()):
+            log(
+                f"{spill}: finished jobs of an interrupted run with another job layout; rendering them again"
+            )
+        shutil.rmtree(spill)
+    if not f.is_file():
+        spill.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(f, layout)
 
 
 DECONTAM_REPORT = "decontamination.json"
