@@ -37,8 +37,8 @@ _LAZY = {
     "Catalog": "catalog",
     "Tokenizer": "fewshot",
     "WhitespaceTokenizer": "fewshot",
-    "Problem": "lint",
-    "lint": "lint",
+    "Problem": "linter",
+    "lint": "linter",
     "Exemplar": "render",
     "RenderConfig": "render",
     "Renderer": "render",
@@ -65,12 +65,6 @@ def __getattr__(name: str):
     module = importlib.import_module(f".{mod}", __name__)
     value = getattr(module, name)
     globals()[name] = value
-    # Importing a submodule binds it as an attribute of this package: for the
-    # function `lint` of module `lint`, `from flan_data import Problem, lint`
-    # would then get the module. Rebind such names to the API object.
-    for n, m in _LAZY.items():
-        if n == m == mod:
-            globals()[n] = getattr(module, n)
     return value
 
 

@@ -750,7 +750,7 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
         if paths
         else None
     )
-    from .lint import lint
+    from .linter import lint
 
     problems = lint(
         cat,
@@ -763,7 +763,7 @@ def lint_cmd(ctx, paths, tasks, rows, source_dirs, strict) -> None:
     for p in problems:
         click.echo(str(p), err=p.level == "error")
     n_t = len(tasks) if tasks else len(cat.tasks)
-    from .lint import rule_counts
+    from .linter import rule_counts
 
     counts = rule_counts(problems)
     click.echo("text rules: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

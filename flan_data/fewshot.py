@@ -1,20 +1,25 @@
 """Few-shot exemplar selection and the length budget.
 
 Exemplars are drawn from a pool (usually the task's train split) with a seeded
-RNG, never including the example itself, and trimmed from the end until the
+counter-based generator, never including the example itself, and trimmed from the end until the
 whole prompt fits a token budget counted by a pluggable tokenizer.
 
->>> pick_exemplars(["a", "b", "c", "d"], k=2, exclude="b", r=random.Random(0))
-[0, 3]
+>>> sorted(pick_exemplars(["a", "b", "c", "d"], k=3, exclude="b", seed=0))
+[0, 2, 3]
 >>> fit_count([10, 10, 10], query_tokens=15, budget=40)
 2
 """
 
 from __future__ import annotations
 
-import random
+import bisect
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from .seeding import mix64, mix64_array, purpose_salt
+
+if TYPE_CHECKING:  # numpy is imported by the batch picker only (CLI start-up stays light)
+    import numpy as np
 
 DEFAULT_BUDGET = 1920
 DEFAULT_SHOTS = 3
@@ -131,88 +136,132 @@ def load_tokenizer(spec: str | None) -> Tokenizer:
     return tok
 
 
-def pick_exemplars(
-    pool_ids: Sequence[str], k: int, exclude: str | None, r: random.Random
-) -> list[int]:
-    """Indices of up to ``k`` distinct pool entries, never the one whose id is ``exclude``.
+#: How exemplars are picked (the manifest's ``render.exemplar_picker``): draw ``t``
+#: of a row is ``mix64(exemplar seed, salt(t)) % (eligible - t)``, mapped past the
+#: example itself and the earlier draws. Version 1 drew with one
+#: ``random.Random(seed)`` per row; a different generator, so different exemplars.
+PICKER_VERSION = "counter-v2"
 
-    The draw order is kept: exemplar order is itself a seeded random choice.
+_DRAW_SALTS: list[int] = []
+
+
+def _draw_salt(t: int) -> int:
+    while len(_DRAW_SALTS) <= t:
+        _DRAW_SALTS.append(purpose_salt(f"exemplar draw {len(_DRAW_SALTS)}"))
+    return _DRAW_SALTS[t]
+
+
+def pick_exemplars(pool_ids: Sequence[str], k: int, exclude: str | None, seed: int) -> list[int]:
+    """Indices of up to ``k`` distinct pool entries, never one whose id is ``exclude``.
+
+    Sequential sampling without replacement from a counter-based generator: the
+    ``t``-th draw is ``mix64(seed, salt(t)) % (m - t)`` over the ``m`` eligible
+    entries, taken as a rank among the entries not excluded and not yet drawn.
+    Every ordered ``k``-tuple of eligible entries is (up to a 2**-64 bias) equally
+    likely; the draw order is kept (exemplar order is itself a seeded choice).
+    Each row's picks depend on its seed only, so a batch of rows can be picked at
+    once (:meth:`ExemplarPicker.pick_array`) with the same result.
+
+    >>> pick_exemplars(["a", "b", "c", "d"], 2, "b", 7) == pick_exemplars(["a", "b", "c", "d"], 2, "b", 7)
+    True
+    >>> 1 in pick_exemplars(["a", "b", "c", "d"], 3, "b", 7)
+    False
     """
     n = len(pool_ids)
     if k <= 0 or n == 0:
         return []
-    chosen: list[int] = []
-    seen: set[int] = set()
-    # Rejection sampling: pools are large and k small; fall back to a full
-    # shuffle when the pool is nearly exhausted.
-    if n > 4 * (k + 1):
-        # Bounded: a pool whose ids mostly equal ``exclude`` (duplicate ids)
-        # has fewer than k eligible entries and would loop forever.
-        for _ in range(64 * (k + 1)):
-            i = r.randrange(n)
-            if i in seen or pool_ids[i] == exclude:
-                continue
-            seen.add(i)
-            chosen.append(i)
-            if len(chosen) == k:
-                return chosen
-    order = [i for i in range(n) if pool_ids[i] != exclude]
-    r.shuffle(order)
-    return order[:k]
+    taken = [i for i, x in enumerate(pool_ids) if x == exclude]  # ascending
+    m = n - len(taken)
+    out: list[int] = []
+    for t in range(min(k, m)):
+        v = mix64(seed, _draw_salt(t)) % (m - t)
+        for s in taken:  # the v-th index not taken
+            if v >= s:
+                v += 1
+            else:
+                break
+        bisect.insort(taken, v)
+        out.append(v)
+    return out
 
 
 class ExemplarPicker:
-    """:func:`pick_exemplars` for many rows of one pool, without a ``random.Random``
-    built per row: ``picker.pick(exclude, seed)`` returns exactly
-    ``pick_exemplars(pool_ids, k, exclude, random.Random(seed))``.
+    """:func:`pick_exemplars` for many rows of one pool: ``pick(exclude, seed)`` per
+    row, ``pick_array(excludes, seeds)`` for a whole batch with numpy (the same
+    picks, row by row, whatever the batch).
 
-    One generator is re-seeded per row (the same Mersenne Twister state as a
-    new ``Random(seed)``) and ``randrange(n)`` is inlined as the rejection loop
-    over ``getrandbits(n.bit_length())`` that ``Random._randbelow`` runs, so
-    the draws, and hence the picks, are the same.
-
+    >>> import numpy as np
     >>> ids = [f"e{i}" for i in range(50)]
-    >>> ExemplarPicker(ids, 3).pick("e7", 42) == pick_exemplars(ids, 3, "e7", random.Random(42))
+    >>> p = ExemplarPicker(ids, 3)
+    >>> p.pick("e7", 42) == pick_exemplars(ids, 3, "e7", 42)
+    True
+    >>> p.pick_array(["e7"], np.array([42], dtype=np.uint64)).tolist() == [p.pick("e7", 42)]
     True
     """
 
-    __slots__ = ("ids", "k", "n", "bits", "_r", "_seed", "_getrandbits")
+    __slots__ = ("ids", "k", "n", "_pos", "_dups")
 
     def __init__(self, pool_ids: Sequence[str], k: int):
         self.ids = pool_ids
         self.k = k
         self.n = len(pool_ids)
-        self.bits = self.n.bit_length()
-        self._r = random.Random()
-        # the C seeding Random(seed) runs for an int seed (Random.seed's
-        # Python wrapper only adds the str/bytes handling and gauss_next)
-        self._seed = super(random.Random, self._r).seed
-        self._getrandbits = self._r.getrandbits
+        pos: dict[str, int] = {}
+        dups: set[str] = set()
+        for i, x in enumerate(pool_ids):
+            if pos.setdefault(x, i) != i:
+                dups.add(x)
+        self._pos = pos
+        self._dups = dups
 
     def pick(self, exclude: str | None, seed: int) -> list[int]:
         n, k = self.n, self.k
-        if k <= 0 or n == 0:
-            return []
-        if not isinstance(seed, int) or seed < 0:
-            return pick_exemplars(self.ids, k, exclude, random.Random(seed))
-        self._seed(seed)
-        self._r.gauss_next = None
-        if n > 4 * (k + 1):
-            ids, bits, grb = self.ids, self.bits, self._getrandbits
-            chosen: list[int] = []
-            for _ in range(64 * (k + 1)):
-                i = grb(bits)
-                while i >= n:
-                    i = grb(bits)
-                if i in chosen or ids[i] == exclude:
-                    continue
-                chosen.append(i)
-                if len(chosen) == k:
-                    return chosen
-        # the rare fallback: the same shuffle on the same generator state
-        order = [i for i in range(n) if self.ids[i] != exclude]
-        self._r.shuffle(order)
-        return order[:k]
+        if k <= 0 or n == 0 or exclude in self._dups:
+            return pick_exemplars(self.ids, k, exclude, seed)
+        x = self._pos.get(exclude)  # type: ignore[arg-type]
+        taken = [] if x is None else [x]
+        m = n - len(taken)
+        out: list[int] = []
+        for t in range(min(k, m)):
+            v = mix64(seed, _draw_salt(t)) % (m - t)
+            for s in taken:
+                if v >= s:
+                    v += 1
+                else:
+                    break
+            bisect.insort(taken, v)
+            out.append(v)
+        return out
+
+    def pick_array(self, excludes: Sequence[str | None], seeds: np.ndarray) -> np.ndarray | None:
+        """Picks of many rows as an ``(rows, k)`` int64 array, row ``r`` equal to
+        ``pick(excludes[r], seeds[r])``; None when some row gets fewer than ``k``
+        (a pool of at most ``k`` entries) or excludes an id the pool holds twice
+        (then :meth:`pick` decides per row)."""
+        import numpy as np
+
+        n, k = self.n, self.k
+        rows = len(excludes)
+        if k <= 0 or n - 1 < k:
+            return None
+        pos, dups = self._pos, self._dups
+        if dups and any(x in dups for x in excludes):
+            return None
+        get = pos.get
+        excl = np.fromiter((get(x, -1) for x in excludes), dtype=np.int64, count=rows)
+        seeds = np.asarray(seeds, dtype=np.uint64)
+        m = (n - (excl >= 0)).astype(np.uint64)
+        big = n + k + 1  # never <= a rank
+        taken = np.full((rows, k + 1), big, dtype=np.int64)
+        taken[:, 0] = np.where(excl >= 0, excl, big)
+        out = np.empty((rows, k), dtype=np.int64)
+        for t in range(k):
+            v = (mix64_array(seeds, _draw_salt(t)) % (m - np.uint64(t))).astype(np.int64)
+            srt = np.sort(taken[:, : t + 1], axis=1)
+            for c in range(t + 1):
+                v += v >= srt[:, c]
+            taken[:, t + 1] = v
+            out[:, t] = v
+        return out
 
 
 def fit_count(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import jinja2
 from jinja2 import nodes
 
 from .catalog import Catalog
-from .compose import compose_example_uncached, compose_query, join_parts
+from .compose import _target_labelled, compose_example_uncached, compose_query, join_parts
 from .errors import (
     FlanDataError,
     RecordError,
@@ -647,34 +648,34 @@ class TaskRenderer:
             return cols
         if any(r[4].spec.kind == "few_shot" for r in rows):
             texts = self._render_own_fewshot(rows, pool, errors)
+            got = [texts.get(r[0]) for r in rows]
+            res = tuple([None if t is None else t[x] for t in got] for x in range(4))
+            res += ([None] * len(rows),)
         else:
-            texts = self._render_composed(rows, pool, fmt, errors)
-
-        done = [(r, texts[r[0]]) for r in rows if r[0] in texts]
-        n = len(done)
+            res = self._render_composed(rows, pool, fmt, errors, turns)
+        if None in res[0]:  # rows that failed (reported in errors) are left out
+            keep = [k for k, x in enumerate(res[0]) if x is not None]
+            rows = [rows[k] for k in keep]
+            res = tuple([c[k] for k in keep] for c in res)
+        n = len(rows)
         cols: dict[str, list[Any]] = {
-            "index": [r[0] for r, _ in done],
-            "inputs": [t[0] for _, t in done],
-            "targets": [t[1] for _, t in done],
+            "index": [r[0] for r in rows],
+            "inputs": res[0],
+            "targets": res[1],
             "task": [task.name] * n,
             "collection": [task.collection] * n,
             "format": [fmt] * n,
-            "template_id": [r[4].spec.id for r, _ in done],
-            "fewshot_style": [t[2] for _, t in done],
-            "options": [list(r[2]["options"]) if r[2].get("options") else None for r, _ in done],
-            "exemplar_ids": [t[3] for _, t in done],
-            "example_id": [r[1] for r, _ in done],
+            "template_id": [r[4].spec.id for r in rows],
+            "fewshot_style": res[2],
+            "options": [list(r[2]["options"]) if r[2].get("options") else None for r in rows],
+            "exemplar_ids": res[3],
+            "example_id": [r[1] for r in rows],
             "source_split": [split] * n,
-            "seed": [r[3] for r, _ in done],
+            "seed": [r[3] for r in rows],
         }
         if turns:
-            cols["turns"] = [t[4] if len(t) > 4 else None for _, t in done]
+            cols["turns"] = res[4]
         return cols
-
-    def _render_rows(self, rows, errors) -> dict[int, tuple[str, str, str | None, list[str]]]:
-        """Zero-shot: group rows by template, render each group in one call."""
-        ins, tgs = self._render_texts(rows, errors)
-        return {r[0]: (i, t, None, []) for r, i, t in zip(rows, ins, tgs) if i is not None}
 
     def _render_texts(self, rows, errors) -> tuple[list[str | None], list[str | None]]:
         """(inputs, targets) of zero-shot rows, aligned with ``rows`` (None where a
@@ -714,17 +715,25 @@ class TaskRenderer:
                     texts.append(None)
         return [t and t[0] for t in texts], [t and t[1] for t in texts]
 
-    def _render_composed(
-        self, rows, pool, fmt, errors
-    ) -> dict[int, tuple[str, str, str | None, list[str]]]:
+    def _render_composed(self, rows, pool, fmt, errors, turns: bool = False) -> tuple[list, ...]:
         """Few-shot by composition: exemplars and query share template and option style.
+
+        Returns columns aligned with ``rows``: inputs, targets, few-shot style ids,
+        exemplar ids and turns (None where a row failed; its error is in ``errors``).
 
         Each pool exemplar is rendered once per template for this task renderer
         (across batches and chunk jobs: :class:`_FewShotCache`), with the option
         block and the lettered answer left as placeholders where the template
         only prints them (:func:`_split_form`); a row's option style then fills
-        them in by string replacement, which gives the bytes a render under that
-        style gives. Exemplars of an exemplar field render once per batch.
+        them in, which gives the bytes a render under that style gives.
+        Exemplars of an exemplar field render once per batch.
+
+        Big batches from a pool pick exemplars for all rows at once
+        (:meth:`~flan_data.fewshot.ExemplarPicker.pick_array`) and assemble the
+        prompts column-wise (:meth:`_assemble_columns`): each exemplar composed
+        once per (template, exemplar, few-shot style, option-style class) as a
+        format string, filled per row. Rows it cannot decide with certainty
+        take the per-row assembly (:meth:`_assemble_rows`; the same bytes).
         """
         cfg = self.config
         tok = cfg.tokenizer
@@ -734,9 +743,12 @@ class TaskRenderer:
                 f"task {self.task.name!r}: few-shot format {fmt!r} needs an exemplar pool (the train split)"
             )
         cache = self._fewshot_cache()
+        nr = len(rows)
+        res: tuple[list, ...] = tuple([None] * nr for _ in range(5))
         todo: dict[tuple, tuple] = {}  # key -> (ct, exemplar, style, mode)
-        plans = []  # (row, few-shot style, exemplars, their entries once rendered)
+        plans = []  # (position, row, few-shot style, exemplars, their entries once rendered)
         styles, n_styles = self._styles, len(self._styles)
+        col = None  # the rows assembled column-wise (see _columnar_plan)
         if field is None:
             meta = cache.pool
             if (
@@ -745,9 +757,7 @@ class TaskRenderer:
                 or meta[1].k != cfg.shots
                 or cache.n_entries > _FS_CACHE_MAX  # bounded: huge pools or many templates
             ):
-                cache.tables.clear()
-                cache.fields_ok.clear()
-                cache.n_entries = 0
+                cache.clear()
                 has_opts = [bool(e.fields.get("options")) for e in pool]
                 # per pool entry: it has options and can be split (no placeholder character)
                 splittable = [h and _safe_fields(cache, e) for h, e in zip(has_opts, pool)]
@@ -756,21 +766,32 @@ class TaskRenderer:
             _, picker, has_opts, splittable = meta
             tables = cache.tables  # (template id, mode) -> {pool index: entry}
             split_of = cache.split
-            # few-shot style and exemplar seed of every row (numpy for big batches; same values)
-            if len(rows) >= VECTOR_MIN:
+            # few-shot style and exemplar picks of every row (numpy for big batches)
+            picks_a = None
+            if nr >= VECTOR_MIN:
                 import numpy as np
 
                 bases = np.array([r[3] for r in rows], dtype=np.uint64)
-                fsix = choose(bases, _SALT_FSSTYLE, n_styles).tolist()
-                exseeds = mix64_array(bases, _SALT_EXEMPLARS).tolist()
+                fsix_a = choose(bases, _SALT_FSSTYLE, n_styles)
+                picks_a = picker.pick_array(
+                    [r[1] for r in rows], mix64_array(bases, _SALT_EXEMPLARS)
+                )
+                fsix = fsix_a.tolist()
             else:
                 fsix = [mix64(r[3], _SALT_FSSTYLE) % n_styles for r in rows]
-                exseeds = [mix64(r[3], _SALT_EXEMPLARS) for r in rows]
+            if picks_a is not None:
+                if FEWSHOT_COLUMNS and type(tok) is WhitespaceTokenizer and not turns:
+                    col = self._columnar_plan(rows, picks_a, fsix_a, meta, cache, todo)
+                per_row = range(nr) if col is None else np.flatnonzero(~col[0]).tolist()
+                picks_l = picks_a[per_row].tolist()
+            else:
+                per_row = range(nr)
+                picks_l = [picker.pick(r[1], mix64(r[3], _SALT_EXEMPLARS)) for r in rows]
             refs = []  # per plan: (picks, the table of each pick)
-            for k, r in enumerate(rows):
+            for k, picks in zip(per_row, picks_l):
+                r = rows[k]
                 ct, style = r[4], r[5]
                 ctid = ct.spec.id
-                picks = picker.pick(r[1], exseeds[k])
                 if style is None:
                     split = False
                 else:
@@ -791,19 +812,23 @@ class TaskRenderer:
                     if j not in tab and (tkey, j) not in todo:
                         todo[tkey, j] = (ct, pool[j], style, mode)
                     tl.append(tab)
-                plans.append((r, styles[fsix[k]], None, None))
+                plans.append((k, r, styles[fsix[k]], None, None))
                 refs.append((picks, tl))
             if todo:
+                tindex, by_code, n_pool = self._template_index(), cache.by_code, len(pool)
                 for (tkey, j), e in self._render_exemplars(todo, cache, errors).items():
-                    tables[tkey][j] = e
+                    tables.setdefault(tkey, {})[j] = e
+                    if tkey[1] is None or tkey[1] is _SPLIT:
+                        by_code[(tindex[tkey[0]] * 2 + (tkey[1] is _SPLIT)) * n_pool + j] = e
                 cache.n_entries += len(todo)
             plans = [
-                (p[0], p[1], [pool[j] for j in picks], [tab[j] for j, tab in zip(picks, tl)])
+                (p[0], p[1], p[2], [pool[j] for j in picks], [tab[j] for j, tab in zip(picks, tl)])
                 for p, (picks, tl) in zip(plans, refs)
             ]
+            qrows = rows  # the queries of all rows, in row order (errors in row order)
         else:
             batch: dict[tuple, Any] = {}  # exemplar-field entries: this batch only
-            for r in rows:
+            for k, r in enumerate(rows):
                 idx, eid, canon, base, ct, style = r
                 fs = styles[mix64(base, _SALT_FSSTYLE) % n_styles]
                 val = canon.get(field)
@@ -824,21 +849,45 @@ class TaskRenderer:
                         todo[key] = (ct, ex, style, _REAL)
                     keys.append(key)
                     exs.append(ex)
-                plans.append((r, fs, exs, keys))
+                plans.append((k, r, fs, exs, keys))
             if todo:
                 batch.update(self._render_exemplars(todo, cache, errors))
-            plans = [(r, fs, exs, [batch[k] for k in keys]) for r, fs, exs, keys in plans]
-        queries = self._render_rows([p[0] for p in plans], errors)
+            plans = [(k, r, fs, exs, [batch[x] for x in keys]) for k, r, fs, exs, keys in plans]
+            qrows = [p[1] for p in plans]
+        qi_l, qt_l = self._render_texts(qrows, errors)
+        if qrows is not rows:  # spread over the rows' positions
+            qi_s, qt_s = qi_l, qt_l
+            qi_l, qt_l = [None] * nr, [None] * nr
+            for p, a, b in zip(plans, qi_s, qt_s):
+                qi_l[p[0]] = a
+                qt_l[p[0]] = b
+        if col is not None:
+            rest = self._assemble_columns(rows, col, qi_l, qt_l, cache, res)
+            if rest:  # rows the columns could not decide: per row
+                by_code = cache.by_code
+                for k in rest:
+                    picks = col[1][k].tolist()
+                    ents = [by_code.get(c) for c in col[2][k].tolist()]
+                    plans.append((k, rows[k], styles[fsix[k]], [pool[j] for j in picks], ents))
+        self._assemble_rows(plans, qi_l, qt_l, cache, res)
+        return res
+
+    def _assemble_rows(self, plans, qi_l, qt_l, cache: _FewShotCache, res: tuple[list, ...]) -> None:  # fmt: skip
+        """The per-row assembly: fill each exemplar in, check the budget, compose;
+        written into the columns ``res`` at each plan's position."""
+        cfg = self.config
+        tok = cfg.tokenizer
         style_tokens = cache.style_tokens
         bound = type(tok) is WhitespaceTokenizer
         budget = cfg.budget
         lim = self.engine.env.limits.output_chars
-        out = {}
-        for r, fs, exs, ents_ in plans:
-            q = queries.get(r[0])
-            if q is None:
+        RENDER_STATS["fewshot_row_rows"] += len(plans)
+        r_in, r_tg, r_fs, r_ids, r_turns = res
+        for p, r, fs, exs, ents_ in plans:
+            qi = qi_l[p]
+            if qi is None:
                 continue
-            qi, qt = q[0], q[1]
+            qt = qt_l[p]
             style = r[5]
             fsid = fs.id
             st = style_tokens.get(fsid)
@@ -909,9 +958,208 @@ class TaskRenderer:
                         text = e[4][fsid] = compose_example_uncached(ins[k], tgs[k], fs)
                     parts.append(text)
             parts.append(compose_query(qi, fs, qt))
-            pairs = list(zip(ins[:n], tgs[:n]))
-            out[r[0]] = (join_parts(parts, fs), qt, fs.id, ids[:n], (pairs, qi))
-        return out
+            r_in[p] = join_parts(parts, fs)
+            r_tg[p] = qt
+            r_fs[p] = fsid
+            r_ids[p] = ids[:n]
+            r_turns[p] = (list(zip(ins[:n], tgs[:n])), qi)
+
+    def _columnar_plan(self, rows, picks, fsix, meta, cache: _FewShotCache, todo: dict):
+        """Which rows of a batch the column-wise assembly takes, and the exemplar
+        entries they need (added to ``todo`` when not rendered yet).
+
+        A row qualifies when each of its exemplars renders once per template:
+        without an option block (no style, or no options) or split with
+        placeholders (:func:`_split_form`). ``codes[row, e]`` names the entry:
+        ``(template index * 2 + split) * pool size + pool index``. Returns
+        ``(qualifies, picks, codes, few-shot style indices, option style indices)``.
+        """
+        import numpy as np
+
+        pool = meta[0]
+        n = len(pool)
+        cp = cache.col_pool
+        if cp is None:
+            oid_of: dict[tuple[str, ...], int] = {}
+            oids = []
+            for e in pool:
+                o = e.fields.get("options")
+                oids.append(oid_of.setdefault(tuple(o), len(oid_of)) if o else -1)
+            n_codes = len(self.templates) * 2 * n
+            cp = cache.col_pool = (
+                np.array(meta[2], dtype=bool),
+                np.array(meta[3], dtype=bool),
+                np.array(oids, dtype=np.int64),
+                list(oid_of),
+                np.array([e.example_id for e in pool], dtype=object),
+            )
+            cache.cstat = np.full((n_codes, 4), -1, dtype=np.int64)
+            nv = max(len(oid_of), 1) * _N_STYLES
+            cache.vinfo = np.full(
+                (nv, 3), -2, dtype=np.int64
+            )  # class id, block length, longest target
+            cache.vvals = [()] * (nv + 1)  # format values by option key + 1 (0: none)
+            cache.fids.clear()
+            cache.flist.clear()
+        has_opts, splittable = cp[0], cp[1]
+        tindex = self._template_index()
+        nr = len(rows)
+        tix = np.fromiter((tindex[r[4].spec.id] for r in rows), dtype=np.int64, count=nr)
+        six = np.fromiter(
+            (-1 if r[5] is None else _STYLE_INDEX.get(id(r[5]), -2) for r in rows),
+            dtype=np.int64,
+            count=nr,
+        )
+        split_of = cache.split
+        split_t = np.array(
+            [
+                split_of[ct.spec.id]
+                if ct.spec.id in split_of
+                else split_of.setdefault(ct.spec.id, _split_form(self.engine, ct))
+                for ct in self.templates
+            ],
+            dtype=bool,
+        )
+        need = (six >= 0)[:, None] & has_opts[picks]  # exemplars filled in under the row's style
+        per_style = need & ~(split_t[tix][:, None] & splittable[picks])
+        ok = ~per_style.any(axis=1) & (six != -2)
+        codes = (tix[:, None] * 2 + need) * n + picks
+        known = cache.cstat[codes[ok], 3] >= 0
+        if not known.all():
+            by_code = cache.by_code
+            tables = cache.tables
+            for c in np.unique(codes[ok][~known]).tolist():
+                if c in by_code:
+                    continue
+                t2, j = divmod(c, n)
+                ct = self.templates[t2 // 2]
+                mode = _SPLIT if t2 % 2 else None
+                tkey = (ct.spec.id, mode)
+                tab = tables.get(tkey)
+                if tab is not None and j in tab:
+                    by_code[c] = tab[j]
+                elif (tkey, j) not in todo:
+                    todo[tkey, j] = (ct, pool[j], None, _SPLIT if mode else _REAL)
+        return (ok, picks, codes, fsix, six, need)
+
+    def _template_index(self) -> dict[str, int]:
+        ti = self.__dict__.get("_tindex")
+        if ti is None:
+            ti = self.__dict__["_tindex"] = {ct.spec.id: i for i, ct in enumerate(self.templates)}
+        return ti
+
+    def _assemble_columns(self, rows, col, qi_l, qt_l, cache: _FewShotCache, res) -> list[int]:
+        """Column-wise few-shot assembly of the rows ``col`` selected, written into
+        the columns ``res``; returns the positions of the rows it leaves to the
+        per-row assembly.
+
+        Each exemplar's composed text (cues, delimiter, prefixes: the rules of
+        :mod:`flan_data.compose`) is built once per (entry, few-shot style,
+        option-style class) as a format string whose fields are the row's
+        option block and lettered answers (:func:`_column_form`); a class groups
+        the option styles that agree on every fact those rules read. Lookups go
+        through dense arrays indexed by entry code and option key. A row is
+        left to the per-row path when a fact is not certain (a label test that
+        reaches into a placeholder, a blank value), an exemplar failed, or the
+        whitespace-word bound does not fit the budget (then exact counts decide).
+        """
+        import numpy as np
+
+        ok, picks, codes, fsix, six, need = col
+        _, _, oids, opts_by_oid, ids_arr = cache.col_pool
+        styles = self._styles
+        nfs = len(styles)
+        cfg = self.config
+        tok = cfg.tokenizer
+        lim = self.engine.env.limits.output_chars
+        pos = np.flatnonzero(ok)
+        if not len(pos):
+            return []
+        P, C, F, split = picks[pos], codes[pos], fsix[pos], need[pos]
+        shape = C.shape
+        k = shape[1]
+        # option values of each filled-in exemplar, by option key (options, style)
+        vkey = np.where(split, oids[P] * _N_STYLES + six[pos][:, None], -1)
+        vinfo, vvals = cache.vinfo, cache.vvals
+        if split.any():
+            vk = vkey[split]
+            unknown = vk[vinfo[vk, 0] == -2]
+            for v in np.unique(unknown).tolist():
+                o, s = divmod(v, _N_STYLES)
+                cid_, vals_, bl, am = _style_values(opts_by_oid[o], _STYLES[s], cache)
+                vinfo[v] = (cid_, bl, am)
+                vvals[v + 1] = vals_
+        vi = vinfo[np.maximum(vkey, 0)]
+        cid = np.where(split, vi[..., 0], 0)
+        blen = np.where(split, vi[..., 1], 0)
+        amax = np.where(split, vi[..., 2], 0)
+        # entries: (raw length, option blocks, lettered answers, rendered)
+        cstat = cache.cstat
+        cs = cstat[C]
+        if (cs[..., 3] < 0).any():
+            by_code = cache.by_code
+            for c in np.unique(C[cs[..., 3] < 0]).tolist():
+                cstat[c] = _code_stat(by_code.get(c))
+            cs = cstat[C]
+        bound = cs[..., 0] + cs[..., 1] * blen + cs[..., 2] * amax  # >= the filled lengths
+        # format strings by (entry, few-shot style) per class: ids into cache.flist
+        fkey = C * nfs + F[:, None]
+        fid = np.full(shape, -1, dtype=np.int64)
+        fids, flist = cache.fids, cache.flist
+        for c in np.unique(cid[cid >= 0]).tolist():
+            m = cid == c
+            arr = fids.get(c)
+            if arr is None:
+                arr = fids[c] = np.full(len(cstat) * nfs, -1, dtype=np.int32)
+            keys = fkey[m]
+            sub = arr[keys]
+            if (sub == -1).any():
+                facts = cache.class_facts.get(c)
+                by_code = cache.by_code
+                for key in np.unique(keys[sub == -1]).tolist():
+                    code, fs_i = divmod(key, nfs)
+                    form = _column_form(by_code.get(code), styles[fs_i], facts)
+                    if form is None:
+                        arr[key] = -2
+                    else:
+                        arr[key] = len(flist)
+                        flist.append(form)
+                sub = arr[keys]
+            fid[m] = sub
+        # the whitespace-word bound of the whole prompt (the query's as in _assemble_rows)
+        style_tokens = cache.style_tokens
+        st_fs = []
+        for fs in styles:
+            t = style_tokens.get(fs.id)
+            if t is None:
+                t = style_tokens[fs.id] = tok.count(fs.input_prefix) + tok.count(fs.target_prefix)
+            st_fs.append(t)
+        st = np.array(st_fs, dtype=np.int64)[F]
+        pl = pos.tolist()
+        qlen = np.fromiter((0 if qi_l[p] is None else len(qi_l[p]) + len(qt_l[p]) for p in pl), dtype=np.int64, count=len(pl))  # fmt: skip
+        has_q = np.fromiter((qi_l[p] is not None for p in pl), dtype=bool, count=len(pl))
+        words = qlen // 2 + 1 + st + (bound // 2 + 1 + st[:, None]).sum(axis=1)
+        good = (fid >= 0).all(axis=1) & (cs[..., 3] == 1).all(axis=1) & (bound <= lim).all(axis=1)
+        good &= (words <= cfg.budget) & has_q
+        rest = pos[~good & has_q].tolist()
+        g = np.flatnonzero(good)
+        if not len(g):
+            return rest
+        RENDER_STATS["fewshot_column_rows"] += len(g)
+        texts = [flist[a].format(*vvals[b]) for a, b in zip(fid[g].ravel().tolist(), (vkey[g] + 1).ravel().tolist())]  # fmt: skip
+        ids = ids_arr[P[g]].tolist()
+        r_in, r_tg, r_fs, r_ids, _ = res
+        fs_ids = [fs.id for fs in styles]
+        j = 0
+        for a, p, fs_i in zip(range(len(g)), pos[g].tolist(), F[g].tolist()):
+            fs = styles[fs_i]
+            qt = qt_l[p]
+            r_in[p] = ("".join(texts[j : j + k]) + compose_query(qi_l[p], fs, qt)).rstrip()
+            r_tg[p] = qt
+            r_fs[p] = fs_ids[fs_i]
+            r_ids[p] = ids[a]
+            j += k
+        return rest
 
     def _fewshot_cache(self) -> _FewShotCache:
         c = self.__dict__.get("_fs_cache")
@@ -1111,9 +1359,19 @@ def direct_field(expr: str) -> tuple[str, str] | None:
 _KEYWORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else"})  # fmt: skip
 
 
+#: Few-shot prompts of big batches are assembled column-wise where certain
+#: (:meth:`TaskRenderer._assemble_columns`); False assembles every row one by one
+#: (the same bytes: tests compare both).
+FEWSHOT_COLUMNS = True
+
 #: Rows rendered column-wise (simple templates) and through Jinja, in this
 #: process: tests check which path did the work (counters, never time).
-RENDER_STATS = {"columnar_rows": 0, "jinja_rows": 0}
+RENDER_STATS = {
+    "columnar_rows": 0,
+    "jinja_rows": 0,
+    "fewshot_column_rows": 0,
+    "fewshot_row_rows": 0,
+}
 
 
 # -- few-shot exemplars, rendered once per template and assembled per row
@@ -1168,7 +1426,9 @@ class _FewShotCache:
     mode None (no option block), ``_SPLIT`` (placeholders) or an option style's id.
     ``renders`` counts exemplar renders (tests count work with it)."""
 
-    __slots__ = ("tables", "n_entries", "split", "fields_ok", "style_tokens", "renders", "pool")
+    __slots__ = ("tables", "n_entries", "split", "fields_ok", "style_tokens", "renders", "pool",
+                 "by_code", "col_pool", "cstat", "vinfo", "vvals", "fids", "flist", "classes",
+                 "class_facts")  # fmt: skip
 
     def __init__(self) -> None:
         # (template id, mode) -> {index in the pool: entry}, for the pool in ``pool``
@@ -1181,6 +1441,17 @@ class _FewShotCache:
         # (pool list, its picker, has options, splittable) for the last pool seen:
         # chunk jobs and batches reuse one pool list
         self.pool: tuple | None = None
+        # the column-wise assembly's: entries by code, per-pool arrays, option-style
+        # values and classes, entry lengths, format strings (see _assemble_columns)
+        self.by_code: dict[int, Any] = {}
+        self.col_pool: tuple | None = None
+        self.cstat: Any = None  # int64 (entry codes, 4): _code_stat, -1 where not known yet
+        self.vinfo: Any = None  # int64 (option keys, 3): class, block length, longest target
+        self.vvals: list[tuple[str, ...]] = []  # format values by option key + 1
+        self.fids: dict[int, Any] = {}  # class -> int64 (codes x few-shot styles): index in flist
+        self.flist: list[str] = []  # format strings
+        self.classes: dict[tuple, int] = {}
+        self.class_facts: dict[int, tuple] = {}
 
     def clear(self) -> None:
         """Drop the rendered exemplars (they render again when next needed)."""
@@ -1188,6 +1459,14 @@ class _FewShotCache:
         self.fields_ok.clear()
         self.n_entries = 0
         self.pool = None
+        self.by_code.clear()
+        self.col_pool = None
+        self.cstat = self.vinfo = None
+        self.vvals = []
+        self.fids.clear()
+        self.flist.clear()
+        self.classes.clear()
+        self.class_facts.clear()
 
     def entries(self) -> int:
         return sum(len(t) for t in self.tables.values())
@@ -1290,6 +1569,148 @@ def _has_sentinel(v: Any) -> bool:
     if isinstance(v, list | tuple | set | frozenset):
         return any(_has_sentinel(x) for x in v)
     return _SENT_CHAR in str(v)
+
+
+# -- the column-wise few-shot assembly (TaskRenderer._assemble_columns)
+
+_STYLES: tuple[OptionStyle, ...] = (*ALL_STYLES, PLAIN)
+_N_STYLES = len(_STYLES)
+_STYLE_INDEX = {id(s): i for i, s in reversed(list(enumerate(_STYLES)))}  # the first index wins
+_MAX_CLASSES = 32  # option-style classes of one task renderer (a handful in practice)
+_NO_VALUES = (0, (), 0, 0)  # an exemplar without an option block
+_UNSURE = (-1, (), 0, 0)  # values the assembly cannot vouch for: the row goes per row
+_MISSING = object()
+_SENT_END = "\ue001"
+_SENT_RE = re.compile("(" + re.escape(_SENT_BLOCK) + "|" + re.escape(_SENT_ANSWER) + ")")
+
+
+def _esc(s: str) -> str:
+    return s.replace("{", "{{").replace("}", "}}")
+
+
+def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCache) -> tuple:
+    """``(class id, values, block length, longest target)`` of an option style over
+    ``opts``: values are the block and each target, each as is, left-stripped,
+    right-stripped and stripped (format fields ``slot * 4 + variant``); the class
+    names the facts the composition rules read from them (the block's cue, each
+    target's label, which values hold a line break)."""
+    block, targets = format_options(opts, style)
+    vs = (block, *targets)
+    if any(not v.strip() for v in vs):
+        return _UNSURE  # a blank value: stripping could reach into the template's text
+    vals: list[str] = []
+    for v in vs:
+        vals += (v, v.lstrip(), v.rstrip(), v.strip())
+    facts = (
+        _block_cued(block),
+        tuple(_target_labelled(t.strip()) for t in targets),
+        tuple("\n" in x for x in vals),
+        block.startswith("\n"),
+    )
+    cid = cache.classes.get(facts)
+    if cid is None:
+        if len(cache.classes) + 1 >= _MAX_CLASSES:
+            return _UNSURE
+        cid = cache.classes[facts] = len(cache.classes) + 1
+        cache.class_facts[cid] = facts
+    return (cid, tuple(vals), len(block), max(len(t) for t in targets))
+
+
+def _code_stat(e: Any) -> tuple[int, int, int, int]:
+    """(raw length, option blocks, lettered answers, rendered) of an exemplar entry."""
+    if e is None:
+        return (0, 0, 0, 0)
+    if e[0] is _SPLIT:
+        i, g = e[1], e[2]
+        return (len(i) + len(g), i.count(_SENT_BLOCK) + g.count(_SENT_BLOCK),
+                i.count(_SENT_ANSWER) + g.count(_SENT_ANSWER), 1)  # fmt: skip
+    return (len(e[1]) + len(e[2]), 0, 0, 1)
+
+
+def _fill_form(raw: str, ans: int | None, nl_vals: tuple[bool, ...]) -> tuple[str | None, bool]:
+    """A format string giving ``fill(raw).strip()`` for every option style of a
+    class (values are never blank, so a placeholder at an edge takes its value
+    stripped on that side), and whether that text holds a line break."""
+    core = raw.strip()
+    segs = _SENT_RE.split(core)
+    parts = []
+    nl = False
+    last = len(segs) - 2
+    for x, s in enumerate(segs):
+        if x % 2 == 0:
+            if _SENT_CHAR in s or _SENT_END in s:
+                return None, False
+            nl = nl or "\n" in s
+            parts.append(_esc(s))
+            continue
+        if s == _SENT_BLOCK:
+            slot = 0
+        elif ans is None:
+            return None, False
+        else:
+            slot = 1 + ans
+        var = (1 if x == 1 and segs[0] == "" else 0) | (2 if x == last and segs[-1] == "" else 0)
+        f = slot * 4 + var
+        if f >= len(nl_vals):
+            return None, False
+        nl = nl or nl_vals[f]
+        parts.append("{" + str(f) + "}")
+    return "".join(parts), nl
+
+
+def _label_before_block(raw: str, facts: tuple) -> bool | None:
+    """``starts_with_label`` of the filled ``raw`` when its first placeholder is the
+    option block after some text and every block of the class starts with a line
+    break: a label cannot span a line break, so the text before the block decides
+    (None otherwise)."""
+    head = raw.lstrip()
+    k = head.find(_SENT_CHAR)
+    if k <= 0 or not head.startswith(_SENT_BLOCK, k) or not facts[3]:
+        return None
+    return starts_with_label(head[:k] + "\n")
+
+
+def _column_form(e: Any, fs: FewShotStyle, facts: tuple | None) -> str | None:
+    """One exemplar composed under ``fs`` (and a class of option styles, for a split
+    entry) as a format string over the class's values, followed by the example
+    separator; None when the composition is not certain for the whole class."""
+    if e is None:
+        return None
+    sep = _esc(fs.example_separator)
+    if e[0] is not _SPLIT:
+        text = e[4].get(fs.id)
+        if text is None:
+            text = e[4][fs.id] = compose_example_uncached(e[1], e[2], fs)
+        return _esc(text) + sep
+    if facts is None:
+        return None
+    labelled, cued = e[8], e[9]
+    if labelled is None:
+        labelled = _label_before_block(e[1], facts)
+    if labelled is None or cued is None:
+        return None  # the label or cue test reads into a placeholder: per row
+    block_cued, ans_labelled, nl_vals, _ = facts
+    ans = e[5]
+    fi, nl = _fill_form(e[1], ans, nl_vals)
+    ft, _ = _fill_form(e[2], ans, nl_vals)
+    if fi is None or ft is None:
+        return None
+    lead = "" if labelled else _esc(fs.input_prefix)
+    if cued is _BLOCK_CUE:
+        cued = block_cued
+    if cued:
+        return lead + fi + " " + ft + sep
+    g = e[2]
+    if _SENT_CHAR not in g:
+        tl = _target_labelled(g.strip())
+    elif e[11] is _ONLY and ans is not None:
+        tl = ans_labelled[ans]
+    else:
+        return None
+    d = fs.x_y_delimiter
+    if "\n" not in d and nl:
+        d = "\n"
+    return lead + fi + _esc(d + ("" if tl else fs.target_prefix)) + ft + sep
 
 
 _TARGET_VARS: dict[str, frozenset[str]] = {}

@@ -84,25 +84,51 @@ def _trailing_cue() -> re.Pattern[str]:
 
 def starts_with_label(text: str) -> bool:
     """True when ``text`` opens with a cue label (``"Q: …"``, ``"Question: …"``)."""
-    # A label is at most ~50 characters; a cheap test first (no colon, bracket
-    # or dotted Q/A near the start: no label), as this runs on every few-shot part.
+    # A label is at most ~80 characters and the test reads the first 64; as this
+    # runs on every few-shot part, the regex runs only on the short text that
+    # can decide (memoised), found by what a label can look like:
+    # "[Noun]", "# … Noun" and the dotted "Q." / "A." by their first characters,
+    # else a colon label: up to two lead words and a noun, each followed by one
+    # space (no tab, no line break), a number, then, when the text before the
+    # first colon holds no "(", that colon (a parenthetical may hold colons).
     head = text[:64]
-    if ":" not in head:
-        # Without a colon only "[Noun]", "# … Noun" and the dotted "Q." / "A." can match.
-        s = head.lstrip(" \t")
-        if s[:1] not in ("[", "#") and s[:2] not in ("Q.", "A."):
-            return False
-    return _label_at_start().match(head) is not None
+    s = head.lstrip(" \t")
+    if s[:1] in ("[", "#") or s[:2] in ("Q.", "A."):
+        return _label_at_start().match(head) is not None
+    c = s.find(":")
+    if c < 0:
+        return False
+    pre = s[:c]
+    if "(" in pre:
+        return _label_at_start().match(head) is not None
+    if pre.count(" ") > 2 or "\n" in pre or "\t" in pre:
+        return False
+    key = s[: c + 2]  # the label and the character after it decide
+    hit = _LABELS.get(key)
+    if hit is None:
+        if len(_LABELS) > 1 << 14:
+            _LABELS.clear()
+        hit = _LABELS[key] = _label_at_start().match(key) is not None
+    return hit
+
+
+_LABELS: dict[str, bool] = {}
+_CUES: dict[str, bool] = {}
 
 
 def ends_with_cue(text: str) -> bool:
     """True when the last line of ``text`` is a bare cue (``"…\\nA:"``, ``"…\\nOutput:"``)."""
     last = text[text.rfind("\n") + 1 :]
     # only the last line is looked at, and a cue line is short and holds a colon,
-    # a bracket or a dotted Q/A: cheap on long prompts
+    # a bracket or a dotted Q/A: cheap on long prompts (and memoised: last lines recur)
     if len(last) > 100 or (":" not in last and "]" not in last and "." not in last[:3]):
         return False
-    return _trailing_cue().fullmatch(last) is not None
+    hit = _CUES.get(last)
+    if hit is None:
+        if len(_CUES) > 1 << 14:
+            _CUES.clear()
+        hit = _CUES[last] = _trailing_cue().fullmatch(last) is not None
+    return hit
 
 
 def stacked_cues(text: str) -> list[str]:

@@ -35,7 +35,7 @@ HEAVY = (
     "flan_data.importers.promptsource",
     "flan_data.export",
     "flan_data.mixture",
-    "flan_data.lint",
+    "flan_data.linter",
     "flan_data.decontam",
     "flan_data.views",
     "flan_data.browse.server",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from flan_data import Catalog
 from flan_data.compose import compose_example, compose_fewshot, compose_query
@@ -115,3 +117,41 @@ def test_same_line_delimiter_never_glues_the_target_cue_to_an_options_line():
     got = compose_example("Is it?\n\nOPTIONS:\n- yes\n- no", "yes", inline)
     assert got == "Question: Is it?\n\nOPTIONS:\n- yes\n- no\nAnswer: yes"
     assert compose_query("Is it?\n\nOPTIONS:\n- yes\n- no", inline).endswith("- no\nAnswer:")
+
+
+# ----------------------------------------------------------------------------- fast paths vs the regexes
+
+_PIECES = ["Q", "A", "Q.", "A.", "Question", "Answer", "Final", "answer", "Your", "output", "Premise",
+           "Sentence", "Target", "Input", "[Q]", "[Input]", "# ", "### ", ":", ": ", " ", "  ", "\t", "\n",
+           "(English)", "(a:b)", "(", ")", "1", "12", "x", "Let's reason it out.", "é", "-", "[", "]"]  # fmt: skip
+
+
+def _label_reference(text):  # starts_with_label before its memo: prefilter, then the regex
+    from flan_data.textcheck import _label_at_start
+
+    head = text[:64]
+    if ":" not in head:
+        s = head.lstrip(" \t")
+        if s[:1] not in ("[", "#") and s[:2] not in ("Q.", "A."):
+            return False
+    return _label_at_start().match(head) is not None
+
+
+def _cue_reference(text):  # ends_with_cue before its memo
+    from flan_data.textcheck import _trailing_cue
+
+    last = text[text.rfind("\n") + 1 :]
+    if len(last) > 100 or (":" not in last and "]" not in last and "." not in last[:3]):
+        return False
+    return _trailing_cue().fullmatch(last) is not None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(hst.lists(hst.sampled_from(_PIECES) | hst.text(max_size=4), max_size=14))
+def test_label_and_cue_fast_paths_agree_with_the_regexes(pieces):
+    text = "".join(pieces)
+    for t in (text, text + " tail", "Q: " + text):
+        assert starts_with_label(t) is _label_reference(t), t
+        assert starts_with_label(t) is _label_reference(t), t  # memoised: the same answer
+        assert ends_with_cue(t) is _cue_reference(t), t
+        assert ends_with_cue(t) is _cue_reference(t), t

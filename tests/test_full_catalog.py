@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from flan_data import Catalog
-from flan_data.lint import lint
+from flan_data.linter import lint
 from flan_data.render import RenderConfig, Renderer
 
 REPO = Path(__file__).resolve().parents[1]

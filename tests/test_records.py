@@ -296,7 +296,7 @@ def test_export_skips_bad_values_and_counts_them_by_reason(tmp_path, h):
 
 
 def test_lint_reports_bad_values_in_sample_data(tmp_path, h):
-    from flan_data.lint import lint
+    from flan_data.linter import lint
 
     recs = h.toy_records(6)
     val = h.toy_records(3, "v")

@@ -18,7 +18,7 @@ import pytest
 
 from flan_data import Catalog, RenderConfig, Renderer
 from flan_data.errors import FlanDataError
-from flan_data.lint import synthetic_rows
+from flan_data.linter import synthetic_rows
 from flan_data.options import ALL_STYLES
 from flan_data.render import RENDER_STATS, VECTOR_MIN
 from flan_data.seeding import SeedPrefix, choose, mix64, mix64_array, purpose_salt

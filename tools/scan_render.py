@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from flan_data import Catalog  # noqa: E402
 from flan_data.errors import FlanDataError  # noqa: E402
-from flan_data.lint import synthetic_rows  # noqa: E402
+from flan_data.linter import synthetic_rows  # noqa: E402
 from flan_data.render import Exemplar, RenderConfig, Renderer, build_pool  # noqa: E402
 from flan_data.textcheck import PATTERNS, row_findings  # noqa: E402
 

@@ -31,6 +31,7 @@ from typing import Any
 from .. import __version__
 from ..catalog import Catalog
 from ..errors import FlanDataError, SourceError, UnknownNameError
+from ..fewshot import PICKER_VERSION
 from ..licenses import ATTRIBUTION_FILE, LicensePolicy, attribution_markdown, license_summary
 from ..mixture import is_excluded, parse_excludes, plan_mixture
 from ..render import RenderConfig
@@ -303,6 +304,7 @@ def export_mixture(
                 "budget": cfg.budget,
                 "option_style": cfg.option_style,
                 "tokenizer": getattr(cfg.tokenizer, "name", type(cfg.tokenizer).__name__),
+                "exemplar_picker": PICKER_VERSION,
             },  # fmt: skip
             "on_error": on_error,
             "output": output.to_json(),
