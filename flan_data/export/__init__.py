@@ -686,6 +686,8 @@ def _materialize_dir(out: Path) -> Path | None:
         not out.is_dir() or (any(out.iterdir()) and not (out / STATE_DIR).is_dir())
     ):
         return None
+    if (out / COMPLETED).is_file():
+        return None  # a complete export: nothing to render unless --overwrite, which keeps it untouched
     return (out / STATE_DIR / MAT_DIR).resolve()
 
 
