@@ -405,3 +405,68 @@ def _concat(arrays: list[pa.Array]) -> pa.Array:
     if not arrays:
         return pa.array([], pa.string())
     return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+
+def render_items(tr: TaskRenderer, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, seed: int,
+                 template_id: str | None = None, errors: list | None = None,
+                 turns: bool = False) -> dict[str, list[Any]] | None:  # fmt: skip
+    """:meth:`TaskRenderer.render_batch` of ``(example id, raw record)`` items through
+    :meth:`TaskColumns.render` (the records' field columns as Arrow arrays); the
+    rows it hands back go through ``render_batch`` itself. The same columns, rows
+    in item order; None when the task or the values do not allow it, or when a
+    record is bad (the row-by-row path then words, orders or raises its errors)."""
+    if not ENABLED:
+        return None
+    tc = TaskColumns.of(tr)
+    if tc is None or not tc.supports(fmt):
+        return None
+    try:
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array([raw[k] for _, raw in items]) for k in tc.columns], names=list(tc.columns)
+        )
+    except Exception:  # noqa: BLE001 - a missing key, mixed types: render_batch decides
+        return None
+    ids = [eid for eid, _ in items]
+    res = tc.render(batch, ids, fmt=fmt, seed=seed, split=split, template_id=template_id)
+    fb = res.fallback.tolist()
+    sub = None
+    if fb:
+        errs: list = []
+        sub = tr.render_batch([items[i] for i in fb], split=split, fmt=fmt, seed=seed,
+                              template_id=template_id, errors=errs, columnar=False)  # fmt: skip
+        if errs:  # bad records: the row-by-row path words and orders the errors
+            return None
+    n = len(items)
+    ins: list[Any] = [None] * n
+    tgs: list[Any] = [None] * n
+    tids: list[Any] = [None] * n
+    seeds: list[Any] = [None] * n
+    rows = res.rows.tolist()
+    for i, a, b, t, s in zip(rows, res.inputs.to_pylist(), res.targets.to_pylist(),
+                             res.template.tolist(), res.seeds.tolist()):  # fmt: skip
+        ins[i], tgs[i], tids[i], seeds[i] = a, b, res.template_ids[t], s
+    if sub is not None:
+        for j, a, b, t, s in zip(sub["index"], sub["inputs"], sub["targets"], sub["template_id"], sub["seed"]):  # fmt: skip
+            i = fb[j]
+            ins[i], tgs[i], tids[i], seeds[i] = a, b, t, s
+    keep = [i for i in range(n) if ins[i] is not None]
+    m = len(keep)
+    opts = tr.task.options
+    cols: dict[str, list[Any]] = {
+        "index": keep,
+        "inputs": [ins[i] for i in keep],
+        "targets": [tgs[i] for i in keep],
+        "task": [tr.task.name] * m,
+        "collection": [tr.task.collection] * m,
+        "format": [fmt] * m,
+        "template_id": [tids[i] for i in keep],
+        "fewshot_style": [None] * m,
+        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
+        "exemplar_ids": [[] for _ in range(m)],
+        "example_id": [ids[i] for i in keep],
+        "source_split": [split] * m,
+        "seed": [seeds[i] for i in keep],
+    }
+    if turns:
+        cols["turns"] = [None] * m
+    return cols

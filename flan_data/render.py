@@ -540,6 +540,7 @@ class TaskRenderer:
         canonicals: Sequence[Mapping[str, Any] | None] | None = None,
         errors: list[tuple[int, RecordError]] | None = None,
         turns: bool = False,
+        columnar: bool = True,
     ) -> dict[str, list[Any]]:
         """Render many ``(example_id, raw record)`` items; return columns.
 
@@ -549,7 +550,21 @@ class TaskRenderer:
         ``index`` column maps each output row to its item. ``turns=True`` adds a
         ``turns`` column: for a composed few-shot row, (exemplars as (input,
         target) texts, query input) before the few-shot style joins them; else None.
+        Big zero-shot batches go column-wise through Arrow where the task allows
+        (:func:`flan_data.columnar.render_items`; ``columnar=False`` never): same columns.
         """
+        if (
+            columnar
+            and canonicals is None
+            and len(items) >= COLUMNAR_MIN
+            and not is_fewshot_format(fmt)
+        ):
+            from .columnar import render_items
+
+            got = render_items(self, items, split=split, fmt=fmt, seed=seed, template_id=template_id,
+                               errors=errors, turns=turns)  # fmt: skip
+            if got is not None:
+                return got
         task = self.task
         cfg = self.config
         cands = self.eligible(fmt)
@@ -1827,6 +1842,8 @@ def bad_value(val: Any, target: bool = False) -> str | None:
 
 
 _SUPPLIED = frozenset({"options_block", "options", "answer_text", "exemplars"})
+#: Zero-shot batches of at least this many rows try the Arrow path (:mod:`flan_data.columnar`).
+COLUMNAR_MIN = 256
 #: Batches of at least this many rows derive seeds and choices with numpy
 #: (smaller ones, e.g. ``flan render``, stay in plain Python: same values).
 VECTOR_MIN = 64

@@ -118,7 +118,7 @@ def both_paths(tr: TaskRenderer, recs: list[dict], fmt: str, seed: int, template
 
     def old():
         errs = []
-        cols = tr.render_batch(items, errors=errs, **kw)
+        cols = tr.render_batch(items, errors=errs, columnar=False, **kw)
         return _rows(cols, cols["index"]), sorted((i, str(e)) for i, e in errs)
 
     def new():
@@ -133,7 +133,7 @@ def both_paths(tr: TaskRenderer, recs: list[dict], fmt: str, seed: int, template
         fb = res.fallback.tolist()
         assert sorted(set(fb) | set(rows)) == list(range(len(recs))) and not set(fb) & set(rows)
         errs = []
-        cols = tr.render_batch([items[i] for i in fb], errors=errs, **kw)
+        cols = tr.render_batch([items[i] for i in fb], errors=errs, columnar=False, **kw)
         rows.update(_rows(cols, [fb[i] for i in cols["index"]]))
         return rows, sorted((fb[i], str(e)) for i, e in errs), len(res.rows)
 
@@ -216,6 +216,50 @@ def test_shipped_tasks_random_template_choice_same_bytes():
             if not fmt.startswith("fs_"):
                 fast += both_paths(tr, recs, fmt, seed=1000 + k)
     assert fast > 60 * 100
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except FlanDataError as e:
+        return (type(e).__name__, str(e))
+
+
+@pytest.mark.parametrize("dirty", [False, True])
+def test_render_batch_goes_column_wise_with_the_same_columns(dirty):
+    """``render_batch`` of a big zero-shot batch takes the Arrow path (rows in item
+    order, the same lists); a bad record sends it back to the row-by-row path."""
+    r = Renderer(_CAT)
+    names = [n for n in sorted(_CAT.tasks) if TaskColumns.of(r.task_renderer(n)) is not None]
+    took = 0
+    for k, name in enumerate(random.Random(1).sample(names, 12)):
+        tr = r.task_renderer(name)
+        recs = _records(tr, 400, seed=k) if dirty else [_clean(tr, i) for i in range(400)]
+        items = [(f"e{i}", rec) for i, rec in enumerate(recs)]
+        for fmt in [f for f in tr.formats() if not f.startswith("fs_")]:
+            for errs in ([], None):
+                kw = dict(split="train", fmt=fmt, seed=k, turns=bool(k % 2))
+                before = columnar.STATS["rows"]
+                e1 = None if errs is None else []
+                got = _outcome(
+                    lambda kw=kw, e1=e1, tr=tr, items=items: tr.render_batch(items, errors=e1, **kw)
+                )
+                took += columnar.STATS["rows"] - before
+                e2 = None if errs is None else []
+                want = _outcome(lambda kw=kw, e2=e2, tr=tr, items=items: tr.render_batch(items, errors=e2, columnar=False, **kw))  # fmt: skip
+                assert got == want, (name, fmt)
+                assert [(i, str(e)) for i, e in e1 or ()] == [(i, str(e)) for i, e in e2 or ()]
+    assert took > 0 if not dirty else True
+
+
+def _clean(tr: TaskRenderer, i: int) -> dict:
+    rec = {}
+    for _name, expr in tr.task.fields.items():
+        kind, key = direct_field(expr)
+        rec[key] = i % len(tr.task.options) if kind == "label" else f"Value {i} of {key}."
+    if "answer" in rec and tr.task.options and direct_field(tr.task.fields["answer"])[0] == "key":
+        rec["answer"] = tr.task.options[i % len(tr.task.options)]
+    return rec
 
 
 def test_size_limit_rows_fall_back(tmp_path):
@@ -356,13 +400,10 @@ def test_export_identical_with_fast_path_on_and_off(tmp_path, monkeypatch, kind,
     assert on.keys() == off.keys() and on == off
     manifest = json.loads(on["manifest.json"])
     assert sum(n for d in manifest["skipped"].values() for n in d.values()) > 0
-    if kind == "parquet":  # two workers, the fast path on, give the same bytes (clean data:
-        # the manifest's skip counts of a task split into jobs are the last finished job's)
-        # (another seed: jobs._POOLS keys pools by task name and seed, not by catalog)
-        clean = _catalog(tmp_path / "k", kind, _nli(3000, 1, dirty=False))
-        kw["seed"] = 8
-        off, _ = _export(clean, mix, tmp_path / "koff", False, monkeypatch, **kw)
-        on2, _ = _export(clean, mix, tmp_path / "kon2", True, monkeypatch, workers=2, **kw)
+    if kind == "parquet":  # two workers, the fast path on, give the same bytes
+        kw["seed"] = 8  # another seed: jobs._POOLS keys pools by task name and seed, not by catalog
+        off, _ = _export(cat, mix, tmp_path / "off8", False, monkeypatch, **kw)
+        on2, _ = _export(cat, mix, tmp_path / "on8", True, monkeypatch, workers=2, **kw)
         assert on2 == off
 
 

@@ -1,19 +1,23 @@
-"""The local executor: one pool per export, the catalog shipped as bytes, and a
-clear, fast failure when worker processes die while starting."""
+"""The local executor: one pool per export, children forked by a preloaded
+forkserver, the catalog shipped as a file that is never left behind, and a
+clear, fast failure when worker processes cannot start."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from flan_data import Catalog, FlanDataError
-from flan_data.export import local
+from flan_data.export import export_mixture, local
 from flan_data.export.local import GUARD_HINT, LocalExecutor, dumps_catalog
 from flan_data.render import RenderConfig
 
@@ -117,3 +121,154 @@ def test_one_worker_runs_in_process():
 
 def test_guard_hint_names_the_fix():
     assert "__main__" in GUARD_HINT and "workers=1" in GUARD_HINT
+
+
+# -- the catalog file handed to children: never left behind
+
+
+def _payloads(d: Path) -> list[str]:
+    return sorted(p.name for p in d.glob(f"{local.PAYLOAD_PREFIX}*"))
+
+
+def test_catalog_file_is_deleted_once_children_started_and_at_close(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ex = LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
+    try:
+        assert len(_payloads(tmp_path)) == 1 and str(os.getpid()) in _payloads(tmp_path)[0]
+        ex.check_started()
+        deadline = time.monotonic() + 30
+        while _payloads(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.01)  # deleted by the pool thread once the child answered
+        assert _payloads(tmp_path) == []
+    finally:
+        ex.close()
+    assert _payloads(tmp_path) == []
+
+
+def test_a_failed_start_leaves_no_catalog_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def no_pool(*a, **k):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(local, "ProcessPoolExecutor", no_pool)
+    with pytest.raises(OSError, match="Too many open files"):
+        LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
+    assert _payloads(tmp_path) == []
+
+
+def test_files_of_killed_exports_are_swept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    names = {
+        "mine": f"{local.PAYLOAD_PREFIX}{os.getpid()}-abc123.pickle",  # a live export's: kept
+        "dead": f"{local.PAYLOAD_PREFIX}{pid}-xyz_9.pickle",  # its process is gone
+        "old": f"{local.PAYLOAD_PREFIX}cnyyl3do.pickle",  # an older version's, 2 h old
+        "new": f"{local.PAYLOAD_PREFIX}geqd5al6.pickle",  # an older version's, just written
+        "other": "flan-catalog-notes.txt",  # not ours
+    }
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / names["old"], (two_hours_ago, two_hours_ago))
+    gone = local.sweep_payloads(tmp_path)
+    assert sorted(p.name for p in gone) == sorted([names["dead"], names["old"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [names["mine"], names["new"], names["other"]]
+    )
+
+
+def test_killed_export_leaves_a_file_the_next_export_deletes(tmp_path, monkeypatch):
+    # kill -9 skips every finally: the next export with workers > 1 cleans up.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TMPDIR": str(tmp_path),
+        "FLAN_DATA_FAULT": "job:1",
+    }
+    cmd = [sys.executable, "-m", "flan_data", "export", "-m", "demo", "--total", "60", "-w", "2",
+           "-q", "--out", str(tmp_path / "out")]  # fmt: skip
+    # run() returns once every process holding its pipes has exited: the
+    # killed parent's child and the forkserver must not outlive it.
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == -9, r.stderr[-2000:]
+    left = _payloads(tmp_path)
+    assert len(left) <= 1  # the child may have started (file deleted) before the kill
+    env.pop("FLAN_DATA_FAULT")
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _payloads(tmp_path) == []
+
+
+# -- workers come from a forkserver; a child that cannot start is reported
+
+
+def test_children_are_forked_by_a_preloaded_forkserver():
+    if "forkserver" not in mp.get_all_start_methods():
+        pytest.skip("no forkserver on this platform")
+    ctx = local.mp_context()
+    assert ctx.get_start_method() == "forkserver"
+    ex = LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
+    try:
+        mods = [m for _, m in ex.map(_modules, range(2))]
+        # the child already held the export modules when it was forked
+        assert all("flan_data.export.jobs" in m and "pyarrow" in m for m in mods)
+    finally:
+        ex.close()
+
+
+def _modules(i: int) -> tuple[int, frozenset[str]]:
+    import sys as _sys
+
+    return i, frozenset(_sys.modules)
+
+
+def _env(_: int) -> tuple[str | None, str]:
+    return os.environ.get("FLAN_TEST_MARK"), os.getcwd()
+
+
+def test_children_see_the_parents_environment_and_folder(tmp_path, monkeypatch):
+    # A forkserver child inherits the server's environment (from when it
+    # started); the executor hands the parent's to each child instead.
+    local.mp_context()  # the server is running before the variable is set
+    monkeypatch.setenv("FLAN_TEST_MARK", "set-after-the-server-started")
+    monkeypatch.chdir(tmp_path)
+    ex = LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
+    try:
+        ex.check_started()
+        got = list(ex._pool.map(_env, range(2)))
+        assert got == [("set-after-the-server-started", str(tmp_path))] * 2
+    finally:
+        ex.close()
+
+
+class _NoProcess(mp.get_context("spawn").Process):
+    def start(self):
+        raise OSError(11, "Resource temporarily unavailable")
+
+
+class _NoProcessContext(type(mp.get_context("spawn"))):
+    Process = _NoProcess
+
+
+def test_a_child_that_cannot_be_created_is_reported_before_any_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "mp_context", lambda: _NoProcessContext())
+    with pytest.raises(
+        FlanDataError, match="could not start an export worker process.*Resource temporarily"
+    ):
+        export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=2,
+                       progress=False, log=lambda s: None)  # fmt: skip
+    assert not list((tmp_path / "o").glob("data/shard-*"))
+    assert not (tmp_path / "o" / "COMPLETED").exists()
+
+
+def test_no_process_is_left_behind(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=3,
+                   progress=False, log=lambda s: None)  # fmt: skip
+    assert mp.active_children() == []
+    # only the process-wide helpers may remain: the forkserver and the resource tracker
+    for c in psutil.Process().children():
+        cmd = " ".join(c.cmdline())
+        assert "forkserver" in cmd or "resource_tracker" in cmd, cmd

@@ -340,7 +340,7 @@ def export_mixture(
             decontam=_save_decontam_index(dindex, out),
         )
         spill = out / STATE_DIR / "spill"
-        spill.mkdir(parents=True, exist_ok=True)
+        _check_layout(spill, jobs, log)
 
         rows_total = sum(e.count for e in plan.entries)
         bar = _bar(rows_total, progress)
@@ -348,7 +348,7 @@ def export_mixture(
         for done, res in enumerate(executor.run_jobs(jobs, spill), 1):
             _fault("job", done)
             if res.skipped:
-                skipped[res.task] = res.skipped
+                merge_skips(skipped.setdefault(res.task, {}), res.skipped)
             bar.update(max(res.rows, 0))
         bar.close()
         # every worker must have started (a script without a __main__ guard fails here)
@@ -423,6 +423,45 @@ def export_mixture(
         raise disk_error(e, out) from None
     finally:
         executor.close()
+
+
+#: Skip reasons of a task's few-shot pool start with this; every chunk job of
+#: the task reports the same pool counts (see export/jobs.py).
+POOL_SKIP = "pool: "
+LAYOUT = "jobs.json"
+
+
+def merge_skips(into: dict[str, int], job: Mapping[str, int]) -> None:
+    """Add one job's skip counts to its task's: rows skipped add up over the
+    task's chunk jobs; the pool's counts (the same in each) count once. The
+    result does not depend on how the task was chunked or in which order its
+    jobs finished.
+
+    >>> d = {}
+    >>> merge_skips(d, {"bad label": 2, "pool: bad label": 1})
+    >>> merge_skips(d, {"bad label": 3, "pool: bad label": 1})
+    >>> d
+    {'bad label': 5, 'pool: bad label': 1}
+    """
+    for k, n in job.items():
+        into[k] = n if k.startswith(POOL_SKIP) else into.get(k, 0) + n
+
+
+def _check_layout(spill: Path, jobs: Sequence[Any], log: Callable[[str], None]) -> None:
+    """Record the jobs' record ranges beside their spill; a spill written for
+    another layout (an interrupted run of another flan-data version) is
+    deleted, since its folders are named by job number."""
+    layout = dumps([[j.index, j.task, j.lo, j.hi] for j in jobs])
+    f = spill / LAYOUT
+    if spill.is_dir() and not (f.is_file() and f.read_bytes() == layout):
+        if any(spill.iterdir()):
+            log(
+                f"{spill}: finished jobs of an interrupted run with another job layout; rendering them again"
+            )
+        shutil.rmtree(spill)
+    if not f.is_file():
+        spill.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(f, layout)
 
 
 DECONTAM_REPORT = "decontamination.json"

@@ -35,6 +35,18 @@ from .writer import POS, SCHEMA
 TRAIN = "train"
 POOL_SIZE = 512
 CHUNK_ROWS = 25_000  # output rows per job: big tasks split into record ranges
+#: A task without a few-shot pool (zero-shot formats only) is split finer when
+#: the export is small, so that its jobs keep two workers busy to the end:
+#: about ``TARGET_JOBS`` jobs per export, ``MIN_CHUNK_ROWS`` to ``CHUNK_ROWS``
+#: rows each. Not finer: a job that starts inside a Parquet row group decodes
+#: the group from its start (~1 µs per record skipped), so k jobs per row group
+#: cost (k - 1) / 2 groups of extra decoding. The layout depends on the plan
+#: only, never on the number of workers (a resume with another ``--workers``
+#: reuses every finished job), and the output never depends on it: rows, seeds
+#: and positions are per record, and skip counts add up (a task with a pool
+#: keeps ``CHUNK_ROWS``: the pool's skip counts are replayed per chunk job).
+TARGET_JOBS = 8
+MIN_CHUNK_ROWS = 5_000
 
 
 @dataclass(frozen=True)
@@ -735,6 +747,19 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
     d[key[:200]] = d.get(key[:200], 0) + n
 
 
+def chunk_target(total: int, *, pooled: bool) -> int:
+    """Output rows per chunk job of a task in an export of ``total`` rows.
+
+    >>> chunk_target(100_000, pooled=False), chunk_target(100_000, pooled=True)
+    (12500, 25000)
+    >>> chunk_target(10_000_000, pooled=False), chunk_target(1_000, pooled=False)
+    (25000, 5000)
+    """
+    if pooled:
+        return CHUNK_ROWS
+    return min(CHUNK_ROWS, max(MIN_CHUNK_ROWS, -(-total // TARGET_JOBS)))
+
+
 def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, source: str,
               source_dirs: Mapping[str, str], on_error: str,
               seekable: Mapping[str, bool] | None = None,
@@ -743,8 +768,9 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
 
     A task whose source can seek (``seekable[task]``, the default when not
     given) is split into jobs of about ``CHUNK_ROWS`` output rows over record
-    ranges; one that cannot (JSONL, NIv2, TSV, streamed hub data) is one job
-    that reads its source in one pass.
+    ranges (fewer rows for zero-shot tasks of a small export, see
+    :func:`chunk_target`); one that cannot (JSONL, NIv2, TSV, streamed hub
+    data) is one job that reads its source in one pass.
     """
     total = sum(e.count for e in plan.entries)
     num_shards = max(1, -(-total // shard_rows))
@@ -764,7 +790,8 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         if not fm:
             continue
         rows = sum(c for _, c, _ in fm)
-        chunks = max(1, min(sizes[t], -(-rows // CHUNK_ROWS)))
+        per = chunk_target(total, pooled=any(is_fewshot_format(f) for f, _, _ in fm))
+        chunks = max(1, min(sizes[t], -(-rows // per)))
         if seekable is not None and not seekable.get(t, True):
             chunks = 1
         bounds = [sizes[t] * c // chunks for c in range(chunks + 1)]

@@ -1,16 +1,32 @@
 """The local executor: this process plus a pool of ``workers - 1`` children.
 
 The pool starts once per export and serves every stage (counting, jobs, shard
-assembly); the parent process works on the same queue of items. Workers receive the parsed catalog as pickled bytes instead of
-parsing 1,995 tasks' YAML again (unpickling is ~10× faster), and keep a
-renderer whose compiled templates are reused across jobs. Results do not
+assembly); the parent process works on the same queue of items. Results do not
 depend on the number of workers.
 
-Workers are spawned (fork + pyarrow threads can deadlock), so they re-import
-the main module. A script that starts an export at import time, without an
-``if __name__ == "__main__":`` guard, makes every worker die while starting;
-the executor notices (at the next work item, or at :meth:`LocalExecutor.check_started`,
-which the export calls before writing shards) and fails with that advice instead of hanging.
+Children are forked by a *forkserver*: a clean interpreter, started at the
+beginning of the export beside the parent's own work, that imports the modules
+a worker needs (:data:`PRELOAD`: numpy, pyarrow, jinja2, the export modules;
+~0.5-0.8 s) once and then forks a ready worker in a few milliseconds. It is a
+process-wide singleton, so a later export in the same process starts its
+workers at once. The parent itself is never forked: once it has read Parquet it
+has pyarrow threads running, and a fork then can copy a held lock (deadlock).
+The forkserver has only run imports (no Arrow thread pool started; jemalloc's
+background thread and OpenBLAS's threads are reset by their own fork handlers).
+Where there is no forkserver (Windows), children are spawned.
+
+A child receives the parsed catalog through a file (unpickling is ~10x faster
+than parsing 1,995 tasks' YAML; a pipe could block the parent on a child that
+died while starting), deleted as soon as every child has read it, at the end of
+the export otherwise, and by a later export when the process that wrote it was
+killed. Children also receive the parent's environment (a forkserver child would
+otherwise inherit the forkserver's, from when it started).
+
+Workers re-import the main module. A script that starts an export at import
+time, without an ``if __name__ == "__main__":`` guard, makes every worker die
+while starting; the executor notices (at the next work item, or at
+:meth:`LocalExecutor.check_started`, which the export calls before writing
+shards) and fails with that advice instead of hanging.
 """
 
 from __future__ import annotations
@@ -19,9 +35,11 @@ import multiprocessing as mp
 import os
 import pickle
 import queue
+import re
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -36,22 +54,63 @@ from .jobs import JobResult, TaskJob, assemble_shard, run_job
 
 _STATE: dict[str, Any] = {}
 
+#: Modules the forkserver imports before it forks workers. ``pandas`` is not
+#: used by flan_data, but pyarrow imports it (when installed) on the first
+#: ``pa.array`` of a process: 0.2-0.3 s that would otherwise fall on every
+#: worker's first job. Names that cannot be imported are skipped.
+PRELOAD = (
+    "numpy",
+    "pyarrow",
+    "pyarrow.ipc",
+    "pyarrow.parquet",
+    "pyarrow.compute",
+    "pandas",
+    "jinja2",
+    "flan_data.export.local",
+    "flan_data.columnar",
+)
+
 GUARD_HINT = (
-    "export worker processes exited while starting. Worker processes are spawned and "
-    "re-import your main script: if a script calls export_mixture(..., workers > 1) or "
+    "export worker processes exited while starting. Worker processes re-import your "
+    "main script: if a script calls export_mixture(..., workers > 1) or "
     "runs `flan export` code at import time, put that call under "
     '`if __name__ == "__main__":`; or use workers=1.'
 )
 
+PAYLOAD_PREFIX = "flan-catalog-"
+_PAYLOAD = re.compile(r"^flan-catalog-(?:(\d+)-)?[A-Za-z0-9_]+\.pickle$")
 
-def _init(payload: str, cfg: RenderConfig) -> None:
+
+def _init(payload: str, cfg: RenderConfig, env: Mapping[str, str] | None = None) -> None:
     # An initializer that raises breaks the whole pool with a vague message;
     # keep the error and raise it from the first task instead.
+    _exit_with_parent()
     try:
+        if env is not None and os.environ != env:
+            os.environ.clear()
+            os.environ.update(env)
         cat = pickle.loads(Path(payload).read_bytes())
         _STATE.update(catalog=cat, renderer=Renderer(cat, cfg), error=None)
     except Exception as e:  # noqa: BLE001 - reported by _state()
         _STATE.update(error=e)
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the export's process is gone (kill -9 runs no
+    cleanup): an orphaned pool worker would otherwise wait for work forever,
+    holding the forkserver and the terminal's pipes open."""
+    parent = mp.parent_process()
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is None:
+        return
+
+    def watch() -> None:
+        from multiprocessing.connection import wait as wait_for
+
+        wait_for([sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="flan-export-parent", daemon=True).start()
 
 
 def _state(key: str) -> Any:
@@ -88,16 +147,90 @@ def _assemble(args: tuple) -> dict[str, Any]:
     return assemble_shard(*args)
 
 
+def mp_context() -> mp.context.BaseContext:
+    """The context worker processes start from: the forkserver with :data:`PRELOAD`
+    (started now, in the background, if it is not running yet), else spawn.
+
+    Raises RuntimeError inside a worker that is still importing the main
+    module (a script without a ``__main__`` guard): no process is started then.
+    """
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))  # no effect once the server runs
+    forkserver.ensure_running()  # returns at once; the server imports PRELOAD meanwhile
+    return ctx
+
+
+def sweep_payloads(folder: str | Path | None = None, *, legacy_age_s: float = 3600) -> list[Path]:
+    """Delete catalog files left in ``folder`` (the temp folder) by exports whose
+    process was killed (kill -9 skips every ``finally``); returns what was deleted.
+
+    A file names the pid that wrote it and is deleted only when that process is
+    gone; files of older versions (no pid in the name) only when older than
+    ``legacy_age_s``.
+    """
+    if os.name != "posix":  # os.kill(pid, 0) is not a liveness probe on Windows
+        return []
+    d = Path(folder or tempfile.gettempdir())
+    gone: list[Path] = []
+    try:
+        names = [n for n in os.listdir(d) if n.startswith(PAYLOAD_PREFIX)]
+    except OSError:
+        return gone
+    for n in names:
+        m = _PAYLOAD.match(n)
+        if m is None:
+            continue
+        f = d / n
+        try:
+            if m.group(1) is None:
+                if time.time() - f.stat().st_mtime < legacy_age_s:
+                    continue
+            elif _alive(int(m.group(1))):
+                continue
+            f.unlink()
+            gone.append(f)
+        except OSError:  # someone else's file, or already gone
+            continue
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _write_payload(catalog: Catalog) -> str:
+    fd, path = tempfile.mkstemp(prefix=f"{PAYLOAD_PREFIX}{os.getpid()}-", suffix=".pickle")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(dumps_catalog(catalog))
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return path
+
+
 class LocalExecutor:
     """Runs export work units in ``workers`` processes: this process and
-    ``workers - 1`` spawned children (in-process only when 1).
+    ``workers - 1`` children (in-process only when 1).
 
     The parent is one of the workers: it renders from the first moment, with
     the catalog and compiled templates it already holds, while the children
-    start (spawn + imports + catalog, ~1 s); it would otherwise sit idle
-    waiting for results. Work items go out in order (jobs biggest first); each child holds one
-    item at a time, refilled the moment it finishes. Which process runs which
-    item never changes the output.
+    start. Children are created by a background thread (a forkserver that is
+    still importing would otherwise block the parent), and a child gets its
+    first item only once it has answered, so no item waits in a queue behind
+    a child that is still starting. Work items go out in order (jobs biggest
+    first); each child holds one item at a time, refilled the moment it
+    finishes. Which process runs which item never changes the output.
     """
 
     def __init__(self, catalog: Catalog, cfg: RenderConfig, workers: int = 1):
@@ -106,33 +239,90 @@ class LocalExecutor:
         self._payload: str | None = None
         self._pings: list[Any] = []
         self._ok = False  # a child has answered: it started
+        self._lock = threading.Lock()
+        self._ready = 0  # children that answered their ping
+        self._on_ready: Callable[[], None] | None = None  # gives a newly ready child an item
+        self._start_error: BaseException | None = None
+        self._launcher: threading.Thread | None = None
         _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg), error=None)
         if workers > 1:
-            # The catalog goes through a file, not the spawn pipe: a child that
-            # dies before reading a large payload would block the parent's write.
-            fd, self._payload = tempfile.mkstemp(prefix="flan-catalog-", suffix=".pickle")
-            with os.fdopen(fd, "wb") as f:
-                f.write(dumps_catalog(catalog))
-            self._pool = ProcessPoolExecutor(
-                workers - 1,
-                mp_context=mp.get_context("spawn"),  # fork + pyarrow threads can deadlock
-                initializer=_init,
-                initargs=(self._payload, cfg),
-            )
-            # Start the children now without waiting: a child that dies while
-            # starting (a script without a __main__ guard, a catalog it cannot
-            # load) is noticed at the next work item or by check_started().
-            self._pings = [self._pool.submit(_ping, i) for i in range(workers - 1)]
+            try:
+                ctx = mp_context()
+                sweep_payloads()
+                # The catalog goes through a file, not the start pipe: a child that
+                # dies before reading a large payload would block the parent's write.
+                self._payload = _write_payload(catalog)
+                self._pool = ProcessPoolExecutor(
+                    workers - 1,
+                    mp_context=ctx,
+                    initializer=_init,
+                    initargs=(self._payload, cfg, dict(os.environ)),
+                )
+                self._launcher = threading.Thread(
+                    target=self._launch, name="flan-export-start", daemon=True
+                )
+                self._launcher.start()
+            except BaseException:
+                self.close(broken=True)
+                raise
+
+    def _launch(self) -> None:
+        """Start the children (on the launcher thread: creating one waits for the
+        forkserver's imports); each answers a ping once it holds the catalog. A
+        child that dies while starting is noticed at the next work item or by
+        check_started()."""
+        pool = self._pool
+        try:
+            for i in range(self.workers - 1):
+                assert pool is not None
+                f = pool.submit(_ping, i)
+                with self._lock:
+                    self._pings.append(f)
+                f.add_done_callback(self._answered)
+        except BrokenProcessPool:
+            pass  # reported through the pings that exist, or by check_started()
+        except BaseException as e:  # noqa: BLE001 - no process could be created
+            if self._pool is not None:  # not closed meanwhile
+                self._start_error = e
+
+    def _answered(self, f: Any) -> None:
+        if f.cancelled() or f.exception() is not None:
+            return
+        with self._lock:
+            self._ok = True
+            self._ready += 1
+            feed = self._on_ready
+            all_in = self._ready == self.workers - 1
+        payload = self._payload
+        if all_in and payload is not None:
+            Path(payload).unlink(missing_ok=True)  # every child has read it
+        if feed is not None:
+            feed()
 
     def check_started(self) -> None:
         """Wait until every child answered; raise how to fix it when one could not start."""
-        if self._pool is None or self._ok:
+        if self._pool is None or (self._ok and self._ready == self.workers - 1):
             return
+        if self._launcher is not None:
+            self._launcher.join()
+        self._raise_start_error()
         self._gather(self._pings)
         self._ok = True
 
+    def _raise_start_error(self) -> None:
+        e = self._start_error
+        if e is not None:
+            self.close(broken=True)
+            raise FlanDataError(
+                f"could not start an export worker process ({type(e).__name__}: {e}); "
+                "use workers=1 to export without worker processes"
+            ) from None
+
     def _check_pings(self) -> None:
-        for f in self._pings:
+        self._raise_start_error()
+        with self._lock:
+            pings = list(self._pings)
+        for f in pings:
             if f.done():
                 if f.exception() is None:
                     self._ok = True
@@ -182,36 +372,48 @@ class LocalExecutor:
         """(index, result) of ``fn`` over ``items``, as they complete.
 
         One shared queue in item order: the parent claims its next item
-        first, then each idle child gets one; a child's next item is handed
-        out the moment its last one is done (a done-callback, run by the
-        pool's own thread), so children never wait for the parent to finish
-        an item, and no item sits queued behind a busy child at the end."""
+        first; each child gets one once it has started (answered its ping) and
+        its next one the moment its last one is done (a done-callback, run by
+        the pool's own thread), so children never wait for the parent to finish
+        an item, and no item sits queued behind a busy or starting child. An
+        item that cannot be handed to a child goes back to the queue (the
+        parent runs it)."""
         assert self._pool is not None
         pool = self._pool
         lock = threading.Lock()
         nxt = [0]
+        back: list[int] = []  # items a child could not take: the parent runs them
+        handing = [0]  # items claimed for a child, not yet in flight or back
         inflight: dict[Any, int] = {}
-        finished: queue.SimpleQueue = queue.SimpleQueue()
+        finished: queue.SimpleQueue = queue.SimpleQueue()  # done futures; None: an item came back
 
-        def claim() -> int | None:
+        def claim(for_child: bool = False) -> int | None:
             with lock:
+                if back and not for_child:
+                    return back.pop()
                 if nxt[0] >= len(items):
                     return None
                 nxt[0] += 1
+                handing[0] += for_child
                 return nxt[0] - 1
 
         def feed(_done: Any = None) -> None:
             if _done is not None:
                 finished.put(_done)
-            i = claim()
+            i = claim(for_child=True)
             if i is None:
                 return
             try:
                 f = pool.submit(fn, items[i])
-            except RuntimeError:  # the pool was shut down (an error elsewhere)
+            except RuntimeError:  # the pool was shut down or broke (an error elsewhere)
+                with lock:
+                    back.append(i)
+                    handing[0] -= 1
+                finished.put(None)
                 return
             with lock:
                 inflight[f] = i
+                handing[0] -= 1
             f.add_done_callback(feed)
 
         def drain(block: bool) -> Iterator[tuple[int, Any]]:
@@ -219,6 +421,8 @@ class LocalExecutor:
                 try:
                     f = finished.get(block=block)
                 except queue.Empty:
+                    return
+                if f is None:
                     return
                 with lock:
                     i = inflight.pop(f)
@@ -228,18 +432,21 @@ class LocalExecutor:
                 block = False
 
         try:
-            mine = claim()
-            for _ in range(self.workers - 1):
+            with self._lock:
+                self._on_ready = feed
+                ready = self._ready
+            for _ in range(ready):
                 feed()
-            while mine is not None:
-                res = fn(items[mine])
-                yield mine, res
-                self._check_pings()
-                yield from drain(block=False)
-                mine = claim()
             while True:
+                mine = claim()
+                if mine is not None:
+                    res = fn(items[mine])
+                    yield mine, res
+                    self._check_pings()
+                    yield from drain(block=False)
+                    continue
                 with lock:
-                    left = len(inflight)
+                    left = len(inflight) + handing[0] + len(back)
                 if not left:
                     break
                 yield from drain(block=True)
@@ -247,8 +454,11 @@ class LocalExecutor:
             self.close(broken=True)
             raise FlanDataError(self._broken_message()) from None
         finally:
+            with self._lock:
+                self._on_ready = None
             with lock:
                 nxt[0] = len(items)  # hand out nothing more
+                back.clear()
                 pending = list(inflight)
             for f in pending:
                 f.cancel()
@@ -267,12 +477,16 @@ class LocalExecutor:
         )
 
     def close(self, broken: bool = False) -> None:
+        """Stop the children (waiting for them unless ``broken``) and delete the
+        catalog file; safe to call twice."""
         from .jobs import _RUNS
 
         _RUNS.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=not broken, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if self._launcher is not None and not broken:
+                self._launcher.join()
+            pool.shutdown(wait=not broken, cancel_futures=True)
         if self._payload is not None:
             Path(self._payload).unlink(missing_ok=True)
             self._payload = None
