@@ -1081,12 +1081,14 @@ class TaskRenderer:
         # option values of each filled-in exemplar, by option key (options, style)
         vkey = np.where(split, oids[P] * _N_STYLES + six[pos][:, None], -1)
         vinfo, vvals = cache.vinfo, cache.vvals
+        # which values hold a line break matters only under a same-line delimiter
+        need_nl = any("\n" not in fs.x_y_delimiter for fs in styles)
         if split.any():
             vk = vkey[split]
             unknown = vk[vinfo[vk, 0] == -2]
             for v in np.unique(unknown).tolist():
                 o, s = divmod(v, _N_STYLES)
-                cid_, vals_, bl, am = _style_values(opts_by_oid[o], _STYLES[s], cache)
+                cid_, vals_, bl, am = _style_values(opts_by_oid[o], _STYLES[s], cache, need_nl)
                 vinfo[v] = (cid_, bl, am)
                 vvals[v + 1] = vals_
         vi = vinfo[np.maximum(vkey, 0)]
@@ -1115,10 +1117,16 @@ class TaskRenderer:
             sub = arr[keys]
             if (sub == -1).any():
                 facts = cache.class_facts.get(c)
-                by_code = cache.by_code
+                by_code, cparts = cache.by_code, cache.cparts
                 for key in np.unique(keys[sub == -1]).tolist():
                     code, fs_i = divmod(key, nfs)
-                    form = _column_form(by_code.get(code), styles[fs_i], facts)
+                    e = by_code.get(code)
+                    parts = cparts.get(code, _MISSING)
+                    if parts is _MISSING:
+                        parts = cparts[code] = (
+                            _split_parts(e) if e is not None and e[0] is _SPLIT else None
+                        )
+                    form = _column_form(e, parts, styles[fs_i], facts)
                     if form is None:
                         arr[key] = -2
                     else:
@@ -1197,13 +1205,14 @@ class TaskRenderer:
                 )
                 ok.append((key, ex, style))
             cache.renders += len(ok)
-            texts = None
-            try:
-                texts = self.engine.render_many(ct, ctxs)
-            except TemplateSecurityError:
-                raise
-            except TemplateError:
-                pass
+            texts = _simple_many(self.engine, ct, ctxs) if ct.simple is not None else None
+            if texts is None:
+                try:
+                    texts = self.engine.render_many(ct, ctxs)
+                except TemplateSecurityError:
+                    raise
+                except TemplateError:
+                    pass
             if texts is None:  # find the exemplars the template fails on, keep the others
                 texts = []
                 for (_key, ex, _), ctx in zip(ok, ctxs):
@@ -1428,7 +1437,7 @@ class _FewShotCache:
 
     __slots__ = ("tables", "n_entries", "split", "fields_ok", "style_tokens", "renders", "pool",
                  "by_code", "col_pool", "cstat", "vinfo", "vvals", "fids", "flist", "classes",
-                 "class_facts")  # fmt: skip
+                 "class_facts", "cparts")  # fmt: skip
 
     def __init__(self) -> None:
         # (template id, mode) -> {index in the pool: entry}, for the pool in ``pool``
@@ -1452,6 +1461,7 @@ class _FewShotCache:
         self.flist: list[str] = []  # format strings
         self.classes: dict[tuple, int] = {}
         self.class_facts: dict[int, tuple] = {}
+        self.cparts: dict[int, tuple | None] = {}  # per split entry code: _split_parts
 
     def clear(self) -> None:
         """Drop the rendered exemplars (they render again when next needed)."""
@@ -1467,6 +1477,7 @@ class _FewShotCache:
         self.flist.clear()
         self.classes.clear()
         self.class_facts.clear()
+        self.cparts.clear()
 
     def entries(self) -> int:
         return sum(len(t) for t in self.tables.values())
@@ -1588,12 +1599,12 @@ def _esc(s: str) -> str:
     return s.replace("{", "{{").replace("}", "}}")
 
 
-def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCache) -> tuple:
+def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCache, need_nl: bool) -> tuple:  # fmt: skip
     """``(class id, values, block length, longest target)`` of an option style over
     ``opts``: values are the block and each target, each as is, left-stripped,
     right-stripped and stripped (format fields ``slot * 4 + variant``); the class
     names the facts the composition rules read from them (the block's cue, each
-    target's label, which values hold a line break)."""
+    target's label, which values hold a line break where ``need_nl``, how many)."""
     block, targets = format_options(opts, style)
     vs = (block, *targets)
     if any(not v.strip() for v in vs):
@@ -1604,8 +1615,9 @@ def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCach
     facts = (
         _block_cued(block),
         tuple(_target_labelled(t.strip()) for t in targets),
-        tuple("\n" in x for x in vals),
+        tuple("\n" in x for x in vals) if need_nl else None,
         block.startswith("\n"),
+        len(vals),
     )
     cid = cache.classes.get(facts)
     if cid is None:
@@ -1614,6 +1626,25 @@ def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCach
         cid = cache.classes[facts] = len(cache.classes) + 1
         cache.class_facts[cid] = facts
     return (cid, tuple(vals), len(block), max(len(t) for t in targets))
+
+
+def _simple_many(engine: TemplateEngine, ct: CompiledTemplate, ctxs: list[dict[str, Any]]) -> list[tuple[str, str]] | None:  # fmt: skip
+    """(input, target) of a simple template over render contexts, column by column
+    (:class:`~flan_data.templates.SimpleTemplate`, as :meth:`TaskRenderer._render_simple`
+    does for rows); None when a context lacks a value or a text comes near a size
+    limit (then the Jinja path renders, or raises)."""
+    st = ct.simple
+    if not ctxs:
+        return []
+    try:
+        cols = {name: [v if type(v) is str else str(v) for v in [c[name] for c in ctxs]] for name in st.names}  # fmt: skip
+    except KeyError:
+        return None
+    ins, tgs = st.render(cols, len(ctxs))
+    lim = engine.env.limits
+    if max(map(len, ins)) + max(map(len, tgs)) > min(lim.output_chars, lim.sequence_len) // 2:
+        return None
+    return list(zip(ins, tgs))
 
 
 def _code_stat(e: Any) -> tuple[int, int, int, int]:
@@ -1627,90 +1658,105 @@ def _code_stat(e: Any) -> tuple[int, int, int, int]:
     return (len(e[1]) + len(e[2]), 0, 0, 1)
 
 
-def _fill_form(raw: str, ans: int | None, nl_vals: tuple[bool, ...]) -> tuple[str | None, bool]:
-    """A format string giving ``fill(raw).strip()`` for every option style of a
-    class (values are never blank, so a placeholder at an edge takes its value
-    stripped on that side), and whether that text holds a line break."""
+def _fill_form(raw: str, ans: int | None) -> tuple[str, tuple[int, ...], bool] | None:
+    """A format string giving ``fill(raw).strip()`` for every option style (values
+    are never blank, so a placeholder at an edge takes its value stripped on that
+    side), the fields it uses and whether its literal text holds a line break;
+    None when a placeholder cannot be told (data or template with the character)."""
     core = raw.strip()
     segs = _SENT_RE.split(core)
     parts = []
+    fields = []
     nl = False
     last = len(segs) - 2
     for x, s in enumerate(segs):
         if x % 2 == 0:
             if _SENT_CHAR in s or _SENT_END in s:
-                return None, False
+                return None
             nl = nl or "\n" in s
             parts.append(_esc(s))
             continue
         if s == _SENT_BLOCK:
             slot = 0
         elif ans is None:
-            return None, False
+            return None
         else:
             slot = 1 + ans
         var = (1 if x == 1 and segs[0] == "" else 0) | (2 if x == last and segs[-1] == "" else 0)
         f = slot * 4 + var
-        if f >= len(nl_vals):
-            return None, False
-        nl = nl or nl_vals[f]
+        fields.append(f)
         parts.append("{" + str(f) + "}")
-    return "".join(parts), nl
+    return "".join(parts), tuple(fields), nl
 
 
-def _label_before_block(raw: str, facts: tuple) -> bool | None:
-    """``starts_with_label`` of the filled ``raw`` when its first placeholder is the
-    option block after some text and every block of the class starts with a line
-    break: a label cannot span a line break, so the text before the block decides
-    (None otherwise)."""
-    head = raw.lstrip()
-    k = head.find(_SENT_CHAR)
-    if k <= 0 or not head.startswith(_SENT_BLOCK, k) or not facts[3]:
+def _split_parts(e: Any) -> tuple | None:
+    """What :func:`_column_form` needs of a split entry, independent of the few-shot
+    style and the option-style class (computed once per entry)."""
+    ans = e[5]
+    fi = _fill_form(e[1], ans)
+    ft = _fill_form(e[2], ans)
+    if fi is None or ft is None:
         return None
-    return starts_with_label(head[:k] + "\n")
+    head = e[1].lstrip()
+    k = head.find(_SENT_CHAR)
+    # the first placeholder is the option block after some text: a label cannot span
+    # the line break every block starts with, so the text before it decides
+    before_block = None
+    if k > 0 and head.startswith(_SENT_BLOCK, k):
+        before_block = starts_with_label(head[:k] + "\n")
+    g = e[2]
+    tl = _target_labelled(g.strip()) if _SENT_CHAR not in g else None
+    maxf = max((*fi[1], *ft[1]), default=-1)
+    return (fi[0], fi[1], fi[2], ft[0], e[8], before_block, e[9], tl, e[11] is _ONLY, ans, maxf)
 
 
-def _column_form(e: Any, fs: FewShotStyle, facts: tuple | None) -> str | None:
+def _column_form(e: Any, parts: tuple | None, fs: FewShotStyle, facts: tuple | None) -> str | None:
     """One exemplar composed under ``fs`` (and a class of option styles, for a split
     entry) as a format string over the class's values, followed by the example
     separator; None when the composition is not certain for the whole class."""
     if e is None:
         return None
-    sep = _esc(fs.example_separator)
     if e[0] is not _SPLIT:
-        text = e[4].get(fs.id)
-        if text is None:
-            text = e[4][fs.id] = compose_example_uncached(e[1], e[2], fs)
-        return _esc(text) + sep
-    if facts is None:
+        key = (fs.id, "form")
+        form = e[4].get(key)
+        if form is None:
+            text = e[4].get(fs.id)
+            if text is None:
+                text = e[4][fs.id] = compose_example_uncached(e[1], e[2], fs)
+            form = e[4][key] = _esc(text) + _esc(fs.example_separator)
+        return form
+    if parts is None or facts is None:
         return None
-    labelled, cued = e[8], e[9]
-    if labelled is None:
-        labelled = _label_before_block(e[1], facts)
+    fi, fields_i, nl, ft, labelled, before_block, cued, tl, only, ans, maxf = parts
+    block_cued, ans_labelled, nl_vals, block_nl, n_vals = facts
+    if maxf >= n_vals:
+        return None  # a lettered answer beyond this class's options
+    if labelled is None and block_nl:
+        labelled = before_block
     if labelled is None or cued is None:
         return None  # the label or cue test reads into a placeholder: per row
-    block_cued, ans_labelled, nl_vals, _ = facts
-    ans = e[5]
-    fi, nl = _fill_form(e[1], ans, nl_vals)
-    ft, _ = _fill_form(e[2], ans, nl_vals)
-    if fi is None or ft is None:
-        return None
-    lead = "" if labelled else _esc(fs.input_prefix)
+    esc = _FS_ESC.get(fs)
+    if esc is None:
+        d = fs.x_y_delimiter
+        tp = fs.target_prefix
+        nd = d if "\n" in d else "\n"
+        esc = _FS_ESC[fs] = (_esc(fs.input_prefix), _esc(fs.example_separator), "\n" in d,
+                             (_esc(d + tp), _esc(d)), (_esc(nd + tp), _esc(nd)))  # fmt: skip
+    lead = "" if labelled else esc[0]
     if cued is _BLOCK_CUE:
         cued = block_cued
     if cued:
-        return lead + fi + " " + ft + sep
-    g = e[2]
-    if _SENT_CHAR not in g:
-        tl = _target_labelled(g.strip())
-    elif e[11] is _ONLY and ans is not None:
+        return lead + fi + " " + ft + esc[1]
+    if tl is None:
+        if not only or ans is None:
+            return None
         tl = ans_labelled[ans]
-    else:
-        return None
-    d = fs.x_y_delimiter
-    if "\n" not in d and nl:
-        d = "\n"
-    return lead + fi + _esc(d + ("" if tl else fs.target_prefix)) + ft + sep
+    # a same-line delimiter after a multi-line input becomes a line break (compose._delimiter)
+    mids = esc[4] if not esc[2] and (nl or any(nl_vals[f] for f in fields_i)) else esc[3]
+    return lead + fi + mids[1 if tl else 0] + ft + esc[1]
+
+
+_FS_ESC: dict[FewShotStyle, tuple] = {}  # per few-shot style: its texts escaped for str.format
 
 
 _TARGET_VARS: dict[str, frozenset[str]] = {}

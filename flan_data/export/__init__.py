@@ -38,7 +38,7 @@ from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
 from ..views import OutputSpec
 from .fingerprint import describe_change, fingerprint, save_cache
-from .jobs import make_jobs
+from .jobs import SpillFreer, check_consumed, make_jobs
 from .writer import (
     COMPLETED,
     DATA_DIR,
@@ -341,6 +341,11 @@ def export_mixture(
         )
         spill = out / STATE_DIR / "spill"
         _check_layout(spill, jobs, log)
+        g = jobs[0].bucket_shards if jobs else 1
+        if check_consumed(spill, out, num_shards, g, output):
+            log(
+                "a shard whose spill was already freed is missing or damaged: rendering the jobs again"
+            )
 
         rows_total = sum(e.count for e in plan.entries)
         bar = _bar(rows_total, progress)
@@ -355,10 +360,13 @@ def export_mixture(
         getattr(executor, "check_started", lambda: None)()
 
         shards_info = []
+        job_indices = [j.index for j in jobs]
+        freer = SpillFreer(spill, job_indices, num_shards, g)
         for done, info in enumerate(
-            executor.assemble(num_shards, spill, out, [j.index for j in jobs], output), 1
+            executor.assemble(num_shards, spill, out, job_indices, output, g), 1
         ):
             shards_info.append(info)
+            freer.shard_done(info)  # a bucket's spill goes as soon as its shards are written
             _fault("shard", done)
         shards_info.sort(key=lambda s: s["file"])
         # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole

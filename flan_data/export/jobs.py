@@ -5,8 +5,11 @@ only its range (seeking where the source allows; plus the few-shot pool window
 at the start of the split) and inverts the seeded selection permutation to
 find which output rows its records feed. Each rendered row gets a global
 position from a seeded permutation of ``[0, total)``; the row goes to shard
-``position // shard_rows``. Jobs write sorted runs (one record batch per
-shard); shard assembly merges each run's batch for its shard.
+``position // shard_rows``. Jobs write sorted runs holding one record batch per
+bucket (``bucket_shards`` consecutive shards); assembly merges each run's
+batch for a bucket and writes its shards. Runs store their buckets last-first,
+so the parent frees each bucket's spill (truncating the runs) as soon as its
+shards are written: peak disk is about the output's size, not twice it.
 Nothing depends on which worker runs which job, so the output is the same for
 any number of workers (or executors).
 """
@@ -69,6 +72,7 @@ class TaskJob:
     hi: int | None = None
     decontam: str | None = None  # folder of the eval n-gram index (export --decontaminate)
     output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
+    bucket_shards: int = 1  # shards per spill bucket (see bucket_shards())
 
 
 @dataclass
@@ -230,7 +234,7 @@ def _run_job(
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output))
+    writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output), job.bucket_shards)
     template_index = {ct.spec.id: i for i, ct in enumerate(tr.templates)}
     fast = None
     if columnar is not None and dc is None and len(recs):
@@ -557,7 +561,6 @@ CANON_BLOCK = 512  # records canonicalised in one call (column-wise where the fi
 #: Records read from sources and rows rendered by jobs run in this process
 #: (the linear-cost test checks their ratio; counters only, no timing).
 READ_STATS = {"records_read": 0, "rows": 0}
-RUN_META = b"flan-data.shards"
 
 
 def record_batch(
@@ -640,21 +643,46 @@ def messages_array(inputs: pa.Array, targets: pa.Array, system: str | None = Non
     return pa.ListArray.from_arrays(offsets, values, type=MESSAGES_TYPE)
 
 
-class _RunWriter:
-    """Buffers rendered rows and writes them as sorted runs: one Arrow file per
-    ``flush_rows`` rows, ordered by global position, one record batch per
-    shard, with the shard numbers in the schema metadata. Shard assembly reads
-    each run's batch for its shard and merges; a job's memory is bounded by
-    the buffer, and a job writes one file per run, not one per shard."""
+#: Rows per spill bucket (``bucket_shards`` consecutive shards): assembly holds one
+#: bucket's rows in memory, and reads one batch per run and bucket.
+BUCKET_ROWS = 40_000
+#: Per job folder: each run's (bucket, byte offset, byte size) of its batches.
+RUNS_INDEX = "runs.json"
+#: Per spill folder: how many buckets (from the first) have been assembled and freed.
+CONSUMED = "consumed.json"
 
-    def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, flush_rows: int = 50_000):
+
+def bucket_shards(shard_rows: int) -> int:
+    """Shards per spill bucket: about :data:`BUCKET_ROWS` rows (at least one shard).
+
+    >>> bucket_shards(10_000), bucket_shards(100_000)
+    (4, 1)
+    """
+    return max(1, BUCKET_ROWS // max(1, shard_rows))
+
+
+class _RunWriter:
+    """Buffers rendered rows and writes them as sorted runs: one file per
+    ``flush_rows`` rows, ordered by global position, holding one serialized
+    record batch (an Arrow IPC message) per bucket of ``bucket_shards``
+    shards, the highest bucket first; ``runs.json`` lists each run's
+    (bucket, offset, size). Assembly reads one batch per run and bucket, and
+    the parent frees a bucket once its shards are written by truncating each
+    run at that bucket's batch (what is still needed lies before it). A job's
+    memory is bounded by the buffer, and a job writes one file per run."""
+
+    def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, bucket_shards: int = 1,
+                 flush_rows: int = 50_000):  # fmt: skip
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
+        self.bucket_shards = bucket_shards
+        self.bucket_rows = shard_rows * bucket_shards
         self.schema = schema
         self.buf: list[pa.RecordBatch] = []
         self.n_buf = 0
         self.rows = 0
         self.part = 0
         self.shards: set[int] = set()
+        self.index: list[dict[str, Any]] = []
 
     def add(self, batch: pa.RecordBatch) -> None:
         self.buf.append(batch)
@@ -665,62 +693,192 @@ class _RunWriter:
     def _write(self) -> None:
         if not self.n_buf:
             return
-        import pyarrow.ipc as ipc
-
-        table = pa.Table.from_batches(self.buf, schema=self.schema)
+        table = pa.Table.from_batches(self.buf, schema=self.schema).combine_chunks()
+        self.buf, self.n_buf = [], 0
         pos = table.column(POS).to_numpy()
         order = np.argsort(pos, kind="stable")
-        table = table.take(pa.array(order))
+        batch = table.take(pa.array(order)).combine_chunks().to_batches()[0]
+        del table
         pos = pos[order]
-        shard_of = pos // self.shard_rows
-        cuts = np.flatnonzero(np.diff(shard_of)) + 1
-        starts = np.concatenate([[0], cuts]).astype(np.int64)
-        ends = np.concatenate([cuts, [len(pos)]]).astype(np.int64)
-        shards = shard_of[starts].tolist()
-        schema = self.schema.with_metadata({RUN_META: ",".join(map(str, shards)).encode()})
-        table = table.replace_schema_metadata(schema.metadata)
-        path = self.folder / f"run-{self.part:04d}.arrow"
+        bucket_of = pos // self.bucket_rows
+        cuts = np.flatnonzero(np.diff(bucket_of)) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), len(pos)]
+        buckets = bucket_of[starts].tolist()
+        name = f"run-{self.part:04d}.spill"
+        entries: list[list[int]] = []
         # scratch data inside a folder renamed into place when complete: no fsync needed
-        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as w:
-            for a, z in zip(starts.tolist(), ends.tolist()):
-                w.write_batch(table.slice(a, z - a).combine_chunks().to_batches()[0])
-        self.shards.update(shards)
+        with open(self.folder / name, "wb") as f:
+            for a, z, b in reversed(list(zip(starts, ends, buckets))):
+                data = batch.slice(a, z - a).serialize()
+                entries.append([b, f.tell(), data.size])
+                f.write(data)
+        self.index.append({"file": name, "buckets": entries[::-1]})
+        self.shards.update(np.unique(pos // self.shard_rows).tolist())
         self.rows += len(pos)
         self.part += 1
-        self.buf, self.n_buf = [], 0
 
     def close(self) -> None:
+        from .writer import dumps
+
         self._write()
+        meta = {
+            "shard_rows": self.shard_rows,
+            "bucket_shards": self.bucket_shards,
+            "runs": self.index,
+        }
+        (self.folder / RUNS_INDEX).write_bytes(dumps(meta))
 
 
-class _Runs:
-    """Open readers of a spill's runs, cached per process between shards (file
-    handles, not memory maps: a batch read is freed once its shard is written)."""
+class _SpillIndex:
+    """Where each bucket's batches lie in a spill: ``{bucket: [(run file, offset,
+    size), ...]}`` from every job's ``runs.json``, cached per process between buckets."""
 
     def __init__(self) -> None:
         self.key: tuple[str, tuple[int, ...]] | None = None
-        self.runs: list[tuple[Any, dict[int, int]]] = []
+        self.by_bucket: dict[int, list[tuple[str, int, int]]] = {}
+        self.shard_rows = 0
+        self.bucket_shards = 0
 
-    def get(self, spill_dir: Path, job_indices: Sequence[int]) -> list[tuple[Any, dict[int, int]]]:
-        import pyarrow.ipc as ipc
+    def get(self, spill_dir: Path, job_indices: Sequence[int]) -> _SpillIndex:
+        import json
 
         key = (str(spill_dir), tuple(job_indices))
-        if key != self.key:
-            self.close()
-            for j in job_indices:
-                for f in sorted((spill_dir / f"{j:06d}").glob("run-*.arrow")):
-                    r = ipc.open_file(pa.OSFile(str(f)))
-                    meta = (r.schema.metadata or {}).get(RUN_META, b"")
-                    shards = [int(x) for x in meta.decode().split(",") if x]
-                    self.runs.append((r, {s: i for i, s in enumerate(shards)}))
-            self.key = key
-        return self.runs
+        if key == self.key:
+            return self
+        self.close()
+        by: dict[int, list[tuple[str, int, int]]] = {}
+        for j in job_indices:
+            d = spill_dir / f"{j:06d}"
+            f = d / RUNS_INDEX
+            try:
+                meta = json.loads(f.read_text())
+            except (OSError, ValueError) as e:
+                raise FlanDataError(
+                    f"{f}: the spill of job {j} is missing or unreadable ({e}); rerun the same command to resume"
+                ) from None
+            shape = (meta["shard_rows"], meta["bucket_shards"])
+            if self.shard_rows and shape != (self.shard_rows, self.bucket_shards):
+                raise FlanDataError(f"{f}: spill written for another shard layout {shape}")
+            self.shard_rows, self.bucket_shards = shape
+            for run in meta["runs"]:
+                path = str(d / run["file"])
+                for b, off, size in run["buckets"]:
+                    by.setdefault(b, []).append((path, off, size))
+        self.by_bucket, self.key = by, key
+        return self
 
     def close(self) -> None:
-        self.runs, self.key = [], None
+        self.by_bucket, self.key = {}, None
+        self.shard_rows = self.bucket_shards = 0
 
 
-_RUNS = _Runs()
+_RUNS = _SpillIndex()
+
+
+def _read_batch(path: str, off: int, size: int, schema: pa.Schema) -> pa.RecordBatch:
+    import pyarrow.ipc as ipc
+
+    with open(path, "rb") as f:
+        data = os.pread(f.fileno(), size, off)
+    if len(data) != size:
+        raise FlanDataError(
+            f"{path}: a spill batch ({size} bytes at {off}) is missing: the run was freed or truncated; "
+            "rerun the same command to resume"
+        )
+    return ipc.read_record_batch(pa.py_buffer(data), schema)
+
+
+def _shard_record(spill_dir: Path, name: str) -> Path:
+    return spill_dir.parent / "shards" / f"{Path(name).name}.json"
+
+
+def _done_shard(shard: int, num_shards: int, spill_dir: Path, out: Path, output: OutputSpec) -> dict[str, Any] | None:  # fmt: skip
+    """The record of a shard written before (a crash), when its file still matches it."""
+    import json
+
+    from .writer import DATA_DIR, sha256_file, shard_name
+
+    name = f"{DATA_DIR}/{shard_name(shard, num_shards, output.file_format)}"
+    record = _shard_record(spill_dir, name)
+    if record.is_file() and (out / name).is_file():
+        info = json.loads(record.read_text())
+        if info.get("file") == name and sha256_file(out / name) == info["sha256"]:
+            return info
+    return None
+
+
+def _consumed(spill_dir: Path) -> int:
+    import json
+
+    f = spill_dir / CONSUMED
+    return int(json.loads(f.read_text())["buckets"]) if f.is_file() else 0
+
+
+class SpillFreer:
+    """Parent side of assembly: once every shard of the lowest bucket not yet
+    freed is written, record it in ``consumed.json`` and truncate each run at
+    that bucket's batch. Disk then holds about one copy of the rows (spill
+    shrinking as shards grow), not two.
+
+    Resume: a bucket recorded as consumed is never read again while its shards
+    stay whole; :func:`check_consumed` drops the spill (the jobs re-render,
+    byte-identical) when one of them went missing before the export completed.
+    """
+
+    def __init__(
+        self, spill_dir: Path, job_indices: Sequence[int], num_shards: int, bucket_shards: int
+    ):
+        self.spill_dir, self.job_indices = spill_dir, list(job_indices)
+        self.num_shards, self.g = num_shards, bucket_shards
+        self.next = _consumed(spill_dir)
+        self.done: set[int] = set()
+        self.index: dict[int, list[tuple[str, int, int]]] | None = None
+
+    def shard_done(self, info: Mapping[str, Any]) -> None:
+        import re
+
+        m = re.search(r"shard-(\d+)-of-", str(info["file"]))
+        if m is None:
+            return
+        self.done.add(int(m.group(1)))
+        while self.next * self.g < self.num_shards and all(
+            s in self.done
+            for s in range(self.next * self.g, min((self.next + 1) * self.g, self.num_shards))
+        ):
+            self._free(self.next)
+            self.next += 1
+
+    def _free(self, bucket: int) -> None:
+        from .writer import atomic_write_bytes, dumps
+
+        if self.index is None:
+            idx = _SpillIndex().get(self.spill_dir, self.job_indices)
+            self.index = idx.by_bucket
+        atomic_write_bytes(self.spill_dir / CONSUMED, dumps({"buckets": bucket + 1}), sync=False)
+        for path, off, _size in self.index.pop(bucket, ()):
+            os.truncate(path, off)
+
+
+def check_consumed(spill_dir: Path, out: Path, num_shards: int, bucket_shards: int,
+                   output: OutputSpec | None = None) -> bool:  # fmt: skip
+    """Before the jobs run on a resume: if a shard of a bucket whose spill was
+    already freed is missing or damaged, drop the whole spill so that the jobs
+    render again (same bytes). Returns True when it did."""
+    output = output or OutputSpec()
+    n = _consumed(spill_dir)
+    if not n:
+        return False
+    if all(
+        _done_shard(s, num_shards, spill_dir, out, output) is not None
+        for s in range(min(n * bucket_shards, num_shards))
+    ):
+        return False
+    for d in spill_dir.iterdir():
+        if d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+    (spill_dir / CONSUMED).unlink(missing_ok=True)
+    return True
 
 
 def spill_schema(output: OutputSpec) -> pa.Schema:
@@ -799,48 +957,58 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
                                 num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
                                 pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
-                                decontam=decontam))  # fmt: skip
+                                decontam=decontam, bucket_shards=bucket_shards(shard_rows)))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
 
-def assemble_shard(
-    shard: int,
+def assemble_bucket(
+    bucket: int,
     num_shards: int,
     spill_dir: Path,
     out: Path,
     job_indices: Sequence[int],
     output: OutputSpec | None = None,
-) -> dict[str, Any]:
-    """Merge every job's spill for ``shard``, order rows by position, write the shard
-    to ``out/data/`` in the output's file format; ``file`` in the result is relative to ``out``."""
-    import json
-
-    from .writer import DATA_DIR, atomic_write_bytes, dumps, sha256_file, shard_name, write_shard
+    bucket_shards: int = 1,
+) -> list[dict[str, Any]]:
+    """Write the shards of spill bucket ``bucket`` (shards ``bucket * bucket_shards``
+    onwards) to ``out/data/`` in the output's file format: every run's batch for the
+    bucket, merged and ordered by position. One info per shard, in shard order;
+    ``file`` in it is relative to ``out``. A shard written before a crash is kept."""
+    from .writer import DATA_DIR, atomic_write_bytes, dumps, shard_name, write_shard
 
     output = output or OutputSpec()
     schema = output.schema()
-    name = f"{DATA_DIR}/{shard_name(shard, num_shards, output.file_format)}"
+    first = bucket * bucket_shards
+    shards = range(first, min(first + bucket_shards, num_shards))
     (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    record = spill_dir.parent / "shards" / f"{Path(name).name}.json"
-    if record.is_file() and (out / name).is_file():
-        info = json.loads(record.read_text())
-        if info.get("file") == name and sha256_file(out / name) == info["sha256"]:
-            return info  # finished before a crash: keep it
-    parts = []
-    for reader, where in _RUNS.get(spill_dir, job_indices):
-        i = where.get(shard)
-        if i is not None:
-            parts.append(reader.get_batch(i))
-    if parts:
-        table = pa.Table.from_batches(
-            [p.replace_schema_metadata(None) for p in parts], schema=spill_schema(output)
+    infos = {s: _done_shard(s, num_shards, spill_dir, out, output) for s in shards}
+    todo = [s for s in shards if infos[s] is None]
+    if not todo:
+        return [infos[s] for s in shards]
+    idx = _RUNS.get(spill_dir, job_indices)
+    if idx.bucket_shards and idx.bucket_shards != bucket_shards:
+        raise FlanDataError(
+            f"{spill_dir}: spill written with {idx.bucket_shards} shards per bucket, assembled with {bucket_shards}"
         )
-        table = table.sort_by(POS).drop_columns([POS])
-    else:
-        table = schema.empty_table()
-    nbytes, digest = write_shard(out / name, table.cast(schema), output.file_format)
-    info = {"file": name, "rows": table.num_rows, "bytes": nbytes, "sha256": digest}
-    record.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(record, dumps(info))
-    return info
+    sschema = spill_schema(output)
+    parts = [_read_batch(p, off, size, sschema) for p, off, size in idx.by_bucket.get(bucket, ())]
+    table = pa.Table.from_batches(parts, schema=sschema).combine_chunks()
+    del parts
+    pos = table.column(POS).to_numpy()
+    order = np.argsort(pos)  # positions are unique: the order is too
+    spos = pos[order]
+    for s in todo:
+        lo, hi = np.searchsorted(spos, [s * idx.shard_rows, (s + 1) * idx.shard_rows]).tolist()
+        if hi > lo:
+            shard = table.take(pa.array(order[lo:hi])).drop_columns([POS])
+        else:
+            shard = schema.empty_table()
+        name = f"{DATA_DIR}/{shard_name(s, num_shards, output.file_format)}"
+        nbytes, digest = write_shard(out / name, shard.cast(schema), output.file_format)
+        info = {"file": name, "rows": shard.num_rows, "bytes": nbytes, "sha256": digest}
+        record = _shard_record(spill_dir, name)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(record, dumps(info))
+        infos[s] = info
+    return [infos[s] for s in shards]

@@ -50,7 +50,7 @@ from ..catalog_cache import dumps_catalog
 from ..errors import FlanDataError
 from ..render import RenderConfig, Renderer
 from ..sources import open_task_source
-from .jobs import JobResult, TaskJob, assemble_shard, run_job
+from .jobs import JobResult, TaskJob, assemble_bucket, run_job
 
 _STATE: dict[str, Any] = {}
 
@@ -143,8 +143,8 @@ def _run(args: tuple[TaskJob, Path]) -> JobResult:
     return run_job(job, _state("catalog"), _state("renderer"), spill)
 
 
-def _assemble(args: tuple) -> dict[str, Any]:
-    return assemble_shard(*args)
+def _assemble(args: tuple) -> list[dict[str, Any]]:
+    return assemble_bucket(*args)
 
 
 def mp_context() -> mp.context.BaseContext:
@@ -469,12 +469,19 @@ class LocalExecutor:
         return self._stream(_run, [(j, spill) for j in order])
 
     def assemble(
-        self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
+        self,
+        num_shards: int,
+        spill: Path,
+        out: Path,
+        job_indices: list[int],
+        output=None,
+        bucket_shards: int = 1,
     ) -> Iterator[dict[str, Any]]:
-        return self._stream(
-            _assemble,
-            [(s, num_shards, spill, out, job_indices, output) for s in range(num_shards)],
-        )
+        """Shard infos, a spill bucket (``bucket_shards`` shards) per work item."""
+        items = [(b, num_shards, spill, out, job_indices, output, bucket_shards)
+                 for b in range(-(-num_shards // bucket_shards))]  # fmt: skip
+        for infos in self._stream(_assemble, items):
+            yield from infos
 
     def close(self, broken: bool = False) -> None:
         """Stop the children (waiting for them unless ``broken``) and delete the

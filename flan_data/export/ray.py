@@ -7,7 +7,7 @@ call of the shared code in :mod:`flan_data.export.jobs`, run as a Ray task.
   (:func:`~flan_data.export.local.count_one`);
 - rendering: one task per :class:`~flan_data.export.jobs.TaskJob` (each reads its
   own source and writes its spill folder, :func:`~flan_data.export.jobs.run_job`);
-- assembly: one task per shard (:func:`~flan_data.export.jobs.assemble_shard`),
+- assembly: one task per spill bucket of shards (:func:`~flan_data.export.jobs.assemble_bucket`),
   which writes the shard under its fixed name and its resume record.
 
 At most ``workers`` tasks are in flight at a time; results are yielded as they
@@ -39,7 +39,7 @@ from typing import Any
 from ..catalog import Catalog
 from ..errors import FlanDataError, MissingDependencyError
 from ..render import RenderConfig, Renderer
-from .jobs import JobResult, TaskJob, assemble_shard, run_job
+from .jobs import JobResult, TaskJob, assemble_bucket, run_job
 from .local import _STATE
 
 #: Object store size of a Ray instance started by the executor itself: only
@@ -98,9 +98,15 @@ def _run(token: str, box: list, job: TaskJob, spill: Path) -> tuple[JobResult, i
 
 
 def _assemble(
-    shard: int, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
-) -> dict[str, Any]:
-    return assemble_shard(shard, num_shards, spill, out, job_indices, output)
+    bucket: int,
+    num_shards: int,
+    spill: Path,
+    out: Path,
+    job_indices: list[int],
+    output=None,
+    bucket_shards: int = 1,
+) -> list[dict[str, Any]]:
+    return assemble_bucket(bucket, num_shards, spill, out, job_indices, output, bucket_shards)
 
 
 def _probe(path: Path, digest: str) -> tuple[str, bool]:
@@ -251,15 +257,21 @@ class RayExecutor:
             yield res
 
     def assemble(
-        self, num_shards: int, spill: Path, out: Path, job_indices: list[int], output=None
+        self,
+        num_shards: int,
+        spill: Path,
+        out: Path,
+        job_indices: list[int],
+        output=None,
+        bucket_shards: int = 1,
     ) -> Iterator[dict[str, Any]]:
         idx = self._ray.put(list(job_indices))
         calls = [
-            lambda s=s: self._assemble.remote(s, num_shards, spill, out, idx, output)
-            for s in range(num_shards)
+            lambda b=b: self._assemble.remote(b, num_shards, spill, out, idx, output, bucket_shards)
+            for b in range(-(-num_shards // bucket_shards))
         ]
-        for _, info in self._stream(calls):
-            yield info
+        for _, infos in self._stream(calls):
+            yield from infos
 
     def close(self) -> None:
         self._box = []

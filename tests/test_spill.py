@@ -1,0 +1,196 @@
+"""Spill and shard assembly: linear work, about one copy of the rows on disk, resumable.
+
+Counts work and bytes, never time: every spill batch is read exactly once, a
+bucket's spill is freed as soon as its shards are written (spill + shards stay
+near one copy of the rows instead of two), and a kill -9 in the middle of
+assembly, even after buckets were freed, resumes to the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flan_data import Catalog
+from flan_data.export import export_mixture, jobs
+
+TOTAL = 1200
+SHARD_ROWS = 40
+BUCKET_ROWS = 120  # 3 shards per bucket, 10 buckets
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return Catalog.load()
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(d)): p.read_bytes()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and ".flan-export" not in p.parts
+    }
+
+
+def _export(cat, out: Path, **kw):
+    kw = {"total": TOTAL, "seed": 11, "shard_rows": SHARD_ROWS, **kw}
+    return export_mixture(cat, "demo", out, progress=False, log=lambda s: None, **kw)
+
+
+@pytest.fixture(scope="module")
+def reference(cat, tmp_path_factory):
+    """The same export with one bucket for everything (what main wrote before buckets)."""
+    out = tmp_path_factory.mktemp("ref")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(jobs, "BUCKET_ROWS", 10**9)
+    try:
+        _export(cat, out)
+    finally:
+        mp.undo()
+    return _files(out)
+
+
+def test_bucket_shards():
+    assert jobs.bucket_shards(10_000) == jobs.BUCKET_ROWS // 10_000
+    assert jobs.bucket_shards(jobs.BUCKET_ROWS * 3) == 1
+    assert jobs.bucket_shards(0) >= 1
+
+
+@pytest.mark.parametrize("bucket_rows", [SHARD_ROWS, BUCKET_ROWS, 10**9])
+def test_output_does_not_depend_on_the_bucket_size(
+    cat, tmp_path, monkeypatch, reference, bucket_rows
+):
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", bucket_rows)
+    _export(cat, tmp_path / "o")
+    assert _files(tmp_path / "o") == reference
+
+
+def test_two_workers_same_bytes(cat, tmp_path, monkeypatch, reference):
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)  # travels to the children in each TaskJob
+    _export(cat, tmp_path / "o", workers=2)
+    assert _files(tmp_path / "o") == reference
+
+
+def test_every_spill_batch_is_read_once(cat, tmp_path, monkeypatch):
+    """Assembly work is linear: one read per (run, bucket), not per (run, shard)."""
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
+    written: list[tuple[str, int]] = []
+    read: list[tuple[str, int]] = []
+    close = jobs._RunWriter.close
+
+    def counting_close(self):
+        close(self)
+        job = self.folder.name  # .tmp-<job>-<pid>, renamed to <job>
+        for run in self.index:
+            written.extend((job, run["file"], b) for b, _, _ in run["buckets"])
+
+    orig_read = jobs._read_batch
+
+    def counting_read(path, off, size, schema):
+        read.append((Path(path).parent.name, Path(path).name, off))
+        return orig_read(path, off, size, schema)
+
+    monkeypatch.setattr(jobs._RunWriter, "close", counting_close)
+    monkeypatch.setattr(jobs, "_read_batch", counting_read)
+    m = _export(cat, tmp_path / "o")
+    n_shards = len(m["shards"])
+    n_buckets = -(-n_shards // (BUCKET_ROWS // SHARD_ROWS))
+    assert n_buckets == 10
+    assert len(read) == len(written)  # each batch once
+    assert len(set(read)) == len(read)
+    runs = {(j, f) for j, f, _ in written}
+    assert len(read) <= len(runs) * n_buckets < len(runs) * n_shards
+
+
+def test_spill_is_freed_bucket_by_bucket(cat, tmp_path, monkeypatch):
+    """Peak disk of spill + shards is about one copy of the rows, not two."""
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
+    out = tmp_path / "o"
+    samples: list[tuple[int, int]] = []
+    orig = jobs.SpillFreer.shard_done
+
+    def du(d: Path, pattern: str) -> int:
+        return sum(p.stat().st_size for p in d.rglob(pattern) if p.is_file())
+
+    def sampled(self, info):
+        orig(self, info)
+        samples.append((du(out / ".flan-export" / "spill", "run-*"), du(out / "data", "shard-*")))
+
+    monkeypatch.setattr(jobs.SpillFreer, "shard_done", sampled)
+    _export(cat, out)
+    spill0 = samples[0][0]  # after the first shard: one bucket not yet freed
+    shards = samples[-1][1]
+    assert samples[-1][0] == 0  # every run truncated to nothing before the manifest
+    assert spill0 > 0 and shards > 0
+    peak = max(a + b for a, b in samples)
+    # without freeing, spill + shards reaches spill0 + shards (~2 copies)
+    assert peak < 0.6 * (spill0 + shards)
+    assert not (out / ".flan-export" / "spill").exists()  # removed once complete
+
+
+SCRIPT = """
+import sys
+from flan_data import Catalog
+from flan_data.export import export_mixture, jobs
+jobs.BUCKET_ROWS = {bucket_rows}
+if __name__ == "__main__":
+    export_mixture(Catalog.load(), "demo", sys.argv[1], total={total}, seed=11, shard_rows={shard_rows},
+                   workers=int(sys.argv[2]), progress=False, log=lambda s: None)
+"""
+
+
+def _run(tmp_path: Path, out: Path, workers: int = 1, fault: str | None = None):
+    script = tmp_path / "exp.py"
+    script.write_text(SCRIPT.format(bucket_rows=BUCKET_ROWS, total=TOTAL, shard_rows=SHARD_ROWS))
+    env = {k: v for k, v in os.environ.items() if k != "FLAN_DATA_FAULT"}
+    if fault:
+        env["FLAN_DATA_FAULT"] = fault
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        # own session: a killed parent's pool children are ended with it (by its group id)
+        p = subprocess.Popen([sys.executable, str(script), str(out), str(workers)], env=env,
+                             stdout=f, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            rc = p.wait(timeout=300)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(p.args, rc, log.read_text(), log.read_text())
+
+
+@pytest.mark.parametrize("fault,workers", [("shard:1", 1), ("shard:7", 1), ("shard:16", 2)])
+def test_kill_during_assembly_after_buckets_were_freed(tmp_path, reference, fault, workers):
+    out = tmp_path / "o"
+    r = _run(tmp_path, out, workers, fault)
+    assert r.returncode == -9, r.stderr[-2000:]
+    n = int(fault.split(":")[1])
+    consumed = jobs._consumed(out / ".flan-export" / "spill")
+    assert consumed == n // (BUCKET_ROWS // SHARD_ROWS) or workers > 1
+    r = _run(tmp_path, out, workers)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _files(out) == reference
+
+
+def test_a_lost_shard_of_a_freed_bucket_is_rendered_again(tmp_path, reference):
+    out = tmp_path / "o"
+    r = _run(tmp_path, out, 1, "shard:10")
+    assert r.returncode == -9, r.stderr[-2000:]
+    spill = out / ".flan-export" / "spill"
+    assert jobs._consumed(spill) == 3
+    (out / "data" / "shard-00001-of-00030.arrow").unlink()  # its bucket's spill is gone
+    r = _run(tmp_path, out, 1)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _files(out) == reference
+
+
+def test_reading_a_freed_batch_is_a_clear_error(tmp_path):
+    f = tmp_path / "run-0000.spill"
+    f.write_bytes(b"")
+    with pytest.raises(Exception, match="rerun the same command to resume"):
+        jobs._read_batch(str(f), 0, 100, jobs.spill_schema(jobs.OutputSpec()))
