@@ -126,9 +126,15 @@ _POOLS: dict[tuple, tuple[list[Exemplar], dict[str, int]]] = {}
 
 
 def _read_pool(src, pidx: set[int], stats: dict[str, int]):
-    """(index, id, record) of the sampled pool records, in index order: seeking to
-    each where the source allows it, else one sequential pass up to the last."""
+    """(index, id, record) of the sampled pool records, in index order: taken from
+    record batches where the source is Arrow underneath (:meth:`Source.take`: only
+    those records are converted), else seeking to each where the source allows
+    it, else one sequential pass up to the last."""
     if not pidx:
+        return
+    got = src.take(TRAIN, pidx, stats)  # Arrow-backed: only the sampled rows become dicts
+    if got is not None:
+        yield from got
         return
     order = sorted(pidx)
     if src.seekable(TRAIN):
