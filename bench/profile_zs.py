@@ -2,6 +2,7 @@
 
 Usage:
     python bench/profile_zs.py N DIR                 # export, print wall/CPU rates
+    FLAN_DATA_COLUMNAR=0 python bench/profile_zs.py N DIR   # the row-by-row path
     py-spy record -r 500 -f raw -o spy.txt -- python bench/profile_zs.py N DIR
     python bench/profile_zs.py --split spy.txt       # time per stage from the samples
 
@@ -23,14 +24,18 @@ STAGES = [
     ("assemble shards (sort, encode, sha256, fsync)", "assemble_shard"),
     ("run writer (sort runs, IPC spill)", "_RunWriter"),
     ("Arrow columns (record_batch, messages)", "record_batch"),
-    ("render: text, column-wise (str.format)", "_render_simple"),
-    ("render: text, Jinja", "_render_group"),
+    ("Arrow columns (record_batch, messages)", "_columnar_batch"),
     ("render: seeds and choices", "derive_many"),
     ("render: seeds and choices", "SeedPrefix.derive"),
     ("render: seeds and choices", "mix64"),
+    ("render: text, Arrow (columnar path)", "TaskColumns.render"),
+    ("render: text, column-wise (str.format)", "_render_simple"),
+    ("render: text, Jinja", "_render_group"),
     ("render: other bookkeeping", "render_batch"),
     ("canonical fields", "canonical"),
+    ("source read (Parquet -> record batches)", "_batches_with_ids"),
     ("source read (Parquet -> dicts)", "read_range"),
+    ("run_job: selection by index arrays (columnar path)", "_FastRows"),
     ("run_job loop", "run_job"),
     ("export planning, counting, manifest", "export_mixture"),
 ]

@@ -731,9 +731,10 @@ class TaskRenderer:
         Big batches from a pool pick exemplars for all rows at once
         (:meth:`~flan_data.fewshot.ExemplarPicker.pick_array`) and assemble the
         prompts column-wise (:meth:`_assemble_columns`): each exemplar composed
-        once per (template, exemplar, few-shot style, option-style class) as a
-        format string, filled per row. Rows it cannot decide with certainty
-        take the per-row assembly (:meth:`_assemble_rows`; the same bytes).
+        once per (template, exemplar, few-shot style, option-style class) as
+        literal segments around option values, filled per row. Rows it cannot
+        decide with certainty take the per-row assembly (:meth:`_assemble_rows`;
+        the same bytes).
         """
         cfg = self.config
         tok = cfg.tokenizer
@@ -1055,7 +1056,7 @@ class TaskRenderer:
 
         Each exemplar's composed text (cues, delimiter, prefixes: the rules of
         :mod:`flan_data.compose`) is built once per (entry, few-shot style,
-        option-style class) as a format string whose fields are the row's
+        option-style class) as literal segments around the row's
         option block and lettered answers (:func:`_column_form`); a class groups
         the option styles that agree on every fact those rules read. Lookups go
         through dense arrays indexed by entry code and option key. A row is
@@ -1081,12 +1082,14 @@ class TaskRenderer:
         # option values of each filled-in exemplar, by option key (options, style)
         vkey = np.where(split, oids[P] * _N_STYLES + six[pos][:, None], -1)
         vinfo, vvals = cache.vinfo, cache.vvals
+        # which values hold a line break matters only under a same-line delimiter
+        need_nl = any("\n" not in fs.x_y_delimiter for fs in styles)
         if split.any():
             vk = vkey[split]
             unknown = vk[vinfo[vk, 0] == -2]
             for v in np.unique(unknown).tolist():
                 o, s = divmod(v, _N_STYLES)
-                cid_, vals_, bl, am = _style_values(opts_by_oid[o], _STYLES[s], cache)
+                cid_, vals_, bl, am = _style_values(opts_by_oid[o], _STYLES[s], cache, need_nl)
                 vinfo[v] = (cid_, bl, am)
                 vvals[v + 1] = vals_
         vi = vinfo[np.maximum(vkey, 0)]
@@ -1102,7 +1105,7 @@ class TaskRenderer:
                 cstat[c] = _code_stat(by_code.get(c))
             cs = cstat[C]
         bound = cs[..., 0] + cs[..., 1] * blen + cs[..., 2] * amax  # >= the filled lengths
-        # format strings by (entry, few-shot style) per class: ids into cache.flist
+        # composed segments by (entry, few-shot style) per class: ids into cache.flist
         fkey = C * nfs + F[:, None]
         fid = np.full(shape, -1, dtype=np.int64)
         fids, flist = cache.fids, cache.flist
@@ -1115,10 +1118,16 @@ class TaskRenderer:
             sub = arr[keys]
             if (sub == -1).any():
                 facts = cache.class_facts.get(c)
-                by_code = cache.by_code
+                by_code, cparts = cache.by_code, cache.cparts
                 for key in np.unique(keys[sub == -1]).tolist():
                     code, fs_i = divmod(key, nfs)
-                    form = _column_form(by_code.get(code), styles[fs_i], facts)
+                    e = by_code.get(code)
+                    parts = cparts.get(code, _MISSING)
+                    if parts is _MISSING:
+                        parts = cparts[code] = (
+                            _split_parts(e) if e is not None and e[0] is _SPLIT else None
+                        )
+                    form = _column_form(e, parts, styles[fs_i], facts)
                     if form is None:
                         arr[key] = -2
                     else:
@@ -1146,7 +1155,8 @@ class TaskRenderer:
         if not len(g):
             return rest
         RENDER_STATS["fewshot_column_rows"] += len(g)
-        texts = [flist[a].format(*vvals[b]) for a, b in zip(fid[g].ravel().tolist(), (vkey[g] + 1).ravel().tolist())]  # fmt: skip
+        fill = _fill_segs
+        texts = [fill(flist[a], vvals[b]) for a, b in zip(fid[g].ravel().tolist(), (vkey[g] + 1).ravel().tolist())]  # fmt: skip
         ids = ids_arr[P[g]].tolist()
         r_in, r_tg, r_fs, r_ids, _ = res
         fs_ids = [fs.id for fs in styles]
@@ -1197,13 +1207,14 @@ class TaskRenderer:
                 )
                 ok.append((key, ex, style))
             cache.renders += len(ok)
-            texts = None
-            try:
-                texts = self.engine.render_many(ct, ctxs)
-            except TemplateSecurityError:
-                raise
-            except TemplateError:
-                pass
+            texts = _simple_many(self.engine, ct, ctxs) if ct.simple is not None else None
+            if texts is None:
+                try:
+                    texts = self.engine.render_many(ct, ctxs)
+                except TemplateSecurityError:
+                    raise
+                except TemplateError:
+                    pass
             if texts is None:  # find the exemplars the template fails on, keep the others
                 texts = []
                 for (_key, ex, _), ctx in zip(ok, ctxs):
@@ -1428,7 +1439,7 @@ class _FewShotCache:
 
     __slots__ = ("tables", "n_entries", "split", "fields_ok", "style_tokens", "renders", "pool",
                  "by_code", "col_pool", "cstat", "vinfo", "vvals", "fids", "flist", "classes",
-                 "class_facts")  # fmt: skip
+                 "class_facts", "cparts")  # fmt: skip
 
     def __init__(self) -> None:
         # (template id, mode) -> {index in the pool: entry}, for the pool in ``pool``
@@ -1442,16 +1453,17 @@ class _FewShotCache:
         # chunk jobs and batches reuse one pool list
         self.pool: tuple | None = None
         # the column-wise assembly's: entries by code, per-pool arrays, option-style
-        # values and classes, entry lengths, format strings (see _assemble_columns)
+        # values and classes, entry lengths, composed segments (see _assemble_columns)
         self.by_code: dict[int, Any] = {}
         self.col_pool: tuple | None = None
         self.cstat: Any = None  # int64 (entry codes, 4): _code_stat, -1 where not known yet
         self.vinfo: Any = None  # int64 (option keys, 3): class, block length, longest target
         self.vvals: list[tuple[str, ...]] = []  # format values by option key + 1
         self.fids: dict[int, Any] = {}  # class -> int64 (codes x few-shot styles): index in flist
-        self.flist: list[str] = []  # format strings
+        self.flist: list[tuple] = []  # composed segments (_column_form)
         self.classes: dict[tuple, int] = {}
         self.class_facts: dict[int, tuple] = {}
+        self.cparts: dict[int, tuple | None] = {}  # per split entry code: _split_parts
 
     def clear(self) -> None:
         """Drop the rendered exemplars (they render again when next needed)."""
@@ -1467,6 +1479,7 @@ class _FewShotCache:
         self.flist.clear()
         self.classes.clear()
         self.class_facts.clear()
+        self.cparts.clear()
 
     def entries(self) -> int:
         return sum(len(t) for t in self.tables.values())
@@ -1584,16 +1597,12 @@ _SENT_END = "\ue001"
 _SENT_RE = re.compile("(" + re.escape(_SENT_BLOCK) + "|" + re.escape(_SENT_ANSWER) + ")")
 
 
-def _esc(s: str) -> str:
-    return s.replace("{", "{{").replace("}", "}}")
-
-
-def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCache) -> tuple:
+def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCache, need_nl: bool) -> tuple:  # fmt: skip
     """``(class id, values, block length, longest target)`` of an option style over
     ``opts``: values are the block and each target, each as is, left-stripped,
     right-stripped and stripped (format fields ``slot * 4 + variant``); the class
     names the facts the composition rules read from them (the block's cue, each
-    target's label, which values hold a line break)."""
+    target's label, which values hold a line break where ``need_nl``, how many)."""
     block, targets = format_options(opts, style)
     vs = (block, *targets)
     if any(not v.strip() for v in vs):
@@ -1604,8 +1613,9 @@ def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCach
     facts = (
         _block_cued(block),
         tuple(_target_labelled(t.strip()) for t in targets),
-        tuple("\n" in x for x in vals),
+        tuple("\n" in x for x in vals) if need_nl else None,
         block.startswith("\n"),
+        len(vals),
     )
     cid = cache.classes.get(facts)
     if cid is None:
@@ -1614,6 +1624,25 @@ def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCach
         cid = cache.classes[facts] = len(cache.classes) + 1
         cache.class_facts[cid] = facts
     return (cid, tuple(vals), len(block), max(len(t) for t in targets))
+
+
+def _simple_many(engine: TemplateEngine, ct: CompiledTemplate, ctxs: list[dict[str, Any]]) -> list[tuple[str, str]] | None:  # fmt: skip
+    """(input, target) of a simple template over render contexts, column by column
+    (:class:`~flan_data.templates.SimpleTemplate`, as :meth:`TaskRenderer._render_simple`
+    does for rows); None when a context lacks a value or a text comes near a size
+    limit (then the Jinja path renders, or raises)."""
+    st = ct.simple
+    if not ctxs:
+        return []
+    try:
+        cols = {name: [v if type(v) is str else str(v) for v in [c[name] for c in ctxs]] for name in st.names}  # fmt: skip
+    except KeyError:
+        return None
+    ins, tgs = st.render(cols, len(ctxs))
+    lim = engine.env.limits
+    if max(map(len, ins)) + max(map(len, tgs)) > min(lim.output_chars, lim.sequence_len) // 2:
+        return None
+    return list(zip(ins, tgs))
 
 
 def _code_stat(e: Any) -> tuple[int, int, int, int]:
@@ -1627,90 +1656,126 @@ def _code_stat(e: Any) -> tuple[int, int, int, int]:
     return (len(e[1]) + len(e[2]), 0, 0, 1)
 
 
-def _fill_form(raw: str, ans: int | None, nl_vals: tuple[bool, ...]) -> tuple[str | None, bool]:
-    """A format string giving ``fill(raw).strip()`` for every option style of a
-    class (values are never blank, so a placeholder at an edge takes its value
-    stripped on that side), and whether that text holds a line break."""
+def _fill_form(raw: str, ans: int | None) -> tuple[tuple, tuple[int, ...], bool] | None:
+    """Segments giving ``fill(raw).strip()`` for every option style: literal texts
+    and, between them, value indices (values are never blank, so a placeholder at
+    an edge takes its value stripped on that side); the fields used and whether
+    the literal text holds a line break. None when a placeholder cannot be told
+    (data or template holding the placeholder character)."""
     core = raw.strip()
     segs = _SENT_RE.split(core)
-    parts = []
+    out: list = []
+    fields = []
     nl = False
     last = len(segs) - 2
     for x, s in enumerate(segs):
         if x % 2 == 0:
             if _SENT_CHAR in s or _SENT_END in s:
-                return None, False
+                return None
             nl = nl or "\n" in s
-            parts.append(_esc(s))
+            out.append(s)
             continue
         if s == _SENT_BLOCK:
             slot = 0
         elif ans is None:
-            return None, False
+            return None
         else:
             slot = 1 + ans
         var = (1 if x == 1 and segs[0] == "" else 0) | (2 if x == last and segs[-1] == "" else 0)
         f = slot * 4 + var
-        if f >= len(nl_vals):
-            return None, False
-        nl = nl or nl_vals[f]
-        parts.append("{" + str(f) + "}")
-    return "".join(parts), nl
+        fields.append(f)
+        out.append(f)
+    return tuple(out), tuple(fields), nl
 
 
-def _label_before_block(raw: str, facts: tuple) -> bool | None:
-    """``starts_with_label`` of the filled ``raw`` when its first placeholder is the
-    option block after some text and every block of the class starts with a line
-    break: a label cannot span a line break, so the text before the block decides
-    (None otherwise)."""
-    head = raw.lstrip()
-    k = head.find(_SENT_CHAR)
-    if k <= 0 or not head.startswith(_SENT_BLOCK, k) or not facts[3]:
-        return None
-    return starts_with_label(head[:k] + "\n")
+def _cat_segs(*pieces: str | tuple) -> tuple:
+    """Segments (literal, index, literal, …, literal) of the pieces one after the
+    other (a piece is a literal or segments); adjacent literals merged."""
+    out: list = [""]
+    for p in pieces:
+        if type(p) is str:
+            out[-1] += p
+            continue
+        out[-1] += p[0]
+        out.extend(p[1:])
+    return tuple(out)
 
 
-def _column_form(e: Any, fs: FewShotStyle, facts: tuple | None) -> str | None:
-    """One exemplar composed under ``fs`` (and a class of option styles, for a split
-    entry) as a format string over the class's values, followed by the example
-    separator; None when the composition is not certain for the whole class."""
-    if e is None:
-        return None
-    sep = _esc(fs.example_separator)
-    if e[0] is not _SPLIT:
-        text = e[4].get(fs.id)
-        if text is None:
-            text = e[4][fs.id] = compose_example_uncached(e[1], e[2], fs)
-        return _esc(text) + sep
-    if facts is None:
-        return None
-    labelled, cued = e[8], e[9]
-    if labelled is None:
-        labelled = _label_before_block(e[1], facts)
-    if labelled is None or cued is None:
-        return None  # the label or cue test reads into a placeholder: per row
-    block_cued, ans_labelled, nl_vals, _ = facts
+def _fill_segs(form: tuple, vals: tuple[str, ...]) -> str:
+    """The text of segments ``form`` with the values ``vals``."""
+    n = len(form)
+    if n == 1:
+        return form[0]
+    if n == 3:
+        return form[0] + vals[form[1]] + form[2]
+    if n == 5:
+        return form[0] + vals[form[1]] + form[2] + vals[form[3]] + form[4]
+    return "".join([x if k % 2 == 0 else vals[x] for k, x in enumerate(form)])
+
+
+def _split_parts(e: Any) -> tuple | None:
+    """What :func:`_column_form` needs of a split entry, independent of the few-shot
+    style and the option-style class (computed once per entry)."""
     ans = e[5]
-    fi, nl = _fill_form(e[1], ans, nl_vals)
-    ft, _ = _fill_form(e[2], ans, nl_vals)
+    fi = _fill_form(e[1], ans)
+    ft = _fill_form(e[2], ans)
     if fi is None or ft is None:
         return None
-    lead = "" if labelled else _esc(fs.input_prefix)
+    head = e[1].lstrip()
+    k = head.find(_SENT_CHAR)
+    # the first placeholder is the option block after some text: a label cannot span
+    # the line break every block starts with, so the text before it decides
+    before_block = None
+    if k > 0 and head.startswith(_SENT_BLOCK, k):
+        before_block = starts_with_label(head[:k] + "\n")
+    g = e[2]
+    tl = _target_labelled(g.strip()) if _SENT_CHAR not in g else None
+    maxf = max((*fi[1], *ft[1]), default=-1)
+    return (fi[0], fi[1], fi[2], ft[0], e[8], before_block, e[9], tl, e[11] is _ONLY, ans, maxf)
+
+
+def _column_form(
+    e: Any, parts: tuple | None, fs: FewShotStyle, facts: tuple | None
+) -> tuple | None:
+    """One exemplar composed under ``fs`` (and a class of option styles, for a split
+    entry) as segments over the class's values (:func:`_fill_segs`), followed by
+    the example separator; None when the composition is not certain for the class."""
+    if e is None:
+        return None
+    if e[0] is not _SPLIT:
+        key = (fs.id, "form")
+        form = e[4].get(key)
+        if form is None:
+            text = e[4].get(fs.id)
+            if text is None:
+                text = e[4][fs.id] = compose_example_uncached(e[1], e[2], fs)
+            form = e[4][key] = (text + fs.example_separator,)
+        return form
+    if parts is None or facts is None:
+        return None
+    fi, fields_i, nl, ft, labelled, before_block, cued, tl, only, ans, maxf = parts
+    block_cued, ans_labelled, nl_vals, block_nl, n_vals = facts
+    if maxf >= n_vals:
+        return None  # a lettered answer beyond this class's options
+    if labelled is None and block_nl:
+        labelled = before_block
+    if labelled is None or cued is None:
+        return None  # the label or cue test reads into a placeholder: per row
+    lead = "" if labelled else fs.input_prefix
+    sep = fs.example_separator
     if cued is _BLOCK_CUE:
         cued = block_cued
     if cued:
-        return lead + fi + " " + ft + sep
-    g = e[2]
-    if _SENT_CHAR not in g:
-        tl = _target_labelled(g.strip())
-    elif e[11] is _ONLY and ans is not None:
+        return _cat_segs(lead, fi, " ", ft, sep)
+    if tl is None:
+        if not only or ans is None:
+            return None
         tl = ans_labelled[ans]
-    else:
-        return None
+    # a same-line delimiter after a multi-line input becomes a line break (compose._delimiter)
     d = fs.x_y_delimiter
-    if "\n" not in d and nl:
+    if "\n" not in d and (nl or any(nl_vals[f] for f in fields_i)):
         d = "\n"
-    return lead + fi + _esc(d + ("" if tl else fs.target_prefix)) + ft + sep
+    return _cat_segs(lead, fi, d if tl else d + fs.target_prefix, ft, sep)
 
 
 _TARGET_VARS: dict[str, frozenset[str]] = {}

@@ -465,3 +465,49 @@ def test_read_batches_match_read_range(tmp_path):
     jl = tmp_path / "j.jsonl"
     jl.write_text("".join(json.dumps(r) + "\n" for r in recs[:5]))
     assert open_source(SourceSpec(kind="jsonl", path=str(jl))).read_batches("train", 0) is None
+
+
+def test_parquet_reads_continue_where_the_last_stopped(tmp_path, monkeypatch):
+    """Consecutive ranges (chunk jobs) continue one decoder; any other order
+    starts afresh; the records are those of a fresh read every time."""
+    import pyarrow.parquet as pq
+
+    from flan_data.sources import files, open_source
+    from flan_data.specs import SourceSpec
+
+    monkeypatch.setattr(files, "BATCH", 64)
+    recs = _nli(3000, 6, dirty=True)
+    pq.write_table(pa.Table.from_pylist(recs), tmp_path / "train.parquet", row_group_size=1000)
+    src = open_source(SourceSpec(kind="parquet", path=str(tmp_path), id_field="uid"))
+    want = list(src.read_range("train", 0, None))
+    calls = []
+    real = pq.ParquetFile.iter_batches
+
+    def counted(self, *a, **k):
+        calls.append(k.get("row_groups"))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+
+    def batches(lo, hi):
+        return [
+            (i, r)
+            for _, ids, b in src.read_batches("train", lo, hi)
+            for i, r in zip(ids, b.to_pylist())
+        ]
+
+    for lo, hi in [(0, 250), (250, 600), (600, 1100), (1100, 2000), (2000, 2999)]:
+        assert batches(lo, hi) == want[lo:hi], (lo, hi)
+    assert calls == [[0], [1], [2]]  # in order: each row group decoded once
+    for lo, hi in [
+        (10, 20),
+        (20, 40),
+        (1500, 1600),
+        (40, 990),
+        (990, 1010),
+        (5, 3000),
+        (2990, 3000),
+    ]:
+        assert batches(lo, hi) == want[lo:hi], (lo, hi)
+        assert list(src.read_range("train", lo, hi)) == want[lo:hi]

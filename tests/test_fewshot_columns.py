@@ -167,3 +167,30 @@ def test_columns_equal_compose_fewshot_over_separate_renders(catalog, monkeypatc
         want = compose_fewshot(exs, qi, styles[cols["fewshot_style"][k]], qt)
         assert cols["inputs"][k] == want
         assert cols["targets"][k] == qt
+
+
+def test_shipped_tasks_columns_equal_rows(monkeypatch):
+    """A sample of the shipped tasks with composed few-shot (every 25th): lint's
+    synthetic rows, pool members among the rows, both assemblies byte-identical."""
+    cat = Catalog.load()
+    names = []
+    for name, task in sorted(cat.tasks.items()):
+        kinds = {t.kind for t in cat.templates_for(task)}
+        if not task.exemplar_field and kinds and "few_shot" not in kinds:
+            names.append(name)
+    assert len(names) > 300
+    took = 0
+    for name in names[::25]:
+        outs = []
+        for columns in (True, False):
+            monkeypatch.setattr(rendermod, "FEWSHOT_COLUMNS", columns)
+            tr = Renderer(cat).task_renderer(name)
+            rows = synthetic_rows(tr.task, n=90)
+            pool = [Exemplar(f"p{i}", c) for i, (_, c) in enumerate(synthetic_rows(tr.task, n=50))]
+            rows = [(f"p{i}" if i % 3 == 0 else e, c) for i, (e, c) in enumerate(rows)]
+            before = RENDER_STATS["fewshot_column_rows"]
+            outs.append([tr.render_batch(rows, split="train", fmt=fmt, seed=2, pool=pool, errors=[],
+                                         canonicals=[c for _, c in rows]) for fmt in ("fs_opt", "fs_noopt")])  # fmt: skip
+            took += RENDER_STATS["fewshot_column_rows"] - before
+        assert outs[0] == outs[1], name
+    assert took > 0.5 * 2 * 90 * len(names[::25])

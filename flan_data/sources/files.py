@@ -7,6 +7,7 @@ files explicitly.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,24 +145,69 @@ BATCH = 4096
 def _parquet_batches(f: Path, lo: int, hi: int | None):
     """Record batches of rows ``[lo, hi)``, read one row group at a time: memory
     stays bounded by a row group (no pre-buffering of the whole file) and row
-    groups before ``lo`` are never read."""
+    groups before ``lo`` are never read.
+
+    A read that ends inside a row group leaves its decoder behind
+    (:data:`_CURSORS`): the next read of the file that starts at or after that
+    row in the same row group (the next chunk job of the task, in this
+    process) continues from there instead of decoding the group from its
+    start again. The rows are the same either way."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(f, pre_buffer=False)
+    key = _stat_key(f)
+    cur = _CURSORS.pop(key, None)
+    pf = cur.pf if cur is not None else pq.ParquetFile(f, pre_buffer=False)
+    md = pf.metadata
     start = 0
-    for g in range(pf.metadata.num_row_groups):
-        n = pf.metadata.row_group(g).num_rows
-        end = start + n
+    for g in range(md.num_row_groups):
+        end = start + md.row_group(g).num_rows
         if end > lo and (hi is None or start < hi):
-            at = start
-            for b in pf.iter_batches(batch_size=BATCH, row_groups=[g], use_threads=False):
-                yield _clip(b, at, lo, hi)
-                at += b.num_rows
+            if cur is not None and cur.group == g and cur.at <= max(lo, start):
+                at, it = cur.at, itertools.chain(cur.pending, cur.it)
+            else:
+                at = start
+                it = iter(pf.iter_batches(batch_size=BATCH, row_groups=[g], use_threads=False))
+            cur = None
+            for b in it:
+                b_at, at = at, at + b.num_rows
+                if at <= lo:
+                    continue
                 if hi is not None and at >= hi:
-                    break
+                    if at > hi or end > hi:  # stopped inside the group: keep the decoder
+                        rest = [b.slice(hi - b_at)] if at > hi else []
+                        _keep(key, _Cursor(pf, g, hi, rest, it))
+                    yield _clip(b, b_at, lo, hi)
+                    return
+                yield _clip(b, b_at, lo, hi)
         start = end
         if hi is not None and start >= hi:
             break
+
+
+class _Cursor:
+    """A Parquet file's decoder stopped at row ``at`` of row group ``group``:
+    ``pending`` batches (the rest of the last one), then ``it``."""
+
+    __slots__ = ("pf", "group", "at", "pending", "it")
+
+    def __init__(self, pf, group: int, at: int, pending: list, it):
+        self.pf, self.group, self.at, self.pending, self.it = pf, group, at, pending, it
+
+
+#: Parquet decoders left where a read stopped, by (file, size, mtime); a few files at most.
+_CURSORS: dict[tuple, _Cursor] = {}
+CURSORS_KEPT = 4
+
+
+def _keep(key: tuple, cur: _Cursor) -> None:
+    _CURSORS[key] = cur
+    while len(_CURSORS) > CURSORS_KEPT:
+        _CURSORS.pop(next(iter(_CURSORS)))
+
+
+def _stat_key(f: Path) -> tuple:
+    st = f.stat()
+    return (str(f), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _arrow_batches(reader, lo: int, hi: int | None):
