@@ -124,6 +124,11 @@ def test_materialised_source_reads_like_the_source(root, tmp_path, monkeypatch):
     for lo, hi in [(0, 1), (6, 8), (7, 14), (13, 150), (199, None), (150, 400)]:
         assert list(ms.read_range("train", lo, hi)) == list(itertools.islice(want, lo, hi))
     assert list(ms.read("validation")) == list(src.read("validation"))
+    stats: dict[str, int] = {}
+    picks = [150, 3, 7, 3, 199, 0]
+    got = list(ms.take("train", picks, stats))
+    assert got == [(i, *want[i]) for i in sorted(set(picks))]
+    assert stats["converted"] == 5
     # a newer copy replaces older ones of the same task
     (path.parent / ".toy.old.arrow.tmp-1").write_bytes(b"half")
     mz.materialize(src, path.with_name("toy.k2.arrow"))

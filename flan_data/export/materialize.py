@@ -178,6 +178,32 @@ class MaterializedSource(Source):
     def read_batches(self, split: str, lo: int, hi: int | None = None):
         return None  # records are stored pickled: no Arrow columns to hand out
 
+    def take(self, split: str, indices, stats: dict[str, int] | None = None):
+        """``(index, id, record)`` at ``indices`` of the train split, in index
+        order (each once): only those records are unpickled."""
+        if split != TRAIN:
+            return self.inner.take(split, indices, stats)
+        want = sorted(set(indices))
+        n = self.count(TRAIN)
+        if want and (want[0] < 0 or want[-1] >= n):
+            return None  # out of range: let the caller's sequential path report it
+        return self._take(want, stats)
+
+    def _take(self, want: list[int], stats: dict[str, int] | None):
+        r = self._open()
+        b = -1
+        ids = recs = None
+        for i in want:
+            if i // BATCH != b:
+                b = i // BATCH
+                batch = r.get_batch(b)
+                ids, recs = batch.column(0), batch.column(1)
+            if stats is not None:
+                stats["read"] = stats.get("read", 0) + 1
+                stats["converted"] = stats.get("converted", 0) + 1
+            k = i - b * BATCH
+            yield i, ids[k].as_py(), pickle.loads(recs[k].as_py())
+
     def read_range(self, split: str, lo: int, hi: int | None = None) -> Iterator[tuple[str, Record]]:  # fmt: skip
         if split != TRAIN:
             yield from self.inner.read_range(split, lo, hi)
