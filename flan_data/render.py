@@ -731,9 +731,10 @@ class TaskRenderer:
         Big batches from a pool pick exemplars for all rows at once
         (:meth:`~flan_data.fewshot.ExemplarPicker.pick_array`) and assemble the
         prompts column-wise (:meth:`_assemble_columns`): each exemplar composed
-        once per (template, exemplar, few-shot style, option-style class) as a
-        format string, filled per row. Rows it cannot decide with certainty
-        take the per-row assembly (:meth:`_assemble_rows`; the same bytes).
+        once per (template, exemplar, few-shot style, option-style class) as
+        literal segments around option values, filled per row. Rows it cannot
+        decide with certainty take the per-row assembly (:meth:`_assemble_rows`;
+        the same bytes).
         """
         cfg = self.config
         tok = cfg.tokenizer
@@ -1055,7 +1056,7 @@ class TaskRenderer:
 
         Each exemplar's composed text (cues, delimiter, prefixes: the rules of
         :mod:`flan_data.compose`) is built once per (entry, few-shot style,
-        option-style class) as a format string whose fields are the row's
+        option-style class) as literal segments around the row's
         option block and lettered answers (:func:`_column_form`); a class groups
         the option styles that agree on every fact those rules read. Lookups go
         through dense arrays indexed by entry code and option key. A row is
@@ -1104,7 +1105,7 @@ class TaskRenderer:
                 cstat[c] = _code_stat(by_code.get(c))
             cs = cstat[C]
         bound = cs[..., 0] + cs[..., 1] * blen + cs[..., 2] * amax  # >= the filled lengths
-        # format strings by (entry, few-shot style) per class: ids into cache.flist
+        # composed segments by (entry, few-shot style) per class: ids into cache.flist
         fkey = C * nfs + F[:, None]
         fid = np.full(shape, -1, dtype=np.int64)
         fids, flist = cache.fids, cache.flist
@@ -1154,7 +1155,8 @@ class TaskRenderer:
         if not len(g):
             return rest
         RENDER_STATS["fewshot_column_rows"] += len(g)
-        texts = [flist[a].format(*vvals[b]) for a, b in zip(fid[g].ravel().tolist(), (vkey[g] + 1).ravel().tolist())]  # fmt: skip
+        fill = _fill_segs
+        texts = [fill(flist[a], vvals[b]) for a, b in zip(fid[g].ravel().tolist(), (vkey[g] + 1).ravel().tolist())]  # fmt: skip
         ids = ids_arr[P[g]].tolist()
         r_in, r_tg, r_fs, r_ids, _ = res
         fs_ids = [fs.id for fs in styles]
@@ -1451,14 +1453,14 @@ class _FewShotCache:
         # chunk jobs and batches reuse one pool list
         self.pool: tuple | None = None
         # the column-wise assembly's: entries by code, per-pool arrays, option-style
-        # values and classes, entry lengths, format strings (see _assemble_columns)
+        # values and classes, entry lengths, composed segments (see _assemble_columns)
         self.by_code: dict[int, Any] = {}
         self.col_pool: tuple | None = None
         self.cstat: Any = None  # int64 (entry codes, 4): _code_stat, -1 where not known yet
         self.vinfo: Any = None  # int64 (option keys, 3): class, block length, longest target
         self.vvals: list[tuple[str, ...]] = []  # format values by option key + 1
         self.fids: dict[int, Any] = {}  # class -> int64 (codes x few-shot styles): index in flist
-        self.flist: list[str] = []  # format strings
+        self.flist: list[tuple] = []  # composed segments (_column_form)
         self.classes: dict[tuple, int] = {}
         self.class_facts: dict[int, tuple] = {}
         self.cparts: dict[int, tuple | None] = {}  # per split entry code: _split_parts
@@ -1595,10 +1597,6 @@ _SENT_END = "\ue001"
 _SENT_RE = re.compile("(" + re.escape(_SENT_BLOCK) + "|" + re.escape(_SENT_ANSWER) + ")")
 
 
-def _esc(s: str) -> str:
-    return s.replace("{", "{{").replace("}", "}}")
-
-
 def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCache, need_nl: bool) -> tuple:  # fmt: skip
     """``(class id, values, block length, longest target)`` of an option style over
     ``opts``: values are the block and each target, each as is, left-stripped,
@@ -1658,14 +1656,15 @@ def _code_stat(e: Any) -> tuple[int, int, int, int]:
     return (len(e[1]) + len(e[2]), 0, 0, 1)
 
 
-def _fill_form(raw: str, ans: int | None) -> tuple[str, tuple[int, ...], bool] | None:
-    """A format string giving ``fill(raw).strip()`` for every option style (values
-    are never blank, so a placeholder at an edge takes its value stripped on that
-    side), the fields it uses and whether its literal text holds a line break;
-    None when a placeholder cannot be told (data or template with the character)."""
+def _fill_form(raw: str, ans: int | None) -> tuple[tuple, tuple[int, ...], bool] | None:
+    """Segments giving ``fill(raw).strip()`` for every option style: literal texts
+    and, between them, value indices (values are never blank, so a placeholder at
+    an edge takes its value stripped on that side); the fields used and whether
+    the literal text holds a line break. None when a placeholder cannot be told
+    (data or template holding the placeholder character)."""
     core = raw.strip()
     segs = _SENT_RE.split(core)
-    parts = []
+    out: list = []
     fields = []
     nl = False
     last = len(segs) - 2
@@ -1674,7 +1673,7 @@ def _fill_form(raw: str, ans: int | None) -> tuple[str, tuple[int, ...], bool] |
             if _SENT_CHAR in s or _SENT_END in s:
                 return None
             nl = nl or "\n" in s
-            parts.append(_esc(s))
+            out.append(s)
             continue
         if s == _SENT_BLOCK:
             slot = 0
@@ -1685,8 +1684,33 @@ def _fill_form(raw: str, ans: int | None) -> tuple[str, tuple[int, ...], bool] |
         var = (1 if x == 1 and segs[0] == "" else 0) | (2 if x == last and segs[-1] == "" else 0)
         f = slot * 4 + var
         fields.append(f)
-        parts.append("{" + str(f) + "}")
-    return "".join(parts), tuple(fields), nl
+        out.append(f)
+    return tuple(out), tuple(fields), nl
+
+
+def _cat_segs(*pieces: str | tuple) -> tuple:
+    """Segments (literal, index, literal, …, literal) of the pieces one after the
+    other (a piece is a literal or segments); adjacent literals merged."""
+    out: list = [""]
+    for p in pieces:
+        if type(p) is str:
+            out[-1] += p
+            continue
+        out[-1] += p[0]
+        out.extend(p[1:])
+    return tuple(out)
+
+
+def _fill_segs(form: tuple, vals: tuple[str, ...]) -> str:
+    """The text of segments ``form`` with the values ``vals``."""
+    n = len(form)
+    if n == 1:
+        return form[0]
+    if n == 3:
+        return form[0] + vals[form[1]] + form[2]
+    if n == 5:
+        return form[0] + vals[form[1]] + form[2] + vals[form[3]] + form[4]
+    return "".join([x if k % 2 == 0 else vals[x] for k, x in enumerate(form)])
 
 
 def _split_parts(e: Any) -> tuple | None:
@@ -1710,10 +1734,12 @@ def _split_parts(e: Any) -> tuple | None:
     return (fi[0], fi[1], fi[2], ft[0], e[8], before_block, e[9], tl, e[11] is _ONLY, ans, maxf)
 
 
-def _column_form(e: Any, parts: tuple | None, fs: FewShotStyle, facts: tuple | None) -> str | None:
+def _column_form(
+    e: Any, parts: tuple | None, fs: FewShotStyle, facts: tuple | None
+) -> tuple | None:
     """One exemplar composed under ``fs`` (and a class of option styles, for a split
-    entry) as a format string over the class's values, followed by the example
-    separator; None when the composition is not certain for the whole class."""
+    entry) as segments over the class's values (:func:`_fill_segs`), followed by
+    the example separator; None when the composition is not certain for the class."""
     if e is None:
         return None
     if e[0] is not _SPLIT:
@@ -1723,7 +1749,7 @@ def _column_form(e: Any, parts: tuple | None, fs: FewShotStyle, facts: tuple | N
             text = e[4].get(fs.id)
             if text is None:
                 text = e[4][fs.id] = compose_example_uncached(e[1], e[2], fs)
-            form = e[4][key] = _esc(text) + _esc(fs.example_separator)
+            form = e[4][key] = (text + fs.example_separator,)
         return form
     if parts is None or facts is None:
         return None
@@ -1735,28 +1761,21 @@ def _column_form(e: Any, parts: tuple | None, fs: FewShotStyle, facts: tuple | N
         labelled = before_block
     if labelled is None or cued is None:
         return None  # the label or cue test reads into a placeholder: per row
-    esc = _FS_ESC.get(fs)
-    if esc is None:
-        d = fs.x_y_delimiter
-        tp = fs.target_prefix
-        nd = d if "\n" in d else "\n"
-        esc = _FS_ESC[fs] = (_esc(fs.input_prefix), _esc(fs.example_separator), "\n" in d,
-                             (_esc(d + tp), _esc(d)), (_esc(nd + tp), _esc(nd)))  # fmt: skip
-    lead = "" if labelled else esc[0]
+    lead = "" if labelled else fs.input_prefix
+    sep = fs.example_separator
     if cued is _BLOCK_CUE:
         cued = block_cued
     if cued:
-        return lead + fi + " " + ft + esc[1]
+        return _cat_segs(lead, fi, " ", ft, sep)
     if tl is None:
         if not only or ans is None:
             return None
         tl = ans_labelled[ans]
     # a same-line delimiter after a multi-line input becomes a line break (compose._delimiter)
-    mids = esc[4] if not esc[2] and (nl or any(nl_vals[f] for f in fields_i)) else esc[3]
-    return lead + fi + mids[1 if tl else 0] + ft + esc[1]
-
-
-_FS_ESC: dict[FewShotStyle, tuple] = {}  # per few-shot style: its texts escaped for str.format
+    d = fs.x_y_delimiter
+    if "\n" not in d and (nl or any(nl_vals[f] for f in fields_i)):
+        d = "\n"
+    return _cat_segs(lead, fi, d if tl else d + fs.target_prefix, ft, sep)
 
 
 _TARGET_VARS: dict[str, frozenset[str]] = {}

@@ -1,5 +1,6 @@
-"""Job sizing: zero-shot tasks of a small export are split into finer chunk jobs,
-and nothing an export writes depends on the chunking or on the number of workers.
+"""Job sizing: the tasks of a small export are split into finer chunk jobs, and
+nothing an export writes depends on the chunking or on the number of workers
+(dirty data included: skip counts add up over chunk jobs, pool skips count once).
 
 Counts jobs and compares bytes; never times anything.
 """
@@ -104,21 +105,26 @@ def test_zero_shot_output_is_the_same_for_any_chunking_and_worker_count(cat, tmp
             assert files[name] == ref[name], (key, name)  # manifest included
 
 
-def test_few_shot_pool_skips_count_once_whatever_the_chunking(cat, tmp_path, monkeypatch):
-    # A pool sample that meets bad records: every chunk job of the task reports
-    # the same pool skips; the manifest counts them once and adds the rows'.
+def test_few_shot_manifest_is_the_same_for_any_chunking_and_worker_count(
+    cat, tmp_path, monkeypatch
+):
+    # Dirty data with few-shot rows: the pool sample meets bad records, and
+    # every chunk job of the task reports the same pool skips; the manifest
+    # counts them once and adds up the rows' skips.
     monkeypatch.setattr(jobs, "POOL_SIZE", 64)
     results = {}
-    for rows in (100_000, 60):
+    for rows, workers in [(100_000, 1), (60, 1), (60, 2), (97, 2)]:
         _chunking(monkeypatch, rows)
-        out = tmp_path / f"o{rows}"
-        m, n_jobs = _export(cat, "mix", out)
-        results[rows] = (_files(out), n_jobs, m)
-    assert results[100_000][1] == 1 and results[60][1] > 5
-    skipped = results[60][2]["skipped"]["syn"]
+        out = tmp_path / f"o{rows}-{workers}"
+        m, n_jobs = _export(cat, "mix", out, workers=workers)
+        results[rows, workers] = (_files(out), n_jobs, m)
+    assert results[100_000, 1][1] == 1 and results[60, 1][1] > 5 and results[97, 2][1] > 3
+    skipped = results[60, 2][2]["skipped"]["syn"]
     assert any(k.startswith("pool: ") for k in skipped)
     assert any(not k.startswith("pool: ") for k in skipped)
-    assert results[60][0] == results[100_000][0]
+    ref = results[100_000, 1][0]
+    for key, (files, _, _) in results.items():
+        assert files == ref, key  # manifest.json included
 
 
 def test_merge_skips_adds_rows_and_counts_the_pool_once():
@@ -136,27 +142,27 @@ def _jobs_for(cat, total: int, mixture: str):
     return js
 
 
-def test_zero_shot_tasks_of_a_small_export_get_about_target_jobs(cat, monkeypatch):
+def test_tasks_of_a_small_export_get_about_target_jobs(cat, monkeypatch):
     monkeypatch.setattr(jobs, "MIN_CHUNK_ROWS", 10)
     monkeypatch.setattr(jobs, "TARGET_JOBS", 8)
-    zs = _jobs_for(cat, 400, "zs")
-    assert len(zs) == 8
-    # record ranges tile the split, in order, without overlap
-    assert [(j.lo, j.hi) for j in zs] == [(N * c // 8, N * (c + 1) // 8) for c in range(8)]
-    # a task with a few-shot pool keeps CHUNK_ROWS per job (one job here)
-    assert len(_jobs_for(cat, 400, "mix")) == 1
+    for mixture in ("zs", "mix"):
+        js = _jobs_for(cat, 400, mixture)
+        assert len(js) == 8, mixture
+        # record ranges tile the split, in order, without overlap
+        assert [(j.lo, j.hi) for j in js] == [(N * c // 8, N * (c + 1) // 8) for c in range(8)]
     # never below MIN_CHUNK_ROWS rows per job
     monkeypatch.setattr(jobs, "MIN_CHUNK_ROWS", 200)
     assert len(_jobs_for(cat, 400, "zs")) == 2
+    # never above CHUNK_ROWS
+    monkeypatch.setattr(jobs, "MIN_CHUNK_ROWS", 10)
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 20)
+    assert len(_jobs_for(cat, 400, "zs")) == 20
 
 
 def test_chunk_target_bounds():
-    assert jobs.chunk_target(100_000, pooled=False) == 100_000 // jobs.TARGET_JOBS + (
-        100_000 % jobs.TARGET_JOBS > 0
-    )
-    assert jobs.chunk_target(10**8, pooled=False) == jobs.CHUNK_ROWS
-    assert jobs.chunk_target(10, pooled=False) == jobs.MIN_CHUNK_ROWS
-    assert jobs.chunk_target(10, pooled=True) == jobs.CHUNK_ROWS
+    assert jobs.chunk_target(100_000) == -(-100_000 // jobs.TARGET_JOBS)
+    assert jobs.chunk_target(10**8) == jobs.CHUNK_ROWS
+    assert jobs.chunk_target(10) == jobs.MIN_CHUNK_ROWS
 
 
 def test_resume_with_another_job_layout_renders_again(cat, tmp_path, monkeypatch):

@@ -38,16 +38,16 @@ from .writer import POS, SCHEMA
 TRAIN = "train"
 POOL_SIZE = 512
 CHUNK_ROWS = 25_000  # output rows per job: big tasks split into record ranges
-#: A task without a few-shot pool (zero-shot formats only) is split finer when
-#: the export is small, so that its jobs keep two workers busy to the end:
-#: about ``TARGET_JOBS`` jobs per export, ``MIN_CHUNK_ROWS`` to ``CHUNK_ROWS``
-#: rows each. Not finer: a job that starts inside a Parquet row group decodes
-#: the group from its start (~1 µs per record skipped), so k jobs per row group
-#: cost (k - 1) / 2 groups of extra decoding. The layout depends on the plan
-#: only, never on the number of workers (a resume with another ``--workers``
-#: reuses every finished job), and the output never depends on it: rows, seeds
-#: and positions are per record, and skip counts add up (a task with a pool
-#: keeps ``CHUNK_ROWS``: the pool's skip counts are replayed per chunk job).
+#: A task is split finer when the export is small, so that its jobs keep two
+#: workers busy to the end: about ``TARGET_JOBS`` jobs per export,
+#: ``MIN_CHUNK_ROWS`` to ``CHUNK_ROWS`` rows each. Not finer: a job that starts
+#: inside a Parquet row group decodes the group from its start (~1 µs per
+#: record skipped), so k jobs per row group cost (k - 1) / 2 groups of extra
+#: decoding. The layout depends on the plan only, never on the number of
+#: workers (a resume with another ``--workers`` reuses every finished job), and
+#: the output never depends on it: rows, seeds and positions are per record,
+#: row skip counts add up and a few-shot pool's count once per task
+#: (``merge_skips`` in export/__init__.py).
 TARGET_JOBS = 8
 MIN_CHUNK_ROWS = 5_000
 
@@ -126,9 +126,15 @@ _POOLS: dict[tuple, tuple[list[Exemplar], dict[str, int]]] = {}
 
 
 def _read_pool(src, pidx: set[int], stats: dict[str, int]):
-    """(index, id, record) of the sampled pool records, in index order: seeking to
-    each where the source allows it, else one sequential pass up to the last."""
+    """(index, id, record) of the sampled pool records, in index order: taken from
+    record batches where the source is Arrow underneath (:meth:`Source.take`: only
+    those records are converted), else seeking to each where the source allows
+    it, else one sequential pass up to the last."""
     if not pidx:
+        return
+    got = src.take(TRAIN, pidx, stats)  # Arrow-backed: only the sampled rows become dicts
+    if got is not None:
+        yield from got
         return
     order = sorted(pidx)
     if src.seekable(TRAIN):
@@ -909,16 +915,12 @@ def _count(d: dict[str, int], key: str, n: int = 1) -> None:
     d[key[:200]] = d.get(key[:200], 0) + n
 
 
-def chunk_target(total: int, *, pooled: bool) -> int:
+def chunk_target(total: int) -> int:
     """Output rows per chunk job of a task in an export of ``total`` rows.
 
-    >>> chunk_target(100_000, pooled=False), chunk_target(100_000, pooled=True)
-    (12500, 25000)
-    >>> chunk_target(10_000_000, pooled=False), chunk_target(1_000, pooled=False)
-    (25000, 5000)
+    >>> chunk_target(100_000), chunk_target(10_000_000), chunk_target(1_000)
+    (12500, 25000, 5000)
     """
-    if pooled:
-        return CHUNK_ROWS
     return min(CHUNK_ROWS, max(MIN_CHUNK_ROWS, -(-total // TARGET_JOBS)))
 
 
@@ -952,7 +954,7 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         if not fm:
             continue
         rows = sum(c for _, c, _ in fm)
-        per = chunk_target(total, pooled=any(is_fewshot_format(f) for f, _, _ in fm))
+        per = chunk_target(total)
         chunks = max(1, min(sizes[t], -(-rows // per)))
         if seekable is not None and not seekable.get(t, True):
             chunks = 1

@@ -1,0 +1,114 @@
+"""``Source.take``: the few-shot pool's sampled records read by index from Arrow
+record batches, only those records converted to Python (issue 9: the pool read
+used to turn ~the whole split into dicts to keep 512). Counts work, not time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from flan_data import Catalog, open_source
+from flan_data.export import export_mixture, jobs
+from flan_data.sources.base import Source
+from flan_data.specs import SourceSpec
+
+N = 300
+
+
+def _rows(n: int) -> list[dict]:
+    return [{"uid": f"u{i:05d}", "text": f"row {i}", "label": i % 3} for i in range(n)]
+
+
+def _write(kind: str, d: Path, n: int = N) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    t = pa.Table.from_pylist(_rows(n))
+    if kind == "parquet":
+        pq.write_table(t, d / "train.parquet", row_group_size=37)
+    elif kind == "arrow":
+        with pa.OSFile(str(d / "train.arrow"), "wb") as s, ipc.new_file(s, t.schema) as w:
+            w.write_table(t, max_chunksize=23)
+    elif kind == "jsonl":
+        (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in t.to_pylist()))
+    elif kind == "hf":
+        datasets = pytest.importorskip("datasets")
+        datasets.Dataset.from_list(_rows(n)).save_to_disk(str(d / "ds"))
+        return d / "ds"
+    return d
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow", "hf"])
+@pytest.mark.parametrize("id_field", [None, "uid"])
+@pytest.mark.parametrize("holdout", [0, 40])
+def test_take_gives_the_records_read_range_gives(tmp_path, monkeypatch, kind, id_field, holdout):
+    monkeypatch.setattr(Source, "TAKE_GAP", 16)  # several ranges over this small split
+    src = open_source(SourceSpec(kind=kind, path=str(_write(kind, tmp_path / "d")),
+                                 id_field=id_field, validation_size=holdout))  # fmt: skip
+    for split in ("train", "validation") if holdout else ("train",):
+        full = list(src.read(split))
+        n = len(full)
+        for want in ([0], [n - 1], [5, 3, 5, 100 % n, 101 % n, n - 1], list(range(0, n, 7)), list(range(n))):  # fmt: skip
+            stats: dict[str, int] = {}
+            got = list(src.take(split, want, stats))
+            assert got == [(i, *full[i]) for i in sorted(set(want))], (split, want)
+            assert stats["converted"] == len(set(want))
+            assert stats["read"] >= len(set(want))
+        assert list(src.take(split, [])) == []
+
+
+def test_take_is_none_where_there_are_no_batches(tmp_path):
+    src = open_source(SourceSpec(kind="jsonl", path=str(_write("jsonl", tmp_path / "d"))))
+    assert src.take("train", [1, 2]) is None
+
+
+def _catalog(root: Path, n: int) -> Catalog:
+    (root / "collections").mkdir(parents=True)
+    (root / "templates").mkdir()
+    _write("parquet", root / "data", n)
+    (root / "templates" / "t.yaml").write_text(json.dumps({"sets": {"t": {"templates": [
+        {"id": "t0", "input": "Text: {{ text }}\n{{ options_block }}", "target": "{{ answer }}"},
+        {"id": "t1", "input": "{{ text }} - which?{{ options_block }}", "target": "{{ answer }}"}]}},
+        "styles": [{"id": "q", "input_prefix": "Q: ", "target_prefix": "A: ", "x_y_delimiter": "\n", "example_separator": "\n\n"}]}))  # fmt: skip
+    (root / "collections" / "c.yaml").write_text(json.dumps({"collection": "flan2021", "tasks": [
+        {"name": "syn", "source": {"kind": "parquet", "path": str(root / "data"), "id_field": "uid"},
+         "fields": {"text": "text", "answer": "options[label]"}, "options": ["a", "b", "c"], "templates": ["t"]}]}))  # fmt: skip
+    (root / "catalog.yaml").write_text(json.dumps({
+        "collections": {"flan2021": {"file": "collections/c.yaml"}},
+        "mixtures": {"mix": {"members": [{"task": "syn", "formats": ["zs_opt", "fs_opt", "fs_noopt"]}]}}}))  # fmt: skip
+    return Catalog.load(root)
+
+
+def test_export_pool_by_take_is_the_same_and_converts_only_the_pool(tmp_path, monkeypatch):
+    cat = _catalog(tmp_path / "c", 2000)
+    monkeypatch.setattr(jobs, "POOL_SIZE", 30)
+    converted = []
+    orig = Source.take
+
+    def spy(self, split, indices, stats=None):
+        st: dict[str, int] = {}
+        it = orig(self, split, indices, st)
+        if it is None:
+            return None
+
+        def run():
+            yield from it
+            converted.append(st.get("converted", 0))
+
+        return run()
+
+    outs = []
+    for use_take in (True, False):
+        jobs._POOLS.clear()
+        if use_take:
+            monkeypatch.setattr(Source, "take", spy)
+        else:
+            monkeypatch.setattr(Source, "take", lambda *a, **k: None)
+        out = tmp_path / f"o{use_take}"
+        export_mixture(cat, "mix", out, total=900, seed=3, progress=False, log=lambda s: None)
+        outs.append({p.name: p.read_bytes() for p in sorted((out / "data").iterdir())})
+    assert outs[0] == outs[1]  # the same exemplars, the same bytes
+    assert converted and all(c == 30 for c in converted)  # only the sampled records
