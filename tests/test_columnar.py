@@ -350,6 +350,7 @@ def _catalog(root: Path, kind: str, recs: list[dict], fields=None) -> Catalog:
         {"name": "syn", "source": src, "fields": fields, "options": OPTIONS, "templates": ["t"]}]}))  # fmt: skip
     (root / "catalog.yaml").write_text(json.dumps({"collections": {"flan2021": {"file": "collections/c.yaml"}},
         "mixtures": {"zs": {"members": [{"task": "syn", "formats": ["zs_opt", "zs_noopt"]}]},
+                     "zs1": {"members": [{"task": "syn", "formats": ["zs_opt"]}]},
                      "mix": {"members": [{"task": "syn", "formats": ["zs_opt", "fs_opt", "zs_noopt"]}]}}}))  # fmt: skip
     return Catalog.load(root)
 
@@ -388,7 +389,7 @@ def _export(cat, mix, out, fast: bool, monkeypatch, **kw):
 
 
 @pytest.mark.parametrize("kind", ["parquet", "arrow", "hf"])
-@pytest.mark.parametrize("mix", ["zs", "mix"])
+@pytest.mark.parametrize("mix", ["zs", "mix", "zs1"])  # zs1: every record once, then a second pass
 def test_export_identical_with_fast_path_on_and_off(tmp_path, monkeypatch, kind, mix):
     monkeypatch.setattr(jobs, "CHUNK_ROWS", 900)  # several jobs per task
     monkeypatch.setattr(jobs, "FAST_ROWS", 500)  # several column-wise batches per job

@@ -365,8 +365,6 @@ def export_mixture(
                 merge_skips(skipped.setdefault(res.task, {}), res.skipped)
             bar.update(max(res.rows, 0))
         bar.close()
-        # every worker must have started (a script without a __main__ guard fails here)
-        getattr(executor, "check_started", lambda: None)()
 
         shards_info = []
         job_indices = [j.index for j in jobs]
@@ -377,6 +375,11 @@ def export_mixture(
             shards_info.append(info)
             freer.shard_done(info)  # a bucket's spill goes as soon as its shards are written
             _fault("shard", done)
+        # Every worker must have started before the export is complete (a script
+        # without a __main__ guard fails here). Checked after the shards, not
+        # before: a child still starting (the forkserver's first imports) may
+        # join the assembly, and the wait for it overlaps it.
+        getattr(executor, "check_started", lambda: None)()
         shards_info.sort(key=lambda s: s["file"])
         # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole
         for p in (out / DATA_DIR).glob(".shard-*.tmp-*"):

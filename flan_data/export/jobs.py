@@ -460,9 +460,13 @@ class _FastRows:
             sel = np.flatnonzero(keys == key) if len(uniq) > 1 else np.arange(z - a)
             lk = loc[sel]
             group = (key >> 32, key & 0xFFFFFFFF)
-            self.pending.setdefault(group, []).append(
-                (b.take(pa.array(lk)), [ids[i] for i in lk.tolist()], sel + a)
-            )
+            # lk is ascending without repeats: a run of consecutive rows is a slice
+            c0, n = int(lk[0]), len(lk)
+            if int(lk[-1]) - c0 + 1 == n:
+                part = (b.slice(c0, n), ids[c0 : c0 + n], sel + a)
+            else:
+                part = (b.take(pa.array(lk)), [ids[i] for i in lk.tolist()], sel + a)
+            self.pending.setdefault(group, []).append(part)
             got = self.n_pending.get(group, 0) + len(sel)
             self.n_pending[group] = got
             if got >= FAST_ROWS:

@@ -25,8 +25,9 @@ otherwise inherit the forkserver's, from when it started).
 Workers re-import the main module. A script that starts an export at import
 time, without an ``if __name__ == "__main__":`` guard, makes every worker die
 while starting; the executor notices (at the next work item, or at
-:meth:`LocalExecutor.check_started`, which the export calls before writing
-shards) and fails with that advice instead of hanging.
+:meth:`LocalExecutor.check_started`, which the export calls before it writes
+the manifest: the export is never marked complete) and fails with that advice
+instead of hanging.
 """
 
 from __future__ import annotations
