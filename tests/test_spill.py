@@ -129,8 +129,10 @@ def test_spill_is_freed_bucket_by_bucket(cat, tmp_path, monkeypatch):
     assert samples[-1][0] == 0  # every run truncated to nothing before the manifest
     assert spill0 > 0 and shards > 0
     peak = max(a + b for a, b in samples)
-    # without freeing, spill + shards reaches spill0 + shards (~2 copies)
-    assert peak < 0.6 * (spill0 + shards)
+    # without freeing, spill + shards reaches spill0 + shards (~2 copies); with it,
+    # about one copy plus the bucket being written (10 buckets here)
+    assert peak <= max(spill0, shards) + 2 * max(spill0, shards) / 10
+    assert peak < 0.75 * (spill0 + shards)
     assert not (out / ".flan-export" / "spill").exists()  # removed once complete
 
 
