@@ -121,7 +121,7 @@ def compose_query(inputs: str, style: FewShotStyle, targets: str = "") -> str:
     lead = "" if starts_with_label(inputs) else style.input_prefix
     if ends_with_cue(inputs):
         return lead + inputs
-    tp = "" if targets and starts_with_label(targets) else style.target_prefix
+    tp = "" if targets and _target_labelled(targets) else style.target_prefix
     return (lead + inputs + _delimiter(inputs, style) + tp).rstrip()
 
 

@@ -1160,15 +1160,25 @@ class TaskRenderer:
         ids = ids_arr[P[g]].tolist()
         r_in, r_tg, r_fs, r_ids, _ = res
         fs_ids = [fs.id for fs in styles]
-        j = 0
-        for a, p, fs_i in zip(range(len(g)), pos[g].tolist(), F[g].tolist()):
-            fs = styles[fs_i]
-            qt = qt_l[p]
-            r_in[p] = ("".join(texts[j : j + k]) + compose_query(qi_l[p], fs, qt)).rstrip()
-            r_tg[p] = qt
-            r_fs[p] = fs_ids[fs_i]
+        rows_g, fs_g = pos[g].tolist(), F[g].tolist()
+        cq = compose_query
+        if k == 3:  # the default shots: one concatenation per row
+            ins = [(texts[j] + texts[j + 1] + texts[j + 2] + cq(qi_l[p], styles[f], qt_l[p])).rstrip()
+                   for j, p, f in zip(range(0, 3 * len(g), 3), rows_g, fs_g)]  # fmt: skip
+        else:
+            ins = [("".join(texts[j : j + k]) + cq(qi_l[p], styles[f], qt_l[p])).rstrip()
+                   for j, p, f in zip(range(0, k * len(g), k), rows_g, fs_g)]  # fmt: skip
+        if len(rows_g) == len(r_in):  # every row: whole columns
+            r_in[:] = ins
+            r_tg[:] = qt_l
+            r_fs[:] = [fs_ids[f] for f in fs_g]
+            r_ids[:] = ids
+            return rest
+        for a, p in enumerate(rows_g):
+            r_in[p] = ins[a]
+            r_tg[p] = qt_l[p]
+            r_fs[p] = fs_ids[fs_g[a]]
             r_ids[p] = ids[a]
-            j += k
         return rest
 
     def _fewshot_cache(self) -> _FewShotCache:

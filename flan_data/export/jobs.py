@@ -73,6 +73,7 @@ class TaskJob:
     decontam: str | None = None  # folder of the eval n-gram index (export --decontaminate)
     output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
     bucket_shards: int = 1  # shards per spill bucket (see bucket_shards())
+    materialized: str | None = None  # the train split's read-once copy (export/materialize.py)
 
 
 @dataclass
@@ -196,6 +197,10 @@ def _run_job(
         return JobResult(job.index, job.task, -1, skipped, [])
     tr = renderer.task_renderer(job.task)
     src = open_task_source(catalog, tr.task, job.source, job.source_dirs)
+    if job.materialized is not None:
+        from .materialize import MaterializedSource
+
+        src = MaterializedSource(job.materialized, src)
 
     fmts = [f for f, _, _ in job.formats]
     hi = job.size if job.hi is None else job.hi
@@ -938,7 +943,7 @@ def chunk_target(total: int) -> int:
 
 def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, source: str,
               source_dirs: Mapping[str, str], on_error: str,
-              seekable: Mapping[str, bool] | None = None,
+              seekable: Mapping[str, bool] | None = None, materialized: Mapping[str, str] | None = None,
               output: OutputSpec | None = None, decontam: str | None = None) -> tuple[list[TaskJob], int]:  # fmt: skip
     """Jobs in plan order and the number of shards.
 
@@ -975,7 +980,8 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
                                 num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
                                 pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
-                                decontam=decontam, bucket_shards=bucket_shards(shard_rows)))  # fmt: skip
+                                decontam=decontam, bucket_shards=bucket_shards(shard_rows),
+                                materialized=(materialized or {}).get(t)))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
