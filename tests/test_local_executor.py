@@ -54,7 +54,9 @@ def test_script_without_main_guard_fails_fast_with_advice(tmp_path):
     assert "FINISHED" not in p.stdout
     assert 'if __name__ == "__main__":' in p.stderr
     assert "exited while starting" in p.stderr
-    assert not list((tmp_path / "out").glob("shard-*"))
+    # never marked complete (shards it wrote meanwhile are kept for a rerun)
+    assert not (tmp_path / "out" / "COMPLETED").exists()
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_guarded_script_runs_with_two_workers(tmp_path):

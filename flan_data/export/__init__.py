@@ -135,18 +135,22 @@ def sources_used(
 
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
                 workers: int = 1, executor=None, seekable: dict[str, bool] | None = None,
-                progress: bool = False, unreadable: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
+                progress: bool = False, unreadable: dict[str, str] | None = None,
+                mat_dir: Path | None = None, materialized: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
     """Train-split sizes of ``tasks``; every unreachable source is reported at once
     (tasks failing for the same reason, e.g. an unreachable hub, share one line).
 
     ``seekable``, when given, is filled with whether each task's source can
     read a record range without reading what comes before it. With
     ``unreadable`` given, tasks that cannot be read are recorded there (name ->
-    reason) and left out instead of raising. ``progress`` shows a progress bar."""
+    reason) and left out instead of raising. ``progress`` shows a progress bar.
+    With ``mat_dir``, sources that must be read to be counted are read once into
+    files there, listed in ``materialized`` (task -> path) for the jobs."""
     from .local import count_one
 
     names = [t.name for t in tasks]
-    args = [(catalog.root, n, source, dict(source_dirs)) for n in names]
+    extra = () if mat_dir is None else (str(mat_dir),)
+    args = [(catalog.root, n, source, dict(source_dirs), *extra) for n in names]
     results = executor.map(count_one, args) if executor is not None else map(count_one, args)
     if progress:
         from tqdm import tqdm
@@ -163,6 +167,8 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
             sizes[name] = res[0]
             if seekable is not None:
                 seekable[name] = res[1]
+            if materialized is not None and len(res) > 2:
+                materialized[name] = res[2]
     if unreadable is not None:
         for reason, ns in by_reason.items():
             for n in ns:
@@ -273,8 +279,10 @@ def export_mixture(
             )
         seekable: dict[str, bool] = {}
         unavailable: dict[str, str] | None = {} if skip_unavailable else None
+        materialized: dict[str, str] = {}
         sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable,
-                            unreadable=unavailable)  # fmt: skip
+                            unreadable=unavailable, mat_dir=_materialize_dir(out),
+                            materialized=materialized)  # fmt: skip
         if unavailable:
             if not sizes:
                 raise SourceError(
@@ -336,6 +344,7 @@ def export_mixture(
             source_dirs=dirs,
             on_error=on_error,
             seekable=seekable,
+            materialized=materialized,
             output=output,
             decontam=_save_decontam_index(dindex, out),
         )
@@ -356,8 +365,6 @@ def export_mixture(
                 merge_skips(skipped.setdefault(res.task, {}), res.skipped)
             bar.update(max(res.rows, 0))
         bar.close()
-        # every worker must have started (a script without a __main__ guard fails here)
-        getattr(executor, "check_started", lambda: None)()
 
         shards_info = []
         job_indices = [j.index for j in jobs]
@@ -368,6 +375,11 @@ def export_mixture(
             shards_info.append(info)
             freer.shard_done(info)  # a bucket's spill goes as soon as its shards are written
             _fault("shard", done)
+        # Every worker must have started before the export is complete (a script
+        # without a __main__ guard fails here). Checked after the shards, not
+        # before: a child still starting (the forkserver's first imports) may
+        # join the assembly, and the wait for it overlaps it.
+        getattr(executor, "check_started", lambda: None)()
         shards_info.sort(key=lambda s: s["file"])
         # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole
         for p in (out / DATA_DIR).glob(".shard-*.tmp-*"):
@@ -622,6 +634,8 @@ def _prepare_out(out: Path, state: dict[str, Any], overwrite: bool) -> Path:
         raise FlanDataError(f"{out} exists and is not a folder")
     _finish_swap(out)
     names = _names(out)
+    if names == [STATE_DIR] and not spec_file.is_file():
+        names = []  # only what an interrupted count pass of ours wrote (materialised sources)
     if not names:
         sdir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(spec_file, data)
@@ -663,6 +677,21 @@ def _prepare_out(out: Path, state: dict[str, Any], overwrite: bool) -> Path:
     atomic_write_bytes(sdir / "foreign.json", dumps(names))  # the user's files: never touched
     atomic_write_bytes(spec_file, data)
     return out
+
+
+def _materialize_dir(out: Path) -> Path | None:
+    """Where the count pass keeps read-once copies of sources that cannot seek:
+    the export's state folder, when ``out`` is new, empty or an export of ours
+    (never inside a folder of someone else's files, which the export may refuse)."""
+    from .materialize import MAT_DIR
+
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / STATE_DIR).is_dir())
+    ):
+        return None
+    if (out / COMPLETED).is_file():
+        return None  # a complete export: nothing to render unless --overwrite, which keeps it untouched
+    return (out / STATE_DIR / MAT_DIR).resolve()
 
 
 def _probe_writable(out: Path) -> None:
@@ -756,7 +785,10 @@ def _clean_leftovers(out: Path) -> None:
             if _LEFTOVER.match(n):
                 (d / n).unlink(missing_ok=True)
     if (out / COMPLETED).is_file():
+        from .materialize import MAT_DIR
+
         shutil.rmtree(out / STATE_DIR / "spill", ignore_errors=True)
+        shutil.rmtree(out / STATE_DIR / MAT_DIR, ignore_errors=True)
 
 
 def _check_complete(out: Path, *, deep: bool, log: Callable[[str], None]) -> dict[str, Any] | None:

@@ -25,8 +25,9 @@ otherwise inherit the forkserver's, from when it started).
 Workers re-import the main module. A script that starts an export at import
 time, without an ``if __name__ == "__main__":`` guard, makes every worker die
 while starting; the executor notices (at the next work item, or at
-:meth:`LocalExecutor.check_started`, which the export calls before writing
-shards) and fails with that advice instead of hanging.
+:meth:`LocalExecutor.check_started`, which the export calls before it writes
+the manifest: the export is never marked complete) and fails with that advice
+instead of hanging.
 """
 
 from __future__ import annotations
@@ -125,15 +126,33 @@ def _ping(_: int) -> bool:
     return True
 
 
-def count_one(args: tuple[Path, str, str, Mapping[str, str]]) -> tuple[int, bool] | str:
+def count_one(args: tuple) -> tuple[int, bool] | tuple[int, bool, str] | str:
     """(train-split size, whether the source can seek) of one task, or the
     reason it cannot be read. Sizes come from metadata where the format has
-    them (Parquet footer, Arrow batches, ``len`` of a save_to_disk split)."""
-    _root, name, source, dirs = args
+    them (Parquet footer, Arrow batches, ``len`` of a save_to_disk split).
+
+    With a fifth item, a folder, a source that must be read to be counted
+    (record rules, no random access) is read once into a materialised file
+    there (:mod:`~flan_data.export.materialize`; reused when already there),
+    and its path comes third in the result."""
+    _root, name, source, dirs = args[:4]
+    mat_dir = args[4] if len(args) > 4 else None
     cat: Catalog = _state("catalog")
     try:
-        src = open_task_source(cat, cat.task(name), source, dirs)
-        return src.count("train"), src.seekable("train")
+        task = cat.task(name)
+        src = open_task_source(cat, task, source, dirs)
+        seekable = src.seekable("train")
+        if mat_dir is not None and not seekable:
+            from . import materialize as mz
+
+            key = mz.cache_key(cat, task, source, dirs)
+            if key is not None:
+                path = mz.path_for(Path(mat_dir), name, key)
+                n = mz.count_rows(path) if path.is_file() else None
+                if n is None:
+                    n = mz.materialize(src, path)
+                return n, seekable, str(path)
+        return src.count("train"), seekable
     except FlanDataError as e:
         return str(e)
 
