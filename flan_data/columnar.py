@@ -230,10 +230,13 @@ class TaskColumns:
     # -- rendering
 
     def render(self, batch: pa.RecordBatch, ids: Sequence[str], *, fmt: str, seed: int,
-               split: str, template_id: str | None = None) -> Rendered:  # fmt: skip
+               split: str, template_id: str | None = None, seeds: np.ndarray | None = None) -> Rendered:  # fmt: skip
         """Render every row of ``batch`` (raw source rows, example ids ``ids``) in
         ``fmt`` as ``render_batch(..., split=split, fmt=fmt, seed=seed,
-        template_id=template_id)`` does; rows it cannot decide are in ``fallback``."""
+        template_id=template_id)`` does; rows it cannot decide are in ``fallback``.
+        ``seeds`` (optional) are the rows' example seeds, already derived
+        (``SeedPrefix(seed, task, split).derive_many(ids)``; rows of several
+        seeds can then render together)."""
         n = batch.num_rows
         plan = self._plan(fmt, template_id)
         if plan is None or n == 0:
@@ -285,7 +288,8 @@ class TaskColumns:
                 vals[f.name] = lab
                 if f.name == "answer":
                     afirst = self._label_first[lab]
-        seeds = SeedPrefix(seed, self.tr.task.name, split).derive_many(ids)
+        if seeds is None:
+            seeds = SeedPrefix(seed, self.tr.task.name, split).derive_many(ids)
         tix = choose(seeds, _SALT_TEMPLATE, len(cands))
         able = np.array([p is not None for p in tplans])
         ok &= able[tix]

@@ -408,6 +408,17 @@ def test_export_identical_with_fast_path_on_and_off(tmp_path, monkeypatch, kind,
         assert on2 == off
 
 
+@pytest.mark.parametrize("on_error", ["skip", "fail"])
+def test_export_identical_many_repeats(tmp_path, monkeypatch, on_error):
+    """A small task drawn many times over (each record in ~70 rows of one
+    format): the repeats render together, each with its own seeds."""
+    cat = _catalog(tmp_path / "c", "parquet", _nli(40, 9, dirty=on_error == "skip"))
+    kw = dict(total=3000, seed=4, shard_rows=1000, on_error=on_error)
+    off, _ = _export(cat, "zs", tmp_path / "off", False, monkeypatch, **kw)
+    on, fast = _export(cat, "zs", tmp_path / "on", True, monkeypatch, **kw)
+    assert fast > 2000 and on == off
+
+
 @pytest.mark.parametrize(
     "output",
     [

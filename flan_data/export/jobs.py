@@ -29,7 +29,7 @@ import pyarrow as pa
 from ..catalog import Catalog
 from ..errors import FlanDataError, RecordError
 from ..render import EMPTY_FEWSHOT, Exemplar, Renderer, drop_empty_fewshot, is_fewshot_format
-from ..seeding import derive_seed
+from ..seeding import SeedPrefix, derive_seed
 from ..sources import open_task_source
 from ..views import FLAN_DUMP_FIELDS, MESSAGE_TYPE, MESSAGES_TYPE, OutputSpec, add_views
 from .permute import permute, unpermute
@@ -459,59 +459,71 @@ class _FastRows:
         for key in uniq.tolist():
             sel = np.flatnonzero(keys == key) if len(uniq) > 1 else np.arange(z - a)
             lk = loc[sel]
-            group = (key >> 32, key & 0xFFFFFFFF)
+            k, rep = key >> 32, key & 0xFFFFFFFF
             # lk is ascending without repeats: a run of consecutive rows is a slice
             c0, n = int(lk[0]), len(lk)
             if int(lk[-1]) - c0 + 1 == n:
-                part = (b.slice(c0, n), ids[c0 : c0 + n], sel + a)
+                part = (b.slice(c0, n), ids[c0 : c0 + n], sel + a, rep)
             else:
-                part = (b.take(pa.array(lk)), [ids[i] for i in lk.tolist()], sel + a)
-            self.pending.setdefault(group, []).append(part)
-            got = self.n_pending.get(group, 0) + len(sel)
-            self.n_pending[group] = got
+                part = (b.take(pa.array(lk)), [ids[i] for i in lk.tolist()], sel + a, rep)
+            # one format's repeats render together (each part keeps its repeat's seeds)
+            self.pending.setdefault(k, []).append(part)
+            got = self.n_pending.get(k, 0) + n
+            self.n_pending[k] = got
             if got >= FAST_ROWS:
-                self._flush(group)
+                self._flush(k)
 
-    def _flush(self, group: tuple[int, int]) -> None:
-        parts = self.pending.pop(group, [])
-        self.n_pending.pop(group, None)
+    def _flush(self, k: int) -> None:
+        parts = self.pending.pop(k, [])
+        self.n_pending.pop(k, None)
         if not parts:
             return
         try:
             batch = pa.concat_batches([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # batches of different schemas: one at a time
             for p in parts:
-                self._render(group, p[0], p[1], p[2])
+                self._render(k, p[0], [p])
             return
+        self._render(k, batch, parts)
+
+    def _render(self, k: int, batch: pa.RecordBatch, parts: list) -> None:
+        job, tr = self.job, self.tr
+        fmt = self.fmts[k]
+        task = tr.task.name
+        seed_of = {
+            rep: derive_seed(job.seed, "export", fmt, rep)
+            for rep in dict.fromkeys(p[3] for p in parts)
+        }
         ids = parts[0][1] if len(parts) == 1 else [i for p in parts for i in p[1]]
         rows = parts[0][2] if len(parts) == 1 else np.concatenate([p[2] for p in parts])
-        self._render(group, batch, ids, rows)
-
-    def _render(self, group, batch: pa.RecordBatch, ids: list[str], rows: np.ndarray) -> None:
-        job, tr = self.job, self.tr
-        k, rep = group
-        fmt = self.fmts[k]
-        seed = derive_seed(job.seed, "export", fmt, rep)
-        res = self.tc.render(batch, ids, fmt=fmt, seed=seed, split=TRAIN)
+        seeds = np.concatenate(
+            [SeedPrefix(seed_of[p[3]], task, TRAIN).derive_many(p[1]) for p in parts]
+        )
+        res = self.tc.render(batch, ids, fmt=fmt, seed=0, split=TRAIN, seeds=seeds)
         if len(res.rows):
             self.writer.add(_columnar_batch(res, tr.task, fmt, ids, job.output, self.template_index,
                                             self.pos[rows[res.rows]]))  # fmt: skip
         fb = res.fallback
         if not len(fb):
             return
-        items = [(ids[i], rec) for i, rec in zip(fb.tolist(), batch.take(pa.array(fb)).to_pylist())]
-        errs: list[tuple[int, RecordError]] = []
-        cols = tr.render_batch(items, split=TRAIN, fmt=fmt, seed=seed, errors=errs,
-                               turns=job.output.multiturn)  # fmt: skip
-        if errs and job.on_error == "fail":
-            raise errs[0][1]  # the row-by-row rerun raises the error it always raised
-        for _, e in errs:
-            _count(self.skipped, _reason(e))
-        idx = cols.pop("index")
-        if idx:
-            self.writer.add(
-                record_batch(cols, job.output, self.template_index, self.pos[rows[fb[idx]]])
-            )
+        reps = np.concatenate([np.full(len(p[1]), p[3], dtype=np.int64) for p in parts])[fb]
+        for rep in dict.fromkeys(reps.tolist()):
+            sub = fb[reps == rep]
+            items = [
+                (ids[i], rec) for i, rec in zip(sub.tolist(), batch.take(pa.array(sub)).to_pylist())
+            ]
+            errs: list[tuple[int, RecordError]] = []
+            cols = tr.render_batch(items, split=TRAIN, fmt=fmt, seed=seed_of[rep], errors=errs,
+                                   turns=job.output.multiturn)  # fmt: skip
+            if errs and job.on_error == "fail":
+                raise errs[0][1]  # the row-by-row rerun raises the error it always raised
+            for _, e in errs:
+                _count(self.skipped, _reason(e))
+            idx = cols.pop("index")
+            if idx:
+                self.writer.add(
+                    record_batch(cols, job.output, self.template_index, self.pos[rows[sub[idx]]])
+                )
 
 
 def _columnar_batch(res, task, fmt: str, ids: list[str], output: OutputSpec,
