@@ -112,6 +112,9 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000, help="records of the Parquet source")
     ap.add_argument("--render-records", type=int, default=30_000, help="records in memory")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="then repeat the few-shot and mixed rows this many times, interleaved, "
+                         "and print medians (a shared machine's load moves single runs)")  # fmt: skip
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="flan-bench-fs-"))
     try:
@@ -139,8 +142,8 @@ def run(args, tmp: Path) -> None:
     renders = tr._fewshot_cache().renders
     o2 = bx.timed(lambda: bx.ours(tr, items[: len(half)], "fs_noopt", pool), len(half))
     renders2 = tr._fewshot_cache().renders - renders
-    col = RENDER_STATS["fewshot_column_rows"] - stats0["fewshot_column_rows"]
-    per_row = RENDER_STATS["fewshot_row_rows"] - stats0["fewshot_row_rows"]
+    col = RENDER_STATS.get("fewshot_column_rows", 0) - stats0.get("fewshot_column_rows", 0)
+    per_row = RENDER_STATS.get("fewshot_row_rows", 0) - stats0.get("fewshot_row_rows", 0)
     # the same rows again: the task's exemplars are rendered and composed by now
     # (what every batch after the first few of a task sees in an export)
     ow = bx.timed(lambda: bx.ours(tr, items[: len(half)], "fs_opt", pool), len(half))
@@ -177,8 +180,69 @@ def run(args, tmp: Path) -> None:
     res["mixed"] = {"fstring": fm, "ours": om, "records_read": read, "rows": m["num_rows"]}
     print(f"f-string mixed {fm:,.0f}/s | flan export {om:,.0f}/s = {om / fm:.3f}x (target >= 0.4)"
           f"\nrecords read {read:,} for {m['num_rows']:,} rows")  # fmt: skip
+    if args.rounds > 1:
+        res["rounds"] = rounds(args.rounds, cat, recs, items, tmp)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
+
+
+def rounds(n: int, cat, recs, items, tmp: Path) -> dict:
+    """The few-shot rows ``n`` times, interleaved: in memory by CPU time (f-string,
+    per-row Jinja, ours fs_opt on a fresh renderer, then again with its exemplars
+    cached), the mixed export by wall time; medians of rates and of each round's ratio."""
+    import statistics
+
+    half = recs[: len(recs) // 2]
+    m = len(half)
+    mixed = MixtureSpec(name="nli_mix", members=(MixtureMember(kind="task", name="syn_nli", formats=("zs_opt", "zs_noopt", "fs_opt", "fs_noopt")),))  # fmt: skip
+
+    def cpu(fn) -> float:
+        t = time.process_time()
+        fn()
+        return m / (time.process_time() - t)
+
+    got: dict[str, list[float]] = {}
+    for r in range(n):
+        engine = TemplateEngine()
+        tr = Renderer(cat, engine=engine).task_renderer("syn_nli")
+        pool = [tr.exemplar(x["uid"], x) for x in recs[:512]]
+        row = {
+            "fstring": cpu(lambda: bx.fstring_render(half, fewshot=3)),
+            "jinja_per_row": cpu(
+                lambda e=engine, c=tr.templates: bx.jinja_per_row(half, e, c, fewshot=3)
+            ),
+            "ours_fs_opt": cpu(lambda tr=tr, pool=pool: bx.ours(tr, items[:m], "fs_opt", pool)),
+            "ours_fs_opt_cached": cpu(
+                lambda tr=tr, pool=pool: bx.ours(tr, items[:m], "fs_opt", pool)
+            ),
+        }
+        t = time.perf_counter()
+        nm = bx.fstring_mixed_pipeline(cat.task("syn_nli").source.path, tmp / f"rf{r}")
+        row["mixed_fstring"] = nm / (time.perf_counter() - t)
+        t = time.perf_counter()
+        e = export_mixture(
+            cat, mixed, tmp / f"re{r}", workers=1, progress=False, log=lambda s: None
+        )
+        row["mixed_ours"] = e["num_rows"] / (time.perf_counter() - t)
+        shutil.rmtree(tmp / f"rf{r}", ignore_errors=True)
+        shutil.rmtree(tmp / f"re{r}", ignore_errors=True)
+        for k, v in row.items():
+            got.setdefault(k, []).append(v)
+    ratios = {
+        "fs_opt / per-row Jinja": [a / b for a, b in zip(got["ours_fs_opt"], got["jinja_per_row"])],
+        "fs_opt / f-string": [a / b for a, b in zip(got["ours_fs_opt"], got["fstring"])],
+        "fs_opt cached / f-string": [
+            a / b for a, b in zip(got["ours_fs_opt_cached"], got["fstring"])
+        ],
+        "mixed / f-string": [a / b for a, b in zip(got["mixed_ours"], got["mixed_fstring"])],
+    }
+    print(f"\n== {n} interleaved rounds (in memory: CPU time; mixed: wall time), medians ==")
+    print(" | ".join(f"{k} {statistics.median(v):,.0f}/s" for k, v in got.items()))
+    for k, v in ratios.items():
+        print(
+            f"{k}: median {statistics.median(v):.3f}x (rounds: {', '.join(f'{x:.3f}' for x in v)})"
+        )
+    return {"rates": got, "ratios": ratios}
 
 
 if __name__ == "__main__":

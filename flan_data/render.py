@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1604,7 +1603,6 @@ _NO_VALUES = (0, (), 0, 0)  # an exemplar without an option block
 _UNSURE = (-1, (), 0, 0)  # values the assembly cannot vouch for: the row goes per row
 _MISSING = object()
 _SENT_END = "\ue001"
-_SENT_RE = re.compile("(" + re.escape(_SENT_BLOCK) + "|" + re.escape(_SENT_ANSWER) + ")")
 
 
 def _style_values(opts: tuple[str, ...], style: OptionStyle, cache: _FewShotCache, need_nl: bool) -> tuple:  # fmt: skip
@@ -1671,30 +1669,49 @@ def _fill_form(raw: str, ans: int | None) -> tuple[tuple, tuple[int, ...], bool]
     and, between them, value indices (values are never blank, so a placeholder at
     an edge takes its value stripped on that side); the fields used and whether
     the literal text holds a line break. None when a placeholder cannot be told
-    (data or template holding the placeholder character)."""
+    (data or template holding the placeholder characters otherwise)."""
+    if len(raw) <= 64:  # short texts recur (a target that is the lettered answer)
+        key = (raw, ans)
+        hit = _FILL_FORMS.get(key, _MISSING)
+        if hit is _MISSING:
+            if len(_FILL_FORMS) > 1 << 14:
+                _FILL_FORMS.clear()
+            hit = _FILL_FORMS[key] = _fill_form_of(raw, ans)
+        return hit
+    return _fill_form_of(raw, ans)
+
+
+_FILL_FORMS: dict[tuple[str, int | None], Any] = {}
+_SENT_NAMES = {"options_block": 0, "answer": 1}
+
+
+def _fill_form_of(raw: str, ans: int | None) -> tuple[tuple, tuple[int, ...], bool] | None:
     core = raw.strip()
-    segs = _SENT_RE.split(core)
-    out: list = []
+    pieces = core.split(_SENT_CHAR)
+    first = pieces[0]
+    if _SENT_END in first:
+        return None
+    out: list = [first]
     fields = []
-    nl = False
-    last = len(segs) - 2
-    for x, s in enumerate(segs):
-        if x % 2 == 0:
-            if _SENT_CHAR in s or _SENT_END in s:
-                return None
-            nl = nl or "\n" in s
-            out.append(s)
-            continue
-        if s == _SENT_BLOCK:
+    nl = "\n" in first
+    last = len(pieces) - 1
+    for x in range(1, len(pieces)):
+        name, sep, lit = pieces[x].partition(_SENT_END)
+        kind = _SENT_NAMES.get(name)
+        if not sep or kind is None or _SENT_END in lit:
+            return None
+        if kind == 0:
             slot = 0
         elif ans is None:
             return None
         else:
             slot = 1 + ans
-        var = (1 if x == 1 and segs[0] == "" else 0) | (2 if x == last and segs[-1] == "" else 0)
+        var = (1 if x == 1 and first == "" else 0) | (2 if x == last and lit == "" else 0)
         f = slot * 4 + var
         fields.append(f)
         out.append(f)
+        out.append(lit)
+        nl = nl or "\n" in lit
     return tuple(out), tuple(fields), nl
 
 
