@@ -181,7 +181,7 @@ def test_files_of_killed_exports_are_swept(tmp_path):
     )
 
 
-def test_killed_export_leaves_a_file_the_next_export_deletes(tmp_path, monkeypatch):
+def test_killed_two_worker_export_resumes_and_its_file_is_deleted(tmp_path, monkeypatch):
     # kill -9 skips every finally: the next export with workers > 1 cleans up.
     env = {
         **os.environ,
@@ -201,6 +201,15 @@ def test_killed_export_leaves_a_file_the_next_export_deletes(tmp_path, monkeypat
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _payloads(tmp_path) == []
+    # the resumed export is the uninterrupted one, byte for byte
+    ref = [*cmd[:-1], str(tmp_path / "ref")]
+    r = subprocess.run(ref, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    def files(d: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in [*d.glob("data/*"), d / "manifest.json"]}
+
+    assert files(tmp_path / "out") == files(tmp_path / "ref")
 
 
 # -- workers come from a forkserver; a child that cannot start is reported
