@@ -283,3 +283,16 @@ def test_no_process_is_left_behind(tmp_path):
     for c in psutil.Process().children():
         cmd = " ".join(c.cmdline())
         assert "forkserver" in cmd or "resource_tracker" in cmd, cmd
+
+
+def test_falls_back_to_spawn_when_the_forkserver_cannot_start(tmp_path, monkeypatch):
+    from multiprocessing import forkserver
+
+    def no_socket():
+        raise PermissionError(1, "Operation not permitted (socket)")
+
+    monkeypatch.setattr(forkserver, "ensure_running", no_socket)
+    assert local.mp_context().get_start_method() == "spawn"
+    m = export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=2,
+                       progress=False, log=lambda s: None)  # fmt: skip
+    assert m["num_rows"] == 60

@@ -562,7 +562,7 @@ def _columnar_batch(res, task, fmt: str, ids: list[str], output: OutputSpec,
         "source_split": const(TRAIN),
         "seed": pa.array(res.seeds, pa.uint64()),
     }
-    if output.messages:
+    if spilled_messages(output):
         arrays["messages"] = messages_array(arrays["inputs"], arrays["targets"], output.system)
     if "flan-dump" in output.columns:
         arrays["task_source"] = const(TASK_SOURCE.get(task.collection, task.collection))
@@ -609,8 +609,8 @@ def record_batch(
         else:
             arrays[f.name] = pa.array(vals, f.type)
     turns = cols.pop("turns", None)
-    if output.messages:
-        if output.multiturn and turns is not None and any(t is not None for t in turns):
+    if spilled_messages(output):
+        if turns is not None and any(t is not None for t in turns):
             views = add_views({"inputs": cols["inputs"], "targets": cols["targets"], "collection": [],
                                "task": [], "format": [], "template_id": [], "turns": turns},
                               OutputSpec(messages=True, chat_fewshot="multiturn", system=output.system), {})  # fmt: skip
@@ -909,8 +909,20 @@ def check_consumed(spill_dir: Path, out: Path, num_shards: int, bucket_shards: i
 
 
 def spill_schema(output: OutputSpec) -> pa.Schema:
-    """Columns of a spill run: the output's shard schema plus the row position."""
-    return output.schema().append(pa.field(POS, pa.int64()))
+    """Columns of a spill run: the output's shard schema plus the row position,
+    less the ``messages`` column where assembly rebuilds it from the inputs and
+    targets (:func:`spilled_messages`): a second copy of the texts on disk."""
+    schema = output.schema()
+    if output.messages and not spilled_messages(output):
+        schema = schema.remove(schema.get_field_index("messages"))
+    return schema.append(pa.field(POS, pa.int64()))
+
+
+def spilled_messages(output: OutputSpec) -> bool:
+    """Whether the ``messages`` column travels through the spill: only when few-shot
+    rows may be split into turns; otherwise it is a pure function of (inputs,
+    targets, system), built at assembly by :func:`messages_array` (same bytes)."""
+    return output.messages and output.multiturn
 
 
 def _read_skipped(d: Path) -> dict[str, int]:
@@ -986,6 +998,10 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
     return jobs, num_shards
 
 
+def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
 def assemble_bucket(
     bucket: int,
     num_shards: int,
@@ -1026,6 +1042,9 @@ def assemble_bucket(
         lo, hi = np.searchsorted(spos, [s * idx.shard_rows, (s + 1) * idx.shard_rows]).tolist()
         if hi > lo:
             shard = table.take(pa.array(order[lo:hi])).drop_columns([POS])
+            if output.messages and not spilled_messages(output):
+                msgs = messages_array(_one_chunk(shard["inputs"]), _one_chunk(shard["targets"]), output.system)  # fmt: skip
+                shard = shard.add_column(schema.get_field_index("messages"), schema.field("messages"), msgs)  # fmt: skip
         else:
             shard = schema.empty_table()
         name = f"{DATA_DIR}/{shard_name(s, num_shards, output.file_format)}"
