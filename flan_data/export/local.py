@@ -66,6 +66,7 @@ PRELOAD = (
     "pyarrow.parquet",
     "pyarrow.compute",
     "pandas",
+    "pyarrow.pandas_compat",
     "jinja2",
     "flan_data.export.local",
     "flan_data.columnar",
