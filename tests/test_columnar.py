@@ -439,13 +439,18 @@ def test_export_outputs_identical(tmp_path, monkeypatch, output):
 def test_on_error_fail_same_error_and_clean_data_passes(tmp_path, monkeypatch):
     cat = _catalog(tmp_path / "c", "parquet", _nli(1500, 3, dirty=True))
     kw = dict(total=1500, seed=2, shard_rows=400, on_error="fail")
-    off, _ = _export(cat, "zs", tmp_path / "off", False, monkeypatch, **kw)
+    off_err, _ = _export(cat, "zs", tmp_path / "off", False, monkeypatch, **kw)
     on, _ = _export(cat, "zs", tmp_path / "on", True, monkeypatch, **kw)
-    assert off[0] == "error" and on == off
+    assert off_err[0] == "error" and on == off_err
     clean = _catalog(tmp_path / "k", "parquet", _nli(1500, 3, dirty=False))
     off, _ = _export(clean, "zs", tmp_path / "koff", False, monkeypatch, **kw)
     on, fast = _export(clean, "zs", tmp_path / "kon", True, monkeypatch, **kw)
     assert fast > 1000 and on == off and "manifest.json" in on
+    on2, _ = _export(clean, "zs", tmp_path / "kon2", True, monkeypatch, workers=2, **kw)
+    assert on2 == off
+    # a bad record with 2 workers fails the export too (which job reports first may vary)
+    err, _ = _export(cat, "zs", tmp_path / "on2", True, monkeypatch, workers=2, **kw)
+    assert err[0] == "error" and err[1] == off_err[1]
 
 
 def test_fast_path_reads_each_record_once(tmp_path, monkeypatch):
