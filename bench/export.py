@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import synth  # noqa: E402
 
+import flan_data.columnar  # noqa: E402, F401  - its one-time import (pyarrow.compute) stays out of the timed render stage
 from flan_data import Catalog, Renderer  # noqa: E402
 from flan_data.export import export_mixture  # noqa: E402
 from flan_data.options import PLAIN, format_options  # noqa: E402
@@ -259,6 +260,12 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="best of N passes for the f-string pipeline and the 1-worker export (end to end)",
+    )
+    ap.add_argument(
         "--rss", action="store_true", help="also measure peak RSS for N and 10N records (slow)"
     )
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -313,24 +320,27 @@ def main() -> None:
     )
 
     print(f"\n== end to end ({args.records:,} NLI records from Parquet) ==")
-    t, c = time.perf_counter(), time.process_time()
-    nf = fstring_pipeline(root / "data" / "nli.parquet", tmp / "fpipe")
-    f = nf / (time.perf_counter() - t)
-    f_cpu = nf / (time.process_time() - c)
+    f = f_cpu = 0.0
+    for r in range(args.repeat):  # the best of --repeat passes (each ~0.5-1 s, noisy)
+        t, c = time.perf_counter(), time.process_time()
+        nf = fstring_pipeline(root / "data" / "nli.parquet", tmp / f"fpipe{r}")
+        f = max(f, nf / (time.perf_counter() - t))
+        f_cpu = max(f_cpu, nf / (time.process_time() - c))
     spec = cat.mixture("bench_zs")
     only_nli = MixtureSpec(
         name="nli", members=(MixtureMember(kind="task", name="syn_nli", formats=("zs_opt",)),)
     )
     del spec
     rates = {}
+    o_cpu = 0.0
     for w in (1, args.workers):
-        t, c = time.perf_counter(), time.process_time()
-        m = export_mixture(
-            cat, only_nli, tmp / f"e{w}", workers=w, progress=False, log=lambda s: None
-        )
-        rates[w] = m["num_rows"] / (time.perf_counter() - t)
-        if w == 1:  # one worker runs in this process: its CPU time is all of it
-            o_cpu = m["num_rows"] / (time.process_time() - c)
+        for r in range(args.repeat if w == 1 else 1):
+            out = tmp / (f"e{w}" if r == 0 else f"e{w}-{r}")
+            t, c = time.perf_counter(), time.process_time()
+            m = export_mixture(cat, only_nli, out, workers=w, progress=False, log=lambda s: None)
+            rates[w] = max(rates.get(w, 0.0), m["num_rows"] / (time.perf_counter() - t))
+            if w == 1:  # one worker runs in this process: its CPU time is all of it
+                o_cpu = max(o_cpu, m["num_rows"] / (time.process_time() - c))
     res["end_to_end"] = {
         "fstring_pipeline": f,
         **{f"ours_{w}_workers": r for w, r in rates.items()},

@@ -1154,19 +1154,28 @@ class TaskRenderer:
         if not len(g):
             return rest
         RENDER_STATS["fewshot_column_rows"] += len(g)
-        fill = _fill_segs
-        texts = [fill(flist[a], vvals[b]) for a, b in zip(fid[g].ravel().tolist(), (vkey[g] + 1).ravel().tolist())]  # fmt: skip
+        forms = [flist[a] for a in fid[g].ravel().tolist()]
+        vals = [vvals[b] for b in (vkey[g] + 1).ravel().tolist()]
         ids = ids_arr[P[g]].tolist()
         r_in, r_tg, r_fs, r_ids, _ = res
         fs_ids = [fs.id for fs in styles]
         rows_g, fs_g = pos[g].tolist(), F[g].tolist()
         cq = compose_query
-        if k == 3:  # the default shots: one concatenation per row
-            ins = [(texts[j] + texts[j + 1] + texts[j + 2] + cq(qi_l[p], styles[f], qt_l[p])).rstrip()
-                   for j, p, f in zip(range(0, 3 * len(g), 3), rows_g, fs_g)]  # fmt: skip
+        qs = [cq(qi_l[p], styles[f], qt_l[p]) for p, f in zip(rows_g, fs_g)]
+        fill = _fill_segs
+        if k == 3:  # the default shots: one join per row, the usual 5-segment forms inline
+            ins = [("".join((a[0], va[a[1]], a[2], va[a[3]], a[4], b[0], vb[b[1]], b[2], vb[b[3]], b[4],
+                             c[0], vc[c[1]], c[2], vc[c[3]], c[4], q))
+                    if len(a) == 5 and len(b) == 5 and len(c) == 5
+                    else fill(a, va) + fill(b, vb) + fill(c, vc) + q).rstrip()
+                   for a, va, b, vb, c, vc, q in zip(forms[0::3], vals[0::3], forms[1::3], vals[1::3],
+                                                     forms[2::3], vals[2::3], qs)]  # fmt: skip
         else:
-            ins = [("".join(texts[j : j + k]) + cq(qi_l[p], styles[f], qt_l[p])).rstrip()
-                   for j, p, f in zip(range(0, k * len(g), k), rows_g, fs_g)]  # fmt: skip
+            texts = [fill(a, b) for a, b in zip(forms, vals)]
+            ins = [
+                ("".join(texts[j : j + k]) + q).rstrip()
+                for j, q in zip(range(0, k * len(g), k), qs)
+            ]
         if len(rows_g) == len(r_in):  # every row: whole columns
             r_in[:] = ins
             r_tg[:] = qt_l

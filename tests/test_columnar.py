@@ -439,13 +439,18 @@ def test_export_outputs_identical(tmp_path, monkeypatch, output):
 def test_on_error_fail_same_error_and_clean_data_passes(tmp_path, monkeypatch):
     cat = _catalog(tmp_path / "c", "parquet", _nli(1500, 3, dirty=True))
     kw = dict(total=1500, seed=2, shard_rows=400, on_error="fail")
-    off, _ = _export(cat, "zs", tmp_path / "off", False, monkeypatch, **kw)
+    off_err, _ = _export(cat, "zs", tmp_path / "off", False, monkeypatch, **kw)
     on, _ = _export(cat, "zs", tmp_path / "on", True, monkeypatch, **kw)
-    assert off[0] == "error" and on == off
+    assert off_err[0] == "error" and on == off_err
     clean = _catalog(tmp_path / "k", "parquet", _nli(1500, 3, dirty=False))
     off, _ = _export(clean, "zs", tmp_path / "koff", False, monkeypatch, **kw)
     on, fast = _export(clean, "zs", tmp_path / "kon", True, monkeypatch, **kw)
     assert fast > 1000 and on == off and "manifest.json" in on
+    on2, _ = _export(clean, "zs", tmp_path / "kon2", True, monkeypatch, workers=2, **kw)
+    assert on2 == off
+    # a bad record with 2 workers fails the export too (which job reports first may vary)
+    err, _ = _export(cat, "zs", tmp_path / "on2", True, monkeypatch, workers=2, **kw)
+    assert err[0] == "error" and err[1] == off_err[1]
 
 
 def test_fast_path_reads_each_record_once(tmp_path, monkeypatch):
@@ -523,3 +528,33 @@ def test_parquet_reads_continue_where_the_last_stopped(tmp_path, monkeypatch):
     ]:
         assert batches(lo, hi) == want[lo:hi], (lo, hi)
         assert list(src.read_range("train", lo, hi)) == want[lo:hi]
+
+
+def test_shipped_tasks_from_save_to_disk_copies_identical(tmp_path, monkeypatch):
+    """Shipped tasks (their own fields, options and templates) read from local
+    ``save_to_disk`` copies of the bundled samples, as ``--source-dir`` gives them:
+    the export is byte-identical with the columnar path on and off."""
+    datasets = pytest.importorskip("datasets")
+    from flan_data.specs import MixtureMember, MixtureSpec
+
+    cat = Catalog.load()
+    root = Path(__file__).resolve().parents[1] / "sample_data"
+    names = ["anli_r1", "anli_r1_ii", "ag_news_subset", "xsum_ii", "bool_q"]
+    dirs = {}
+    for name in names:
+        task = cat.task(name)
+        recs = {s: [json.loads(x) for x in (root / task.sample.path / f"{s}.jsonl").read_text().splitlines() if x.strip()]
+                for s in ("train", "validation")}  # fmt: skip
+        native = {s: task.source.split_name(s).split("[")[0] for s in ("train", "validation")}
+        d = tmp_path / "src" / name
+        datasets.DatasetDict(
+            {native[s]: datasets.Dataset.from_list(r * 30) for s, r in recs.items()}
+        ).save_to_disk(str(d))
+        dirs[name] = str(d)
+    mix = MixtureSpec(name="m", members=tuple(
+        MixtureMember(kind="task", name=n, formats=("zs_opt", "zs_noopt", "fs_opt") if n == "anli_r1" else ("zs_opt", "zs_noopt"))
+        for n in names))  # fmt: skip
+    kw = dict(total=3000, seed=5, shard_rows=800, source_dirs=dirs, on_error="skip")
+    off, _ = _export(cat, mix, tmp_path / "off", False, monkeypatch, **kw)
+    on, fast = _export(cat, mix, tmp_path / "on", True, monkeypatch, **kw)
+    assert "manifest.json" in off and fast > 1000 and on == off

@@ -276,10 +276,33 @@ def test_a_child_that_cannot_be_created_is_reported_before_any_shard(tmp_path, m
 
 def test_no_process_is_left_behind(tmp_path):
     psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    before = {c.pid for c in me.children(recursive=True)}  # other tests' helpers
     export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=3,
                    progress=False, log=lambda s: None)  # fmt: skip
     assert mp.active_children() == []
-    # only the process-wide helpers may remain: the forkserver and the resource tracker
-    for c in psutil.Process().children():
-        cmd = " ".join(c.cmdline())
-        assert "forkserver" in cmd or "resource_tracker" in cmd, cmd
+    # only the process-wide helpers may remain: the forkserver and the resource
+    # tracker (the pool's workers are the forkserver's children: recursive)
+    for c in me.children(recursive=True):
+        if c.pid in before:
+            continue
+        try:
+            cmd = " ".join(c.cmdline())
+        except psutil.NoSuchProcess:  # exited meanwhile
+            continue
+        assert ("forkserver" in cmd and "main(" in cmd and c.ppid() == os.getpid()) or (
+            "resource_tracker" in cmd
+        ), cmd
+
+
+def test_falls_back_to_spawn_when_the_forkserver_cannot_start(tmp_path, monkeypatch):
+    from multiprocessing import forkserver
+
+    def no_socket():
+        raise PermissionError(1, "Operation not permitted (socket)")
+
+    monkeypatch.setattr(forkserver, "ensure_running", no_socket)
+    assert local.mp_context().get_start_method() == "spawn"
+    m = export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=2,
+                       progress=False, log=lambda s: None)  # fmt: skip
+    assert m["num_rows"] == 60

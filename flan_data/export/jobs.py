@@ -394,18 +394,14 @@ class _FastRows:
 
         if not columnar.ENABLED:
             return None
-        tc = columnar.TaskColumns.of(tr)
-        if tc is None:
-            return None
-        ks = [k for k, (f, _, _) in enumerate(job.formats) if tc.supports(f)]
-        if not ks:
-            return None
-        fast = np.isin(fmt_k, ks)
-        if not fast.any():
-            return None
         try:
+            tc = columnar.TaskColumns.of(tr)
+            ks = [k for k, (f, _, _) in enumerate(job.formats) if tc.supports(f)] if tc else []
+            fast = np.isin(fmt_k, ks)
+            if not fast.any():
+                return None
             batches = src.read_batches(TRAIN, int(recs[0]), int(recs[-1]) + 1)
-        except Exception:  # noqa: BLE001 - the row-by-row read raises what it always raised
+        except Exception:  # noqa: BLE001 - the row-by-row path decides (and raises what it always raised)
             return None
         if batches is None:
             return None

@@ -66,6 +66,7 @@ PRELOAD = (
     "pyarrow.parquet",
     "pyarrow.compute",
     "pandas",
+    "pyarrow.pandas_compat",
     "jinja2",
     "flan_data.export.local",
     "flan_data.columnar",
@@ -168,7 +169,8 @@ def _assemble(args: tuple) -> list[dict[str, Any]]:
 
 def mp_context() -> mp.context.BaseContext:
     """The context worker processes start from: the forkserver with :data:`PRELOAD`
-    (started now, in the background, if it is not running yet), else spawn.
+    (started now, in the background, if it is not running yet), else (no
+    forkserver on this platform, or it cannot start) spawn.
 
     Raises RuntimeError inside a worker that is still importing the main
     module (a script without a ``__main__`` guard): no process is started then.
@@ -179,7 +181,10 @@ def mp_context() -> mp.context.BaseContext:
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(list(PRELOAD))  # no effect once the server runs
-    forkserver.ensure_running()  # returns at once; the server imports PRELOAD meanwhile
+    try:
+        forkserver.ensure_running()  # returns at once; the server imports PRELOAD meanwhile
+    except OSError:  # no Unix socket here (a sandbox): children are spawned instead
+        return mp.get_context("spawn")
     return ctx
 
 
