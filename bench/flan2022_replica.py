@@ -262,7 +262,7 @@ def _tree_bytes(d: Path) -> int:
 
 
 #: Filled by tree_rss_cmd when given ``out``: peak bytes on disk under it, and when
-#: (seconds from the start) counting ended and the first shard appeared.
+#: (seconds from the start) the first shard appeared (the jobs are done then).
 DISK: dict[str, float] = {}
 
 
@@ -310,8 +310,6 @@ def tree_rss_cmd(
         if out is not None and now - last_du > 3:
             last_du = now
             DISK["peak"] = max(DISK.get("peak", 0), _tree_bytes(out))
-            if "counted" not in DISK and "export:" in "".join(err[-5:]):
-                DISK["counted"] = now
             if "first_shard" not in DISK and any((out / "data").glob("shard-*")):
                 DISK["first_shard"] = now
         if deadline is not None and time.perf_counter() - t > deadline:
@@ -507,8 +505,7 @@ def main() -> None:
                 f"{e.done:,.0f} of {total:,} rows rendered ({e.done / e.wall:,.0f} ex/s so far; at that "
                 f"rate the whole export needs ~{total / max(e.done, 1) * e.wall / 60:.0f} min), peak RSS "
                 f"{e.tree} MB (tree), {e.largest} MB (largest); load {before} -> {load_avg()}; peak disk under "
-                f"--out {DISK.get('peak', 0) / 2**30:.1f} GiB; counting ~{DISK.get('counted', 0):.0f}s, "
-                f"first shard ~{DISK.get('first_shard', 0):.0f}s"
+                f"--out {DISK.get('peak', 0) / 2**30:.1f} GiB; first shard ~{DISK.get('first_shard', 0):.0f}s"
             )
             continue
         m = json.loads((out / "manifest.json").read_text())
@@ -524,8 +521,7 @@ def main() -> None:
         print(
             f"   disk: output {size / 2**30:.1f} GiB, peak under --out {DISK.get('peak', 0) / 2**30:.1f} GiB "
             f"({DISK.get('peak', 0) / max(size, 1):.2f}x the output, sampled every ~3 s); stages: counting "
-            f"~{DISK.get('counted', 0):.0f}s, jobs to ~{DISK.get('first_shard', 0):.0f}s (first shard), "
-            f"assembly and manifest to {wall:.0f}s"
+            f"and jobs to ~{DISK.get('first_shard', 0):.0f}s (first shard), assembly and manifest to {wall:.0f}s"
         )
         if m.get("skipped"):
             n_sk = sum(v for d in m["skipped"].values() for v in d.values())
