@@ -242,3 +242,20 @@ def test_a_job_spilled_in_an_older_layout_is_rendered_again(cat, tmp_path, refer
         (spill / d / "run-0000.arrow").write_bytes(b"old format")
     _export(cat, out)
     assert _files(out) == reference
+
+
+def test_runs_are_cut_by_bytes_too(cat, tmp_path, monkeypatch, reference):
+    """A job's buffer is bounded in bytes, not only rows: more runs, same output."""
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
+    monkeypatch.setattr(jobs, "FLUSH_BYTES", 20_000)
+    runs: list[int] = []
+    close = jobs._RunWriter.close
+
+    def counting_close(self):
+        close(self)
+        runs.append(self.part)
+
+    monkeypatch.setattr(jobs._RunWriter, "close", counting_close)
+    _export(cat, tmp_path / "o")
+    assert max(runs) > 1  # jobs of ~100 rows cut into several runs
+    assert _files(tmp_path / "o") == reference

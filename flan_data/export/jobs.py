@@ -671,6 +671,8 @@ def messages_array(inputs: pa.Array, targets: pa.Array, system: str | None = Non
 #: Rows per spill bucket (``bucket_shards`` consecutive shards): assembly holds one
 #: bucket's rows in memory, and reads one batch per run and bucket.
 BUCKET_ROWS = 40_000
+#: A job writes a run whenever its buffer holds this many bytes (or 50,000 rows).
+FLUSH_BYTES = 64 << 20
 #: Per job folder: each run's (bucket, byte offset, byte size) of its batches.
 RUNS_INDEX = "runs.json"
 #: Per spill folder: how many buckets (from the first) have been assembled and freed.
@@ -697,13 +699,15 @@ class _RunWriter:
     memory is bounded by the buffer, and a job writes one file per run."""
 
     def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, bucket_shards: int = 1,
-                 flush_rows: int = 50_000):  # fmt: skip
+                 flush_rows: int = 50_000, flush_bytes: int | None = None):  # fmt: skip
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
         self.bucket_shards = bucket_shards
         self.bucket_rows = shard_rows * bucket_shards
         self.schema = schema
+        self.flush_bytes = FLUSH_BYTES if flush_bytes is None else flush_bytes
         self.buf: list[pa.RecordBatch] = []
         self.n_buf = 0
+        self.n_bytes = 0
         self.rows = 0
         self.part = 0
         self.shards: set[int] = set()
@@ -712,14 +716,17 @@ class _RunWriter:
     def add(self, batch: pa.RecordBatch) -> None:
         self.buf.append(batch)
         self.n_buf += batch.num_rows
-        if self.n_buf >= self.flush_rows:
+        self.n_bytes += batch.nbytes
+        # by bytes too: 50,000 few-shot rows of long documents are gigabytes, and
+        # the sort below holds two more copies of the buffer
+        if self.n_buf >= self.flush_rows or self.n_bytes >= self.flush_bytes:
             self._write()
 
     def _write(self) -> None:
         if not self.n_buf:
             return
         table = pa.Table.from_batches(self.buf, schema=self.schema).combine_chunks()
-        self.buf, self.n_buf = [], 0
+        self.buf, self.n_buf, self.n_bytes = [], 0, 0
         pos = table.column(POS).to_numpy()
         order = np.argsort(pos, kind="stable")
         batch = table.take(pa.array(order)).combine_chunks().to_batches()[0]
