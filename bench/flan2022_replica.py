@@ -244,13 +244,40 @@ def _bar_rows(err: list[str]) -> float:
     return float(n) * {"": 1, "k": 1e3, "M": 1e6}[unit]
 
 
+def _tree_bytes(d: Path) -> int:
+    total = 0
+    stack = [str(d)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    with contextlib.suppress(OSError):
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+                        elif e.is_file(follow_symlinks=False):
+                            total += e.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            pass
+    return total
+
+
+#: Filled by tree_rss_cmd when given ``out``: peak bytes on disk under it, and when
+#: (seconds from the start) counting ended and the first shard appeared.
+DISK: dict[str, float] = {}
+
+
 def tree_rss_cmd(
-    cmd: list[str], env: dict[str, str], deadline: float | None = None
+    cmd: list[str], env: dict[str, str], deadline: float | None = None, out: Path | None = None
 ) -> tuple[float, int, int, str]:
     """Run ``cmd``; return (wall s, peak RSS MB of the whole process tree (sum,
     sampled every 0.2 s), peak RSS MB of its largest process, stderr tail).
-    Past ``deadline`` seconds the tree is stopped and :class:`Stopped` raised."""
+    Past ``deadline`` seconds the tree is stopped and :class:`Stopped` raised.
+    With ``out``, the peak of the bytes under it (sampled every ~3 s) and the
+    stage times go to :data:`DISK`."""
     import psutil
+
+    DISK.clear()
+    last_du = 0.0
 
     t = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -279,6 +306,14 @@ def tree_rss_cmd(
             peak = max(peak, rss)
         except psutil.Error:
             pass
+        now = time.perf_counter() - t
+        if out is not None and now - last_du > 3:
+            last_du = now
+            DISK["peak"] = max(DISK.get("peak", 0), _tree_bytes(out))
+            if "counted" not in DISK and "export:" in "".join(err[-5:]):
+                DISK["counted"] = now
+            if "first_shard" not in DISK and any((out / "data").glob("shard-*")):
+                DISK["first_shard"] = now
         if deadline is not None and time.perf_counter() - t > deadline:
             done = _bar_rows(err)
             for q in [*proc.children(recursive=True), proc]:
@@ -465,13 +500,15 @@ def main() -> None:
                *args.extra, *dirs]  # fmt: skip
         before = load_avg()
         try:
-            wall, tree, largest, err = tree_rss_cmd(cmd, env, args.deadline)
+            wall, tree, largest, err = tree_rss_cmd(cmd, env, args.deadline, out)
         except Stopped as e:
             print(
                 f"!! flan export --workers {w}: STOPPED at the --deadline after {e.wall:.0f}s with "
                 f"{e.done:,.0f} of {total:,} rows rendered ({e.done / e.wall:,.0f} ex/s so far; at that "
                 f"rate the whole export needs ~{total / max(e.done, 1) * e.wall / 60:.0f} min), peak RSS "
-                f"{e.tree} MB (tree), {e.largest} MB (largest); load {before} -> {load_avg()}"
+                f"{e.tree} MB (tree), {e.largest} MB (largest); load {before} -> {load_avg()}; peak disk under "
+                f"--out {DISK.get('peak', 0) / 2**30:.1f} GiB; counting ~{DISK.get('counted', 0):.0f}s, "
+                f"first shard ~{DISK.get('first_shard', 0):.0f}s"
             )
             continue
         m = json.loads((out / "manifest.json").read_text())
@@ -482,6 +519,13 @@ def main() -> None:
             f"flan export --workers {w}: {rows:,} rows ({len(m['counts'])} tasks) in {wall:.1f}s = "
             f"{rows / wall:,.0f} ex/s, peak RSS {tree} MB (process tree, sum), {largest} MB (largest "
             f"process); load {before} -> {load_avg()}"
+        )
+        size = _tree_bytes(out / "data")
+        print(
+            f"   disk: output {size / 2**30:.1f} GiB, peak under --out {DISK.get('peak', 0) / 2**30:.1f} GiB "
+            f"({DISK.get('peak', 0) / max(size, 1):.2f}x the output, sampled every ~3 s); stages: counting "
+            f"~{DISK.get('counted', 0):.0f}s, jobs to ~{DISK.get('first_shard', 0):.0f}s (first shard), "
+            f"assembly and manifest to {wall:.0f}s"
         )
         if m.get("skipped"):
             n_sk = sum(v for d in m["skipped"].values() for v in d.values())

@@ -192,9 +192,11 @@ def _run_job(
     job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path, columnar: list | None
 ) -> JobResult:
     final = spill_dir / f"{job.index:06d}"
-    if final.is_dir():  # finished before a crash: keep it
-        skipped = _read_skipped(final)
-        return JobResult(job.index, job.task, -1, skipped, [])
+    if final.is_dir():
+        if (final / RUNS_INDEX).is_file():  # finished before a crash: keep it
+            skipped = _read_skipped(final)
+            return JobResult(job.index, job.task, -1, skipped, [])
+        shutil.rmtree(final)  # spilled by an older flan-data (no run index): render it again
     tr = renderer.task_renderer(job.task)
     src = open_task_source(catalog, tr.task, job.source, job.source_dirs)
     if job.materialized is not None:

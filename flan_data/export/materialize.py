@@ -142,7 +142,9 @@ class MaterializedSource(Source):
         if self._reader is None:
             import pyarrow.ipc as ipc
 
-            self._reader = ipc.open_file(pa.memory_map(str(self.path)))
+            # read batches into memory (freed after use), not a memory map whose
+            # touched pages would stay in the RSS of the process while the job runs
+            self._reader = ipc.open_file(pa.OSFile(str(self.path)))
         return self._reader
 
     def describe(self) -> str:
