@@ -112,3 +112,25 @@ def test_export_pool_by_take_is_the_same_and_converts_only_the_pool(tmp_path, mo
         outs.append({p.name: p.read_bytes() for p in sorted((out / "data").iterdir())})
     assert outs[0] == outs[1]  # the same exemplars, the same bytes
     assert converted and all(c == 30 for c in converted)  # only the sampled records
+
+
+def test_two_catalogs_in_one_process_never_share_a_pool(tmp_path):
+    """Same task name, seed and size in two catalogs: each export builds its own
+    pool (it used to reuse the first catalog's, so the second export depended on
+    what ran before it in the process)."""
+    a = _catalog(tmp_path / "a", 400)
+    b = _catalog(tmp_path / "b", 400)
+    # catalog b's records differ from a's: the exemplars' texts must come from b
+    pq.write_table(pa.Table.from_pylist([{**r, "text": "B " + r["text"]} for r in _rows(400)]),
+                   tmp_path / "b" / "data" / "train.parquet", row_group_size=37)  # fmt: skip
+    kw = dict(total=300, seed=5, progress=False, log=lambda s: None)
+    jobs._POOLS.clear()
+    export_mixture(b, "mix", tmp_path / "fresh", **kw)
+    jobs._POOLS.clear()
+    export_mixture(a, "mix", tmp_path / "first", **kw)
+    export_mixture(b, "mix", tmp_path / "second", **kw)  # after a, in the same process
+    fresh, second = (
+        {p.name: p.read_bytes() for p in sorted((tmp_path / d / "data").iterdir())}
+        for d in ("fresh", "second")
+    )
+    assert fresh == second

@@ -123,7 +123,7 @@ def _pool_indices(job: TaskJob) -> set[int]:
 
 MERGE_GAP = 4096
 #: Few-shot pools built in this process, per (task, seed, source, …).
-_POOLS: dict[tuple, tuple[list[Exemplar], dict[str, int]]] = {}
+_POOLS: dict[tuple, tuple[list[Exemplar], dict[str, int], Any]] = {}
 
 
 def _read_pool(src, pidx: set[int], stats: dict[str, int]):
@@ -221,8 +221,13 @@ def _run_job(
         # Every chunk job of a task builds the same pool: build it once per
         # process (the pool's own skip counts are replayed for each job, so
         # the manifest does not depend on which worker ran which chunk).
-        key = (job.task, job.seed, job.size, job.pool_size, job.source, tuple(sorted(job.source_dirs.items())), job.on_error)  # fmt: skip
+        # The task's spec object is part of the key (and kept alive by the entry,
+        # so its id is not reused): two catalogs loaded in one process may share
+        # task names, seeds and sizes, but never a pool.
+        key = (id(tr.task), job.task, job.seed, job.size, job.pool_size, job.source, tuple(sorted(job.source_dirs.items())), job.on_error)  # fmt: skip
         hit = _POOLS.get(key)
+        if hit is not None and hit[2] is not tr.task:
+            hit = None
         if hit is None:
             built: list[Exemplar] = []
             pskip: dict[str, int] = {}
@@ -235,7 +240,7 @@ def _run_job(
                     _count(pskip, f"pool: {_reason(e)}")
             if len(_POOLS) >= 16:
                 _POOLS.pop(next(iter(_POOLS)))
-            hit = _POOLS[key] = (built, pskip)
+            hit = _POOLS[key] = (built, pskip, tr.task)
         pool = hit[0]  # shared, never modified: the renderer's exemplar cache keys on it
         for k_, n_ in hit[1].items():
             _count(skipped, k_, n_)
