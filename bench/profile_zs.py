@@ -21,7 +21,6 @@ from pathlib import Path
 
 STAGES = [
     ("pyarrow's pandas import (once per process)", "pandas/__init__"),
-    ("assemble shards (sort, encode, sha256, fsync)", "assemble_shard"),
     ("assemble shards (sort, encode, sha256, fsync)", "assemble_bucket"),
     ("run writer (sort runs, IPC spill)", "_RunWriter"),
     ("Arrow columns (record_batch, messages)", "record_batch"),

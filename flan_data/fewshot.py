@@ -170,7 +170,13 @@ def pick_exemplars(pool_ids: Sequence[str], k: int, exclude: str | None, seed: i
     n = len(pool_ids)
     if k <= 0 or n == 0:
         return []
-    taken = [i for i, x in enumerate(pool_ids) if x == exclude]  # ascending
+    return _draw(n, k, [i for i, x in enumerate(pool_ids) if x == exclude], seed)
+
+
+def _draw(n: int, k: int, taken: list[int], seed: int) -> list[int]:
+    """``k`` draws without replacement from the ``n`` pool indices not in
+    ``taken`` (ascending; extended in place): draw ``t`` is the
+    ``mix64(seed, salt(t)) % (m - t)``-th index not taken yet."""
     m = n - len(taken)
     out: list[int] = []
     for t in range(min(k, m)):
@@ -218,19 +224,7 @@ class ExemplarPicker:
         if k <= 0 or n == 0 or exclude in self._dups:
             return pick_exemplars(self.ids, k, exclude, seed)
         x = self._pos.get(exclude)  # type: ignore[arg-type]
-        taken = [] if x is None else [x]
-        m = n - len(taken)
-        out: list[int] = []
-        for t in range(min(k, m)):
-            v = mix64(seed, _draw_salt(t)) % (m - t)
-            for s in taken:
-                if v >= s:
-                    v += 1
-                else:
-                    break
-            bisect.insort(taken, v)
-            out.append(v)
-        return out
+        return _draw(n, k, [] if x is None else [x], seed)
 
     def pick_array(self, excludes: Sequence[str | None], seeds: np.ndarray) -> np.ndarray | None:
         """Picks of many rows as an ``(rows, k)`` int64 array, row ``r`` equal to

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from test_render_columnar import _CASES, _CAT  # every shipped non-promptsource template, once
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar
 from flan_data.columnar import WHITESPACE, TaskColumns
@@ -163,23 +164,6 @@ def direct_task(task, answer_label: bool = True):
         "no",
     )  # a repeated option too
     return dataclasses.replace(task, fields=fields, options=tuple(opts), options_field=None)
-
-
-def _shipped_cases():
-    cat = Catalog.load()
-    seen, cases = set(), []
-    for task in cat.tasks.values():
-        for s in task.templates:
-            for tid in cat.template_sets[s]:
-                t = cat.templates[tid]
-                if t.dialect == "promptsource" or tid in seen:
-                    continue
-                seen.add(tid)
-                cases.append((task.name, tid))
-    return cat, cases
-
-
-_CAT, _CASES = _shipped_cases()
 
 
 @pytest.mark.parametrize("option_style", ["random", "plain"])
