@@ -46,6 +46,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from .._forkserver import PRELOAD, start_forkserver  # noqa: F401 - PRELOAD: the list, re-exported
 from ..catalog import Catalog
 from ..catalog_cache import dumps_catalog
 from ..errors import FlanDataError
@@ -54,23 +55,6 @@ from ..sources import open_task_source
 from .jobs import JobResult, TaskJob, assemble_bucket, run_job
 
 _STATE: dict[str, Any] = {}
-
-#: Modules the forkserver imports before it forks workers. ``pandas`` is not
-#: used by flan_data, but pyarrow imports it (when installed) on the first
-#: ``pa.array`` of a process: 0.2-0.3 s that would otherwise fall on every
-#: worker's first job. Names that cannot be imported are skipped.
-PRELOAD = (
-    "numpy",
-    "pyarrow",
-    "pyarrow.ipc",
-    "pyarrow.parquet",
-    "pyarrow.compute",
-    "pandas",
-    "pyarrow.pandas_compat",
-    "jinja2",
-    "flan_data.export.local",
-    "flan_data.columnar",
-)
 
 GUARD_HINT = (
     "export worker processes exited while starting. Worker processes re-import your "
@@ -175,17 +159,8 @@ def mp_context() -> mp.context.BaseContext:
     Raises RuntimeError inside a worker that is still importing the main
     module (a script without a ``__main__`` guard): no process is started then.
     """
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    from multiprocessing import forkserver
-
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))  # no effect once the server runs
-    try:
-        forkserver.ensure_running()  # returns at once; the server imports PRELOAD meanwhile
-    except OSError:  # no Unix socket here (a sandbox): children are spawned instead
-        return mp.get_context("spawn")
-    return ctx
+    ctx = start_forkserver()  # already running when `flan export` started it
+    return ctx if ctx is not None else mp.get_context("spawn")
 
 
 def sweep_payloads(folder: str | Path | None = None, *, legacy_age_s: float = 3600) -> list[Path]:
@@ -501,8 +476,12 @@ class LocalExecutor:
         output=None,
         bucket_shards: int = 1,
     ) -> Iterator[dict[str, Any]]:
-        """Shard infos, a spill bucket (``bucket_shards`` shards) per work item."""
-        items = [(b, num_shards, spill, out, job_indices, output, bucket_shards)
+        """Shard infos, a spill bucket (``bucket_shards`` shards) per work item.
+
+        Shards are written without fsync (``sync=False``): the export's
+        :class:`~flan_data.export.writer.ShardSyncer` syncs them in the parent,
+        beside the assembly, before their spill is freed or a manifest written."""
+        items = [(b, num_shards, spill, out, job_indices, output, bucket_shards, False)
                  for b in range(-(-num_shards // bucket_shards))]  # fmt: skip
         for infos in self._stream(_assemble, items):
             yield from infos
