@@ -358,3 +358,43 @@ def test_a_shard_record_cut_short_by_a_crash_is_not_trusted(tmp_path, reference)
     r = _run(tmp_path, out, 1)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _files(out) == reference
+
+
+def test_shard_syncer_returns_items_in_order_once_durable(tmp_path, monkeypatch):
+    from flan_data.export import writer
+
+    files = [tmp_path / f"s{i}" for i in range(6)]
+    for f in files:
+        f.write_bytes(b"x")
+    synced: list[str] = []
+    sync = writer.fsync_path
+
+    def recording(path, directory=False):
+        sync(path, directory)
+        synced.append(Path(path).name)
+
+    monkeypatch.setattr(writer, "fsync_path", recording)
+    s = writer.ShardSyncer()
+    try:
+        for i, f in enumerate(files[:5]):
+            s.add(i, [f])
+        got = s.synced(max_pending=0)  # waits until none is left waiting
+        assert got == [0, 1, 2, 3, 4] and synced == [f.name for f in files[:5]]
+        s.add(5, [files[5]])
+        assert s.finish([tmp_path]) == [5]
+        assert synced[-1] == tmp_path.name  # the folder last, for the renames
+    finally:
+        s.close()
+
+
+def test_shard_syncer_reports_a_disk_error(tmp_path):
+    from flan_data import FlanDataError
+    from flan_data.export import writer
+
+    s = writer.ShardSyncer()
+    try:
+        s.add("gone", [tmp_path / "missing.arrow"])
+        with pytest.raises(FlanDataError, match="missing.arrow"):
+            s.synced(max_pending=0)
+    finally:
+        s.close()

@@ -385,7 +385,8 @@ def export_mixture(
             for info in executor.assemble(num_shards, spill, out, job_indices, output, g):
                 shards_info.append(info)
                 syncer.add(info, [out / info["file"], _shard_record(spill, info["file"])])
-                synced(syncer.synced())
+                # at most a bucket written but not yet durable (nor its spill freed)
+                synced(syncer.synced(max_pending=max(2, g)))
             synced(
                 syncer.finish([d for d in (out / DATA_DIR, spill.parent / "shards") if d.is_dir()])
             )

@@ -370,17 +370,25 @@ class LocalExecutor:
     def _run_all(self, fn, items: list[Any]) -> Iterator[tuple[int, Any]]:
         """(index, result) of ``fn`` over ``items``, as they complete.
 
-        One shared queue in item order: the parent claims its next item
-        first; each child gets one once it has started (answered its ping) and
-        its next one the moment its last one is done (a done-callback, run by
-        the pool's own thread), so children never wait for the parent to finish
-        an item, and no item sits queued behind a busy or starting child. An
-        item that cannot be handed to a child goes back to the queue (the
-        parent runs it)."""
+        The items are cut in two runs: the parent's (the first ``1 /
+        workers`` of them) and the children's (the rest); each side claims its
+        own in order, so a process's consecutive jobs are consecutive record
+        ranges (a Parquet decoder goes on where its last job stopped instead of
+        decoding a row group again for every other job). A side that ran out
+        takes the other's last item; the parent takes the children's next one
+        while no child has started. Each child gets an item once it has started
+        (answered its ping) and its next one the moment its last one is done (a
+        done-callback, run by the pool's own thread), so children never wait
+        for the parent to finish an item, and no item sits queued behind a
+        busy or starting child. An item that cannot be handed to a child goes
+        back to the parent."""
         assert self._pool is not None
         pool = self._pool
         lock = threading.Lock()
-        nxt = [0]
+        n = len(items)
+        mid = -(-n // self.workers)
+        # [par[0], par[1]): what is left of the parent's run; [kid[0], kid[1]): of the children's
+        par, kid = [0, mid], [mid, n]
         back: list[int] = []  # items a child could not take: the parent runs them
         handing = [0]  # items claimed for a child, not yet in flight or back
         inflight: dict[Any, int] = {}
@@ -390,11 +398,21 @@ class LocalExecutor:
             with lock:
                 if back and not for_child:
                     return back.pop()
-                if nxt[0] >= len(items):
+                own, other = (kid, par) if for_child else (par, kid)
+                if own[0] < own[1]:
+                    i = own[0]
+                    own[0] += 1
+                elif other[0] < other[1]:
+                    if not for_child and not self._ready:
+                        i = other[0]  # no child yet: go on in order
+                        other[0] += 1
+                    else:
+                        other[1] -= 1
+                        i = other[1]
+                else:
                     return None
-                nxt[0] += 1
                 handing[0] += for_child
-                return nxt[0] - 1
+                return i
 
         def feed(_done: Any = None) -> None:
             if _done is not None:
@@ -456,7 +474,7 @@ class LocalExecutor:
             with self._lock:
                 self._on_ready = None
             with lock:
-                nxt[0] = len(items)  # hand out nothing more
+                par[0], kid[0] = par[1], kid[1]  # hand out nothing more
                 back.clear()
                 pending = list(inflight)
             for f in pending:

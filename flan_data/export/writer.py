@@ -288,6 +288,9 @@ def fsync_path(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+_FAILED = object()
+
+
 class ShardSyncer:
     """fsyncs written shards on a background thread, in the order they were
     added, while the caller goes on assembling (fsync waits for the disk, not
@@ -314,6 +317,7 @@ class ShardSyncer:
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._error: OSError | None = None
+        self._pending = 0  # added, not yet returned
         self._thread = threading.Thread(target=self._work, name="flan-shard-sync", daemon=True)
         self._thread.start()
 
@@ -327,31 +331,41 @@ class ShardSyncer:
                 try:
                     for p in paths:
                         fsync_path(p)
-                except OSError as e:
-                    self._error = e
+                except Exception as e:  # noqa: BLE001 - raised by the caller's next synced()
+                    self._error = e if isinstance(e, OSError) else OSError(str(e))
+                    self._done.put(_FAILED)  # wakes a caller waiting in synced()
                     continue
                 self._done.put(item)
 
     def add(self, item: Any, paths: list[Path]) -> None:
         """Queue ``paths`` for fsync; ``item`` comes back from synced()/finish() once done."""
         self._todo.put((item, list(paths)))
+        self._pending += 1
 
-    def _drain(self) -> list[Any]:
+    def _drain(self, max_pending: int | None = None) -> list[Any]:
         import queue
 
         out = []
         while True:
+            block = max_pending is not None and self._pending > max_pending
+            if self._error is not None:
+                raise disk_error(self._error)
             try:
-                out.append(self._done.get_nowait())
+                got = self._done.get(block=block)
             except queue.Empty:
                 break
-        if self._error is not None:
-            raise disk_error(self._error)
+            if got is _FAILED:
+                continue
+            out.append(got)
+            self._pending -= 1
         return out
 
-    def synced(self) -> list[Any]:
-        """Items made durable since the last call (raises a disk error of the thread)."""
-        return self._drain()
+    def synced(self, max_pending: int | None = None) -> list[Any]:
+        """Items made durable since the last call; with ``max_pending``, first
+        waits until no more than that many are still waiting for their fsync
+        (bounds what is written but not yet durable, and so the spill not yet
+        freed). Raises the thread's disk error."""
+        return self._drain(max_pending)
 
     def finish(self, folders: list[Path] = ()) -> list[Any]:
         """Wait until every added item is durable, then sync ``folders`` (the shards'
