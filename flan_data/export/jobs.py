@@ -9,7 +9,7 @@ position from a seeded permutation of ``[0, total)``; the row goes to shard
 bucket (``bucket_shards`` consecutive shards); assembly merges each run's
 batch for a bucket and writes its shards. Runs store their buckets last-first,
 so the parent frees each bucket's spill (truncating the runs) as soon as its
-shards are written: peak disk is about the output's size, not twice it.
+shards are written and fsynced: peak disk is about the output's size, not twice it.
 Nothing depends on which worker runs which job, so the output is the same for
 any number of workers (or executors).
 """
@@ -871,8 +871,8 @@ def _consumed(spill_dir: Path) -> int:
 
 class SpillFreer:
     """Parent side of assembly: once every shard of the lowest bucket not yet
-    freed is written, record it in ``consumed.json`` and truncate each run at
-    that bucket's batch. Disk then holds about one copy of the rows (spill
+    freed is written and durable (fsynced), record it in ``consumed.json`` and
+    truncate each run at that bucket's batch. Disk then holds about one copy of the rows (spill
     shrinking as shards grow), not two.
 
     Resume: a bucket recorded as consumed is never read again while its shards
