@@ -181,11 +181,51 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
     """
     used: list[bool] = []
     try:
-        return _run_job(job, catalog, renderer, spill_dir, used)
-    except Exception:
-        if not used:
-            raise
-    return _run_job(job, catalog, renderer, spill_dir, None)
+        try:
+            return _run_job(job, catalog, renderer, spill_dir, used)
+        except Exception:
+            if not used:
+                raise
+        return _run_job(job, catalog, renderer, spill_dir, None)
+    finally:
+        release_memory()
+
+
+#: Calls of :func:`release_memory` in this process (tests count them).
+RELEASES = [0]
+
+
+def release_memory() -> None:
+    """Give the memory a finished job freed back to the OS. The Arrow pool
+    (mimalloc or jemalloc) keeps freed pages for reuse, and glibc's malloc keeps
+    free pages inside its heap: on the full-size flan2022 replica a worker held
+    300-400 MB of such pages between jobs, and up to 3 GB after jobs over long
+    documents, that its next jobs did not need. Cheap (well under a millisecond
+    when little was freed); a no-op where the C library has no ``malloc_trim``."""
+    RELEASES[0] += 1
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _malloc_trim():
+    fn = _TRIM.get("fn", False)
+    if fn is False:
+        fn = None
+        try:
+            import ctypes
+
+            fn = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+            if fn is not None:
+                fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+        except (OSError, AttributeError, TypeError):  # no C library to load (Windows)
+            fn = None
+        _TRIM["fn"] = fn
+    return fn
+
+
+_TRIM: dict[str, Any] = {}
 
 
 def _run_job(
