@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -549,19 +550,23 @@ class TaskRenderer:
         ``index`` column maps each output row to its item. ``turns=True`` adds a
         ``turns`` column: for a composed few-shot row, (exemplars as (input,
         target) texts, query input) before the few-shot style joins them; else None.
-        Big zero-shot batches go column-wise through Arrow where the task allows
-        (:func:`flan_data.columnar.render_items`; ``columnar=False`` never): same columns.
+        Big batches go column-wise through Arrow where the task allows
+        (:func:`flan_data.columnar.render_items`, few-shot ones from a pool
+        :func:`flan_data.columnar_fs.render_items`; ``columnar=False`` never): same columns.
         """
-        if (
-            columnar
-            and canonicals is None
-            and len(items) >= COLUMNAR_MIN
-            and not is_fewshot_format(fmt)
-        ):
-            from .columnar import render_items
+        if columnar and canonicals is None and len(items) >= COLUMNAR_MIN:
+            if not is_fewshot_format(fmt):
+                from .columnar import render_items
 
-            got = render_items(self, items, split=split, fmt=fmt, seed=seed, template_id=template_id,
-                               errors=errors, turns=turns)  # fmt: skip
+                got = render_items(self, items, split=split, fmt=fmt, seed=seed, template_id=template_id,
+                                   errors=errors, turns=turns)  # fmt: skip
+            elif template_id is None and pool is not None:
+                from .columnar_fs import render_items as render_fewshot_items
+
+                got = render_fewshot_items(self, items, split=split, fmt=fmt, seed=seed, pool=pool,
+                                           errors=errors, turns=turns)  # fmt: skip
+            else:
+                got = None
             if got is not None:
                 return got
         task = self.task
@@ -756,6 +761,7 @@ class TaskRenderer:
                 or meta[0] is not pool
                 or meta[1].k != cfg.shots
                 or cache.n_entries > _FS_CACHE_MAX  # bounded: huge pools or many templates
+                or cache.n_bytes > FS_CACHE_BYTES  # and by bytes: long documents
             ):
                 cache.clear()
                 has_opts = [bool(e.fields.get("options")) for e in pool]
@@ -820,6 +826,8 @@ class TaskRenderer:
                     tables.setdefault(tkey, {})[j] = e
                     if tkey[1] is None or tkey[1] is _SPLIT:
                         by_code[(tindex[tkey[0]] * 2 + (tkey[1] is _SPLIT)) * n_pool + j] = e
+                    if e is not None:
+                        cache.n_bytes += _text_bytes(e[1], e[2])
                 cache.n_entries += len(todo)
             plans = [
                 (p[0], p[1], p[2], [pool[j] for j in picks], [tab[j] for j, tab in zip(picks, tl)])
@@ -882,6 +890,7 @@ class TaskRenderer:
         budget = cfg.budget
         lim = self.engine.env.limits.output_chars
         RENDER_STATS["fewshot_row_rows"] += len(plans)
+        pooled = self.task.exemplar_field is None
         r_in, r_tg, r_fs, r_ids, r_turns = res
         for p, r, fs, exs, ents_ in plans:
             qi = qi_l[p]
@@ -955,7 +964,13 @@ class TaskRenderer:
                 else:
                     text = e[4].get(fsid)
                     if text is None:
-                        text = e[4][fsid] = compose_example_uncached(ins[k], tgs[k], fs)
+                        text = compose_example_uncached(ins[k], tgs[k], fs)
+                        # a long text is composed again when used again (a copy costs what
+                        # the memo saves, and one per few-shot style was gigabytes)
+                        if len(text) <= MEMO_CHARS:
+                            e[4][fsid] = text
+                            if pooled:  # (record-field exemplars live for their batch only)
+                                cache.n_bytes += sys.getsizeof(text)
                     parts.append(text)
             parts.append(compose_query(qi, fs, qt))
             r_in[p] = join_parts(parts, fs)
@@ -1070,6 +1085,7 @@ class TaskRenderer:
         styles = self._styles
         nfs = len(styles)
         cfg = self.config
+        budget = cfg.budget
         tok = cfg.tokenizer
         lim = self.engine.env.limits.output_chars
         pos = np.flatnonzero(ok)
@@ -1120,18 +1136,27 @@ class TaskRenderer:
                 by_code, cparts = cache.by_code, cache.cparts
                 for key in np.unique(keys[sub == -1]).tolist():
                     code, fs_i = divmod(key, nfs)
+                    if cstat[code, 0] // 2 + 1 > budget:
+                        # its bound alone is over the budget: its rows always go per row,
+                        # so no composed copy is kept (one per few-shot style of a long text)
+                        arr[key] = -2
+                        continue
                     e = by_code.get(code)
                     parts = cparts.get(code, _MISSING)
                     if parts is _MISSING:
                         parts = cparts[code] = (
                             _split_parts(e) if e is not None and e[0] is _SPLIT else None
                         )
+                        if parts is not None:
+                            cache.n_bytes += _text_bytes(e[1], e[2])  # its segments
                     form = _column_form(e, parts, styles[fs_i], facts)
                     if form is None:
                         arr[key] = -2
                     else:
                         arr[key] = len(flist)
                         flist.append(form)
+                        # the segments, and for a real entry the composed text too
+                        cache.n_bytes += _text_bytes(*form) * (1 if e[0] is _SPLIT else 2)
                 sub = arr[keys]
             fid[m] = sub
         # the whitespace-word bound of the whole prompt (the query's as in _assemble_rows)
@@ -1415,20 +1440,36 @@ _FS_CACHE_MAX = 40_000  # entries of one task renderer (512 exemplars x 10 templ
 #: mixture's tasks (chunk jobs of one task run together), so only the few most
 #: recently used keep theirs and memory stays bounded whatever the task count.
 FS_CACHES_KEPT = 4
+#: Bytes of text one task renderer's few-shot cache holds before it is emptied
+#: (at its next batch; it renders again what it needs, same bytes), and all the
+#: kept caches together before the least recently used are emptied. Bounded by
+#: bytes, not entries: a pool of 512 long documents (10 KB news articles) under
+#: 10 templates, composed under 38 few-shot styles, held 2 GB in one cache.
+FS_CACHE_BYTES = 96 << 20
+FS_LIVE_BYTES = 192 << 20
+#: Composed exemplar texts (one per few-shot style) are kept up to this length.
+MEMO_CHARS = 2048
 _LIVE: list[_FewShotCache] = []
 
 
 def _touch(c: _FewShotCache) -> None:
-    """Mark ``c`` most recently used; empty the caches beyond :data:`FS_CACHES_KEPT`."""
-    if _LIVE and _LIVE[-1] is c:
-        return
-    for k, x in enumerate(_LIVE):
-        if x is c:
-            del _LIVE[k]
-            break
-    _LIVE.append(c)
-    while len(_LIVE) > FS_CACHES_KEPT:
+    """Mark ``c`` most recently used; empty the caches beyond :data:`FS_CACHES_KEPT`,
+    and the least recently used others while all hold over :data:`FS_LIVE_BYTES`."""
+    if not _LIVE or _LIVE[-1] is not c:
+        for k, x in enumerate(_LIVE):
+            if x is c:
+                del _LIVE[k]
+                break
+        _LIVE.append(c)
+        while len(_LIVE) > FS_CACHES_KEPT:
+            _LIVE.pop(0).clear()
+    while len(_LIVE) > 1 and sum(x.n_bytes for x in _LIVE) > FS_LIVE_BYTES:
         _LIVE.pop(0).clear()
+
+
+def _text_bytes(*texts: Any) -> int:
+    """Bytes of the strings among ``texts`` (other items count nothing)."""
+    return sum(sys.getsizeof(t) for t in texts if type(t) is str)
 
 
 # Template nodes that can transform what a name prints (filters over a block, a
@@ -1457,12 +1498,16 @@ class _FewShotCache:
 
     __slots__ = ("tables", "n_entries", "split", "fields_ok", "style_tokens", "renders", "pool",
                  "by_code", "col_pool", "cstat", "vinfo", "vvals", "fids", "flist", "classes",
-                 "class_facts", "cparts")  # fmt: skip
+                 "class_facts", "cparts", "n_bytes")  # fmt: skip
 
     def __init__(self) -> None:
         # (template id, mode) -> {index in the pool: entry}, for the pool in ``pool``
         self.tables: dict[tuple, dict[int, Any]] = {}
         self.n_entries = 0
+        # about the bytes of the texts held (rendered exemplars, composed texts,
+        # segments): the cache is emptied past FS_CACHE_BYTES, and the least recently
+        # used caches past FS_LIVE_BYTES for all of them (see _touch)
+        self.n_bytes = 0
         self.split: dict[str, bool] = {}
         self.fields_ok: dict[int, tuple[Exemplar, bool]] = {}
         self.style_tokens: dict[str, int] = {}
@@ -1488,6 +1533,7 @@ class _FewShotCache:
         self.tables.clear()
         self.fields_ok.clear()
         self.n_entries = 0
+        self.n_bytes = 0
         self.pool = None
         self.by_code.clear()
         self.col_pool = None

@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from test_render_columnar import _CASES, _CAT  # every shipped non-promptsource template, once
+from toy import export_files
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar
 from flan_data.columnar import WHITESPACE, TaskColumns
@@ -357,11 +358,6 @@ def _nli(n: int, seed: int, dirty: bool) -> list[dict]:
     return out
 
 
-def _files(d: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*"))
-            if p.is_file() and ".flan-export" not in p.parts}  # fmt: skip
-
-
 def _export(cat, mix, out, fast: bool, monkeypatch, **kw):
     monkeypatch.setattr(columnar, "ENABLED", fast)
     before = dict(columnar.STATS)
@@ -369,7 +365,7 @@ def _export(cat, mix, out, fast: bool, monkeypatch, **kw):
         export_mixture(cat, mix, out, progress=False, log=lambda s: None, **kw)
     except FlanDataError as e:
         return ("error", type(e).__name__, str(e)), 0
-    return _files(out), columnar.STATS["rows"] - before["rows"]
+    return export_files(out), columnar.STATS["rows"] - before["rows"]
 
 
 @pytest.mark.parametrize("kind", ["parquet", "arrow", "hf"])

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 from click.testing import CliRunner
+from toy import export_files
 
 from flan_data import Catalog, FlanDataError, SourceError
 from flan_data.cli import main
@@ -26,15 +27,6 @@ def cat():
     return Catalog.load()
 
 
-def _files(d: Path) -> dict[str, bytes]:
-    """Every file of an export (shards under data/ included), by relative path."""
-    return {
-        str(p.relative_to(d)): p.read_bytes()
-        for p in sorted(d.rglob("*"))
-        if p.is_file() and ".flan-export" not in p.parts
-    }
-
-
 @pytest.fixture(scope="module")
 def reference(cat, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
@@ -45,7 +37,7 @@ def reference(cat, tmp_path_factory):
 
 
 def test_layout_schema_and_counts(reference):
-    assert sorted(_files(reference)) == [
+    assert sorted(export_files(reference)) == [
         "ATTRIBUTION.md",
         "COMPLETED",
         "README.md",
@@ -90,7 +82,7 @@ def test_same_seed_same_bytes_any_workers(cat, reference, tmp_path):
         progress=False,
         log=lambda s: None,
     )
-    assert _files(out) == _files(reference)
+    assert export_files(out) == export_files(reference)
 
 
 def test_different_seed_different_rows(cat, reference, tmp_path):
@@ -99,8 +91,8 @@ def test_different_seed_different_rows(cat, reference, tmp_path):
         cat, "demo", out, total=TOTAL, seed=4, shard_rows=70, progress=False, log=lambda s: None
     )
     assert (
-        _files(out)["data/shard-00000-of-00004.arrow"]
-        != _files(reference)["data/shard-00000-of-00004.arrow"]
+        export_files(out)["data/shard-00000-of-00004.arrow"]
+        != export_files(reference)["data/shard-00000-of-00004.arrow"]
     )
 
 
@@ -143,7 +135,7 @@ def test_kill_then_resume_is_byte_identical(reference, tmp_path, fault):
     env.pop("FLAN_DATA_FAULT")
     r = subprocess.run([*CMD, "--out", str(out)], env=env, capture_output=True)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
-    assert _files(out) == _files(reference)
+    assert export_files(out) == export_files(reference)
 
 
 def test_changed_spec_refused_unless_overwrite(cat, tmp_path):

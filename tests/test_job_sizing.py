@@ -7,12 +7,12 @@ Counts jobs and compares bytes; never times anything.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from toy import export_files, write_toy_catalog
 
 from flan_data import Catalog
 from flan_data.export import export_mixture, jobs, merge_skips
@@ -24,40 +24,20 @@ BAD = 13  # every 13th record has a label with no option: a RecordError, skipped
 
 
 def _catalog(root: Path) -> Catalog:
-    (root / "collections").mkdir(parents=True)
-    (root / "templates").mkdir()
-    (root / "data").mkdir()
+    (root / "data").mkdir(parents=True)
     rows = [
         {"uid": f"u{i:05d}", "text": f"row {i}", "label": 7 if i % BAD == 5 else i % 3}
         for i in range(N)
     ]
     pq.write_table(pa.Table.from_pylist(rows), root / "data" / "train.parquet", row_group_size=29)
-    (root / "templates" / "t.yaml").write_text(json.dumps({"sets": {"t": {"templates": [
-        {"id": "t0", "input": "Text: {{ text }}\n{{ options_block }}", "target": "{{ answer }}"},
-        {"id": "t1", "input": "{{ text }} - which?{{ options_block }}", "target": "{{ answer }}"}]}},
-        "styles": [{"id": "q", "input_prefix": "Q: ", "target_prefix": "A: ", "x_y_delimiter": "\n", "example_separator": "\n\n"}]}))  # fmt: skip
-    (root / "collections" / "c.yaml").write_text(json.dumps({"collection": "flan2021", "tasks": [
-        {"name": "syn", "source": {"kind": "parquet", "path": str(root / "data"), "id_field": "uid"},
-         "fields": {"text": "text", "answer": "options[label]"}, "options": ["a", "b", "c"], "templates": ["t"]}]}))  # fmt: skip
-    (root / "catalog.yaml").write_text(json.dumps({
-        "collections": {"flan2021": {"file": "collections/c.yaml"}},
-        "mixtures": {"zs": {"members": [{"task": "syn", "formats": ["zs_opt", "zs_noopt"]}]},
-                     "mix": {"members": [{"task": "syn", "formats": ["zs_opt", "fs_opt"]}]}}}))  # fmt: skip
-    return Catalog.load(root)
+    return Catalog.load(
+        write_toy_catalog(root, {"zs": ["zs_opt", "zs_noopt"], "mix": ["zs_opt", "fs_opt"]})
+    )
 
 
 @pytest.fixture(scope="module")
 def cat(tmp_path_factory) -> Catalog:
     return _catalog(tmp_path_factory.mktemp("cat"))
-
-
-def _files(out: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for d in (out, out / "data")
-        for p in sorted(d.iterdir())
-        if p.is_file()
-    }
 
 
 def _chunking(monkeypatch, rows: int) -> None:
@@ -91,7 +71,7 @@ def test_zero_shot_output_is_the_same_for_any_chunking_and_worker_count(cat, tmp
         _chunking(monkeypatch, rows)
         out = tmp_path / f"o{rows}-{workers}"
         m, n_jobs = _export(cat, "zs", out, workers=workers)
-        results[rows, workers] = (_files(out), n_jobs, m)
+        results[rows, workers] = (export_files(out), n_jobs, m)
     ref, one_job, m = results[100_000, 1]
     assert one_job == 1 and results[37, 1][1] > 10 and results[101, 2][1] > 3
     # rows with a bad label are skipped, counted over every chunk job
@@ -117,7 +97,7 @@ def test_few_shot_manifest_is_the_same_for_any_chunking_and_worker_count(
         _chunking(monkeypatch, rows)
         out = tmp_path / f"o{rows}-{workers}"
         m, n_jobs = _export(cat, "mix", out, workers=workers)
-        results[rows, workers] = (_files(out), n_jobs, m)
+        results[rows, workers] = (export_files(out), n_jobs, m)
     assert results[100_000, 1][1] == 1 and results[60, 1][1] > 5 and results[97, 2][1] > 3
     skipped = results[60, 2][2]["skipped"]["syn"]
     assert any(k.startswith("pool: ") for k in skipped)
@@ -189,7 +169,7 @@ def test_resume_with_another_job_layout_renders_again(cat, tmp_path, monkeypatch
     export_mixture(cat, "zs", out, total=600, shard_rows=128, seed=5, on_error="skip",
                    progress=False, log=logs.append)  # fmt: skip
     assert any("another job layout" in s for s in logs)
-    assert _files(out) == _files(ref)
+    assert export_files(out) == export_files(ref)
 
 
 def test_resume_with_the_same_layout_keeps_finished_jobs(cat, tmp_path, monkeypatch):

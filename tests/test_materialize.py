@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy import export_files
 
 import flan_data.export as export
 from flan_data import Catalog
@@ -36,14 +37,6 @@ def root(tmp_path, h):
         mixtures={"m": {"source": "sample", "members": [{"task": "toy"}]}},
         samples={"toy": {"train": h.toy_records(N, "t"), "validation": h.toy_records(4, "v")}},
     )
-
-
-def _files(d: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(d)): p.read_bytes()
-        for p in sorted(d.rglob("*"))
-        if p.is_file() and ".flan-export" not in p.parts
-    }
 
 
 def _export(root: Path, out: Path, **kw):
@@ -75,13 +68,13 @@ def test_source_read_once_and_same_bytes(root, tmp_path, monkeypatch, passes):
         passes["train"] = 0
         _export(root, tmp_path / "without")
         assert passes["train"] >= 2  # count, pool, job: each a pass
-    assert _files(tmp_path / "with") == _files(tmp_path / "without")
+    assert export_files(tmp_path / "with") == export_files(tmp_path / "without")
 
 
 def test_two_workers_same_bytes(root, tmp_path):
     _export(root, tmp_path / "w1")
     _export(root, tmp_path / "w2", workers=2)
-    assert _files(tmp_path / "w1") == _files(tmp_path / "w2")
+    assert export_files(tmp_path / "w1") == export_files(tmp_path / "w2")
 
 
 def test_resume_after_kill_reads_the_copy_not_the_source(root, tmp_path, passes):
@@ -95,7 +88,7 @@ def test_resume_after_kill_reads_the_copy_not_the_source(root, tmp_path, passes)
     _export(root, out)
     assert passes["train"] == 0  # the resume counted and rendered from the copy
     _export(root, tmp_path / "ref")
-    assert _files(out) == _files(tmp_path / "ref")
+    assert export_files(out) == export_files(tmp_path / "ref")
 
 
 def test_a_changed_source_is_read_again(root, tmp_path, h, passes):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from toy import export_files
 
 from flan_data import Catalog, FlanDataError, UnknownNameError
 from flan_data.cli import main
@@ -47,14 +48,6 @@ def exports(cat, tmp_path_factory):
 
 def _rows(out: Path) -> list[dict]:
     return pa.concat_tables(list(iter_shards(out))).to_pylist()
-
-
-def _files(d: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(d)): p.read_bytes()
-        for p in sorted(d.rglob("*"))
-        if p.is_file() and ".flan-export" not in p.parts
-    }
 
 
 # -- formats and layout
@@ -104,14 +97,14 @@ def test_jsonl_is_one_utf8_object_per_line_with_exact_seeds(exports):
 def test_same_bytes_any_workers(cat, exports, tmp_path, fmt):
     out = tmp_path / "w2"
     export_mixture(cat, "demo", out, workers=2, output=OutputSpec(file_format=fmt, columns=("flan-dump",)), **KW)  # fmt: skip
-    assert _files(out) == _files(exports[fmt])
+    assert export_files(out) == export_files(exports[fmt])
 
 
 def test_multiturn_same_bytes_any_workers(cat, tmp_path):
     spec = OutputSpec(file_format="jsonl", chat_fewshot="multiturn", system="Be exact.")
     export_mixture(cat, "demo", tmp_path / "w1", output=spec, **KW)
     export_mixture(cat, "demo", tmp_path / "w2", workers=2, output=spec, **KW)
-    assert _files(tmp_path / "w1") == _files(tmp_path / "w2")
+    assert export_files(tmp_path / "w1") == export_files(tmp_path / "w2")
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl", "jsonl.gz"])
@@ -125,7 +118,7 @@ def test_kill_then_resume_is_byte_identical(exports, tmp_path, fmt):
     env.pop("FLAN_DATA_FAULT")
     r = subprocess.run(cmd, env=env, capture_output=True)
     assert r.returncode == 0, r.stderr.decode()[-2000:]
-    assert _files(tmp_path / "o") == _files(exports[fmt])
+    assert export_files(tmp_path / "o") == export_files(exports[fmt])
 
 
 def test_changed_format_refused_then_overwrite_leaves_no_old_shards(cat, exports, tmp_path):
@@ -135,7 +128,7 @@ def test_changed_format_refused_then_overwrite_leaves_no_old_shards(cat, exports
         export_mixture(cat, "demo", out, output=OutputSpec(file_format="parquet", columns=("flan-dump",)), **KW)  # fmt: skip
     export_mixture(cat, "demo", out, overwrite=True, output=OutputSpec(file_format="parquet", columns=("flan-dump",)), **KW)  # fmt: skip
     assert sorted(p.suffix for p in (out / "data").iterdir()) == [".parquet"] * 3
-    assert _files(out) == _files(exports["parquet"])
+    assert export_files(out) == export_files(exports["parquet"])
 
 
 def test_verify_names_an_edited_parquet_shard(exports, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+from toy import export_files
 
 from flan_data import Catalog, FlanDataError
 from flan_data.export import candidate_tasks, count_sizes, export_mixture
@@ -50,15 +51,6 @@ def cat():
     return Catalog.load()
 
 
-def _files(d: Path) -> dict[str, bytes]:
-    # every file of the export, shards under data/ included (not the work-in-progress state)
-    return {
-        str(p.relative_to(d)): p.read_bytes()
-        for p in sorted(d.rglob("*"))
-        if p.is_file() and ".flan-export" not in p.parts
-    }
-
-
 def _rows(d: Path) -> list[dict]:
     m = json.loads((d / "manifest.json").read_text())
     return [
@@ -79,7 +71,7 @@ def test_demo_ray_is_byte_identical_to_local(ray_address, cat, demo_local, tmp_p
     out = tmp_path / "ray"
     m = export_mixture(cat, "demo", out, **DEMO, workers=2, backend="ray", **QUIET)
     assert m["num_rows"] == DEMO["total"]
-    assert _files(out) == _files(demo_local)
+    assert export_files(out) == export_files(demo_local)
     assert verify(out) == []
     assert not (out / ".flan-export" / "spill").exists()
 
@@ -137,9 +129,9 @@ def test_fewshot_mixture_identical_to_local_for_any_workers(ray_address, syn, tm
     cat, local = syn
     out = tmp_path / f"ray{workers}"
     export_mixture(cat, "m", out, **SYN, workers=workers, backend="ray", **QUIET)
-    assert _files(out) == _files(local)
+    assert export_files(out) == export_files(local)
     # + manifest, COMPLETED, ATTRIBUTION.md, README.md
-    assert len(_files(out)) == 4 + -(-SYN["total"] // SYN["shard_rows"])
+    assert len(export_files(out)) == 4 + -(-SYN["total"] // SYN["shard_rows"])
 
 
 def test_exemplars_come_from_the_examples_own_task(syn):
@@ -195,7 +187,7 @@ def test_record_errors_surface_cleanly(ray_address, tmp_path):
     )
     ref = export_mixture(cat, "m", tmp_path / "o3", **SYN, on_error="skip", **QUIET)
     assert m == ref and m["skipped"]["beta"]
-    assert _files(tmp_path / "o2") == _files(tmp_path / "o3")
+    assert export_files(tmp_path / "o2") == export_files(tmp_path / "o3")
 
 
 def test_ray_address_needs_ray_backend(cat, tmp_path):
@@ -224,7 +216,7 @@ def test_killed_ray_export_resumes_byte_identical(ray_address, cat, demo_local, 
         assert len(list((out / ".flan-export" / "shards").glob("*.json"))) >= 2
     # the rerun (same spec as the CLI's) joins this module's Ray in-process: faster than a new driver
     export_mixture(cat, "demo", out, **DEMO, workers=2, backend="ray", **QUIET)
-    assert _files(out) == _files(demo_local)
+    assert export_files(out) == export_files(demo_local)
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="needs Linux /proc")

@@ -9,13 +9,11 @@ format can seek, and counts come from metadata.
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
+from toy import write_toy_catalog, write_toy_source
 
 from flan_data import Catalog, open_source
 from flan_data.export import export_mixture, jobs
@@ -25,28 +23,10 @@ from flan_data.specs import SourceSpec
 N = 50
 
 
-def _rows(n: int) -> list[dict]:
-    return [{"uid": f"u{i:05d}", "text": f"row {i}", "label": i % 3} for i in range(n)]
-
-
 def _write(kind: str, d: Path, n: int = N) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    t = pa.Table.from_pylist(_rows(n))
-    if kind == "parquet":
-        pq.write_table(t, d / "train.parquet", row_group_size=7)
-    elif kind == "arrow":
-        with pa.OSFile(str(d / "train.arrow"), "wb") as s, ipc.new_file(s, t.schema) as w:
-            w.write_table(t, max_chunksize=6)
-    elif kind == "arrow_stream":
-        with pa.OSFile(str(d / "train.arrow"), "wb") as s, ipc.new_stream(s, t.schema) as w:
-            w.write_table(t, max_chunksize=6)
-    elif kind == "jsonl":
-        (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n\n" for r in t.to_pylist()))
-    elif kind == "hf":
-        datasets = pytest.importorskip("datasets")
-        datasets.Dataset.from_list(_rows(n)).save_to_disk(str(d / "ds"))
-        return d / "ds"
-    return d
+    return write_toy_source(
+        kind, d, n, group=6 if kind.startswith("arrow") else 7, jsonl_blank_lines=True
+    )
 
 
 KINDS = {
@@ -113,21 +93,10 @@ def test_hf_count_from_len(tmp_path, monkeypatch):
 
 
 def _catalog(root: Path, n: int, kind: str) -> Catalog:
-    (root / "collections").mkdir(parents=True)
-    (root / "templates").mkdir()
     _write(kind, root / "data", n)
-    (root / "templates" / "t.yaml").write_text(json.dumps({"sets": {"t": {"templates": [
-        {"id": "t0", "input": "Text: {{ text }}\n{{ options_block }}", "target": "{{ answer }}"},
-        {"id": "t1", "input": "{{ text }} - which?{{ options_block }}", "target": "{{ answer }}"}]}},
-        "styles": [{"id": "q", "input_prefix": "Q: ", "target_prefix": "A: ", "x_y_delimiter": "\n", "example_separator": "\n\n"}]}))  # fmt: skip
-    (root / "collections" / "c.yaml").write_text(json.dumps({"collection": "flan2021", "tasks": [
-        {"name": "syn", "source": {"kind": kind, "path": str(root / "data"), "id_field": "uid"},
-         "fields": {"text": "text", "answer": "options[label]"}, "options": ["a", "b", "c"], "templates": ["t"]}]}))  # fmt: skip
-    (root / "catalog.yaml").write_text(json.dumps({
-        "collections": {"flan2021": {"file": "collections/c.yaml"}},
-        "mixtures": {"zs": {"members": [{"task": "syn", "formats": ["zs_opt"]}]},
-                     "mix": {"members": [{"task": "syn", "formats": ["zs_opt", "fs_opt", "fs_noopt"]}]}}}))  # fmt: skip
-    return Catalog.load(root)
+    return Catalog.load(
+        write_toy_catalog(root, {"zs": ["zs_opt"], "mix": ["zs_opt", "fs_opt", "fs_noopt"]}, kind)
+    )
 
 
 @pytest.mark.parametrize("kind", ["parquet", "jsonl"])

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy import export_files
 
 from flan_data import Catalog
 from flan_data.export import export_mixture, jobs
@@ -28,14 +29,6 @@ BUCKET_ROWS = 120  # 3 shards per bucket, 10 buckets
 @pytest.fixture(scope="module")
 def cat():
     return Catalog.load()
-
-
-def _files(d: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(d)): p.read_bytes()
-        for p in sorted(d.rglob("*"))
-        if p.is_file() and ".flan-export" not in p.parts
-    }
 
 
 def _export(cat, out: Path, **kw):
@@ -53,7 +46,7 @@ def reference(cat, tmp_path_factory):
         _export(cat, out)
     finally:
         mp.undo()
-    return _files(out)
+    return export_files(out)
 
 
 def test_bucket_shards():
@@ -68,13 +61,13 @@ def test_output_does_not_depend_on_the_bucket_size(
 ):
     monkeypatch.setattr(jobs, "BUCKET_ROWS", bucket_rows)
     _export(cat, tmp_path / "o")
-    assert _files(tmp_path / "o") == reference
+    assert export_files(tmp_path / "o") == reference
 
 
 def test_two_workers_same_bytes(cat, tmp_path, monkeypatch, reference):
     monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)  # travels to the children in each TaskJob
     _export(cat, tmp_path / "o", workers=2)
-    assert _files(tmp_path / "o") == reference
+    assert export_files(tmp_path / "o") == reference
 
 
 def test_every_spill_batch_is_read_once(cat, tmp_path, monkeypatch):
@@ -176,7 +169,7 @@ def test_kill_during_assembly_after_buckets_were_freed(tmp_path, reference, faul
     assert consumed == n // (BUCKET_ROWS // SHARD_ROWS) or workers > 1
     r = _run(tmp_path, out, workers)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert _files(out) == reference
+    assert export_files(out) == reference
 
 
 def test_a_lost_shard_of_a_freed_bucket_is_rendered_again(tmp_path, reference):
@@ -188,7 +181,7 @@ def test_a_lost_shard_of_a_freed_bucket_is_rendered_again(tmp_path, reference):
     (out / "data" / "shard-00001-of-00030.arrow").unlink()  # its bucket's spill is gone
     r = _run(tmp_path, out, 1)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert _files(out) == reference
+    assert export_files(out) == reference
 
 
 def test_reading_a_freed_batch_is_a_clear_error(tmp_path):
@@ -219,7 +212,7 @@ def test_messages_rebuilt_at_assembly_are_the_same_bytes(cat, tmp_path, monkeypa
     monkeypatch.setattr(jobs, "spilled_messages", lambda o: o.messages)
     assert "messages" in jobs.spill_schema(output).names
     _export(cat, tmp_path / "spilled", output=output, total=400)
-    assert _files(tmp_path / "rebuilt") == _files(tmp_path / "spilled")
+    assert export_files(tmp_path / "rebuilt") == export_files(tmp_path / "spilled")
 
 
 def test_a_job_spilled_in_an_older_layout_is_rendered_again(cat, tmp_path, reference, monkeypatch):
@@ -241,7 +234,7 @@ def test_a_job_spilled_in_an_older_layout_is_rendered_again(cat, tmp_path, refer
         (spill / d / jobs.RUNS_INDEX).unlink()
         (spill / d / "run-0000.arrow").write_bytes(b"old format")
     _export(cat, out)
-    assert _files(out) == reference
+    assert export_files(out) == reference
 
 
 def test_runs_are_cut_by_bytes_too(cat, tmp_path, monkeypatch, reference):
@@ -258,7 +251,7 @@ def test_runs_are_cut_by_bytes_too(cat, tmp_path, monkeypatch, reference):
     monkeypatch.setattr(jobs._RunWriter, "close", counting_close)
     _export(cat, tmp_path / "o")
     assert max(runs) > 1  # jobs of ~100 rows cut into several runs
-    assert _files(tmp_path / "o") == reference
+    assert export_files(tmp_path / "o") == reference
 
 
 def test_small_exports_get_about_target_buckets():
@@ -308,7 +301,7 @@ def test_manifest_and_spill_freeing_wait_for_every_shard_to_be_durable(
     monkeypatch.setattr(jobs.SpillFreer, "_free", checked_free)
     monkeypatch.setattr(export, "write_manifest", manifest)
     m = _export(cat, out, workers=workers)
-    assert _files(out) == reference
+    assert export_files(out) == reference
     (before,) = at_manifest
     g = BUCKET_ROWS // SHARD_ROWS
     for s in m["shards"]:
@@ -342,7 +335,7 @@ def test_a_spill_cut_for_other_buckets_is_rendered_again(cat, tmp_path, monkeypa
     export_mixture(cat, "demo", out, total=TOTAL, seed=11, shard_rows=SHARD_ROWS,
                    progress=False, log=logs.append)  # fmt: skip
     assert any("another job layout" in s for s in logs)
-    assert _files(out) == reference
+    assert export_files(out) == reference
 
 
 def test_a_shard_record_cut_short_by_a_crash_is_not_trusted(tmp_path, reference):
@@ -357,7 +350,7 @@ def test_a_shard_record_cut_short_by_a_crash_is_not_trusted(tmp_path, reference)
     records[4].write_bytes(b'{"file": ')  # a shard of the bucket being assembled
     r = _run(tmp_path, out, 1)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert _files(out) == reference
+    assert export_files(out) == reference
 
 
 def test_shard_syncer_returns_items_in_order_once_durable(tmp_path, monkeypatch):

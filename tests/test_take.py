@@ -4,13 +4,12 @@ used to turn ~the whole split into dicts to keep 512). Counts work, not time."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
+from toy import toy_rows, write_toy_catalog, write_toy_source
 
 from flan_data import Catalog, open_source
 from flan_data.export import export_mixture, jobs
@@ -20,25 +19,8 @@ from flan_data.specs import SourceSpec
 N = 300
 
 
-def _rows(n: int) -> list[dict]:
-    return [{"uid": f"u{i:05d}", "text": f"row {i}", "label": i % 3} for i in range(n)]
-
-
 def _write(kind: str, d: Path, n: int = N) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    t = pa.Table.from_pylist(_rows(n))
-    if kind == "parquet":
-        pq.write_table(t, d / "train.parquet", row_group_size=37)
-    elif kind == "arrow":
-        with pa.OSFile(str(d / "train.arrow"), "wb") as s, ipc.new_file(s, t.schema) as w:
-            w.write_table(t, max_chunksize=23)
-    elif kind == "jsonl":
-        (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in t.to_pylist()))
-    elif kind == "hf":
-        datasets = pytest.importorskip("datasets")
-        datasets.Dataset.from_list(_rows(n)).save_to_disk(str(d / "ds"))
-        return d / "ds"
-    return d
+    return write_toy_source(kind, d, n, group=37 if kind == "parquet" else 23)
 
 
 @pytest.mark.parametrize("kind", ["parquet", "arrow", "hf"])
@@ -66,20 +48,8 @@ def test_take_is_none_where_there_are_no_batches(tmp_path):
 
 
 def _catalog(root: Path, n: int) -> Catalog:
-    (root / "collections").mkdir(parents=True)
-    (root / "templates").mkdir()
     _write("parquet", root / "data", n)
-    (root / "templates" / "t.yaml").write_text(json.dumps({"sets": {"t": {"templates": [
-        {"id": "t0", "input": "Text: {{ text }}\n{{ options_block }}", "target": "{{ answer }}"},
-        {"id": "t1", "input": "{{ text }} - which?{{ options_block }}", "target": "{{ answer }}"}]}},
-        "styles": [{"id": "q", "input_prefix": "Q: ", "target_prefix": "A: ", "x_y_delimiter": "\n", "example_separator": "\n\n"}]}))  # fmt: skip
-    (root / "collections" / "c.yaml").write_text(json.dumps({"collection": "flan2021", "tasks": [
-        {"name": "syn", "source": {"kind": "parquet", "path": str(root / "data"), "id_field": "uid"},
-         "fields": {"text": "text", "answer": "options[label]"}, "options": ["a", "b", "c"], "templates": ["t"]}]}))  # fmt: skip
-    (root / "catalog.yaml").write_text(json.dumps({
-        "collections": {"flan2021": {"file": "collections/c.yaml"}},
-        "mixtures": {"mix": {"members": [{"task": "syn", "formats": ["zs_opt", "fs_opt", "fs_noopt"]}]}}}))  # fmt: skip
-    return Catalog.load(root)
+    return Catalog.load(write_toy_catalog(root, {"mix": ["zs_opt", "fs_opt", "fs_noopt"]}))
 
 
 def test_export_pool_by_take_is_the_same_and_converts_only_the_pool(tmp_path, monkeypatch):
@@ -121,7 +91,7 @@ def test_two_catalogs_in_one_process_never_share_a_pool(tmp_path):
     a = _catalog(tmp_path / "a", 400)
     b = _catalog(tmp_path / "b", 400)
     # catalog b's records differ from a's: the exemplars' texts must come from b
-    pq.write_table(pa.Table.from_pylist([{**r, "text": "B " + r["text"]} for r in _rows(400)]),
+    pq.write_table(pa.Table.from_pylist([{**r, "text": "B " + r["text"]} for r in toy_rows(400)]),
                    tmp_path / "b" / "data" / "train.parquet", row_group_size=37)  # fmt: skip
     kw = dict(total=300, seed=5, progress=False, log=lambda s: None)
     jobs._POOLS.clear()

@@ -1,0 +1,175 @@
+"""Memory an export worker keeps between batches and jobs is bounded by bytes:
+the few-shot exemplar caches (long documents composed under many few-shot
+styles once held gigabytes), and memory freed by a job goes back to the OS.
+Counted in bytes held and calls made, never timed; output is unchanged."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from test_fewshot_cache import _catalog
+
+from flan_data import Renderer
+from flan_data import render as rendermod
+from flan_data.export import export_mixture
+from flan_data.export import jobs as jobsmod
+from flan_data.render import RenderConfig
+
+
+def _long_records(n: int) -> list[dict]:
+    # premises from a few words to ~7,000 characters (a news article): entries over
+    # the few-shot budget's bound and entries that fit, in every batch
+    return [
+        {
+            "uid": f"r{i}",
+            "premise": " ".join(f"w{i}x{j}" for j in range(3 + (i % 7) * 160)),
+            "hypothesis": f"Hypothesis {i}.",
+            "label": i % 3,
+        }
+        for i in range(n)
+    ]
+
+
+def _held(cache) -> int:
+    """Bytes of the distinct strings a few-shot cache holds: rendered entries, their
+    composed texts and forms, the column-wise segments."""
+    seen: set[int] = set()
+    total = 0
+
+    def add(x) -> None:
+        nonlocal total
+        if type(x) is str:
+            if id(x) not in seen:
+                seen.add(id(x))
+                total += sys.getsizeof(x)
+        elif isinstance(x, tuple | list):
+            for y in x:
+                add(y)
+        elif isinstance(x, dict):
+            for y in x.values():
+                add(y)
+
+    for table in cache.tables.values():
+        for e in table.values():
+            if e is not None:
+                add(e[1])
+                add(e[2])
+                add(e[4])
+    add(cache.flist)
+    return total
+
+
+def _render(tr, items, pool, fmts=("fs_opt", "fs_noopt"), batch=80, after=None):
+    out = []
+    for fmt in fmts:
+        for s in range(0, len(items), batch):
+            cols = tr.render_batch(items[s : s + batch], split="train", fmt=fmt, seed=3, pool=pool)
+            out.append(cols)
+            if after is not None:
+                after(cols)
+    return out
+
+
+@pytest.fixture
+def fresh_live(monkeypatch):
+    monkeypatch.setattr(rendermod, "_LIVE", [])
+
+
+def test_fewshot_cache_is_bounded_by_bytes_with_the_same_rows(tmp_path, h, monkeypatch, fresh_live):
+    cat, recs = _catalog(tmp_path, h, records=_long_records(240))
+    items = [(r["uid"], r) for r in recs]
+    outs, peaks, renders = [], [], []
+    for bound in (10**12, 400_000):  # unbounded first: the reference rows and bytes
+        monkeypatch.setattr(rendermod, "FS_CACHE_BYTES", bound)
+        monkeypatch.setattr(rendermod, "FS_LIVE_BYTES", 10**12)
+        tr = Renderer(cat).task_renderer("toy")
+        pool = [tr.exemplar(r["uid"], r) for r in recs[:80]]
+        peak = [0]
+
+        def after(cols, tr=tr, peak=peak, bound=bound):
+            c = tr.__dict__["_fs_cache"]
+            held = _held(c)
+            assert held <= c.n_bytes  # what is held is counted
+            # checked at each batch's start: a batch adds at most a few copies of its rows
+            grown = 5 * sum(sys.getsizeof(x) for x in cols["inputs"])
+            assert held <= bound + grown
+            peak[0] = max(peak[0], held)
+
+        outs.append(_render(tr, items, pool, after=after))
+        peaks.append(peak[0])
+        renders.append(tr.__dict__["_fs_cache"].renders)
+    assert outs[0] == outs[1]  # same rows, byte for byte
+    assert peaks[0] > 4 * 400_000  # the test has teeth: unbounded, the cache grows past it
+    assert peaks[1] < peaks[0] / 2
+    assert renders[1] > renders[0]  # emptied and rendered again when needed
+
+
+def test_column_forms_are_kept_only_for_exemplars_that_can_fit(
+    tmp_path, h, monkeypatch, fresh_live
+):
+    # an exemplar whose length bound alone is over the budget never makes a row
+    # column-wise: no composed form per few-shot style is kept for it
+    cat, recs = _catalog(tmp_path, h, records=_long_records(160))
+    items = [(r["uid"], r) for r in recs]
+    cfg = RenderConfig(budget=400)
+    outs = []
+    for columns in (True, False):
+        monkeypatch.setattr(rendermod, "FEWSHOT_COLUMNS", columns)
+        tr = Renderer(cat, cfg).task_renderer("toy")
+        pool = [tr.exemplar(r["uid"], r) for r in recs[:60]]
+        outs.append(_render(tr, items, pool))
+        cache = tr.__dict__["_fs_cache"]
+        if columns:
+            lens = [sum(len(s) for s in f if type(s) is str) for f in cache.flist]
+            assert lens  # the short exemplars go column-wise
+            assert max(lens) <= 2 * cfg.budget + 64
+            longest = max(len(e[1]) for t in cache.tables.values() for e in t.values() if e)
+            assert longest > 4 * cfg.budget  # long ones were used, per row
+    assert outs[0] == outs[1]
+
+
+def test_all_kept_caches_together_are_bounded_by_bytes(tmp_path, h, monkeypatch, fresh_live):
+    monkeypatch.setattr(rendermod, "FS_CACHE_BYTES", 10**12)
+    monkeypatch.setattr(rendermod, "FS_LIVE_BYTES", 600_000)
+    cat, recs = _catalog(tmp_path, h, records=_long_records(120))
+    items = [(r["uid"], r) for r in recs]
+    trs = [Renderer(cat).task_renderer("toy") for _ in range(4)]
+    firsts = []
+    for tr in trs:
+        pool = [tr.exemplar(r["uid"], r) for r in recs[:60]]
+        firsts.append(_render(tr, items, pool, fmts=("fs_noopt",), batch=120))
+        live = rendermod._LIVE
+        assert live[-1] is tr.__dict__["_fs_cache"]
+        # the others kept hold at most the bound; emptied ones left the list
+        assert sum(c.n_bytes for c in live[:-1]) <= 600_000
+        assert all(c.n_bytes > 0 for c in live)
+    one = trs[-1].__dict__["_fs_cache"].n_bytes
+    assert one > 600_000  # one task's cache alone is over the bound for all...
+    assert [tr.__dict__["_fs_cache"].entries() for tr in trs[:3]] == [
+        0,
+        0,
+        0,
+    ]  # ...so the others were emptied
+    # an emptied cache renders again, with the same bytes
+    pool = [trs[0].exemplar(r["uid"], r) for r in recs[:60]]
+    assert _render(trs[0], items, pool, fmts=("fs_noopt",), batch=120) == firsts[0]
+
+
+def test_every_job_gives_freed_memory_back(tmp_path, h, monkeypatch):
+    cat, _ = _catalog(tmp_path, h, n=400)
+    monkeypatch.setattr(jobsmod, "CHUNK_ROWS", 50)
+    jobs = []
+    real = jobsmod._run_job
+
+    def counting(job, *a, **kw):
+        jobs.append(job.index)
+        return real(job, *a, **kw)
+
+    monkeypatch.setattr(jobsmod, "_run_job", counting)
+    before = jobsmod.RELEASES[0]
+    m = export_mixture(cat, "mix", tmp_path / "o", total=400, progress=False, log=lambda s: None)
+    assert m["num_rows"] == 400
+    assert len(set(jobs)) >= 8
+    assert jobsmod.RELEASES[0] - before == len(set(jobs))  # once per job, rendered again or not
+    jobsmod.release_memory()  # a no-op where there is no malloc_trim; never raises
