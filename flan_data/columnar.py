@@ -153,12 +153,16 @@ class TaskColumns:
         plan = self._plan(fmt)
         return plan is not None and any(p is not None for p in plan[1])
 
-    def _plan(self, fmt: str, template_id: str | None = None):
-        key = (fmt, template_id)
+    def _plan(self, fmt: str, template_id: str | None = None, query: bool = False):
+        """(templates, their plans, option style on) of ``fmt``; ``query``: the
+        queries of a few-shot format (:mod:`flan_data.columnar_fs`), which render
+        as zero-shot rows with the format's templates (none when the task has
+        few-shot templates of its own)."""
+        key = (fmt, template_id, query)
         if key in self._plans:
             return self._plans[key]
         plan = None
-        if not is_fewshot_format(fmt):
+        if is_fewshot_format(fmt) == query:
             try:
                 cands = self.tr.eligible(
                     fmt
@@ -166,6 +170,8 @@ class TaskColumns:
                 if template_id:
                     cands = (self.tr.template(template_id),)
             except Exception:  # noqa: BLE001 - no such templates: render_batch words it
+                cands = ()
+            if any(ct.spec.kind == "few_shot" for ct in cands):
                 cands = ()
             if cands:
                 style_on = is_opt_format(fmt) and bool(self.opts)
@@ -230,15 +236,17 @@ class TaskColumns:
     # -- rendering
 
     def render(self, batch: pa.RecordBatch, ids: Sequence[str], *, fmt: str, seed: int,
-               split: str, template_id: str | None = None, seeds: np.ndarray | None = None) -> Rendered:  # fmt: skip
+               split: str, template_id: str | None = None, seeds: np.ndarray | None = None,
+               query: bool = False) -> Rendered:  # fmt: skip
         """Render every row of ``batch`` (raw source rows, example ids ``ids``) in
         ``fmt`` as ``render_batch(..., split=split, fmt=fmt, seed=seed,
         template_id=template_id)`` does; rows it cannot decide are in ``fallback``.
         ``seeds`` (optional) are the rows' example seeds, already derived
         (``SeedPrefix(seed, task, split).derive_many(ids)``; rows of several
-        seeds can then render together)."""
+        seeds can then render together). ``query``: ``fmt`` is a few-shot format
+        and these are its queries (see :meth:`_plan`)."""
         n = batch.num_rows
-        plan = self._plan(fmt, template_id)
+        plan = self._plan(fmt, template_id, query)
         if plan is None or n == 0:
             return self._none(n, plan)
         cands, tplans, style_on = plan

@@ -550,19 +550,23 @@ class TaskRenderer:
         ``index`` column maps each output row to its item. ``turns=True`` adds a
         ``turns`` column: for a composed few-shot row, (exemplars as (input,
         target) texts, query input) before the few-shot style joins them; else None.
-        Big zero-shot batches go column-wise through Arrow where the task allows
-        (:func:`flan_data.columnar.render_items`; ``columnar=False`` never): same columns.
+        Big batches go column-wise through Arrow where the task allows
+        (:func:`flan_data.columnar.render_items`, few-shot ones from a pool
+        :func:`flan_data.columnar_fs.render_items`; ``columnar=False`` never): same columns.
         """
-        if (
-            columnar
-            and canonicals is None
-            and len(items) >= COLUMNAR_MIN
-            and not is_fewshot_format(fmt)
-        ):
-            from .columnar import render_items
+        if columnar and canonicals is None and len(items) >= COLUMNAR_MIN:
+            if not is_fewshot_format(fmt):
+                from .columnar import render_items
 
-            got = render_items(self, items, split=split, fmt=fmt, seed=seed, template_id=template_id,
-                               errors=errors, turns=turns)  # fmt: skip
+                got = render_items(self, items, split=split, fmt=fmt, seed=seed, template_id=template_id,
+                                   errors=errors, turns=turns)  # fmt: skip
+            elif template_id is None and pool is not None:
+                from .columnar_fs import render_items as render_fewshot_items
+
+                got = render_fewshot_items(self, items, split=split, fmt=fmt, seed=seed, pool=pool,
+                                           errors=errors, turns=turns)  # fmt: skip
+            else:
+                got = None
             if got is not None:
                 return got
         task = self.task

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flan_data import Catalog, Renderer
+from flan_data import Catalog, Renderer, columnar
 from flan_data import render as rendermod
 from flan_data.export import export_mixture
 from flan_data.export import jobs as jobsmod
@@ -168,6 +168,9 @@ def test_each_exemplar_renders_once_per_template_across_batches(tmp_path, h):
 def test_exemplar_renders_per_task_across_chunk_jobs(tmp_path, h, monkeypatch):
     # A task split into many chunk jobs renders each (template, exemplar) once in
     # the process, not once per chunk (the pool and the renders are shared).
+    # The per-row few-shot path's cache: the record-batch path (flan_data.columnar_fs,
+    # whose tables are shared the same way: test_columnar_fs) is switched off.
+    monkeypatch.setattr(columnar, "ENABLED", False)
     cat, _ = _catalog(tmp_path, h, n=400)
     monkeypatch.setattr(jobsmod, "CHUNK_ROWS", 50)
     monkeypatch.setattr(jobsmod, "POOL_SIZE", 20)

@@ -296,7 +296,7 @@ def _run_job(
     template_index = {ct.spec.id: i for i, ct in enumerate(tr.templates)}
     fast = None
     if columnar is not None and dc is None and len(recs):
-        fast = _FastRows.start(job, tr, src, recs, fmt_k, slots, pos, writer, skipped, stats, template_index)  # fmt: skip
+        fast = _FastRows.start(job, tr, src, recs, fmt_k, slots, pos, writer, skipped, stats, template_index, pool)  # fmt: skip
         if fast is not None:
             columnar.append(True)
             recs, fmt_k, slots, pos = fast.slow
@@ -411,17 +411,19 @@ FAST_ROWS = 8192
 
 
 class _FastRows:
-    """A job's zero-shot rows rendered column-wise (:mod:`flan_data.columnar`)
-    from the source's record batches (:meth:`Source.read_batches`), each row
-    selected by index arrays, never by a loop over records. The job's other
-    rows (few-shot formats) are ``slow``: :meth:`records` yields their records
+    """A job's rows rendered column-wise from the source's record batches
+    (:meth:`Source.read_batches`), each row selected by index arrays, never by
+    a loop over records: zero-shot formats by :mod:`flan_data.columnar`,
+    few-shot formats with the task's pool by :mod:`flan_data.columnar_fs`.
+    The job's other rows (formats neither can take) are ``slow``: :meth:`records` yields their records
     as dicts from the same batches (the source is read once) for the row-by-row
     loop. Rows the column-wise renderer cannot decide go through
     ``render_batch`` (skips counted as before); with ``--on-error fail`` an
     error there raises and the job reruns the row-by-row way (same message)."""
 
-    def __init__(self, job, tr, tc, batches, rows, slow, writer, skipped, stats, template_index):  # fmt: skip
+    def __init__(self, job, tr, tc, batches, rows, slow, writer, skipped, stats, template_index, pool=None):  # fmt: skip
         self.job, self.tr, self.tc, self.batches = job, tr, tc, batches
+        self.pool = pool
         self.recs, self.fmt_k, self.slots, self.pos = rows
         self.slow = slow
         self.writer, self.skipped, self.stats = writer, skipped, stats
@@ -434,14 +436,16 @@ class _FastRows:
         self.fmts = [f for f, _, _ in job.formats]
 
     @classmethod
-    def start(cls, job, tr, src, recs, fmt_k, slots, pos, writer, skipped, stats, template_index):  # fmt: skip
-        from .. import columnar
+    def start(cls, job, tr, src, recs, fmt_k, slots, pos, writer, skipped, stats, template_index, pool=None):  # fmt: skip
+        from .. import columnar, columnar_fs
 
         if not columnar.ENABLED:
             return None
         try:
             tc = columnar.TaskColumns.of(tr)
-            ks = [k for k, (f, _, _) in enumerate(job.formats) if tc.supports(f)] if tc else []
+            multi = job.output.multiturn
+            ks = [k for k, (f, _, _) in enumerate(job.formats)
+                  if tc.supports(f) or columnar_fs.supports(tc, f, pool, multi)] if tc else []  # fmt: skip
             fast = np.isin(fmt_k, ks)
             if not fast.any():
                 return None
@@ -452,7 +456,7 @@ class _FastRows:
             return None
         rows = (recs[fast], fmt_k[fast], slots[fast], pos[fast])
         slow = (recs[~fast], fmt_k[~fast], slots[~fast], pos[~fast])
-        return cls(job, tr, tc, batches, rows, slow, writer, skipped, stats, template_index)
+        return cls(job, tr, tc, batches, rows, slow, writer, skipped, stats, template_index, pool)
 
     def records(self, slow: np.ndarray):
         """Read the batches: render the zero-shot rows, yield ``(index, id, record)``
@@ -542,10 +546,19 @@ class _FastRows:
         seeds = np.concatenate(
             [SeedPrefix(seed_of[p[3]], task, TRAIN).derive_many(p[1]) for p in parts]
         )
-        res = self.tc.render(batch, ids, fmt=fmt, seed=0, split=TRAIN, seeds=seeds)
+        fewshot = is_fewshot_format(fmt)
+        if fewshot:
+            from ..columnar_fs import render_fewshot
+
+            res = render_fewshot(self.tc, batch, ids, fmt=fmt, seed=0, split=TRAIN, pool=self.pool, seeds=seeds)  # fmt: skip
+            extra = {"fewshot_style": pa.array(list(res.fewshot_style_ids), pa.string()).take(pa.array(res.fewshot_style)),
+                     "exemplar_ids": res.exemplar_ids}  # fmt: skip
+        else:
+            res = self.tc.render(batch, ids, fmt=fmt, seed=0, split=TRAIN, seeds=seeds)
+            extra = {}
         if len(res.rows):
             self.writer.add(_columnar_batch(res, tr.task, fmt, ids, job.output, self.template_index,
-                                            self.pos[rows[res.rows]]))  # fmt: skip
+                                            self.pos[rows[res.rows]], **extra))  # fmt: skip
         fb = res.fallback
         if not len(fb):
             return
@@ -556,10 +569,17 @@ class _FastRows:
                 (ids[i], rec) for i, rec in zip(sub.tolist(), batch.take(pa.array(sub)).to_pylist())
             ]
             errs: list[tuple[int, RecordError]] = []
-            cols = tr.render_batch(items, split=TRAIN, fmt=fmt, seed=seed_of[rep], errors=errs,
-                                   turns=job.output.multiturn)  # fmt: skip
+            if fewshot:
+                cols = tr.render_batch(items, split=TRAIN, fmt=fmt, seed=seed_of[rep], errors=errs, pool=self.pool,
+                                       turns=job.output.multiturn, columnar=False)  # fmt: skip
+            else:
+                cols = tr.render_batch(items, split=TRAIN, fmt=fmt, seed=seed_of[rep], errors=errs,
+                                       turns=job.output.multiturn)  # fmt: skip
             if errs and job.on_error == "fail":
                 raise errs[0][1]  # the row-by-row rerun raises the error it always raised
+            n_empty = drop_empty_fewshot(cols, fmt, tr.config.shots)
+            if n_empty:
+                _count(self.skipped, EMPTY_FEWSHOT, n_empty)
             for _, e in errs:
                 _count(self.skipped, _reason(e))
             idx = cols.pop("index")
@@ -570,9 +590,11 @@ class _FastRows:
 
 
 def _columnar_batch(res, task, fmt: str, ids: list[str], output: OutputSpec,
-                    template_index: Mapping[str, int], positions: np.ndarray) -> pa.RecordBatch:  # fmt: skip
-    """:func:`record_batch` of column-wise rendered rows (:class:`flan_data.columnar.Rendered`),
-    every column built as an Arrow array."""
+                    template_index: Mapping[str, int], positions: np.ndarray,
+                    fewshot_style: pa.Array | None = None, exemplar_ids: pa.Array | None = None) -> pa.RecordBatch:  # fmt: skip
+    """:func:`record_batch` of column-wise rendered rows (:class:`flan_data.columnar.Rendered`,
+    or :class:`flan_data.columnar_fs.FewShotRendered` with its few-shot style and
+    exemplar id columns), every column built as an Arrow array."""
     from ..views import TASK_SOURCE, TEMPLATE_TYPE
 
     n = len(res.rows)
@@ -596,11 +618,13 @@ def _columnar_batch(res, task, fmt: str, ids: list[str], output: OutputSpec,
         "collection": const(task.collection),
         "format": const(fmt),
         "template_id": pa.array(list(res.template_ids), pa.string()).take(take),
-        "fewshot_style": pa.nulls(n, pa.string()),
+        "fewshot_style": pa.nulls(n, pa.string()) if fewshot_style is None else fewshot_style,
         "options": options,
         "exemplar_ids": pa.ListArray.from_arrays(
             pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()), type=str_list
-        ),  # fmt: skip
+        )
+        if exemplar_ids is None
+        else exemplar_ids,  # fmt: skip
         "example_id": pa.array(ids, pa.string()).take(pa.array(res.rows)),
         "source_split": const(TRAIN),
         "seed": pa.array(res.seeds, pa.uint64()),
