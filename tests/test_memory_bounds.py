@@ -173,3 +173,19 @@ def test_every_job_gives_freed_memory_back(tmp_path, h, monkeypatch):
     assert len(set(jobs)) >= 8
     assert jobsmod.RELEASES[0] - before == len(set(jobs))  # once per job, rendered again or not
     jobsmod.release_memory()  # a no-op where there is no malloc_trim; never raises
+
+
+def test_jobs_share_one_source_dirs_mapping():
+    # a full-size export has thousands of jobs and hundreds of --source-dir
+    # entries: one copy per job was ~60 MB in the parent
+    from types import SimpleNamespace
+
+    plan = SimpleNamespace(
+        entries=[SimpleNamespace(task=f"t{i}", format="zs_opt", count=30_000) for i in range(5)]
+    )
+    dirs = {f"t{i}": f"/data/t{i}" for i in range(300)}
+    js, _ = jobsmod.make_jobs(plan, {f"t{i}": 90_000 for i in range(5)}, seed=0, shard_rows=1000,
+                              source="real", source_dirs=dirs, on_error="fail")  # fmt: skip
+    assert len(js) == 10
+    assert len({id(j.source_dirs) for j in js}) == 1
+    assert js[0].source_dirs == dirs and js[0].source_dirs is not dirs  # a copy, made once
