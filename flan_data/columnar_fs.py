@@ -314,11 +314,38 @@ def cued_column(arr: pa.Array) -> np.ndarray:
     out = np.zeros(n, dtype=bool)
     if not n:
         return out
-    cand = np.flatnonzero(pc.match_substring_regex(arr, _CUE_CAND).to_numpy(zero_copy_only=False))
+    # a cue line ends with ":", "]", "." or a letter of a cue noun (ASCII), then
+    # maybe spaces or tabs: a text ending otherwise ("...?") is no cue
+    maybe = np.flatnonzero(np.isin(_last_bytes(arr), _CUE_LAST_WS))
+    if not len(maybe):
+        return out
+    sub = arr if len(maybe) == n else arr.take(pa.array(maybe))
+    hit = pc.match_substring_regex(sub, _CUE_CAND).to_numpy(zero_copy_only=False)
+    cand = maybe[hit]
     if len(cand):
-        vals = arr.take(pa.array(cand)).to_pylist()
+        vals = sub.filter(pa.array(hit)).to_pylist()
         out[cand] = [ends_with_cue(v) for v in vals]
     return out
+
+
+_CUE_LAST = np.frombuffer(b":]." + bytes(range(65, 91)) + bytes(range(97, 123)), dtype=np.uint8)
+_CUE_LAST_WS = np.concatenate([_CUE_LAST, np.frombuffer(b" \t", dtype=np.uint8)])
+
+
+def _last_bytes(arr: pa.Array) -> np.ndarray:
+    """The last byte of every string of ``arr`` (0 for an empty one)."""
+    n = len(arr)
+    bufs = arr.buffers()
+    large = arr.type == pa.large_string()
+    offs = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32)[
+        arr.offset : arr.offset + n + 1
+    ]
+    if bufs[2] is None or not len(bufs[2]):
+        return np.zeros(n, dtype=np.uint8)
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    end = offs[1:].astype(np.int64)
+    out = data[np.maximum(end - 1, 0)]
+    return np.where(end > offs[:-1], out, 0).astype(np.uint8)
 
 
 def _query_labelled(tab: _Tables, qi: pa.Array, t: np.ndarray) -> np.ndarray:
@@ -353,11 +380,16 @@ def _query_nl(tab: _Tables, qi: pa.Array, t: np.ndarray) -> np.ndarray:
 
 def _target_labelled_column(arr: pa.Array) -> np.ndarray:
     # compose_query: ``targets and _target_labelled(targets)``; targets recur
-    # (answers, letters): the Arrow filter first, then a memo per distinct text
+    # (answers, letters): once per distinct text, else the Arrow filter first
     n = len(arr)
     out = np.zeros(n, dtype=np.int64)
     if not n:
         return out
+    enc = arr.dictionary_encode()
+    vals = enc.dictionary.to_pylist() if len(enc.dictionary) * 8 <= n else None
+    if vals is not None:
+        labs = np.array([bool(v) and _target_labelled(v) for v in vals] or [0], dtype=np.int64)
+        return labs[enc.indices.to_numpy(zero_copy_only=False)]
     head = pc.utf8_slice_codeunits(arr, 0, 64)
     cand = np.flatnonzero(
         pc.match_substring_regex(head, _LABEL_CAND).to_numpy(zero_copy_only=False)
@@ -740,6 +772,8 @@ class _Tables:
             tail = last.rstrip()
             if tail and "\n" in tail:
                 self.q_cue[ti] = ends_with_cue(tail)
+            elif tail and tail[-1].encode()[-1] not in _CUE_LAST:
+                self.q_cue[ti] = 0  # no cue line ends so (see cued_column)
             elif not tail and isinstance(before, tuple) and before[0] == "block" and self.style_on:
                 self.q_cue[ti] = 2
                 self.q_cue_filt[ti] = filts[before[1]]
@@ -795,6 +829,8 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
         return None
     ids = [eid for eid, _ in items]
     res = render_fewshot(tc, batch, ids, fmt=fmt, seed=seed, split=split, pool=pool)
+    if not len(res.fallback):  # every row here: whole columns in item order
+        return _item_columns(tr, res, ids, fmt, split)
     fb = res.fallback.tolist()
     sub = None
     if fb:
@@ -853,3 +889,28 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
         "seed": [seeds[i] for i in keep],
     }
     return cols
+
+
+def _item_columns(tr, res: FewShotRendered, ids: Sequence[str], fmt: str, split: str) -> dict[str, list[Any]]:  # fmt: skip
+    """render_batch's columns of a batch rendered here whole (rows in item order)."""
+    order = np.argsort(res.rows, kind="stable")
+    take = pa.array(order)
+    m = len(order)
+    opts = tr.task.options
+    return {
+        "index": list(range(m)),
+        "inputs": res.inputs.take(take).to_pylist(),
+        "targets": res.targets.take(take).to_pylist(),
+        "task": [tr.task.name] * m,
+        "collection": [tr.task.collection] * m,
+        "format": [fmt] * m,
+        "template_id": np.array(res.template_ids, dtype=object)[res.template[order]].tolist(),
+        "fewshot_style": np.array(res.fewshot_style_ids, dtype=object)[
+            res.fewshot_style[order]
+        ].tolist(),
+        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
+        "exemplar_ids": res.exemplar_ids.take(take).to_pylist(),
+        "example_id": list(ids),
+        "source_split": [split] * m,
+        "seed": res.seeds[order].tolist(),
+    }
