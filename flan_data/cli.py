@@ -1053,6 +1053,12 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
            exclude_model_generated, decontaminate, decontam_n, decontam_min_words) -> None:  # fmt: skip
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
+    if workers > 1 and backend == "local":
+        from ._forkserver import start_forkserver
+
+        # the workers' forkserver imports on the second core while this process
+        # imports the export modules and loads the catalog
+        start_forkserver(extra=("flan_data.cli",))
     from .export import export_mixture
     from .fewshot import load_tokenizer
     from .render import RenderConfig

@@ -82,3 +82,31 @@ def test_loaded_copies_are_bounded_least_recently_used_first(tmp_path, monkeypat
     assert len(hf._LOADED) == 3
     assert load(dirs[0]) is first  # kept: used more recently than d1, d2
     assert [next(iter(k[0][1]))[0] for k in hf._LOADED][-1].startswith(str(dirs[0]))
+
+
+def test_loaded_copies_are_bounded_by_the_bytes_they_map(tmp_path, monkeypatch):
+    # mapped pages a read touched count in the worker's RSS: a few big copies
+    # are kept at most, whatever LOADED_MAX allows
+    monkeypatch.setattr(hf, "_LOADED", {})
+    dirs = []
+    for i in range(4):
+        d = tmp_path / f"d{i}"
+        datasets.Dataset.from_dict({"x": [f"{i}-{j}" * 50 for j in range(2000)]}).save_to_disk(
+            str(d)
+        )
+        dirs.append(d)
+    size = hf._mapped_bytes((hf._stamp(dirs[0]), ()))
+    assert size > 100_000
+    monkeypatch.setattr(hf, "LOADED_BYTES", int(2.5 * size))
+
+    def load(d):
+        return HFSource(SourceSpec(kind="hf", path="x/y"), base_dir=d)._load_local()
+
+    for d in dirs:
+        load(d)
+        assert sum(map(hf._mapped_bytes, hf._LOADED)) <= hf.LOADED_BYTES
+    assert len(hf._LOADED) == 2 < hf.LOADED_MAX  # the two loaded last
+    assert [next(iter(k[0][1]))[0] for k in hf._LOADED][-1].startswith(str(dirs[3]))
+    monkeypatch.setattr(hf, "LOADED_BYTES", 1)
+    load(dirs[0])
+    assert len(hf._LOADED) == 1  # the last one is kept whatever its size

@@ -252,3 +252,142 @@ def test_runs_are_cut_by_bytes_too(cat, tmp_path, monkeypatch, reference):
     _export(cat, tmp_path / "o")
     assert max(runs) > 1  # jobs of ~100 rows cut into several runs
     assert export_files(tmp_path / "o") == reference
+
+
+def test_small_exports_get_about_target_buckets():
+    assert jobs.bucket_shards(10_000, 10) == 1  # 100k rows: 10 assembly items, not 3
+    assert jobs.bucket_shards(10_000, 20) == 2
+    assert jobs.bucket_shards(10_000, 400) == jobs.bucket_shards(10_000)  # big: BUCKET_ROWS
+    for n in (1, 7, 10, 33, 99, 1000):
+        g = jobs.bucket_shards(10_000, n)
+        assert 1 <= g <= jobs.bucket_shards(10_000)
+        assert -(-n // g) >= min(n, jobs.TARGET_BUCKETS)  # enough items for two workers
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_manifest_and_spill_freeing_wait_for_every_shard_to_be_durable(
+    cat, tmp_path, monkeypatch, reference, workers
+):
+    """Shards are written without fsync by whichever process assembles them; the
+    parent fsyncs each one (and its record) before it frees the bucket's spill,
+    and every one before the manifest."""
+    import flan_data.export as export
+    from flan_data.export import writer
+
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
+    out = tmp_path / "o"
+    synced: list[Path] = []
+    sync = writer.fsync_path
+
+    def recording(path, directory=False):
+        sync(path, directory)
+        synced.append(Path(path).resolve())
+
+    freed: list[tuple[int, set[str]]] = []
+    free = jobs.SpillFreer._free
+
+    def checked_free(self, bucket):
+        freed.append((bucket, {p.name for p in synced}))
+        free(self, bucket)
+
+    at_manifest: list[set[Path]] = []
+    write_manifest = export.write_manifest
+
+    def manifest(d, m):
+        at_manifest.append(set(synced))
+        return write_manifest(d, m)
+
+    monkeypatch.setattr(writer, "fsync_path", recording)
+    monkeypatch.setattr(jobs.SpillFreer, "_free", checked_free)
+    monkeypatch.setattr(export, "write_manifest", manifest)
+    m = _export(cat, out, workers=workers)
+    assert export_files(out) == reference
+    (before,) = at_manifest
+    g = BUCKET_ROWS // SHARD_ROWS
+    for s in m["shards"]:
+        f = (out / s["file"]).resolve()
+        assert f in before  # durable before the manifest
+        assert (out / ".flan-export" / "shards" / f"{f.name}.json").resolve() in before
+    assert (out / "data").resolve() in before  # the renames too
+    assert len(freed) == len(m["shards"]) // g
+    for bucket, names in freed:
+        shards = [s["file"] for s in m["shards"]][bucket * g : (bucket + 1) * g]
+        assert {Path(f).name for f in shards} <= names  # freed only once durable
+
+
+def test_a_spill_cut_for_other_buckets_is_rendered_again(cat, tmp_path, monkeypatch, reference):
+    """Bucket sizes depend on the export's size (and on the version): a spill
+    whose runs were cut for other buckets is never assembled with these."""
+    import flan_data.export as export
+
+    out = tmp_path / "o"
+
+    def stop(*a, **k):
+        raise RuntimeError("stopped before assembly")
+
+    with monkeypatch.context() as m:
+        m.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
+        m.setattr(export, "SpillFreer", stop)
+        with pytest.raises(RuntimeError, match="before assembly"):
+            _export(cat, out)
+    logs: list[str] = []
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", SHARD_ROWS)  # one shard per bucket now
+    export_mixture(cat, "demo", out, total=TOTAL, seed=11, shard_rows=SHARD_ROWS,
+                   progress=False, log=logs.append)  # fmt: skip
+    assert any("another job layout" in s for s in logs)
+    assert export_files(out) == reference
+
+
+def test_a_shard_record_cut_short_by_a_crash_is_not_trusted(tmp_path, reference):
+    """Shard records are written without their own fsync: one torn by a power
+    loss (empty, half a JSON object) means 'not done', never a crash."""
+    out = tmp_path / "o"
+    r = _run(tmp_path, out, 1, "shard:5")
+    assert r.returncode == -9, r.stderr[-2000:]
+    records = sorted((out / ".flan-export" / "shards").glob("*.json"))
+    assert len(records) >= 5
+    records[0].write_bytes(b"")  # a shard of a freed bucket
+    records[4].write_bytes(b'{"file": ')  # a shard of the bucket being assembled
+    r = _run(tmp_path, out, 1)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert export_files(out) == reference
+
+
+def test_shard_syncer_returns_items_in_order_once_durable(tmp_path, monkeypatch):
+    from flan_data.export import writer
+
+    files = [tmp_path / f"s{i}" for i in range(6)]
+    for f in files:
+        f.write_bytes(b"x")
+    synced: list[str] = []
+    sync = writer.fsync_path
+
+    def recording(path, directory=False):
+        sync(path, directory)
+        synced.append(Path(path).name)
+
+    monkeypatch.setattr(writer, "fsync_path", recording)
+    s = writer.ShardSyncer()
+    try:
+        for i, f in enumerate(files[:5]):
+            s.add(i, [f])
+        got = s.synced(max_pending=0)  # waits until none is left waiting
+        assert got == [0, 1, 2, 3, 4] and synced == [f.name for f in files[:5]]
+        s.add(5, [files[5]])
+        assert s.finish([tmp_path]) == [5]
+        assert synced[-1] == tmp_path.name  # the folder last, for the renames
+    finally:
+        s.close()
+
+
+def test_shard_syncer_reports_a_disk_error(tmp_path):
+    from flan_data import FlanDataError
+    from flan_data.export import writer
+
+    s = writer.ShardSyncer()
+    try:
+        s.add("gone", [tmp_path / "missing.arrow"])
+        with pytest.raises(FlanDataError, match="missing.arrow"):
+            s.synced(max_pending=0)
+    finally:
+        s.close()

@@ -38,7 +38,7 @@ from ..render import RenderConfig
 from ..specs import MixtureSpec, TaskSpec
 from ..views import OutputSpec
 from .fingerprint import describe_change, fingerprint, save_cache
-from .jobs import SpillFreer, check_consumed, make_jobs
+from .jobs import SpillFreer, _shard_record, check_consumed, make_jobs
 from .writer import (
     COMPLETED,
     DATA_DIR,
@@ -46,6 +46,7 @@ from .writer import (
     FORMAT_VERSION,
     MANIFEST,
     STATE_DIR,
+    ShardSyncer,
     atomic_write_bytes,
     disk_error,
     dumps,
@@ -56,7 +57,7 @@ from .writer import (
 
 ON_ERROR = ("fail", "skip")
 #: Fault injection for crash tests: FLAN_DATA_FAULT="job:N" | "shard:N" | "manifest"
-#: makes the export SIGKILL itself after N jobs / N shards / before the manifest.
+#: makes the export SIGKILL itself after N jobs / N durable shards / before the manifest.
 FAULT_ENV = "FLAN_DATA_FAULT"
 
 
@@ -369,12 +370,28 @@ def export_mixture(
         shards_info = []
         job_indices = [j.index for j in jobs]
         freer = SpillFreer(spill, job_indices, num_shards, g)
-        for done, info in enumerate(
-            executor.assemble(num_shards, spill, out, job_indices, output, g), 1
-        ):
-            shards_info.append(info)
-            freer.shard_done(info)  # a bucket's spill goes as soon as its shards are written
-            _fault("shard", done)
+        durable = [0]
+
+        def synced(infos: list[dict[str, Any]]) -> None:
+            for info in infos:
+                freer.shard_done(info)  # a bucket's spill goes once its shards are durable
+                durable[0] += 1
+                _fault("shard", durable[0])
+
+        # Shards are fsynced here, on a thread beside the assembly (not one by one
+        # in the process that wrote them); the manifest waits for every one.
+        syncer = ShardSyncer()
+        try:
+            for info in executor.assemble(num_shards, spill, out, job_indices, output, g):
+                shards_info.append(info)
+                syncer.add(info, [out / info["file"], _shard_record(spill, info["file"])])
+                # at most a bucket written but not yet durable (nor its spill freed)
+                synced(syncer.synced(max_pending=max(2, g)))
+            synced(
+                syncer.finish([d for d in (out / DATA_DIR, spill.parent / "shards") if d.is_dir()])
+            )
+        finally:
+            syncer.close()
         # Every worker must have started before the export is complete (a script
         # without a __main__ guard fails here). Checked after the shards, not
         # before: a child still starting (the forkserver's first imports) may
@@ -468,10 +485,11 @@ def merge_skips(into: dict[str, int], job: Mapping[str, int]) -> None:
 
 
 def _check_layout(spill: Path, jobs: Sequence[Any], log: Callable[[str], None]) -> None:
-    """Record the jobs' record ranges beside their spill; a spill written for
-    another layout (an interrupted run of another flan-data version) is
-    deleted, since its folders are named by job number."""
-    layout = dumps([[j.index, j.task, j.lo, j.hi] for j in jobs])
+    """Record the jobs' record ranges and spill buckets beside their spill; a
+    spill written for another layout (an interrupted run of another flan-data
+    version) is deleted, since its folders are named by job number and its
+    runs cut by bucket."""
+    layout = dumps([[j.index, j.task, j.lo, j.hi, j.bucket_shards] for j in jobs])
     f = spill / LAYOUT
     if spill.is_dir() and not (f.is_file() and f.read_bytes() == layout):
         if any(spill.iterdir()):

@@ -9,7 +9,7 @@ position from a seeded permutation of ``[0, total)``; the row goes to shard
 bucket (``bucket_shards`` consecutive shards); assembly merges each run's
 batch for a bucket and writes its shards. Runs store their buckets last-first,
 so the parent frees each bucket's spill (truncating the runs) as soon as its
-shards are written: peak disk is about the output's size, not twice it.
+shards are written and fsynced: peak disk is about the output's size, not twice it.
 Nothing depends on which worker runs which job, so the output is the same for
 any number of workers (or executors).
 """
@@ -406,8 +406,11 @@ def _read_records(src, first: int, hi: int, stats: dict[str, int]):
         yield i, eid, rec
 
 
-#: Rows of one (format, repeat) rendered column-wise at a time.
+#: Rows of one (format, repeat) rendered column-wise at a time, and at most this
+#: many bytes of their source records: 8,192 few-shot rows over news articles
+#: were ~130 MB of prompts, held a few times over while they were joined.
 FAST_ROWS = 8192
+FAST_BYTES = 8 << 20
 
 
 class _FastRows:
@@ -432,6 +435,7 @@ class _FastRows:
         self.seen = 0
         self.pending: dict[tuple[int, int], list] = {}
         self.n_pending: dict[tuple[int, int], int] = {}
+        self.b_pending: dict[int, int] = {}  # bytes of the pending source rows
         self._gen = None
         self.fmts = [f for f, _, _ in job.formats]
 
@@ -517,12 +521,15 @@ class _FastRows:
             self.pending.setdefault(k, []).append(part)
             got = self.n_pending.get(k, 0) + n
             self.n_pending[k] = got
-            if got >= FAST_ROWS:
+            held = self.b_pending.get(k, 0) + part[0].nbytes
+            self.b_pending[k] = held
+            if got >= FAST_ROWS or held >= FAST_BYTES:
                 self._flush(k)
 
     def _flush(self, k: int) -> None:
         parts = self.pending.pop(k, [])
         self.n_pending.pop(k, None)
+        self.b_pending.pop(k, None)
         if not parts:
             return
         try:
@@ -740,21 +747,34 @@ def messages_array(inputs: pa.Array, targets: pa.Array, system: str | None = Non
 #: Rows per spill bucket (``bucket_shards`` consecutive shards): assembly holds one
 #: bucket's rows in memory, and reads one batch per run and bucket.
 BUCKET_ROWS = 40_000
+#: A small export gets smaller buckets, so that it has at least this many (one
+#: assembly work item each: 100,000 rows in shards of 10,000 make 10 items, not
+#: 3, and two workers share them evenly). Like the jobs, buckets depend on the
+#: plan only, never on the number of workers.
+TARGET_BUCKETS = 10
 #: A job writes a run whenever its buffer holds this many bytes (or 50,000 rows).
-FLUSH_BYTES = 64 << 20
+#: Sorting a run holds about two more copies of it: 32 MiB rather than 64 MiB
+#: took ~100 MB off a worker's peak on the full-size flan2022 replica, for one
+#: more run per 32 MiB of a job's rows (most jobs write one run anyway).
+FLUSH_BYTES = 32 << 20
 #: Per job folder: each run's (bucket, byte offset, byte size) of its batches.
 RUNS_INDEX = "runs.json"
 #: Per spill folder: how many buckets (from the first) have been assembled and freed.
 CONSUMED = "consumed.json"
 
 
-def bucket_shards(shard_rows: int) -> int:
-    """Shards per spill bucket: about :data:`BUCKET_ROWS` rows (at least one shard).
+def bucket_shards(shard_rows: int, num_shards: int | None = None) -> int:
+    """Shards per spill bucket: about :data:`BUCKET_ROWS` rows (at least one
+    shard), fewer when that would leave an export of ``num_shards`` shards
+    with under :data:`TARGET_BUCKETS` buckets.
 
-    >>> bucket_shards(10_000), bucket_shards(100_000)
-    (4, 1)
+    >>> bucket_shards(10_000), bucket_shards(100_000), bucket_shards(10_000, 10), bucket_shards(10_000, 20)
+    (4, 1, 1, 2)
     """
-    return max(1, BUCKET_ROWS // max(1, shard_rows))
+    g = max(1, BUCKET_ROWS // max(1, shard_rows))
+    if num_shards is not None:
+        g = min(g, max(1, num_shards // TARGET_BUCKETS))
+    return g
 
 
 class _RunWriter:
@@ -903,8 +923,15 @@ def _done_shard(shard: int, num_shards: int, spill_dir: Path, out: Path, output:
     name = f"{DATA_DIR}/{shard_name(shard, num_shards, output.file_format)}"
     record = _shard_record(spill_dir, name)
     if record.is_file() and (out / name).is_file():
-        info = json.loads(record.read_text())
-        if info.get("file") == name and sha256_file(out / name) == info["sha256"]:
+        try:
+            info = json.loads(record.read_text())
+        except (OSError, ValueError):  # a record cut short by a crash before its fsync
+            return None
+        if (
+            isinstance(info, dict)
+            and info.get("file") == name
+            and sha256_file(out / name) == info.get("sha256")
+        ):
             return info
     return None
 
@@ -918,8 +945,8 @@ def _consumed(spill_dir: Path) -> int:
 
 class SpillFreer:
     """Parent side of assembly: once every shard of the lowest bucket not yet
-    freed is written, record it in ``consumed.json`` and truncate each run at
-    that bucket's batch. Disk then holds about one copy of the rows (spill
+    freed is written and durable (fsynced), record it in ``consumed.json`` and
+    truncate each run at that bucket's batch. Disk then holds about one copy of the rows (spill
     shrinking as shards grow), not two.
 
     Resume: a bucket recorded as consumed is never read again while its shards
@@ -1052,6 +1079,9 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         per_task[e.task].append((e.format, e.count, offset))
         offset += e.count
     n_job = 0
+    # one mapping shared by every job (hundreds of entries: a copy per job was
+    # ~60 MB in the parent of a full-size flan2022 export)
+    dirs = dict(source_dirs)
     for t in order:
         fm = tuple(x for x in per_task[t] if x[1] > 0)
         if not fm:
@@ -1064,9 +1094,9 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         bounds = [sizes[t] * c // chunks for c in range(chunks + 1)]
         for c in range(chunks):
             jobs.append(TaskJob(index=n_job, task=t, size=sizes[t], formats=fm, seed=seed, total=total, shard_rows=shard_rows,
-                                num_shards=num_shards, source=source, source_dirs=dict(source_dirs), on_error=on_error,
+                                num_shards=num_shards, source=source, source_dirs=dirs, on_error=on_error,
                                 pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
-                                decontam=decontam, bucket_shards=bucket_shards(shard_rows),
+                                decontam=decontam, bucket_shards=bucket_shards(shard_rows, num_shards),
                                 materialized=(materialized or {}).get(t)))  # fmt: skip
             n_job += 1
     return jobs, num_shards
@@ -1084,11 +1114,16 @@ def assemble_bucket(
     job_indices: Sequence[int],
     output: OutputSpec | None = None,
     bucket_shards: int = 1,
+    sync: bool = True,
 ) -> list[dict[str, Any]]:
     """Write the shards of spill bucket ``bucket`` (shards ``bucket * bucket_shards``
     onwards) to ``out/data/`` in the output's file format: every run's batch for the
     bucket, merged and ordered by position. One info per shard, in shard order;
-    ``file`` in it is relative to ``out``. A shard written before a crash is kept."""
+    ``file`` in it is relative to ``out``. A shard written before a crash is kept.
+
+    ``sync=False`` writes each shard and its record without fsync: the caller
+    makes them durable (:class:`~flan_data.export.writer.ShardSyncer`, the local
+    executor's parent) before it frees their spill or writes a manifest."""
     from .writer import DATA_DIR, atomic_write_bytes, dumps, shard_name, write_shard
 
     output = output or OutputSpec()
@@ -1122,10 +1157,10 @@ def assemble_bucket(
         else:
             shard = schema.empty_table()
         name = f"{DATA_DIR}/{shard_name(s, num_shards, output.file_format)}"
-        nbytes, digest = write_shard(out / name, shard.cast(schema), output.file_format)
+        nbytes, digest = write_shard(out / name, shard.cast(schema), output.file_format, sync)
         info = {"file": name, "rows": shard.num_rows, "bytes": nbytes, "sha256": digest}
         record = _shard_record(spill_dir, name)
         record.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(record, dumps(info))
+        atomic_write_bytes(record, dumps(info), sync)
         infos[s] = info
     return [infos[s] for s in shards]

@@ -46,6 +46,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from .._forkserver import PRELOAD, start_forkserver  # noqa: F401 - PRELOAD: the list, re-exported
 from ..catalog import Catalog
 from ..catalog_cache import dumps_catalog
 from ..errors import FlanDataError
@@ -54,23 +55,6 @@ from ..sources import open_task_source
 from .jobs import JobResult, TaskJob, assemble_bucket, run_job
 
 _STATE: dict[str, Any] = {}
-
-#: Modules the forkserver imports before it forks workers. ``pandas`` is not
-#: used by flan_data, but pyarrow imports it (when installed) on the first
-#: ``pa.array`` of a process: 0.2-0.3 s that would otherwise fall on every
-#: worker's first job. Names that cannot be imported are skipped.
-PRELOAD = (
-    "numpy",
-    "pyarrow",
-    "pyarrow.ipc",
-    "pyarrow.parquet",
-    "pyarrow.compute",
-    "pandas",
-    "pyarrow.pandas_compat",
-    "jinja2",
-    "flan_data.export.local",
-    "flan_data.columnar",
-)
 
 GUARD_HINT = (
     "export worker processes exited while starting. Worker processes re-import your "
@@ -175,17 +159,8 @@ def mp_context() -> mp.context.BaseContext:
     Raises RuntimeError inside a worker that is still importing the main
     module (a script without a ``__main__`` guard): no process is started then.
     """
-    if "forkserver" not in mp.get_all_start_methods():
-        return mp.get_context("spawn")
-    from multiprocessing import forkserver
-
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))  # no effect once the server runs
-    try:
-        forkserver.ensure_running()  # returns at once; the server imports PRELOAD meanwhile
-    except OSError:  # no Unix socket here (a sandbox): children are spawned instead
-        return mp.get_context("spawn")
-    return ctx
+    ctx = start_forkserver()  # already running when `flan export` started it
+    return ctx if ctx is not None else mp.get_context("spawn")
 
 
 def sweep_payloads(folder: str | Path | None = None, *, legacy_age_s: float = 3600) -> list[Path]:
@@ -395,17 +370,25 @@ class LocalExecutor:
     def _run_all(self, fn, items: list[Any]) -> Iterator[tuple[int, Any]]:
         """(index, result) of ``fn`` over ``items``, as they complete.
 
-        One shared queue in item order: the parent claims its next item
-        first; each child gets one once it has started (answered its ping) and
-        its next one the moment its last one is done (a done-callback, run by
-        the pool's own thread), so children never wait for the parent to finish
-        an item, and no item sits queued behind a busy or starting child. An
-        item that cannot be handed to a child goes back to the queue (the
-        parent runs it)."""
+        The items are cut in two runs: the parent's (the first ``1 /
+        workers`` of them) and the children's (the rest); each side claims its
+        own in order, so a process's consecutive jobs are consecutive record
+        ranges (a Parquet decoder goes on where its last job stopped instead of
+        decoding a row group again for every other job). A side that ran out
+        takes the other's last item; the parent takes the children's next one
+        while no child has started. Each child gets an item once it has started
+        (answered its ping) and its next one the moment its last one is done (a
+        done-callback, run by the pool's own thread), so children never wait
+        for the parent to finish an item, and no item sits queued behind a
+        busy or starting child. An item that cannot be handed to a child goes
+        back to the parent."""
         assert self._pool is not None
         pool = self._pool
         lock = threading.Lock()
-        nxt = [0]
+        n = len(items)
+        mid = -(-n // self.workers)
+        # [par[0], par[1]): what is left of the parent's run; [kid[0], kid[1]): of the children's
+        par, kid = [0, mid], [mid, n]
         back: list[int] = []  # items a child could not take: the parent runs them
         handing = [0]  # items claimed for a child, not yet in flight or back
         inflight: dict[Any, int] = {}
@@ -415,11 +398,21 @@ class LocalExecutor:
             with lock:
                 if back and not for_child:
                     return back.pop()
-                if nxt[0] >= len(items):
+                own, other = (kid, par) if for_child else (par, kid)
+                if own[0] < own[1]:
+                    i = own[0]
+                    own[0] += 1
+                elif other[0] < other[1]:
+                    if not for_child and not self._ready:
+                        i = other[0]  # no child yet: go on in order
+                        other[0] += 1
+                    else:
+                        other[1] -= 1
+                        i = other[1]
+                else:
                     return None
-                nxt[0] += 1
                 handing[0] += for_child
-                return nxt[0] - 1
+                return i
 
         def feed(_done: Any = None) -> None:
             if _done is not None:
@@ -481,7 +474,7 @@ class LocalExecutor:
             with self._lock:
                 self._on_ready = None
             with lock:
-                nxt[0] = len(items)  # hand out nothing more
+                par[0], kid[0] = par[1], kid[1]  # hand out nothing more
                 back.clear()
                 pending = list(inflight)
             for f in pending:
@@ -501,8 +494,12 @@ class LocalExecutor:
         output=None,
         bucket_shards: int = 1,
     ) -> Iterator[dict[str, Any]]:
-        """Shard infos, a spill bucket (``bucket_shards`` shards) per work item."""
-        items = [(b, num_shards, spill, out, job_indices, output, bucket_shards)
+        """Shard infos, a spill bucket (``bucket_shards`` shards) per work item.
+
+        Shards are written without fsync (``sync=False``): the export's
+        :class:`~flan_data.export.writer.ShardSyncer` syncs them in the parent,
+        beside the assembly, before their spill is freed or a manifest written."""
+        items = [(b, num_shards, spill, out, job_indices, output, bucket_shards, False)
                  for b in range(-(-num_shards // bucket_shards))]  # fmt: skip
         for infos in self._stream(_assemble, items):
             yield from infos

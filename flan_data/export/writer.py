@@ -264,11 +264,126 @@ def column_schema(names) -> pa.Schema:
     return pa.schema([(n, types.get(n, pa.string())) for n in names])
 
 
-def write_shard(path: Path, table: pa.Table, file_format: str = "arrow") -> tuple[int, str]:
-    """Atomically write ``table`` as a shard in ``file_format``; return (bytes, sha256)."""
+def write_shard(
+    path: Path, table: pa.Table, file_format: str = "arrow", sync: bool = True
+) -> tuple[int, str]:
+    """Atomically write ``table`` as a shard in ``file_format``; return (bytes, sha256).
+
+    ``sync=False`` leaves the fsync to the caller (a :class:`ShardSyncer`): the
+    file is whole under its name (renamed into place) but not yet durable."""
     data = shard_format(file_format).encode(table)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, sync)
     return len(data), hashlib.sha256(data).hexdigest()
+
+
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """Make ``path``'s data (or, for a folder, its entries) durable. Folders are
+    synced on POSIX only (elsewhere a folder cannot be opened for it)."""
+    if directory and os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY if os.name == "posix" else os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_FAILED = object()
+
+
+class ShardSyncer:
+    """fsyncs written shards on a background thread, in the order they were
+    added, while the caller goes on assembling (fsync waits for the disk, not
+    the CPU, and releases the GIL).
+
+    :meth:`synced` returns the items made durable since the last call,
+    :meth:`finish` waits for all of them and syncs the folders that got new
+    names; an export writes its manifest only after :meth:`finish`, so a
+    manifest never lists a shard that is not on disk.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / "a").write_bytes(b"x")
+    1
+    >>> s = ShardSyncer()
+    >>> s.add("a", [d / "a"])
+    >>> s.finish([d])
+    ['a']
+    """
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self._todo: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: OSError | None = None
+        self._pending = 0  # added, not yet returned
+        self._thread = threading.Thread(target=self._work, name="flan-shard-sync", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            got = self._todo.get()
+            if got is None:
+                return
+            item, paths = got
+            if self._error is None:
+                try:
+                    for p in paths:
+                        fsync_path(p)
+                except Exception as e:  # noqa: BLE001 - raised by the caller's next synced()
+                    self._error = e if isinstance(e, OSError) else OSError(str(e))
+                    self._done.put(_FAILED)  # wakes a caller waiting in synced()
+                    continue
+                self._done.put(item)
+
+    def add(self, item: Any, paths: list[Path]) -> None:
+        """Queue ``paths`` for fsync; ``item`` comes back from synced()/finish() once done."""
+        self._todo.put((item, list(paths)))
+        self._pending += 1
+
+    def _drain(self, max_pending: int | None = None) -> list[Any]:
+        import queue
+
+        out = []
+        while True:
+            block = max_pending is not None and self._pending > max_pending
+            if self._error is not None:
+                raise disk_error(self._error)
+            try:
+                got = self._done.get(block=block)
+            except queue.Empty:
+                break
+            if got is _FAILED:
+                continue
+            out.append(got)
+            self._pending -= 1
+        return out
+
+    def synced(self, max_pending: int | None = None) -> list[Any]:
+        """Items made durable since the last call; with ``max_pending``, first
+        waits until no more than that many are still waiting for their fsync
+        (bounds what is written but not yet durable, and so the spill not yet
+        freed). Raises the thread's disk error."""
+        return self._drain(max_pending)
+
+    def finish(self, folders: list[Path] = ()) -> list[Any]:
+        """Wait until every added item is durable, then sync ``folders`` (the shards'
+        renames); the items not returned by synced() yet."""
+        self.close()
+        out = self._drain()
+        try:
+            for d in folders:
+                fsync_path(d, directory=True)
+        except OSError as e:
+            raise disk_error(e) from None
+        return out
+
+    def close(self) -> None:
+        """Stop the thread once the queued items are done; safe to call twice."""
+        if self._thread.is_alive():
+            self._todo.put(None)
+            self._thread.join()
 
 
 def schema_json(schema: pa.Schema = SCHEMA) -> list[dict[str, str]]:
