@@ -171,7 +171,8 @@ def test_every_job_gives_freed_memory_back(tmp_path, h, monkeypatch):
     m = export_mixture(cat, "mix", tmp_path / "o", total=400, progress=False, log=lambda s: None)
     assert m["num_rows"] == 400
     assert len(set(jobs)) >= 8
-    assert jobsmod.RELEASES[0] - before == len(set(jobs))  # once per job, rendered again or not
+    # once per job (rendered again or not) and once per assembled bucket of shards
+    assert len(set(jobs)) < jobsmod.RELEASES[0] - before <= len(set(jobs)) + len(m["shards"])
     jobsmod.release_memory()  # a no-op where there is no malloc_trim; never raises
 
 

@@ -1163,4 +1163,6 @@ def assemble_bucket(
         record.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(record, dumps(info), sync)
         infos[s] = info
+    del table, shard
+    release_memory()  # the bucket's copies: freed, and handed back (as after a job)
     return [infos[s] for s in shards]
