@@ -132,8 +132,10 @@ def render_fewshot(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *
     tab = _Tables.of(tc, pool, style_on, cands, tplans)
     k = tr.config.shots
     rows = q.rows
-    picks = tab.picker.pick_array(
-        [ids[i] for i in rows.tolist()], mix64_array(q.seeds, _SALT_EXEMPLARS)
+    row_ids = pa.array(ids, _STRING) if not isinstance(ids, pa.Array) else ids
+    excl = pc.index_in(row_ids.take(pa.array(rows)), value_set=tab.ids)  # first equal pool entry
+    picks = tab.picker.pick_positions(
+        excl.fill_null(-1).to_numpy(zero_copy_only=False), mix64_array(q.seeds, _SALT_EXEMPLARS)
     )
     if picks is None:  # a pool of at most k entries, or duplicated ids: per row
         return _none(n, q.template_ids, fs_ids, np.arange(n, dtype=np.int64))
@@ -577,7 +579,9 @@ class _Tables:
         NV, NF = self.NV, self.NF
         keys = sorted(self._keys)
         fns = [None if f is None else jinja2.filters.FILTERS[f] for f in self.filters]
-        xs, idx, lens, blank, nl0, hasnl, cue, lab = ([] for _ in range(8))
+        xs: list[int] = []
+        facts: list[tuple] = []
+        memo: dict[tuple[str, bool, bool], tuple] = {}  # values recur across styles
         add = S.add
         for si, style in enumerate(self.style_list):
             block, letters = format_options(self.opts, style)
@@ -595,15 +599,18 @@ class _Tables:
                     if var == 2
                     else v1.strip()
                 )
+                mk = (v, slot == 0, var == 3)
+                fact = memo.get(mk)
+                if fact is None:
+                    nl = "\n" in v
+                    fact = memo[mk] = (add(v), len(v), not v.strip(), v[:1] == "\n", nl,
+                                       ends_with_cue(v) if nl and slot == 0 else -1,
+                                       bool(v) and _target_labelled(v) if var == 3 else -1)  # fmt: skip
                 xs.append(((si * NV + slot) * NF + fi) * 4 + var)
-                idx.append(add(v))
-                lens.append(len(v))
-                blank.append(not v1.strip())
-                nl0.append(v[:1] == "\n")
-                nl = "\n" in v
-                hasnl.append(nl)
-                cue.append(ends_with_cue(v) if nl and slot == 0 else -1)
-                lab.append(bool(v) and _target_labelled(v) if var == 3 else -1)
+                facts.append(fact)
+        if not xs:
+            return
+        idx, lens, blank, nl0, hasnl, cue, lab = (list(c) for c in zip(*facts))
         x = np.array(xs, dtype=np.int64)
         self.v_idx[x] = idx
         self.v_len[x] = lens
