@@ -60,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import columnar
-from .columnar import TaskColumns, _join
+from .columnar import WHITESPACE, TaskColumns, _join
 from .compose import _target_labelled
 from .fewshot import ExemplarPicker, WhitespaceTokenizer
 from .options import ALL_STYLES, PLAIN, format_options
@@ -132,8 +132,10 @@ def render_fewshot(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *
     tab = _Tables.of(tc, pool, style_on, cands, tplans)
     k = tr.config.shots
     rows = q.rows
-    picks = tab.picker.pick_array(
-        [ids[i] for i in rows.tolist()], mix64_array(q.seeds, _SALT_EXEMPLARS)
+    row_ids = pa.array(ids, _STRING) if not isinstance(ids, pa.Array) else ids
+    excl = pc.index_in(row_ids.take(pa.array(rows)), value_set=tab.ids)  # first equal pool entry
+    picks = tab.picker.pick_positions(
+        excl.fill_null(-1).to_numpy(zero_copy_only=False), mix64_array(q.seeds, _SALT_EXEMPLARS)
     )
     if picks is None:  # a pool of at most k entries, or duplicated ids: per row
         return _none(n, q.template_ids, fs_ids, np.arange(n, dtype=np.int64))
@@ -146,7 +148,6 @@ def render_fewshot(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *
             if nst == 1
             else choose(q.seeds, _SALT_OPTIONS, len(ALL_STYLES))
         )
-        tab.ensure_styles(s)
     else:
         s = np.zeros(m, dtype=np.int64)
     ok = np.ones(m, dtype=bool)
@@ -209,32 +210,38 @@ def render_fewshot(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *
     fallback = np.sort(np.concatenate(fb))
     if not len(good):
         return _none(n, q.template_ids, fs_ids, fallback)
-    # -- the pieces, by index into the string store
+    # -- the pieces, by index into the string store: per exemplar its input prefix
+    # (after the separator from the one before), input text, value, text, the
+    # delimiter and target prefix, target; then the separator and query prefix
     fg = f[good]
     lab, cue, nl, tl = lab[good], cue[good], nl[good], tl[good]
     code, vi, tvi, has_v, has_t = code[good], vi[good], tvi[good], has_v[good], has_t[good]
     g = len(good)
-    S = tab.store
-    lead = tab.lead_idx[fg[:, None], lab]
+    empty = tab.store.empty
     nlf = nl & tab.fs_same_line[fg][:, None]
     mid = tab.mid_idx[fg[:, None], np.where(cue == 1, 0, 1 + 2 * nlf + tl)]
-    v_ix = np.where(has_v, tab.v_idx[vi], S.empty)
     t_ix = np.where(has_t, tab.v_idx[tvi], tab.e_t[code])
-    sep = tab.sep_idx[fg][:, None]
-    per = np.stack(
-        [lead, tab.e_a[code], v_ix, tab.e_c[code], mid, t_ix, np.broadcast_to(sep, lead.shape)],
-        axis=2,
-    )
-    flat = per.reshape(g, -1)
+    cols = []
+    for e in range(k):
+        cols.append((tab.lead_idx if e == 0 else tab.seplead_idx)[fg, lab[:, e]])
+        cols.append(tab.e_a[code[:, e]])
+        if tab.any_v:
+            cols.append(np.where(has_v[:, e], tab.v_idx[vi[:, e]], empty))
+        if tab.any_c:
+            cols.append(tab.e_c[code[:, e]])
+        cols.append(mid[:, e])
+        cols.append(t_ix[:, e])
+    cols.append(tab.seplead_idx[fg, lab_q[good]])
+    flat = np.stack(cols, axis=1)
     nl_qg = nl_q[good] & tab.fs_same_line[fg]
-    q_lead = tab.lead_idx[fg, lab_q[good]]
     q_mid = tab.qmid_idx[fg, np.where(cue_q[good] == 1, 0, 1 + 2 * nl_qg + tl_q[good])]
-    arr = S.array()
+    arr = tab.array
     w = flat.shape[1]
     ex_text = pc.binary_join(pa.ListArray.from_arrays(pa.array(np.arange(0, g * w + 1, w, dtype=np.int32)),
                                                       arr.take(pa.array(flat.ravel()))), "")  # fmt: skip
-    sel = pa.array(good)
-    inputs = pc.binary_join_element_wise(ex_text, arr.take(pa.array(q_lead)), qi.take(sel), arr.take(pa.array(q_mid)), "")  # fmt: skip
+    every = g == m
+    sel = None if every else pa.array(good)
+    inputs = pc.binary_join_element_wise(ex_text, qi if every else qi.take(sel), arr.take(pa.array(q_mid)), "")  # fmt: skip
     ex_ids = pa.ListArray.from_arrays(pa.array(np.arange(0, g * k + 1, k, dtype=np.int32)),
                                       tab.ids.take(pa.array(picks[good].ravel())))  # fmt: skip
     out_rows = rows[good]
@@ -243,7 +250,7 @@ def render_fewshot(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *
     return FewShotRendered(
         rows=out_rows,
         inputs=inputs,
-        targets=qt.take(sel),
+        targets=qt if every else qt.take(sel),
         template=t[good],
         template_ids=q.template_ids,
         seeds=q.seeds[good],
@@ -309,11 +316,38 @@ def cued_column(arr: pa.Array) -> np.ndarray:
     out = np.zeros(n, dtype=bool)
     if not n:
         return out
-    cand = np.flatnonzero(pc.match_substring_regex(arr, _CUE_CAND).to_numpy(zero_copy_only=False))
+    # a cue line ends with ":", "]", "." or a letter of a cue noun (ASCII), then
+    # maybe spaces or tabs: a text ending otherwise ("...?") is no cue
+    maybe = np.flatnonzero(np.isin(_last_bytes(arr), _CUE_LAST_WS))
+    if not len(maybe):
+        return out
+    sub = arr if len(maybe) == n else arr.take(pa.array(maybe))
+    hit = pc.match_substring_regex(sub, _CUE_CAND).to_numpy(zero_copy_only=False)
+    cand = maybe[hit]
     if len(cand):
-        vals = arr.take(pa.array(cand)).to_pylist()
+        vals = sub.filter(pa.array(hit)).to_pylist()
         out[cand] = [ends_with_cue(v) for v in vals]
     return out
+
+
+_CUE_LAST = np.frombuffer(b":]." + bytes(range(65, 91)) + bytes(range(97, 123)), dtype=np.uint8)
+_CUE_LAST_WS = np.concatenate([_CUE_LAST, np.frombuffer(b" \t", dtype=np.uint8)])
+
+
+def _last_bytes(arr: pa.Array) -> np.ndarray:
+    """The last byte of every string of ``arr`` (0 for an empty one)."""
+    n = len(arr)
+    bufs = arr.buffers()
+    large = arr.type == pa.large_string()
+    offs = np.frombuffer(bufs[1], dtype=np.int64 if large else np.int32)[
+        arr.offset : arr.offset + n + 1
+    ]
+    if bufs[2] is None or not len(bufs[2]):
+        return np.zeros(n, dtype=np.uint8)
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    end = offs[1:].astype(np.int64)
+    out = data[np.maximum(end - 1, 0)]
+    return np.where(end > offs[:-1], out, 0).astype(np.uint8)
 
 
 def _query_labelled(tab: _Tables, qi: pa.Array, t: np.ndarray) -> np.ndarray:
@@ -348,11 +382,16 @@ def _query_nl(tab: _Tables, qi: pa.Array, t: np.ndarray) -> np.ndarray:
 
 def _target_labelled_column(arr: pa.Array) -> np.ndarray:
     # compose_query: ``targets and _target_labelled(targets)``; targets recur
-    # (answers, letters): the Arrow filter first, then a memo per distinct text
+    # (answers, letters): once per distinct text, else the Arrow filter first
     n = len(arr)
     out = np.zeros(n, dtype=np.int64)
     if not n:
         return out
+    enc = arr.dictionary_encode()
+    vals = enc.dictionary.to_pylist() if len(enc.dictionary) * 8 <= n else None
+    if vals is not None:
+        labs = np.array([bool(v) and _target_labelled(v) for v in vals] or [0], dtype=np.int64)
+        return labs[enc.indices.to_numpy(zero_copy_only=False)]
     head = pc.utf8_slice_codeunits(arr, 0, 64)
     cand = np.flatnonzero(
         pc.match_substring_regex(head, _LABEL_CAND).to_numpy(zero_copy_only=False)
@@ -367,26 +406,57 @@ def _target_labelled_column(arr: pa.Array) -> np.ndarray:
 
 
 class _Store:
-    """Distinct strings by index, as one Arrow array (rebuilt when it grew)."""
+    """Strings by index, as one Arrow array: short constants (distinct, added one
+    by one) and whole Arrow arrays of exemplar texts (added as blocks)."""
 
     def __init__(self) -> None:
-        self.strings: list[str] = []
-        self.index: dict[str, int] = {}
+        self._chunks: list[pa.Array] = []
+        self._pending: list[str] = []
+        self._index: dict[str, int] = {}
+        self.size = 0
         self._arr: pa.Array | None = None
         self.empty = self.add("")
 
     def add(self, s: str) -> int:
-        i = self.index.get(s)
+        i = self._index.get(s)
         if i is None:
-            i = self.index[s] = len(self.strings)
-            self.strings.append(s)
+            i = self._index[s] = self.size
+            self._pending.append(s)
+            self.size += 1
             self._arr = None
         return i
 
+    def add_array(self, arr: pa.Array) -> int:
+        """Append ``arr``'s strings; the index of its first."""
+        self._flush()
+        base = self.size
+        self._chunks.append(arr.cast(_STRING) if arr.type != _STRING else arr)
+        self.size += len(arr)
+        self._arr = None
+        return base
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._chunks.append(pa.array(self._pending, _STRING))
+            self._pending = []
+
     def array(self) -> pa.Array:
         if self._arr is None:
-            self._arr = pa.array(self.strings, _STRING)
+            self._flush()
+            self._arr = (
+                self._chunks[0] if len(self._chunks) == 1 else pa.concat_arrays(self._chunks)
+            )
+            self._chunks = [self._arr]
         return self._arr
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self._chunks) + sum(len(x) for x in self._pending)
+
+
+#: Bytes of exemplar text all kept tables may hold together; beyond it the least
+#: recently used are dropped (built again when next needed: same bytes).
+TABLES_BYTES = 128 << 20
 
 
 class _Tables:
@@ -400,7 +470,7 @@ class _Tables:
     target (or ``e_tkind``: the lettered answer alone), facts -1 where not
     certain (the row goes per row), 2 where the value decides. Values of option
     styles (``v_*``, index ``((style * NV + slot) * NF + filter) * 4 + variant``)
-    are added per style on first use."""
+    are computed for every style, for the (slot, filter, variant) keys used."""
 
     @classmethod
     def of(cls, tc: TaskColumns, pool, style_on: bool, cands, tplans) -> _Tables:
@@ -408,26 +478,34 @@ class _Tables:
         cache = tc.__dict__.setdefault("_fs_tables", {})
         hit = cache.get(key)
         if hit is None or hit.pool is not pool:
+            if hit is not None:
+                hit.drop()
             hit = cache[key] = cls(tc, pool, style_on, cands, tplans)
+            hit.key = key
         if not _LIVE or _LIVE[-1] is not hit:
             for i, x in enumerate(_LIVE):
                 if x is hit:
                     del _LIVE[i]
                     break
             _LIVE.append(hit)
-            while len(_LIVE) > TABLES_KEPT:
-                _LIVE.pop(0).drop()
+        while len(_LIVE) > TABLES_KEPT or (
+            len(_LIVE) > 1 and sum(x.nbytes for x in _LIVE) > TABLES_BYTES
+        ):
+            _LIVE.pop(0).drop()
         return hit
 
     def drop(self) -> None:
-        """Forget this pool's tables (built again when next needed)."""
-        for c in list(self.tc.__dict__.get("_fs_tables", {}).items()):
-            if c[1] is self:
-                del self.tc.__dict__["_fs_tables"][c[0]]
+        """Forget these tables (built again when next needed)."""
+        cache = self.tc.__dict__.get("_fs_tables", {})
+        if cache.get(self.key) is self:
+            del cache[self.key]
+        if self in _LIVE:
+            _LIVE.remove(self)
 
     def __init__(self, tc: TaskColumns, pool, style_on: bool, cands, tplans):
         tr = tc.tr
         cfg = tr.config
+        self.key = None
         self.tc, self.pool, self.style_on = tc, pool, style_on
         self.picker = ExemplarPicker([e.example_id for e in pool], cfg.shots)
         self.ids = pa.array([e.example_id for e in pool], _STRING)
@@ -438,10 +516,12 @@ class _Tables:
         self.need_nl = any("\n" not in fs.x_y_delimiter for fs in styles)
         self.fs_same_line = np.array(["\n" not in fs.x_y_delimiter for fs in styles])
         S = self.store = _Store()
+        # the first exemplar's input prefix; then separator + the next one's (or the query's)
         self.lead_idx = np.array(
             [[S.add(fs.input_prefix), S.empty] for fs in styles], dtype=np.int64
         )
-        self.sep_idx = np.array([S.add(fs.example_separator) for fs in styles], dtype=np.int64)
+        self.seplead_idx = np.array([[S.add(fs.example_separator + fs.input_prefix), S.add(fs.example_separator)]
+                                     for fs in styles], dtype=np.int64)  # fmt: skip
         mids, qmids = [], []
         for fs in styles:
             row, qrow = [S.add(" ")], [S.empty]
@@ -473,7 +553,6 @@ class _Tables:
         self.filters = list(filts)
         self.NF = len(filts)
         nv = max(len(self.style_list), 1) * self.NV * self.NF * 4
-        self.v_done = np.zeros(max(len(self.style_list), 1), dtype=bool)
         self.v_idx = np.full(nv, S.empty, dtype=np.int64)
         self.v_len = np.zeros(nv, dtype=np.int64)
         self.v_blank = np.ones(nv, dtype=np.int8)
@@ -481,33 +560,65 @@ class _Tables:
         self.v_hasnl = np.zeros(nv, dtype=np.int8)
         self.v_cue = np.full(nv, -1, dtype=np.int64)  # ends_with_cue, -1 without a line break
         self.v_lab = np.full(nv, -1, dtype=np.int64)  # _target_labelled
+        self._keys: set[tuple[int, int, int]] = set()  # (slot, filter, variant) used
         self._entries(tc, pool, cands, tplans, filts)
+        self._values()
+        # which piece columns can hold text (others are left out of the join)
+        self.any_v = bool((self.e_kind >= 0).any())
+        self.any_c = bool((self.e_c[self.e_ok] != S.empty).any())
+        self.array = S.array()
+        self.nbytes = S.nbytes
 
     # -- option styles
 
-    def ensure_styles(self, s: np.ndarray) -> None:
-        new = np.unique(s[~self.v_done[s]]) if len(s) else s
-        if not len(new):
+    def _values(self) -> None:
+        """Every style's value (and its facts) for each (slot, filter, variant) used."""
+        if not self.style_list or not self._keys:
             return
         S = self.store
         NV, NF = self.NV, self.NF
-        for si in new.tolist():
-            block, letters = format_options(self.opts, self.style_list[si])
-            for slot, v0 in enumerate((block, *letters)):
-                for fname, fi in zip(self.filters, range(NF)):
-                    v1 = v0 if fname is None else jinja2.filters.FILTERS[fname](v0)
-                    if type(v1) is not str:
-                        continue  # stays blank: rows go per row
-                    for var, v in enumerate((v1, v1.lstrip(), v1.rstrip(), v1.strip())):
-                        x = ((si * NV + slot) * NF + fi) * 4 + var
-                        self.v_idx[x] = S.add(v)
-                        self.v_len[x] = len(v)
-                        self.v_blank[x] = not v1.strip()
-                        self.v_nl0[x] = v[:1] == "\n"
-                        self.v_hasnl[x] = "\n" in v
-                        self.v_cue[x] = ends_with_cue(v) if "\n" in v else -1
-                        self.v_lab[x] = bool(v) and _target_labelled(v)
-            self.v_done[si] = True
+        keys = sorted(self._keys)
+        fns = [None if f is None else jinja2.filters.FILTERS[f] for f in self.filters]
+        xs: list[int] = []
+        facts: list[tuple] = []
+        memo: dict[tuple[str, bool, bool], tuple] = {}  # values recur across styles
+        add = S.add
+        for si, style in enumerate(self.style_list):
+            block, letters = format_options(self.opts, style)
+            vals = (block, *letters)
+            for slot, fi, var in keys:
+                v1 = vals[slot] if fns[fi] is None else fns[fi](vals[slot])
+                if type(v1) is not str:
+                    continue  # stays blank: rows go per row
+                v = (
+                    v1
+                    if var == 0
+                    else v1.lstrip()
+                    if var == 1
+                    else v1.rstrip()
+                    if var == 2
+                    else v1.strip()
+                )
+                mk = (v, slot == 0, var == 3)
+                fact = memo.get(mk)
+                if fact is None:
+                    nl = "\n" in v
+                    fact = memo[mk] = (add(v), len(v), not v.strip(), v[:1] == "\n", nl,
+                                       ends_with_cue(v) if nl and slot == 0 else -1,
+                                       bool(v) and _target_labelled(v) if var == 3 else -1)  # fmt: skip
+                xs.append(((si * NV + slot) * NF + fi) * 4 + var)
+                facts.append(fact)
+        if not xs:
+            return
+        idx, lens, blank, nl0, hasnl, cue, lab = (list(c) for c in zip(*facts))
+        x = np.array(xs, dtype=np.int64)
+        self.v_idx[x] = idx
+        self.v_len[x] = lens
+        self.v_blank[x] = blank
+        self.v_nl0[x] = nl0
+        self.v_hasnl[x] = hasnl
+        self.v_cue[x] = cue
+        self.v_lab[x] = lab
 
     # -- pool entries
 
@@ -549,66 +660,82 @@ class _Tables:
             if ins is None or tgs is None:
                 continue
             (i0, im, i1), (t0, tm, t1) = ins, tgs
-            if tm is not None and (
-                _render_seg(t0, cols, P) is not None or _render_seg(t1, cols, P) is not None
-            ):
+            if tm is not None and (t0 or t1 or tm[0] != "letter"):
                 continue  # a target mixing a value with text: per row
-            if tm is not None and tm[0] != "letter":
-                continue
-            a_l = _render_seg(i0, cols, P)
-            c_l = _render_seg(i1, cols, P) if im is not None else None
-            g_l = _render_seg(t0, cols, P) if tm is None else None
-            base = ti * P
-            for p in range(P):
-                if not valid[p]:
-                    continue
-                x = base + p
-                a = a_l[p] if a_l is not None else ""
-                if im is None:
-                    text = a.strip()
-                    self.e_a[x] = S.add(text)
-                    self.e_lab[x] = starts_with_label(text)
-                    self.e_cue[x] = ends_with_cue(text)
-                    self.e_nl[x] = "\n" in text
-                    self.e_len[x] = len(text)
-                    raw = len(a)
+            sl = slice(ti * P, ti * P + P)
+            ok = valid.copy()
+            a_raw = _join_seg(i0, cols, P)
+            # a leading literal that decides the label test for every entry
+            lit = i0[0] if i0 and isinstance(i0[0], str) and i0[0].strip() else None
+            lit_lab = None if lit is None else label_fixed(lit.lstrip())
+            if im is None:
+                text = pc.utf8_trim(a_raw, WHITESPACE)
+                self.e_a[sl] = S.add_array(text) + np.arange(P)
+                self.e_lab[sl] = labelled_column(text) if lit_lab is None else lit_lab
+                self.e_cue[sl] = cued_column(text)
+                self.e_nl[sl] = pc.match_substring(text, "\n").to_numpy(zero_copy_only=False)
+                self.e_len[sl] = pc.utf8_length(text).to_numpy()
+                raw = pc.utf8_length(a_raw).to_numpy()
+            else:
+                if im[0] == "letter":
+                    ok &= ans >= 0
+                c_raw = _join_seg(i1, cols, P)
+                aa = pc.utf8_ltrim(a_raw, WHITESPACE)
+                cc = pc.utf8_rtrim(c_raw, WHITESPACE)
+                la = pc.utf8_length(aa).to_numpy()
+                lc = pc.utf8_length(cc).to_numpy()
+                b0, b1 = la == 0, lc == 0
+                self.e_kind[sl] = 0 if im[0] == "block" else 1 + ans
+                fi = filts[im[1]]
+                self.e_filt[sl] = fi
+                var = b0 | (b1.astype(np.int64) << 1)
+                self.e_var[sl] = var
+                if im[0] == "block":
+                    self._keys.update((0, fi, v) for v in np.unique(var).tolist())
                 else:
-                    if im[0] == "letter" and ans[p] < 0:
-                        continue
-                    c = c_l[p] if c_l is not None else ""
-                    b0, b1 = not a.strip(), not c.strip()
-                    aa = "" if b0 else a.lstrip()
-                    cc = "" if b1 else c.rstrip()
-                    self.e_kind[x] = 0 if im[0] == "block" else 1 + ans[p]
-                    self.e_filt[x] = filts[im[1]]
-                    self.e_var[x] = b0 | (b1 << 1)
-                    self.e_a[x] = S.add(aa)
-                    self.e_c[x] = S.add(cc)
-                    if not b0:
-                        lf = label_fixed(aa)
-                        self.e_lab[x] = -1 if lf is None else lf
-                        self.e_lab_nl[x] = starts_with_label(aa + "\n")
-                    if b1:
-                        self.e_cue[x] = 2
-                    elif "\n" in cc:
-                        self.e_cue[x] = ends_with_cue(cc)
-                    self.e_nl[x] = "\n" in aa or "\n" in cc
-                    self.e_len[x] = len(aa) + len(cc)
-                    raw = len(a) + len(c)
-                if tm is None:
-                    g = g_l[p] if g_l is not None else ""
-                    gs = g.strip()
-                    self.e_t[x] = S.add(gs)
-                    self.e_tl[x] = _target_labelled(gs)
-                    self.e_len[x] += len(gs)
-                    raw += len(g)
+                    self._keys.update(
+                        (1 + a, fi, v) for a in range(self.NV - 1) for v in np.unique(var).tolist()
+                    )
+                self.e_a[sl] = S.add_array(aa) + np.arange(P)
+                self.e_c[sl] = S.add_array(cc) + np.arange(P)
+                # label: decided by the text alone (64 characters, or a colon label
+                # within it), else by the text followed by a line break (the block's)
+                lab_nl = np.zeros(P, dtype=np.int64)
+                if lit_lab is not None:
+                    lab = np.full(P, int(lit_lab), dtype=np.int64)
+                    short = np.zeros(0, dtype=np.int64)
                 else:
-                    if ans[p] < 0:
-                        continue
-                    self.e_tkind[x] = 1 + ans[p]
-                    self.e_tfilt[x] = filts[tm[1]]
-                self.e_raw[x] = raw
-                self.e_ok[x] = True
+                    lab = labelled_column(aa).astype(np.int64)
+                    short = np.flatnonzero((la < 64) & ~b0)
+                if len(short):
+                    vals = aa.take(pa.array(short)).to_pylist()
+                    for p, a in zip(short.tolist(), vals):
+                        lf = label_fixed(a)
+                        lab[p] = -1 if lf is None else lf
+                        lab_nl[p] = starts_with_label(a + "\n")
+                lab[b0] = -1
+                self.e_lab[sl] = lab
+                self.e_lab_nl[sl] = np.where(b0, -1, lab_nl)
+                nl_c = pc.match_substring(cc, "\n").to_numpy(zero_copy_only=False)
+                self.e_cue[sl] = np.where(b1, 2, np.where(nl_c, cued_column(cc), -1))
+                self.e_nl[sl] = pc.match_substring(aa, "\n").to_numpy(zero_copy_only=False) | nl_c
+                self.e_len[sl] = la + lc
+                raw = pc.utf8_length(a_raw).to_numpy() + pc.utf8_length(c_raw).to_numpy()
+            if tm is None:
+                g_raw = _join_seg(t0, cols, P)
+                gs = pc.utf8_trim(g_raw, WHITESPACE)
+                self.e_t[sl] = S.add_array(gs) + np.arange(P)
+                self.e_tl[sl] = _target_labelled_column(gs)
+                self.e_len[sl] += pc.utf8_length(gs).to_numpy()
+                raw = raw + pc.utf8_length(g_raw).to_numpy()
+            else:
+                ok &= ans >= 0
+                tf = filts[tm[1]]
+                self.e_tkind[sl] = 1 + ans
+                self.e_tfilt[sl] = tf
+                self._keys.update((1 + a, tf, 3) for a in range(self.NV - 1))
+            self.e_raw[sl] = raw
+            self.e_ok[sl] = ok
 
     def _pool_columns(self, tc: TaskColumns, pool):
         P = len(pool)
@@ -652,12 +779,16 @@ class _Tables:
             tail = last.rstrip()
             if tail and "\n" in tail:
                 self.q_cue[ti] = ends_with_cue(tail)
+            elif tail and tail[-1].encode()[-1] not in _CUE_LAST:
+                self.q_cue[ti] = 0  # no cue line ends so (see cued_column)
             elif not tail and isinstance(before, tuple) and before[0] == "block" and self.style_on:
                 self.q_cue[ti] = 2
                 self.q_cue_filt[ti] = filts[before[1]]
         elif last[0] == "block" and self.style_on:
             self.q_cue[ti] = 2
             self.q_cue_filt[ti] = filts[last[1]]
+        if self.q_cue[ti] == 2:
+            self._keys.add((0, int(self.q_cue_filt[ti]), 2))
         # a line break between two non-blank literal characters survives the strip
         if "\n" in "".join(p for p in parts_i if isinstance(p, str)).strip():
             self.q_nl[ti] = 1
@@ -675,15 +806,11 @@ def _cut(parts) -> tuple | None:
     return tuple(parts[:k]), parts[k], tuple(parts[k + 1 :])
 
 
-def _render_seg(parts, cols: dict[str, pa.Array], n: int) -> list[str] | None:
-    """The texts of template parts over the pool columns; None when they are all empty."""
+def _join_seg(parts, cols: dict[str, pa.Array], n: int) -> pa.Array:
+    """The texts of template parts (literals and fields) over the pool columns."""
     if not parts:
-        return None
-    arr = _join(parts, cols, {}, n)
-    out = arr.to_pylist()
-    if not any(out):
-        return None
-    return out
+        return pa.array([""] * n, _STRING)
+    return _join(parts, cols, {}, n)
 
 
 # -- render_batch's entry point
@@ -709,6 +836,8 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
         return None
     ids = [eid for eid, _ in items]
     res = render_fewshot(tc, batch, ids, fmt=fmt, seed=seed, split=split, pool=pool)
+    if not len(res.fallback):  # every row here: whole columns in item order
+        return _item_columns(tr, res, ids, fmt, split)
     fb = res.fallback.tolist()
     sub = None
     if fb:
@@ -767,3 +896,28 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
         "seed": [seeds[i] for i in keep],
     }
     return cols
+
+
+def _item_columns(tr, res: FewShotRendered, ids: Sequence[str], fmt: str, split: str) -> dict[str, list[Any]]:  # fmt: skip
+    """render_batch's columns of a batch rendered here whole (rows in item order)."""
+    order = np.argsort(res.rows, kind="stable")
+    take = pa.array(order)
+    m = len(order)
+    opts = tr.task.options
+    return {
+        "index": list(range(m)),
+        "inputs": res.inputs.take(take).to_pylist(),
+        "targets": res.targets.take(take).to_pylist(),
+        "task": [tr.task.name] * m,
+        "collection": [tr.task.collection] * m,
+        "format": [fmt] * m,
+        "template_id": np.array(res.template_ids, dtype=object)[res.template[order]].tolist(),
+        "fewshot_style": np.array(res.fewshot_style_ids, dtype=object)[
+            res.fewshot_style[order]
+        ].tolist(),
+        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
+        "exemplar_ids": res.exemplar_ids.take(take).to_pylist(),
+        "example_id": list(ids),
+        "source_split": [split] * m,
+        "seed": res.seeds[order].tolist(),
+    }

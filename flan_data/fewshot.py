@@ -234,14 +234,30 @@ class ExemplarPicker:
         import numpy as np
 
         n, k = self.n, self.k
-        rows = len(excludes)
         if k <= 0 or n - 1 < k:
             return None
         pos, dups = self._pos, self._dups
         if dups and any(x in dups for x in excludes):
             return None
         get = pos.get
-        excl = np.fromiter((get(x, -1) for x in excludes), dtype=np.int64, count=rows)
+        excl = np.fromiter((get(x, -1) for x in excludes), dtype=np.int64, count=len(excludes))
+        return self.pick_positions(excl, seeds)
+
+    def pick_positions(self, excl: np.ndarray, seeds: np.ndarray) -> np.ndarray | None:
+        """:meth:`pick_array` with each row's excluded entry given as its pool
+        position (-1: none), e.g. from ``pyarrow.compute.index_in`` over the pool's
+        ids; None as there, or when a row excludes an id the pool holds twice."""
+        import numpy as np
+
+        n, k = self.n, self.k
+        rows = len(excl)
+        if k <= 0 or n - 1 < k:
+            return None
+        if self._dups:
+            firsts = np.array([self._pos[x] for x in self._dups], dtype=np.int64)
+            if np.isin(excl, firsts).any():
+                return None
+        excl = np.asarray(excl, dtype=np.int64)
         seeds = np.asarray(seeds, dtype=np.uint64)
         m = (n - (excl >= 0)).astype(np.uint64)
         big = n + k + 1  # never <= a rank

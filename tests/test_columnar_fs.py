@@ -390,3 +390,29 @@ def test_exemplar_tables_built_once_per_task_across_chunk_jobs(tmp_path, monkeyp
     assert isinstance(out, dict)
     assert columnar_fs.STATS["rows"] - before > 2000
     assert len(built) == 2  # fs_opt and fs_noopt, whatever the number of chunk jobs
+
+
+def test_text_fact_columns_equal_the_python_tests():
+    """The column-wise cue/label tests (Arrow filters, then Python on the rest)
+    give ``starts_with_label`` / ``ends_with_cue`` / ``_target_labelled`` of every string."""
+    from flan_data.compose import _target_labelled
+    from flan_data.textcheck import ends_with_cue, starts_with_label
+
+    r = random.Random(1)
+    bits = ["Q:", "A.", "Answer:", "[Output]", "## Answer", "# Response:", "A: Let's think.", "Q. ", "x", "é",
+            "日本", "?", ".", ":", "]", " ", "\t", "\n", "\n\n", "Target (en):", "words here", "(A)", "Reasoning:",
+            "Question", "question:", "Ans", "\u3000", "y" * 70, "OPTIONS:\n- a\n- b"]  # fmt: skip
+    texts = ["", "A:", "Q: x\nA:", "x\n## Answer", "é:", "Answer: é"]
+    for _ in range(3000):
+        texts.append("".join(r.choice(bits) for _ in range(r.randrange(1, 7))))
+    arr = pa.array(texts)
+    assert columnar_fs.labelled_column(arr).tolist() == [starts_with_label(t) for t in texts]
+    assert columnar_fs.cued_column(arr).tolist() == [ends_with_cue(t) for t in texts]
+    got = columnar_fs._target_labelled_column(arr).tolist()
+    assert got == [bool(t) and _target_labelled(t) for t in texts]
+    few = pa.array([texts[i % 5] for i in range(400)])  # few distinct texts: once each
+    assert columnar_fs._target_labelled_column(few).tolist() == [
+        bool(t) and _target_labelled(t) for t in few.to_pylist()
+    ]
+    sliced = arr.slice(7, 500)  # an offset into the buffers
+    assert columnar_fs.cued_column(sliced).tolist() == [ends_with_cue(t) for t in texts[7:507]]

@@ -385,8 +385,10 @@ def export_mixture(
             for info in executor.assemble(num_shards, spill, out, job_indices, output, g):
                 shards_info.append(info)
                 syncer.add(info, [out / info["file"], _shard_record(spill, info["file"])])
-                # at most a bucket written but not yet durable (nor its spill freed)
-                synced(syncer.synced(max_pending=max(2, g)))
+                # at most a bucket per worker written but not yet durable (nor its
+                # spill freed): bounds peak disk without making the parent wait
+                # on every fsync of its children's shards
+                synced(syncer.synced(max_pending=max(2, g) * max(1, workers)))
             synced(
                 syncer.finish([d for d in (out / DATA_DIR, spill.parent / "shards") if d.is_dir()])
             )

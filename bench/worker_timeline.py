@@ -1,0 +1,117 @@
+"""Where a 1- and 2-worker export spend their time: every work item timed in the process that ran it.
+
+Usage:  python bench/worker_timeline.py [--records 100000] [--runs 1,2,2]
+
+Exports the synthetic NLI task of bench/synth.py (zs_opt, records from
+Parquet) once per entry of ``--runs`` (the number of workers), in this
+process, and prints for each export its wall time and, per process (the
+parent, each child), the start of its first item, the wall time it spent in
+items (``busy``), the CPU time of those items, and the items themselves
+(``job[index cpu]start-end``, ``asm[bucket cpu]start-end``, in seconds from
+the export's start; ``init``: the child's start-up). The first 2-worker export
+of a process starts the forkserver (cold); later ones find it running (warm).
+
+CPU seconds do not depend much on the machine's load, wall seconds do: on a
+shared machine compare the CPU split between the processes (what two free
+cores would run side by side) with the 1-worker CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synth  # noqa: E402
+
+import flan_data.export as ex  # noqa: E402
+import flan_data.export.local as local  # noqa: E402
+from flan_data import Catalog  # noqa: E402
+from flan_data.specs import MixtureMember, MixtureSpec  # noqa: E402
+
+LOG = os.environ.get("FLAN_TIMELINE_LOG") or str(
+    Path(tempfile.gettempdir()) / f"flan-timeline-{os.getpid()}.log"
+)
+_run, _assemble, _init = local._run, local._assemble, local._init
+
+
+def _record(kind: str, t0: float, c0: float, what: str = "") -> None:
+    with open(os.environ.get("FLAN_TIMELINE_LOG", LOG), "a") as f:
+        f.write(
+            json.dumps([os.getpid(), kind, t0, time.perf_counter(), time.process_time() - c0, what])
+            + "\n"
+        )
+
+
+def timed_run(args):
+    t, c = time.perf_counter(), time.process_time()
+    res = _run(args)
+    _record("job", t, c, str(args[0].index))
+    return res
+
+
+def timed_assemble(args):
+    t, c = time.perf_counter(), time.process_time()
+    res = _assemble(args)
+    _record("asm", t, c, str(args[0]))
+    return res
+
+
+def timed_init(*a, **k):
+    t, c = time.perf_counter(), time.process_time()
+    _init(*a, **k)
+    _record("init", t, c)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--runs", default="1,2,2", help="worker counts, one export each")
+    args = ap.parse_args()
+    os.environ["FLAN_TIMELINE_LOG"] = LOG  # the children append to the same file
+    local._run, local._assemble, local._init = timed_run, timed_assemble, timed_init
+    tmp = Path(tempfile.mkdtemp(prefix="flan-timeline-"))
+    cat = Catalog.load(synth.make_catalog(tmp / "cat", args.records))
+    spec = MixtureSpec(
+        name="nli", members=(MixtureMember(kind="task", name="syn_nli", formats=("zs_opt",)),)
+    )
+    try:
+        for w in [int(x) for x in args.runs.split(",")]:
+            Path(LOG).unlink(missing_ok=True)
+            out = tmp / "e"
+            shutil.rmtree(out, ignore_errors=True)
+            t0, c0 = time.perf_counter(), time.process_time()
+            m = ex.export_mixture(cat, spec, out, workers=w, progress=False, log=lambda s: None)
+            dt = time.perf_counter() - t0
+            print(f"== {w} worker(s): {m['num_rows']:,} rows in {dt:.2f}s = {m['num_rows'] / dt:,.0f} ex/s "
+                  f"(parent process CPU {time.process_time() - c0:.2f}s)")  # fmt: skip
+            by: dict[int, list] = {}
+            for line in Path(LOG).read_text().splitlines() if Path(LOG).exists() else []:
+                pid, kind, a, b, cpu, what = json.loads(line)
+                by.setdefault(pid, []).append((a - t0, b - t0, cpu, kind, what))
+            for pid, items in sorted(by.items(), key=lambda kv: kv[0] != os.getpid()):
+                items.sort()
+                who = "parent" if pid == os.getpid() else f"child {pid}"
+                busy = sum(b - a for a, b, *_ in items)
+                cpu = sum(c for _, _, c, *_ in items)
+                first = items[0][0]
+                seq = " ".join(
+                    f"{k}[{x}{' ' if x else ''}{c:.2f}]{a:.2f}-{b:.2f}" for a, b, c, k, x in items
+                )
+                print(
+                    f"  {who}: first item at {first:.2f}s, busy {busy:.2f}s, item CPU {cpu:.2f}s: {seq}"
+                )
+    finally:
+        Path(LOG).unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
