@@ -456,7 +456,7 @@ class _Store:
 
 #: Bytes of exemplar text all kept tables may hold together; beyond it the least
 #: recently used are dropped (built again when next needed: same bytes).
-TABLES_BYTES = 192 << 20
+TABLES_BYTES = 128 << 20
 
 
 class _Tables:

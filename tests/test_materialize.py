@@ -137,3 +137,33 @@ def test_not_written_into_a_folder_of_someone_elses_files(root, tmp_path):
         export._materialize_dir(tmp_path / "new")
         == (tmp_path / "new" / ".flan-export" / mz.MAT_DIR).resolve()
     )
+
+
+def test_a_materialised_task_splits_into_chunk_jobs_with_the_same_bytes(
+    root, tmp_path, monkeypatch
+):
+    # its jobs read the copy by row index, so a big one need not be one job
+    from flan_data.export import jobs
+
+    monkeypatch.setattr(jobs, "MIN_CHUNK_ROWS", 50)
+    monkeypatch.setattr(jobs, "CHUNK_ROWS", 100)
+    ranges = []
+    real = jobs._run_job
+
+    def spy(job, *a, **kw):
+        ranges.append((job.lo, job.hi, job.materialized is not None))
+        return real(job, *a, **kw)
+
+    monkeypatch.setattr(jobs, "_run_job", spy)
+    _export(root, tmp_path / "chunked")
+    assert len(ranges) >= 4 and all(m for _, _, m in ranges)
+    assert sorted(ranges)[0][0] == 0 and all(
+        a[1] == b[0] for a, b in zip(sorted(ranges), sorted(ranges)[1:])
+    )
+    ranges.clear()
+    monkeypatch.setattr(export, "_materialize_dir", lambda out: None)  # the source itself: one job
+    _export(root, tmp_path / "whole")
+    assert len(ranges) == 1
+    assert export_files(tmp_path / "chunked") == export_files(tmp_path / "whole")
+    _export(root, tmp_path / "two", workers=2)
+    assert export_files(tmp_path / "two") == export_files(tmp_path / "whole")

@@ -171,8 +171,9 @@ def test_every_job_gives_freed_memory_back(tmp_path, h, monkeypatch):
     m = export_mixture(cat, "mix", tmp_path / "o", total=400, progress=False, log=lambda s: None)
     assert m["num_rows"] == 400
     assert len(set(jobs)) >= 8
-    # once per job (rendered again or not) and once per assembled bucket of shards
-    assert len(set(jobs)) < jobsmod.RELEASES[0] - before <= len(set(jobs)) + len(m["shards"])
+    # once per job (rendered again or not), per assembled bucket of shards, and
+    # when the process starts assembling (its job caches dropped)
+    assert len(set(jobs)) < jobsmod.RELEASES[0] - before <= len(set(jobs)) + len(m["shards"]) + 1
     jobsmod.release_memory()  # a no-op where there is no malloc_trim; never raises
 
 
@@ -233,3 +234,42 @@ def test_column_wise_batches_are_bounded_by_bytes_with_the_same_output(tmp_path,
     assert calls[1] > calls[0]
     # a batch is flushed once it holds the bound: at most one source batch more
     assert peaks[1] <= 100_000 + max(read) < peaks[0]
+
+
+def test_shard_buffer_is_the_ipc_file_written_once():
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    from flan_data.export.writer import table_buffer, table_bytes
+
+    t = pa.table({"a": list(range(3000)), "b": [str(i) * 7 for i in range(3000)],
+                  "c": [[str(i)] * (i % 3) for i in range(3000)]})  # fmt: skip
+    for table in (t, t.slice(5, 1000), pa.concat_tables([t, t]), t.schema.empty_table()):
+        sink = pa.BufferOutputStream()  # the reference: a growing stream
+        with ipc.new_file(sink, table.schema) as w:
+            w.write_table(table.combine_chunks(), max_chunksize=max(1, table.num_rows))
+        want = sink.getvalue().to_pybytes()
+        buf = table_buffer(table)
+        assert buf.size == len(want) and buf.to_pybytes() == want == table_bytes(table)
+
+
+def test_assembly_drops_the_job_caches(tmp_path, h, monkeypatch):
+    # few-shot pools and rendered exemplars serve the next job of a task: once a
+    # process assembles, no job needs them
+    from flan_data import columnar_fs
+
+    cat, _ = _catalog(tmp_path, h, n=400)
+    seen = {}
+    real = jobsmod._run_job
+
+    def spy(job, *a, **kw):
+        res = real(job, *a, **kw)
+        seen["pools"] = max(seen.get("pools", 0), len(jobsmod._POOLS))
+        seen["live"] = max(seen.get("live", 0), len(rendermod._LIVE) + len(columnar_fs._LIVE))
+        return res
+
+    monkeypatch.setattr(jobsmod, "_run_job", spy)
+    m = export_mixture(cat, "mix", tmp_path / "o", total=400, progress=False, log=lambda s: None)
+    assert m["num_rows"] == 400
+    assert seen["pools"] >= 1 and seen["live"] >= 1  # jobs kept them
+    assert not jobsmod._POOLS and not rendermod._LIVE and not columnar_fs._LIVE

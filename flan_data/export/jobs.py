@@ -209,6 +209,29 @@ def release_memory() -> None:
         trim(0)
 
 
+def drop_job_caches() -> None:
+    """Forget what jobs keep for the next job of a task (few-shot pools, rendered
+    exemplars and their tables, loaded hub copies) and hand the memory back:
+    assembly needs none of it (200-300 MB in a worker of a full-size export).
+    They are built again when a later export's jobs need them."""
+    from .. import columnar_fs, render
+    from ..sources import hf
+
+    _POOLS.clear()
+    for c in render._LIVE:
+        c.clear()
+    render._LIVE.clear()
+    for t in columnar_fs._LIVE:
+        t.drop()
+    columnar_fs._LIVE.clear()
+    hf._LOADED.clear()
+    release_memory()
+
+
+#: The spill folder this process last assembled from (its job caches were dropped then).
+_ASSEMBLING: dict[str, str | None] = {"spill": None}
+
+
 def _malloc_trim():
     fn = _TRIM.get("fn", False)
     if fn is False:
@@ -1064,7 +1087,10 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
     given) is split into jobs of about ``CHUNK_ROWS`` output rows over record
     ranges (fewer rows for zero-shot tasks of a small export, see
     :func:`chunk_target`); one that cannot (JSONL, NIv2, TSV, streamed hub
-    data) is one job that reads its source in one pass.
+    data) is one job that reads its source in one pass, unless the count pass
+    materialised it (``materialized[task]``): its jobs read that copy by row
+    index, so it splits like a seekable one (a 200,000-row task is no longer
+    one job that a worker renders alone at the end).
     """
     total = sum(e.count for e in plan.entries)
     num_shards = max(1, -(-total // shard_rows))
@@ -1089,7 +1115,7 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
         rows = sum(c for _, c, _ in fm)
         per = chunk_target(total)
         chunks = max(1, min(sizes[t], -(-rows // per)))
-        if seekable is not None and not seekable.get(t, True):
+        if seekable is not None and not seekable.get(t, True) and t not in (materialized or {}):
             chunks = 1
         bounds = [sizes[t] * c // chunks for c in range(chunks + 1)]
         for c in range(chunks):
@@ -1124,9 +1150,30 @@ def assemble_bucket(
     ``sync=False`` writes each shard and its record without fsync: the caller
     makes them durable (:class:`~flan_data.export.writer.ShardSyncer`, the local
     executor's parent) before it frees their spill or writes a manifest."""
+    try:
+        return _assemble_bucket(
+            bucket, num_shards, spill_dir, out, job_indices, output, bucket_shards, sync
+        )
+    finally:
+        release_memory()  # the bucket's copies, freed on return: handed back (as after a job)
+
+
+def _assemble_bucket(
+    bucket: int,
+    num_shards: int,
+    spill_dir: Path,
+    out: Path,
+    job_indices: Sequence[int],
+    output: OutputSpec | None = None,
+    bucket_shards: int = 1,
+    sync: bool = True,
+) -> list[dict[str, Any]]:
     from .writer import DATA_DIR, atomic_write_bytes, dumps, shard_name, write_shard
 
     output = output or OutputSpec()
+    if _ASSEMBLING["spill"] != str(spill_dir):  # the jobs are done: their caches can go
+        _ASSEMBLING["spill"] = str(spill_dir)
+        drop_job_caches()
     schema = output.schema()
     first = bucket * bucket_shards
     shards = range(first, min(first + bucket_shards, num_shards))
@@ -1163,6 +1210,5 @@ def assemble_bucket(
         record.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(record, dumps(info), sync)
         infos[s] = info
-    del table, shard
-    release_memory()  # the bucket's copies: freed, and handed back (as after a job)
+        shard = msgs = None  # before the next shard's copies are made
     return [infos[s] for s in shards]
