@@ -432,11 +432,8 @@ def render_items(tr: TaskRenderer, items: Sequence[tuple[str, Any]], *, split: s
     tc = TaskColumns.of(tr)
     if tc is None or not tc.supports(fmt):
         return None
-    try:
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array([raw[k] for _, raw in items]) for k in tc.columns], names=list(tc.columns)
-        )
-    except Exception:  # noqa: BLE001 - a missing key, mixed types: render_batch decides
+    batch = items_batch(tc, items)
+    if batch is None:
         return None
     ids = [eid for eid, _ in items]
     res = tc.render(batch, ids, fmt=fmt, seed=seed, split=split, template_id=template_id)
@@ -462,23 +459,56 @@ def render_items(tr: TaskRenderer, items: Sequence[tuple[str, Any]], *, split: s
             i = fb[j]
             ins[i], tgs[i], tids[i], seeds[i] = a, b, t, s
     keep = [i for i in range(n) if ins[i] is not None]
-    m = len(keep)
+    cols = item_columns(tr, fmt=fmt, split=split, index=keep, inputs=[ins[i] for i in keep],
+                        targets=[tgs[i] for i in keep], template_ids=[tids[i] for i in keep],
+                        example_ids=[ids[i] for i in keep], seeds=[seeds[i] for i in keep])  # fmt: skip
+    if turns:
+        cols["turns"] = [None] * len(keep)
+    return cols
+
+
+def items_batch(tc: TaskColumns, items: Sequence[tuple[str, Any]]) -> pa.RecordBatch | None:
+    """The source columns ``tc`` reads, of ``(example id, raw record)`` items, as
+    one record batch; None when a record lacks one or Arrow cannot type them
+    (``render_batch`` then decides, row by row)."""
+    try:
+        return pa.RecordBatch.from_arrays(
+            [pa.array([raw[k] for _, raw in items]) for k in tc.columns], names=list(tc.columns)
+        )
+    except Exception:  # noqa: BLE001 - a missing key, mixed types: render_batch decides
+        return None
+
+
+def item_columns(tr: TaskRenderer, *, fmt: str, split: str, index: list[int], inputs: list[Any],
+                 targets: list[Any], template_ids: list[Any], example_ids: list[Any], seeds: list[Any],
+                 fewshot_style: list[Any] | None = None,
+                 exemplar_ids: list[Any] | None = None) -> dict[str, list[Any]]:  # fmt: skip
+    """:meth:`TaskRenderer.render_batch`'s columns, in its order, of the rows given
+    per row (``index``: each row's item; every list one value a row); task,
+    collection, format, options and split are the task's and the call's.
+    ``fewshot_style`` / ``exemplar_ids`` default to a zero-shot row's (None, []).
+
+    >>> from flan_data import Catalog, Renderer
+    >>> tr = Renderer(Catalog.load()).task_renderer("anli_r1")
+    >>> c = item_columns(tr, fmt="zs_opt", split="train", index=[0], inputs=["q"], targets=["a"],
+    ...                  template_ids=["t"], example_ids=["ex-1"], seeds=[7])
+    >>> c["fewshot_style"], c["exemplar_ids"], c["options"] == [list(tr.task.options)]
+    ([None], [[]], True)
+    """
+    m = len(index)
     opts = tr.task.options
-    cols: dict[str, list[Any]] = {
-        "index": keep,
-        "inputs": [ins[i] for i in keep],
-        "targets": [tgs[i] for i in keep],
+    return {
+        "index": index,
+        "inputs": inputs,
+        "targets": targets,
         "task": [tr.task.name] * m,
         "collection": [tr.task.collection] * m,
         "format": [fmt] * m,
-        "template_id": [tids[i] for i in keep],
-        "fewshot_style": [None] * m,
+        "template_id": template_ids,
+        "fewshot_style": [None] * m if fewshot_style is None else fewshot_style,
         "options": [list(opts) for _ in range(m)] if opts else [None] * m,
-        "exemplar_ids": [[] for _ in range(m)],
-        "example_id": [ids[i] for i in keep],
+        "exemplar_ids": [[] for _ in range(m)] if exemplar_ids is None else exemplar_ids,
+        "example_id": example_ids,
         "source_split": [split] * m,
-        "seed": [seeds[i] for i in keep],
+        "seed": seeds,
     }
-    if turns:
-        cols["turns"] = [None] * m
-    return cols

@@ -60,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import columnar
-from .columnar import WHITESPACE, TaskColumns, _join
+from .columnar import WHITESPACE, TaskColumns, _join, item_columns, items_batch
 from .compose import _target_labelled
 from .fewshot import ExemplarPicker, WhitespaceTokenizer
 from .options import ALL_STYLES, PLAIN, format_options
@@ -828,11 +828,8 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
     tc = TaskColumns.of(tr)
     if not supports(tc, fmt, pool, turns):
         return None
-    try:
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array([raw[k] for _, raw in items]) for k in tc.columns], names=list(tc.columns)
-        )
-    except Exception:  # noqa: BLE001 - a missing key, mixed types: render_batch decides
+    batch = items_batch(tc, items)
+    if batch is None:
         return None
     ids = [eid for eid, _ in items]
     res = render_fewshot(tc, batch, ids, fmt=fmt, seed=seed, split=split, pool=pool)
@@ -878,46 +875,28 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
             )
             fss[i], exs[i] = sub["fewshot_style"][j], sub["exemplar_ids"][j]
     keep = [i for i in range(n) if ins[i] is not None]
-    m = len(keep)
-    opts = tr.task.options
-    cols: dict[str, list[Any]] = {
-        "index": keep,
-        "inputs": [ins[i] for i in keep],
-        "targets": [tgs[i] for i in keep],
-        "task": [tr.task.name] * m,
-        "collection": [tr.task.collection] * m,
-        "format": [fmt] * m,
-        "template_id": [tids[i] for i in keep],
-        "fewshot_style": [fss[i] for i in keep],
-        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
-        "exemplar_ids": [exs[i] for i in keep],
-        "example_id": [ids[i] for i in keep],
-        "source_split": [split] * m,
-        "seed": [seeds[i] for i in keep],
-    }
-    return cols
+    return item_columns(tr, fmt=fmt, split=split, index=keep, inputs=[ins[i] for i in keep],
+                        targets=[tgs[i] for i in keep], template_ids=[tids[i] for i in keep],
+                        example_ids=[ids[i] for i in keep], seeds=[seeds[i] for i in keep],
+                        fewshot_style=[fss[i] for i in keep], exemplar_ids=[exs[i] for i in keep])  # fmt: skip
 
 
 def _item_columns(tr, res: FewShotRendered, ids: Sequence[str], fmt: str, split: str) -> dict[str, list[Any]]:  # fmt: skip
     """render_batch's columns of a batch rendered here whole (rows in item order)."""
     order = np.argsort(res.rows, kind="stable")
     take = pa.array(order)
-    m = len(order)
-    opts = tr.task.options
-    return {
-        "index": list(range(m)),
-        "inputs": res.inputs.take(take).to_pylist(),
-        "targets": res.targets.take(take).to_pylist(),
-        "task": [tr.task.name] * m,
-        "collection": [tr.task.collection] * m,
-        "format": [fmt] * m,
-        "template_id": np.array(res.template_ids, dtype=object)[res.template[order]].tolist(),
-        "fewshot_style": np.array(res.fewshot_style_ids, dtype=object)[
+    return item_columns(
+        tr,
+        fmt=fmt,
+        split=split,
+        index=list(range(len(order))),
+        inputs=res.inputs.take(take).to_pylist(),
+        targets=res.targets.take(take).to_pylist(),
+        template_ids=np.array(res.template_ids, dtype=object)[res.template[order]].tolist(),
+        example_ids=list(ids),
+        seeds=res.seeds[order].tolist(),
+        fewshot_style=np.array(res.fewshot_style_ids, dtype=object)[
             res.fewshot_style[order]
         ].tolist(),
-        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
-        "exemplar_ids": res.exemplar_ids.take(take).to_pylist(),
-        "example_id": list(ids),
-        "source_split": [split] * m,
-        "seed": res.seeds[order].tolist(),
-    }
+        exemplar_ids=res.exemplar_ids.take(take).to_pylist(),
+    )

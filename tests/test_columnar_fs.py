@@ -277,6 +277,42 @@ def test_size_limit_and_budget_rows_fall_back():
     assert columnar_fs.STATS["fallback_rows"] - before["fallback_rows"] > 300
 
 
+def test_render_batch_of_clean_records_takes_the_record_batch_path(monkeypatch):
+    """``render_batch`` of a big batch with no bad record gets its columns from
+    ``columnar_fs.render_items``: every row rendered there (whole columns), or
+    merged with the rows it hands back (over the budget: per row); the same
+    columns as the per-row path."""
+    took = []
+
+    def spy(*a, **kw):
+        got = render_items(*a, **kw)
+        took.append(got is not None)
+        return got
+
+    render_items = columnar_fs.render_items
+    monkeypatch.setattr(columnar_fs, "render_items", spy)
+    task = direct_task(_CAT.task("anli_r1"))
+    for budget in (None, 900):
+        cfg = RenderConfig() if budget is None else RenderConfig(budget=budget)
+        tr = TaskRenderer(task, _CAT, TemplateEngine(), cfg)
+        recs = [_clean(tr, i) for i in range(300)]
+        if budget:
+            for i in range(0, 300, 3):
+                recs[i]["premise"] += " many words" * (i % 60)
+        items = [(f"id-{i}", rec) for i, rec in enumerate(recs)]
+        pool = _pool(tr, recs[:60])
+        for fmt in ("fs_opt", "fs_noopt"):
+            before = dict(columnar_fs.STATS)
+            errs: list = []
+            got = tr.render_batch(items, split="train", fmt=fmt, seed=4, pool=pool, errors=errs)
+            rows = columnar_fs.STATS["rows"] - before["rows"]
+            handed = columnar_fs.STATS["fallback_rows"] - before["fallback_rows"]
+            want = tr.render_batch(items, split="train", fmt=fmt, seed=4, pool=pool, errors=[],
+                                   columnar=False)  # fmt: skip
+            assert took.pop() and not errs and got == want, (budget, fmt)
+            assert rows > 50 and (handed > 0) == bool(budget), (budget, fmt, rows, handed)
+
+
 def test_label_fixed_holds_for_every_continuation():
     """``label_fixed(a)``, when it answers, is ``starts_with_label(a + x)`` for any x."""
     from flan_data.textcheck import starts_with_label
