@@ -59,7 +59,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import columnar
+from . import columnar, lru
 from .columnar import WHITESPACE, TaskColumns, _join, item_columns, items_batch
 from .compose import _target_labelled
 from .fewshot import ExemplarPicker, WhitespaceTokenizer
@@ -78,6 +78,7 @@ from .textcheck import ends_with_cue, starts_with_label
 STATS = {"rows": 0, "fallback_rows": 0}
 #: Pools whose exemplar tables are kept (a worker renders a whole mixture's tasks).
 TABLES_KEPT = 4
+#: The kept pools' tables, least recently used first (:func:`flan_data.lru.touch`).
 _LIVE: list[Any] = []
 _STRING = pa.string()
 
@@ -482,16 +483,8 @@ class _Tables:
                 hit.drop()
             hit = cache[key] = cls(tc, pool, style_on, cands, tplans)
             hit.key = key
-        if not _LIVE or _LIVE[-1] is not hit:
-            for i, x in enumerate(_LIVE):
-                if x is hit:
-                    del _LIVE[i]
-                    break
-            _LIVE.append(hit)
-        while len(_LIVE) > TABLES_KEPT or (
-            len(_LIVE) > 1 and sum(x.nbytes for x in _LIVE) > TABLES_BYTES
-        ):
-            _LIVE.pop(0).drop()
+        lru.touch(_LIVE, hit, kept=TABLES_KEPT, max_bytes=TABLES_BYTES, size=_tables_bytes,
+                  evict=cls.drop)  # fmt: skip
         return hit
 
     def drop(self) -> None:
@@ -792,6 +785,10 @@ class _Tables:
         # a line break between two non-blank literal characters survives the strip
         if "\n" in "".join(p for p in parts_i if isinstance(p, str)).strip():
             self.q_nl[ti] = 1
+
+
+def _tables_bytes(t: _Tables) -> int:
+    return t.nbytes
 
 
 def _cut(parts) -> tuple | None:
