@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 from test_render_columnar import _CASES, _CAT  # every shipped non-promptsource template, once
 from toy import export_files
+from two_paths import fast_row, same_rows
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar
 from flan_data.columnar import WHITESPACE, TaskColumns
@@ -104,52 +105,22 @@ def _records(tr: TaskRenderer, n: int, seed: int, long: int = 0) -> list[dict]:
     return out
 
 
-def _rows(cols: dict, index: list[int]) -> dict[int, tuple]:
-    keys = ("inputs", "targets", "template_id", "seed", "options", "example_id", "fewshot_style",
-            "exemplar_ids", "format", "task", "collection", "source_split")  # fmt: skip
-    return {i: tuple(tuple(v) if isinstance(v, list) else v for v in (cols[k][j] for k in keys))
-            for j, i in enumerate(index)}  # fmt: skip
-
-
 def both_paths(tr: TaskRenderer, recs: list[dict], fmt: str, seed: int, template_id=None,
-               batch: pa.RecordBatch | None = None):  # fmt: skip
-    """(render_batch's rows and errors, the column-wise rows + render_batch on its fallback)."""
+               batch: pa.RecordBatch | None = None) -> int:  # fmt: skip
+    """render_batch's rows and errors == the column-wise rows + render_batch on its
+    fallback (:func:`two_paths.same_rows`); returns the rows rendered column-wise."""
     ids = [f"id-{i}" for i in range(len(recs))]
-    items = list(zip(ids, recs))
     kw = dict(split="train", fmt=fmt, seed=seed, template_id=template_id)
 
-    def old():
-        errs = []
-        cols = tr.render_batch(items, errors=errs, columnar=False, **kw)
-        return _rows(cols, cols["index"]), sorted((i, str(e)) for i, e in errs)
-
-    def new():
-        tc = TaskColumns.of(tr)
+    def fast():
         b = batch if batch is not None else pa.RecordBatch.from_pylist(recs)
-        res = tc.render(b, ids, **kw)
-        rows = {}
-        for j, i in enumerate(res.rows.tolist()):
-            rows[i] = (res.inputs[j].as_py(), res.targets[j].as_py(), res.template_ids[res.template[j]],
-                       int(res.seeds[j]), tuple(tr.task.options) if tr.task.options else None, ids[i], None, (),
-                       fmt, tr.task.name, tr.task.collection, "train")  # fmt: skip
-        fb = res.fallback.tolist()
-        assert sorted(set(fb) | set(rows)) == list(range(len(recs))) and not set(fb) & set(rows)
-        errs = []
-        cols = tr.render_batch([items[i] for i in fb], errors=errs, columnar=False, **kw)
-        rows.update(_rows(cols, [fb[i] for i in cols["index"]]))
-        return rows, sorted((fb[i], str(e)) for i, e in errs), len(res.rows)
+        res = TaskColumns.of(tr).render(b, ids, **kw)
+        rows = [(i, fast_row(tr, fmt, "train", res.inputs[j].as_py(), res.targets[j].as_py(),
+                             res.template_ids[res.template[j]], res.seeds[j], ids[i]))
+                for j, i in enumerate(res.rows.tolist())]  # fmt: skip
+        return rows, res.fallback.tolist()
 
-    try:
-        want = old()
-    except FlanDataError as e:  # the whole batch fails (e.g. no template for the format)
-        with pytest.raises(type(e)) as got:
-            new()
-        assert str(got.value) == str(e)
-        return 0
-    got_rows, got_errs, fast = new()
-    assert got_rows == want[0]
-    assert got_errs == want[1]
-    return fast
+    return same_rows(tr, list(zip(ids, recs)), kw, fast)
 
 
 def direct_task(task, answer_label: bool = True):

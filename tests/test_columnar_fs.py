@@ -25,23 +25,16 @@ from test_columnar import _clean, _export, _nli, _records, direct_task
 from test_fewshot_columns import CONFIGS, OPTIONS, STYLES, TEMPLATES
 from test_fewshot_columns import _records as _edge_records
 from test_render_columnar import _CASES, _CAT
+from two_paths import fast_row, same_rows
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar, columnar_fs
 from flan_data.columnar import TaskColumns
-from flan_data.errors import FlanDataError, RecordError
+from flan_data.errors import RecordError
 from flan_data.export import jobs
 from flan_data.fewshot import CallableTokenizer
 from flan_data.render import Exemplar, TaskRenderer
 from flan_data.specs import MixtureMember, MixtureSpec
 from flan_data.templates import TemplateEngine, TemplateLimits
-
-KEYS = ("inputs", "targets", "template_id", "seed", "options", "example_id", "fewshot_style",
-        "exemplar_ids", "format", "task", "collection", "source_split")  # fmt: skip
-
-
-def _rows(cols: dict, index: list[int]) -> dict[int, tuple]:
-    return {i: tuple(tuple(v) if isinstance(v, list) else v for v in (cols[k][j] for k in KEYS))
-            for j, i in enumerate(index)}  # fmt: skip
 
 
 def _pool(tr: TaskRenderer, recs: list[dict], prefix: str = "p") -> list[Exemplar]:
@@ -54,47 +47,24 @@ def _pool(tr: TaskRenderer, recs: list[dict], prefix: str = "p") -> list[Exempla
 
 def both_paths(tr: TaskRenderer, recs: list[dict], pool, fmt: str, seed: int, ids=None) -> int:
     """The per-row path's rows and errors == the record-batch path's rows plus the
-    per-row path over the rows it handed back; returns the rows it rendered."""
+    per-row path over the rows it handed back (:func:`two_paths.same_rows`);
+    returns the rows it rendered."""
     ids = ids or [f"id-{i}" for i in range(len(recs))]
-    items = list(zip(ids, recs))
     kw = dict(split="train", fmt=fmt, seed=seed, pool=pool)
 
-    def old():
-        errs = []
-        cols = tr.render_batch(items, errors=errs, columnar=False, **kw)
-        return _rows(cols, cols["index"]), sorted((i, str(e)) for i, e in errs)
-
-    def new():
+    def fast():
         tc = TaskColumns.of(tr)
-        rows, fb, fast = {}, list(range(len(recs))), 0
-        if columnar_fs.supports(tc, fmt, pool):
-            res = columnar_fs.render_fewshot(tc, pa.RecordBatch.from_pylist(recs), ids, fmt=fmt, seed=seed,
-                                             split="train", pool=pool)  # fmt: skip
-            opts = tuple(tr.task.options) if tr.task.options else None
-            exs = res.exemplar_ids.to_pylist()
-            for j, i in enumerate(res.rows.tolist()):
-                rows[i] = (res.inputs[j].as_py(), res.targets[j].as_py(), res.template_ids[res.template[j]],
-                           int(res.seeds[j]), opts, ids[i], res.fewshot_style_ids[res.fewshot_style[j]],
-                           tuple(exs[j]), fmt, tr.task.name, tr.task.collection, "train")  # fmt: skip
-            fb = res.fallback.tolist()
-            assert sorted(set(fb) | set(rows)) == list(range(len(recs))) and not set(fb) & set(rows)
-            fast = len(rows)
-        errs = []
-        cols = tr.render_batch([items[i] for i in fb], errors=errs, columnar=False, **kw)
-        rows.update(_rows(cols, [fb[i] for i in cols["index"]]))
-        return rows, sorted((fb[i], str(e)) for i, e in errs), fast
+        if not columnar_fs.supports(tc, fmt, pool):
+            return [], list(range(len(recs)))
+        res = columnar_fs.render_fewshot(tc, pa.RecordBatch.from_pylist(recs), ids, **kw)
+        exs = res.exemplar_ids.to_pylist()
+        rows = [(i, fast_row(tr, fmt, "train", res.inputs[j].as_py(), res.targets[j].as_py(),
+                             res.template_ids[res.template[j]], res.seeds[j], ids[i],
+                             res.fewshot_style_ids[res.fewshot_style[j]], exs[j]))
+                for j, i in enumerate(res.rows.tolist())]  # fmt: skip
+        return rows, res.fallback.tolist()
 
-    try:
-        want = old()
-    except FlanDataError as e:
-        with pytest.raises(type(e)) as got:
-            new()
-        assert str(got.value) == str(e)
-        return 0
-    got_rows, got_errs, fast = new()
-    assert got_rows == want[0]
-    assert got_errs == want[1]
-    return fast
+    return same_rows(tr, list(zip(ids, recs)), kw, fast)
 
 
 def _alone(tr: TaskRenderer, tid: str) -> TaskRenderer:
