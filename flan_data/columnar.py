@@ -437,34 +437,50 @@ def render_items(tr: TaskRenderer, items: Sequence[tuple[str, Any]], *, split: s
         return None
     ids = [eid for eid, _ in items]
     res = tc.render(batch, ids, fmt=fmt, seed=seed, split=split, template_id=template_id)
-    fb = res.fallback.tolist()
+    fast = {"inputs": res.inputs.to_pylist(), "targets": res.targets.to_pylist(),
+            "template_id": [res.template_ids[t] for t in res.template.tolist()],
+            "seed": res.seeds.tolist()}  # fmt: skip
+    cols = merged_columns(tr, items, ids, res.rows.tolist(), fast, res.fallback.tolist(), fmt=fmt,
+                          split=split, seed=seed, template_id=template_id)  # fmt: skip
+    if cols is not None and turns:
+        cols["turns"] = [None] * len(cols["index"])
+    return cols
+
+
+def merged_columns(tr: TaskRenderer, items: Sequence[tuple[str, Any]], ids: Sequence[str],
+                   rows: list[int], fast: dict[str, list[Any]], fallback: list[int], *, fmt: str,
+                   split: str, **kw: Any) -> dict[str, list[Any]] | None:  # fmt: skip
+    """:func:`item_columns` of ``items`` (rows in item order): the rows a column-wise
+    path rendered (``rows``: their item indices; ``fast``: their values, by
+    ``render_batch`` column: inputs, targets, template_id, seed, and for few-shot
+    rows fewshot_style, exemplar_ids) and the items it handed back
+    (``fallback``), rendered by ``render_batch(..., columnar=False, **kw)``; None
+    when one of those is a bad record (the row-by-row path then words its error)."""
     sub = None
-    if fb:
+    if fallback:
         errs: list = []
-        sub = tr.render_batch([items[i] for i in fb], split=split, fmt=fmt, seed=seed,
-                              template_id=template_id, errors=errs, columnar=False)  # fmt: skip
+        sub = tr.render_batch([items[i] for i in fallback], split=split, fmt=fmt, errors=errs,
+                              columnar=False, **kw)  # fmt: skip
         if errs:  # bad records: the row-by-row path words and orders the errors
             return None
     n = len(items)
-    ins: list[Any] = [None] * n
-    tgs: list[Any] = [None] * n
-    tids: list[Any] = [None] * n
-    seeds: list[Any] = [None] * n
-    rows = res.rows.tolist()
-    for i, a, b, t, s in zip(rows, res.inputs.to_pylist(), res.targets.to_pylist(),
-                             res.template.tolist(), res.seeds.tolist()):  # fmt: skip
-        ins[i], tgs[i], tids[i], seeds[i] = a, b, res.template_ids[t], s
-    if sub is not None:
-        for j, a, b, t, s in zip(sub["index"], sub["inputs"], sub["targets"], sub["template_id"], sub["seed"]):  # fmt: skip
-            i = fb[j]
-            ins[i], tgs[i], tids[i], seeds[i] = a, b, t, s
+    merged: dict[str, list[Any]] = {}
+    for name, vals in fast.items():
+        col: list[Any] = [None] * n
+        for i, v in zip(rows, vals):
+            col[i] = v
+        if sub is not None:
+            for j, v in zip(sub["index"], sub[name]):
+                col[fallback[j]] = v
+        merged[name] = col
+    ins = merged["inputs"]
     keep = [i for i in range(n) if ins[i] is not None]
-    cols = item_columns(tr, fmt=fmt, split=split, index=keep, inputs=[ins[i] for i in keep],
-                        targets=[tgs[i] for i in keep], template_ids=[tids[i] for i in keep],
-                        example_ids=[ids[i] for i in keep], seeds=[seeds[i] for i in keep])  # fmt: skip
-    if turns:
-        cols["turns"] = [None] * len(keep)
-    return cols
+    kept = {name: [col[i] for i in keep] for name, col in merged.items()}
+    return item_columns(tr, fmt=fmt, split=split, index=keep, inputs=kept["inputs"],
+                        targets=kept["targets"], template_ids=kept["template_id"],
+                        example_ids=[ids[i] for i in keep], seeds=kept["seed"],
+                        fewshot_style=kept.get("fewshot_style"),
+                        exemplar_ids=kept.get("exemplar_ids"))  # fmt: skip
 
 
 def items_batch(tc: TaskColumns, items: Sequence[tuple[str, Any]]) -> pa.RecordBatch | None:

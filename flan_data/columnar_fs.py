@@ -60,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import columnar, lru
-from .columnar import WHITESPACE, TaskColumns, _join, item_columns, items_batch
+from .columnar import WHITESPACE, TaskColumns, _join, item_columns, items_batch, merged_columns
 from .compose import _target_labelled
 from .fewshot import ExemplarPicker, WhitespaceTokenizer
 from .options import ALL_STYLES, PLAIN, format_options
@@ -832,50 +832,16 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
     res = render_fewshot(tc, batch, ids, fmt=fmt, seed=seed, split=split, pool=pool)
     if not len(res.fallback):  # every row here: whole columns in item order
         return _item_columns(tr, res, ids, fmt, split)
-    fb = res.fallback.tolist()
-    sub = None
-    if fb:
-        errs: list = []
-        sub = tr.render_batch([items[i] for i in fb], split=split, fmt=fmt, seed=seed, pool=pool,
-                              errors=errs, columnar=False)  # fmt: skip
-        if errs:  # bad records: the row-by-row path words and orders the errors
-            return None
-    n = len(items)
-    ins: list[Any] = [None] * n
-    tgs: list[Any] = [None] * n
-    tids: list[Any] = [None] * n
-    seeds: list[Any] = [None] * n
-    fss: list[Any] = [None] * n
-    exs: list[Any] = [None] * n
     rows = res.rows.tolist()
     k = tr.config.shots
-    flat = res.exemplar_ids.values.to_pylist() if len(rows) else []
+    flat = res.exemplar_ids.values.to_pylist() if rows else []
     tid, fid = res.template_ids, res.fewshot_style_ids
-    for j, (i, a, b, t, s, f) in enumerate(zip(rows, res.inputs.to_pylist(), res.targets.to_pylist(),
-                                               res.template.tolist(), res.seeds.tolist(), res.fewshot_style.tolist())):  # fmt: skip
-        ins[i], tgs[i], tids[i], seeds[i], fss[i], exs[i] = (
-            a,
-            b,
-            tid[t],
-            s,
-            fid[f],
-            flat[j * k : j * k + k],
-        )
-    if sub is not None:
-        for j, i in enumerate(sub["index"]):
-            i = fb[i]
-            ins[i], tgs[i], tids[i], seeds[i] = (
-                sub["inputs"][j],
-                sub["targets"][j],
-                sub["template_id"][j],
-                sub["seed"][j],
-            )
-            fss[i], exs[i] = sub["fewshot_style"][j], sub["exemplar_ids"][j]
-    keep = [i for i in range(n) if ins[i] is not None]
-    return item_columns(tr, fmt=fmt, split=split, index=keep, inputs=[ins[i] for i in keep],
-                        targets=[tgs[i] for i in keep], template_ids=[tids[i] for i in keep],
-                        example_ids=[ids[i] for i in keep], seeds=[seeds[i] for i in keep],
-                        fewshot_style=[fss[i] for i in keep], exemplar_ids=[exs[i] for i in keep])  # fmt: skip
+    fast = {"inputs": res.inputs.to_pylist(), "targets": res.targets.to_pylist(),
+            "template_id": [tid[t] for t in res.template.tolist()], "seed": res.seeds.tolist(),
+            "fewshot_style": [fid[f] for f in res.fewshot_style.tolist()],
+            "exemplar_ids": [flat[j * k : j * k + k] for j in range(len(rows))]}  # fmt: skip
+    return merged_columns(tr, items, ids, rows, fast, res.fallback.tolist(), fmt=fmt, split=split,
+                          seed=seed, pool=pool)  # fmt: skip
 
 
 def _item_columns(tr, res: FewShotRendered, ids: Sequence[str], fmt: str, split: str) -> dict[str, list[Any]]:  # fmt: skip

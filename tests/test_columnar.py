@@ -229,6 +229,34 @@ def test_size_limit_rows_fall_back(tmp_path):
     assert columnar.STATS["fallback_rows"] - before["fallback_rows"] > 40
 
 
+def test_render_batch_merges_rows_handed_back(monkeypatch):
+    """``render_batch`` of a big batch whose long rows the Arrow path hands back
+    (near the size limit, no bad record): its columns come from ``render_items``,
+    the handed-back rows rendered per row in their places, as the per-row path."""
+    took = []
+
+    def spy(*a, **kw):
+        got = render_items(*a, **kw)
+        took.append(got is not None)
+        return got
+
+    render_items = columnar.render_items
+    monkeypatch.setattr(columnar, "render_items", spy)
+    engine = TemplateEngine(TemplateLimits(output_chars=600, sequence_len=10_000))
+    tr = TaskRenderer(direct_task(_CAT.task("anli_r1")), _CAT, engine, RenderConfig())
+    recs = [_clean(tr, i) for i in range(300)]
+    for i in range(0, 300, 4):
+        recs[i]["premise"] += " more" * (i % 40)
+    items = [(f"e{i}", rec) for i, rec in enumerate(recs)]
+    for fmt in ("zs_opt", "zs_noopt"):
+        before = dict(columnar.STATS)
+        got = tr.render_batch(items, split="train", fmt=fmt, seed=2, errors=[])
+        handed = columnar.STATS["fallback_rows"] - before["fallback_rows"]
+        want = tr.render_batch(items, split="train", fmt=fmt, seed=2, errors=[], columnar=False)
+        assert took.pop() and got == want, fmt
+        assert 0 < handed < 200, (fmt, handed)
+
+
 def test_columns_of_other_types_fall_back_whole():
     task = direct_task(_CAT.task("anli_r1"))
     tr = TaskRenderer(task, _CAT, TemplateEngine(), RenderConfig())
