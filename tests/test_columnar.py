@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 from test_render_columnar import _CASES, _CAT  # every shipped non-promptsource template, once
 from toy import export_files
-from two_paths import fast_row, same_rows
+from two_paths import fast_row, same_rows, took_columns
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar
 from flan_data.columnar import WHITESPACE, TaskColumns
@@ -233,15 +233,7 @@ def test_render_batch_merges_rows_handed_back(monkeypatch):
     """``render_batch`` of a big batch whose long rows the Arrow path hands back
     (near the size limit, no bad record): its columns come from ``render_items``,
     the handed-back rows rendered per row in their places, as the per-row path."""
-    took = []
-
-    def spy(*a, **kw):
-        got = render_items(*a, **kw)
-        took.append(got is not None)
-        return got
-
-    render_items = columnar.render_items
-    monkeypatch.setattr(columnar, "render_items", spy)
+    took = took_columns(monkeypatch, columnar)
     engine = TemplateEngine(TemplateLimits(output_chars=600, sequence_len=10_000))
     tr = TaskRenderer(direct_task(_CAT.task("anli_r1")), _CAT, engine, RenderConfig())
     recs = [_clean(tr, i) for i in range(300)]

@@ -25,7 +25,7 @@ from test_columnar import _clean, _export, _nli, _records, direct_task
 from test_fewshot_columns import CONFIGS, OPTIONS, STYLES, TEMPLATES
 from test_fewshot_columns import _records as _edge_records
 from test_render_columnar import _CASES, _CAT
-from two_paths import fast_row, same_rows
+from two_paths import fast_row, same_rows, took_columns
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar, columnar_fs
 from flan_data.columnar import TaskColumns
@@ -252,15 +252,7 @@ def test_render_batch_of_clean_records_takes_the_record_batch_path(monkeypatch):
     ``columnar_fs.render_items``: every row rendered there (whole columns), or
     merged with the rows it hands back (over the budget: per row); the same
     columns as the per-row path."""
-    took = []
-
-    def spy(*a, **kw):
-        got = render_items(*a, **kw)
-        took.append(got is not None)
-        return got
-
-    render_items = columnar_fs.render_items
-    monkeypatch.setattr(columnar_fs, "render_items", spy)
+    took = took_columns(monkeypatch, columnar_fs)
     task = direct_task(_CAT.task("anli_r1"))
     for budget in (None, 900):
         cfg = RenderConfig() if budget is None else RenderConfig(budget=budget)

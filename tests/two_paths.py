@@ -66,3 +66,18 @@ def same_rows(tr, items: list[tuple[str, Any]], kw: dict,
     assert got_rows == want[0]
     assert got_errs == want[1]
     return n_fast
+
+
+def took_columns(monkeypatch, module) -> list[bool]:
+    """Spy on ``module.render_items`` (what ``render_batch`` calls for a big batch):
+    the list returned gets, per call, whether it gave columns (not None)."""
+    took: list[bool] = []
+    real = module.render_items
+
+    def spy(*a, **kw):
+        got = real(*a, **kw)
+        took.append(got is not None)
+        return got
+
+    monkeypatch.setattr(module, "render_items", spy)
+    return took
