@@ -138,16 +138,23 @@ def direct_task(task, answer_label: bool = True):
     return dataclasses.replace(task, fields=fields, options=tuple(opts), options_field=None)
 
 
-@pytest.mark.parametrize("option_style", ["random", "plain"])
-def test_every_shipped_simple_template_same_bytes(option_style):
+def shipped_simple_cases(option_style: str):
+    """``(k, template id, task renderer)`` of every shipped simple template: its
+    task as a :func:`direct_task` (answer a label in two cases of three)."""
     cfg = RenderConfig(option_style=option_style)
     engine = TemplateEngine()
-    fast = checked = 0
     for k, (name, tid) in enumerate(_CASES):
         spec = direct_task(_CAT.task(name), answer_label=k % 3 != 0)
         tr = TaskRenderer(spec, _CAT, engine, cfg)
-        ct = tr.template(tid)
-        if ct.simple is None or TaskColumns.of(tr) is None:
+        if tr.template(tid).simple is not None:
+            yield k, tid, tr
+
+
+@pytest.mark.parametrize("option_style", ["random", "plain"])
+def test_every_shipped_simple_template_same_bytes(option_style):
+    fast = checked = 0
+    for k, tid, tr in shipped_simple_cases(option_style):
+        if TaskColumns.of(tr) is None:
             continue
         recs = _records(tr, 70, seed=k)
         for fmt in tr.formats():

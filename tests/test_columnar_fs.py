@@ -21,10 +21,10 @@ import random
 import pyarrow as pa
 import pytest
 from test_columnar import _catalog as _export_catalog
-from test_columnar import _clean, _export, _nli, _records, direct_task
+from test_columnar import _clean, _export, _nli, _records, direct_task, shipped_simple_cases
 from test_fewshot_columns import CONFIGS, OPTIONS, STYLES, TEMPLATES
 from test_fewshot_columns import _records as _edge_records
-from test_render_columnar import _CASES, _CAT
+from test_render_columnar import _CAT
 from two_paths import fast_row, same_rows, took_columns
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar, columnar_fs
@@ -79,13 +79,9 @@ def _alone(tr: TaskRenderer, tid: str) -> TaskRenderer:
 def test_every_shipped_simple_template_same_bytes(option_style):
     """Each shipped simple template alone, on dirty records (bad rows go per row),
     with a pool holding some of the batch's own examples."""
-    cfg = RenderConfig(option_style=option_style)
-    engine = TemplateEngine()
     fast = checked = 0
-    for k, (name, tid) in enumerate(_CASES):
-        spec = direct_task(_CAT.task(name), answer_label=k % 3 != 0)
-        tr = TaskRenderer(spec, _CAT, engine, cfg)
-        if tr.template(tid).simple is None or tr.template(tid).spec.kind == "few_shot":
+    for k, tid, tr in shipped_simple_cases(option_style):
+        if tr.template(tid).spec.kind == "few_shot":
             continue
         tr = _alone(tr, tid)
         if TaskColumns.of(tr) is None:
