@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 from ..catalog import Catalog
 from ..errors import FlanDataError, RecordError
@@ -779,6 +780,11 @@ TARGET_BUCKETS = 10
 #: took ~100 MB off a worker's peak on the full-size flan2022 replica, for one
 #: more run per 32 MiB of a job's rows (most jobs write one run anyway).
 FLUSH_BYTES = 32 << 20
+#: Compression of the spill's record batch buffers (``"lz4"``, ``"zstd"`` or None):
+#: internal to an export, the shards are not compressed. A message records its
+#: own compression, so assembly reads a spill of either kind (one left by an
+#: older version on a resume included); ``runs.json`` notes it for people.
+SPILL_COMPRESSION: str | None = "lz4"
 #: Per job folder: each run's (bucket, byte offset, byte size) of its batches.
 RUNS_INDEX = "runs.json"
 #: Per spill folder: how many buckets (from the first) have been assembled and freed.
@@ -823,6 +829,8 @@ class _RunWriter:
         self.part = 0
         self.shards: set[int] = set()
         self.index: list[dict[str, Any]] = []
+        self.compression = SPILL_COMPRESSION
+        self.schema_bytes = schema.serialize().size
 
     def add(self, batch: pa.RecordBatch) -> None:
         self.buf.append(batch)
@@ -850,12 +858,19 @@ class _RunWriter:
         buckets = bucket_of[starts].tolist()
         name = f"run-{self.part:04d}.spill"
         entries: list[list[int]] = []
-        # scratch data inside a folder renamed into place when complete: no fsync needed
-        with open(self.folder / name, "wb") as f:
+        # scratch data inside a folder renamed into place when complete: no fsync needed.
+        # One IPC stream per run: the schema, then one record batch message per bucket
+        # (buffers compressed with SPILL_COMPRESSION); each message is read on its own.
+        opts = ipc.IpcWriteOptions(compression=self.compression, use_threads=False)
+        with pa.OSFile(str(self.folder / name), "wb") as f:
+            w = ipc.new_stream(f, self.schema, options=opts)
+            start = self.schema_bytes  # the stream writes the schema with the first batch
             for a, z, b in reversed(list(zip(starts, ends, buckets))):
-                data = batch.slice(a, z - a).serialize()
-                entries.append([b, f.tell(), data.size])
-                f.write(data)
+                w.write_batch(batch.slice(a, z - a))
+                end = f.tell()
+                entries.append([b, start, end - start])
+                start = end
+            w.close()
         self.index.append({"file": name, "buckets": entries[::-1]})
         self.shards.update(np.unique(pos // self.shard_rows).tolist())
         self.rows += len(pos)
@@ -868,6 +883,7 @@ class _RunWriter:
         meta = {
             "shard_rows": self.shard_rows,
             "bucket_shards": self.bucket_shards,
+            "compression": self.compression,
             "runs": self.index,
         }
         (self.folder / RUNS_INDEX).write_bytes(dumps(meta))
@@ -880,6 +896,8 @@ class _SpillIndex:
     def __init__(self) -> None:
         self.key: tuple[str, tuple[int, ...]] | None = None
         self.by_bucket: dict[int, list[tuple[str, int, int]]] = {}
+        #: offset of each run's first batch (what comes before it is the stream's schema)
+        self.heads: dict[str, int] = {}
         self.shard_rows = 0
         self.bucket_shards = 0
 
@@ -891,6 +909,7 @@ class _SpillIndex:
             return self
         self.close()
         by: dict[int, list[tuple[str, int, int]]] = {}
+        heads: dict[str, int] = {}
         for j in job_indices:
             d = spill_dir / f"{j:06d}"
             f = d / RUNS_INDEX
@@ -908,11 +927,13 @@ class _SpillIndex:
                 path = str(d / run["file"])
                 for b, off, size in run["buckets"]:
                     by.setdefault(b, []).append((path, off, size))
-        self.by_bucket, self.key = by, key
+                if run["buckets"]:
+                    heads[path] = min(off for _, off, _ in run["buckets"])
+        self.by_bucket, self.heads, self.key = by, heads, key
         return self
 
     def close(self) -> None:
-        self.by_bucket, self.key = {}, None
+        self.by_bucket, self.heads, self.key = {}, {}, None
         self.shard_rows = self.bucket_shards = 0
 
 
@@ -920,8 +941,6 @@ _RUNS = _SpillIndex()
 
 
 def _read_batch(path: str, off: int, size: int, schema: pa.Schema) -> pa.RecordBatch:
-    import pyarrow.ipc as ipc
-
     with open(path, "rb") as f:
         data = os.pread(f.fileno(), size, off)
     if len(data) != size:
@@ -984,6 +1003,7 @@ class SpillFreer:
         self.next = _consumed(spill_dir)
         self.done: set[int] = set()
         self.index: dict[int, list[tuple[str, int, int]]] | None = None
+        self.heads: dict[str, int] = {}
 
     def shard_done(self, info: Mapping[str, Any]) -> None:
         import re
@@ -1004,10 +1024,11 @@ class SpillFreer:
 
         if self.index is None:
             idx = _SpillIndex().get(self.spill_dir, self.job_indices)
-            self.index = idx.by_bucket
+            self.index, self.heads = idx.by_bucket, idx.heads
         atomic_write_bytes(self.spill_dir / CONSUMED, dumps({"buckets": bucket + 1}), sync=False)
         for path, off, _size in self.index.pop(bucket, ()):
-            os.truncate(path, off)
+            # a run's last batch gone: its schema goes too
+            os.truncate(path, 0 if off <= self.heads.get(path, 0) else off)
 
 
 def check_consumed(spill_dir: Path, out: Path, num_shards: int, bucket_shards: int,
