@@ -427,6 +427,7 @@ def test_the_spill_is_compressed_and_the_shards_are_not(cat, tmp_path, monkeypat
     rows; the shards are the same bytes with or without spill compression."""
     monkeypatch.setattr(jobs, "BUCKET_ROWS", 10**9)  # one batch per run: compare like for like
     assert jobs.SPILL_COMPRESSION == "lz4"
+    monkeypatch.setattr(jobs, "SPILL_COMPRESS_ABOVE", 0)  # compressed however small
     batches, lz4_bytes = _spilled_batches(_stop_before_assembly(cat, tmp_path / "lz4", monkeypatch))
     monkeypatch.setattr(jobs, "SPILL_COMPRESSION", None)
     plain, plain_bytes = _spilled_batches(
@@ -464,6 +465,7 @@ def test_a_resume_over_an_uncompressed_spill_gives_the_same_bytes(
         for d in dirs[::2]:
             shutil.rmtree(d)
     monkeypatch.setattr(jobs, "SPILL_COMPRESSION", "lz4")
+    monkeypatch.setattr(jobs, "SPILL_COMPRESS_ABOVE", 0)
     rendered: list[int] = []
     orig = jobs._run_job
 
@@ -477,3 +479,21 @@ def test_a_resume_over_an_uncompressed_spill_gives_the_same_bytes(
     _export(cat, out)
     assert export_files(out) == reference
     assert len(rendered) == (0 if old == "all" else len(dirs[::2]))
+
+
+def test_only_a_spill_bigger_than_memory_is_compressed(cat, tmp_path, monkeypatch, reference):
+    """Compressed when the estimated spill is over the bound (default: a quarter
+    of memory; the full-size flan2022 replica's 9.1M rows are), plain below; the
+    jobs carry the choice to the workers, and the shards are the same bytes."""
+    import json
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert jobs.spill_compression(TOTAL) is None
+    assert jobs.spill_compression(mem // 4 // jobs.SPILL_ROW_BYTES + 1) == "lz4"
+    monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
+    monkeypatch.setattr(jobs, "SPILL_COMPRESS_ABOVE", TOTAL * jobs.SPILL_ROW_BYTES - 1)
+    spill = _stop_before_assembly(cat, tmp_path / "o", monkeypatch)
+    kinds = {json.loads((d / jobs.RUNS_INDEX).read_text())["compression"] for d in spill.iterdir() if d.is_dir()}  # fmt: skip
+    assert kinds == {"lz4"}
+    _export(cat, tmp_path / "o", workers=2)
+    assert export_files(tmp_path / "o") == reference

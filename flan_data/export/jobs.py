@@ -75,6 +75,7 @@ class TaskJob:
     output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
     bucket_shards: int = 1  # shards per spill bucket (see bucket_shards())
     materialized: str | None = None  # the train split's read-once copy (export/materialize.py)
+    spill_compression: str | None = None  # of the spill's batches (see spill_compression())
 
 
 @dataclass
@@ -315,7 +316,8 @@ def _run_job(
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output), job.bucket_shards)
+    writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output), job.bucket_shards,
+                        compression=job.spill_compression)  # fmt: skip
     template_index = {ct.spec.id: i for i, ct in enumerate(tr.templates)}
     fast = None
     if columnar is not None and dc is None and len(recs):
@@ -785,6 +787,33 @@ FLUSH_BYTES = 32 << 20
 #: own compression, so assembly reads a spill of either kind (one left by an
 #: older version on a resume included); ``runs.json`` notes it for people.
 SPILL_COMPRESSION: str | None = "lz4"
+#: The spill is compressed only when it would not fit in memory: its size
+#: estimated at :data:`SPILL_ROW_BYTES` a row (1.7 KB measured on the flan2022
+#: replica) over this many bytes (None: a quarter of the machine's memory, where
+#: the page cache can keep it). A spill held in the page cache costs nothing to
+#: read back and compressing it only costs CPU (~5% of a 0.1 replica's time);
+#: a bigger one (15 GB at full size, with 28 GB of shards written after it) is
+#: read back from disk, and LZ4 halves that.
+SPILL_COMPRESS_ABOVE: int | None = None
+SPILL_ROW_BYTES = 1_700
+
+
+def spill_compression(total_rows: int) -> str | None:
+    """The compression of an export's spill of ``total_rows`` rows (see
+    :data:`SPILL_COMPRESS_ABOVE`); the shards never depend on it.
+
+    >>> spill_compression(0) is None
+    True
+    """
+    above = SPILL_COMPRESS_ABOVE
+    if above is None:
+        try:
+            above = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        except (AttributeError, ValueError, OSError):
+            above = 4 << 30
+    return SPILL_COMPRESSION if total_rows * SPILL_ROW_BYTES > above else None
+
+
 #: Per job folder: each run's (bucket, byte offset, byte size) of its batches.
 RUNS_INDEX = "runs.json"
 #: Per spill folder: how many buckets (from the first) have been assembled and freed.
@@ -816,7 +845,7 @@ class _RunWriter:
     memory is bounded by the buffer, and a job writes one file per run."""
 
     def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, bucket_shards: int = 1,
-                 flush_rows: int = 50_000, flush_bytes: int | None = None):  # fmt: skip
+                 flush_rows: int = 50_000, flush_bytes: int | None = None, compression: str | None = None):  # fmt: skip
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
         self.bucket_shards = bucket_shards
         self.bucket_rows = shard_rows * bucket_shards
@@ -829,7 +858,7 @@ class _RunWriter:
         self.part = 0
         self.shards: set[int] = set()
         self.index: list[dict[str, Any]] = []
-        self.compression = SPILL_COMPRESSION
+        self.compression = compression
         self.schema_bytes = schema.serialize().size
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -1128,6 +1157,7 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
     # one mapping shared by every job (hundreds of entries: a copy per job was
     # ~60 MB in the parent of a full-size flan2022 export)
     dirs = dict(source_dirs)
+    compression = spill_compression(total)
     for t in order:
         fm = tuple(x for x in per_task[t] if x[1] > 0)
         if not fm:
@@ -1143,7 +1173,7 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
                                 num_shards=num_shards, source=source, source_dirs=dirs, on_error=on_error,
                                 pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
                                 decontam=decontam, bucket_shards=bucket_shards(shard_rows, num_shards),
-                                materialized=(materialized or {}).get(t)))  # fmt: skip
+                                materialized=(materialized or {}).get(t), spill_compression=compression))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
