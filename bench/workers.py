@@ -9,9 +9,10 @@ stage (executor start, counting, jobs, shard assembly, the rest: planning,
 fingerprint, manifest), when the child answered (``child ready``, from the
 export's start) and the number of jobs; then the best run per worker count,
 the 2/1 ratio of the best runs and of the first runs (the first 2-worker run
-of a process also starts the forkserver: the cost a one-off ``flan export``
-pays), and checks that all outputs are byte-identical. Run it with
-PYTHONPATH pointing at the tree to measure.
+of a process: the cost a one-off ``flan export`` pays; its children are
+forked from the process where that is safe, else from the forkserver it
+starts then: ``forked``/``forkserver`` per run), and checks that all outputs
+are byte-identical. Run it with PYTHONPATH pointing at the tree to measure.
 
 On a shared machine a second core is often not free: before and after the
 exports it prints the ``2-core capacity``, how much faster two busy processes
@@ -46,6 +47,7 @@ class Stages:
         self.t: dict[str, float] = {}
         self.t0 = time.perf_counter()
         self.ready: float | None = None  # when the first child answered
+        self.start: str | None = None  # how the children started: fork or forkserver
         self.jobs = 0
 
     def add(self, k: str, dt: float) -> None:
@@ -72,6 +74,8 @@ def instrument() -> None:
         t = time.perf_counter()
         init(self, *a, **k)
         CUR[0].add("start", time.perf_counter() - t)
+        if self.workers > 1:
+            CUR[0].start = "forked" if getattr(self, "forked", False) else "forkserver"
 
     def _map(self, fn, items):
         t = time.perf_counter()
@@ -126,6 +130,7 @@ def line(w: int, dt: float, rows: int, st: Stages) -> str:
     rest = dt - sum(st.t.values())
     stages = " | ".join(f"{k} {v:.2f}s" for k, v in st.t.items())
     ready = f", child ready {st.ready:.2f}s" if st.ready is not None else ""
+    ready += f", {st.start}" if st.start else ""
     return (f"{w} worker(s): {rows:,} rows in {dt:.2f}s = {rows / dt:,.0f} ex/s "
             f"({stages} | rest {rest:.2f}s; {st.jobs} jobs{ready})")  # fmt: skip
 
