@@ -64,7 +64,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from .._forkserver import PRELOAD, START_ENV, start_forkserver, start_method  # noqa: F401 - PRELOAD: re-exported
+from .._forkserver import PRELOAD, START_ENV, fork_possible, start_forkserver, start_method
 from ..catalog import Catalog
 from ..catalog_cache import dumps_catalog
 from ..errors import FlanDataError
@@ -239,6 +239,8 @@ def mp_context() -> mp.context.BaseContext:
     module (a script without a ``__main__`` guard): no process is started then.
     """
     _check_not_bootstrapping()
+    if fork_possible():
+        _preload()  # before the check: an import could start a thread
     # a thread that just finished (a pool's, the shard syncer's) still runs for a
     # moment after Python joined it: wait a little for it before giving up on a fork
     for pause in (0, 0.002, 0.005, 0.01, 0.02):
@@ -250,6 +252,20 @@ def mp_context() -> mp.context.BaseContext:
             break
     ctx = start_forkserver()  # already running when `flan export` started it
     return ctx if ctx is not None else mp.get_context("spawn")
+
+
+def _preload() -> None:
+    """Import :data:`PRELOAD` here, as the forkserver would: a forked child then
+    starts with them (pandas, which pyarrow imports at a process's first
+    ``pa.array``, costs each process 0.2-0.3 s otherwise; this process imports
+    the others during the export anyway)."""
+    import contextlib
+    import importlib
+
+    for name in PRELOAD:
+        if name not in sys.modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
 
 
 def _check_not_bootstrapping() -> None:
