@@ -505,3 +505,38 @@ def test_fork_is_refused_unless_every_other_thread_is_asleep(tmp_path):
     assert out["asleep"] is None
     assert out["env"] == f"{START_ENV}=forkserver" and out["ctx_env"] == "forkserver"
     assert START_ENV in out["bad_env"] and "forkserver" in out["bad_env"]
+
+
+def test_a_child_that_cannot_be_forked_is_reported_before_any_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "fork_refusal", lambda *a: None)  # no real fork happens below
+
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(
+        FlanDataError, match="could not start an export worker process.*Resource temporarily"
+    ):
+        export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=2,
+                       progress=False, log=lambda s: None)  # fmt: skip
+    assert not list((tmp_path / "o").glob("data/shard-*"))
+    assert not (tmp_path / "o" / "COMPLETED").exists()
+
+
+def test_a_later_export_compiles_no_template_again(tmp_path, monkeypatch):
+    cat = Catalog.load()
+    kw = dict(total=60, workers=1, progress=False, log=lambda s: None)
+    first = export_mixture(cat, "demo", tmp_path / "a", **kw)
+    engine = local.shared_engine()
+    assert engine._templates  # the templates the first export compiled
+    compiled: list[str] = []
+    real = engine._compile
+
+    def counting(source, where):
+        compiled.append(where)
+        return real(source, where)
+
+    monkeypatch.setattr(engine, "_compile", counting)
+    second = export_mixture(cat, "demo", tmp_path / "b", **kw)
+    assert local.shared_engine() is engine and compiled == []
+    assert first["shards"] == second["shards"]  # same bytes (sha256 per shard)

@@ -240,7 +240,10 @@ def mp_context() -> mp.context.BaseContext:
     """
     _check_not_bootstrapping()
     if fork_possible():
+        from ..sources.files import drop_cursors
+
         _preload()  # before the check: an import could start a thread
+        drop_cursors()  # open Parquet decoders: a forked child must not share them
     # a thread that just finished (a pool's, the shard syncer's) still runs for a
     # moment after Python joined it: wait a little for it before giving up on a fork
     for pause in (0, 0.002, 0.005, 0.01, 0.02):
@@ -457,9 +460,6 @@ class LocalExecutor:
         """Fork every child now, on this thread (just checked safe: nothing may
         start a thread in between), each holding this process's catalog and
         renderer. Each answers a ping once it ran the main module again."""
-        from ..sources.files import drop_cursors
-
-        drop_cursors()  # open Parquet decoders: a child must not share them
         self._pool = ProcessPoolExecutor(
             self.workers - 1, mp_context=ctx, initializer=_init_forked, initargs=(_main_to_rerun(),)
         )
@@ -475,6 +475,11 @@ class LocalExecutor:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 # the first submit forks every child, before the pool starts its thread
                 pings = [self._pool.submit(_ping, i) for i in range(self.workers - 1)]
+        except OSError as e:  # no process could be created (EAGAIN, ENOMEM)
+            raise FlanDataError(
+                f"could not start an export worker process ({type(e).__name__}: {e}); "
+                "use workers=1 to export without worker processes"
+            ) from None
         finally:
             if freeze:
                 gc.unfreeze()
