@@ -189,7 +189,6 @@ def main() -> None:
           f"{runs[1][0][0] / runs[2][0][0]:.2f}x first runs (target >= 1.7)")  # fmt: skip
     if args.cli:
         cli: dict[int, list[float]] = {1: [], 2: []}
-        cli_digests = set()  # another mixture name than the runs above: compared among themselves
         for r in range(args.repeat):
             for w in (1, 2):
                 out = tmp / f"c{w}"
@@ -200,9 +199,8 @@ def main() -> None:
                     f"cli run {r + 1}: {w} worker(s) {cli[w][-1]:.2f}s (whole process)", flush=True
                 )
         print(f"cli: 2 workers / 1 = {min(cli[1]) / min(cli[2]):.2f}x best runs, "
-              f"{cli[1][0] / cli[2][0]:.2f}x first runs (target >= 1.7); "
-              f"outputs byte-identical: {len(cli_digests) == 1}")  # fmt: skip
-    print(f"outputs byte-identical: {len(digests) == 1}")
+              f"{cli[1][0] / cli[2][0]:.2f}x first runs (target >= 1.7)")  # fmt: skip
+    print(f"outputs byte-identical (in-process and --cli runs): {len(digests) == 1}")
     print(
         f"2-core capacity (two busy processes / one): {cap0:.2f}x before, {capacity():.2f}x after"
     )
