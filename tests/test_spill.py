@@ -488,10 +488,14 @@ def test_only_a_spill_bigger_than_memory_is_compressed(cat, tmp_path, monkeypatc
     import json
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    monkeypatch.delenv("FLAN_DATA_SPILL_COMPRESS_ABOVE", raising=False)
     assert jobs.spill_compression(TOTAL) is None
     assert jobs.spill_compression(mem // 4 // jobs.SPILL_ROW_BYTES + 1) == "lz4"
     monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
     monkeypatch.setattr(jobs, "SPILL_COMPRESS_ABOVE", TOTAL * jobs.SPILL_ROW_BYTES - 1)
+    monkeypatch.setenv("FLAN_DATA_SPILL_COMPRESS_ABOVE", "0")
+    assert jobs.spill_compression(1) == "lz4"
+    monkeypatch.delenv("FLAN_DATA_SPILL_COMPRESS_ABOVE")
     spill = _stop_before_assembly(cat, tmp_path / "o", monkeypatch)
     kinds = {json.loads((d / jobs.RUNS_INDEX).read_text())["compression"] for d in spill.iterdir() if d.is_dir()}  # fmt: skip
     assert kinds == {"lz4"}

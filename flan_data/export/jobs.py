@@ -793,7 +793,8 @@ SPILL_COMPRESSION: str | None = "lz4"
 #: the page cache can keep it). A spill held in the page cache costs nothing to
 #: read back and compressing it only costs CPU (~5% of a 0.1 replica's time);
 #: a bigger one (15 GB at full size, with 28 GB of shards written after it) is
-#: read back from disk, and LZ4 halves that.
+#: read back from disk, and LZ4 halves that. The environment variable
+#: ``FLAN_DATA_SPILL_COMPRESS_ABOVE`` (bytes) overrides it.
 SPILL_COMPRESS_ABOVE: int | None = None
 SPILL_ROW_BYTES = 1_700
 
@@ -806,6 +807,9 @@ def spill_compression(total_rows: int) -> str | None:
     True
     """
     above = SPILL_COMPRESS_ABOVE
+    env = os.environ.get("FLAN_DATA_SPILL_COMPRESS_ABOVE", "")
+    if env.strip().isdigit():  # e.g. 0: compress every spill (the test suite run with it)
+        above = int(env)
     if above is None:
         try:
             above = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
