@@ -126,7 +126,8 @@ def test_spill_is_freed_bucket_by_bucket(cat, tmp_path, monkeypatch):
     # without freeing, spill + shards reaches spill0 + shards (~2 copies); with it,
     # about one copy plus the bucket being written (10 buckets here)
     assert peak <= max(spill0, shards) + 2 * max(spill0, shards) / 10
-    assert peak < 0.75 * (spill0 + shards)
+    # (a compressed spill is smaller than the shards: freeing saves half the smaller copy)
+    assert peak < max(spill0, shards) + 0.5 * min(spill0, shards)
     assert not (out / ".flan-export" / "spill").exists()  # removed once complete
 
 
