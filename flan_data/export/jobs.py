@@ -190,35 +190,42 @@ def run_job(job: TaskJob, catalog: Catalog, renderer: Renderer, spill_dir: Path)
 
 #: Calls of :func:`release_memory` in this process (tests count them).
 RELEASES = [0]
-#: :func:`release_if_over` hands freed memory back only while the process's
-#: anonymous RSS is over this: below it the pages freed by a job are simply
+#: :func:`release_if_over` hands freed memory back only while the process holds
+#: more than this of its own (:func:`anon_rss`): below it the pages freed by a job are simply
 #: reused by the next one (handing them back after every job cost ~8% CPU on a
 #: 15-task set of the full-size replica: the next job faulted them in again).
 RELEASE_ABOVE = 512 << 20
 
 
 def anon_rss() -> int | None:
-    """This process's anonymous resident memory in bytes (resident minus file-backed
-    and shared pages, ``/proc/self/statm``), or None where that cannot be read.
+    """Bytes of memory only this process holds (``Private_Dirty`` of
+    ``/proc/self/smaps_rollup``: pages a worker forked from the exporting process
+    still shares copy-on-write do not count; else resident minus file-backed
+    pages from ``/proc/self/statm``), or None where neither can be read.
 
     >>> anon_rss() is None or anon_rss() > 0
     True
     """
     try:
+        with open("/proc/self/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Private_Dirty:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
         with open("/proc/self/statm", "rb") as f:
             parts = f.read().split()
-        return (int(parts[1]) - int(parts[2])) * _PAGE[0]
-    except (OSError, ValueError, IndexError):
+        return (int(parts[1]) - int(parts[2])) * (os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
 
 
-_PAGE = [os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096]
-
-
 def release_if_over(level: int | None = None) -> bool:
-    """:func:`release_memory` when the anonymous RSS is over ``level`` (default
-    :data:`RELEASE_ABOVE`), or cannot be read; whether it released. The
-    executors call it after every job and every assembled bucket."""
+    """:func:`release_memory` when this process holds over ``level`` bytes of its
+    own (:func:`anon_rss`; default :data:`RELEASE_ABOVE`), or that cannot be read;
+    whether it released. The executors call it after every job and every
+    assembled bucket (:func:`released`)."""
     rss = anon_rss()
     if rss is not None and rss <= (RELEASE_ABOVE if level is None else level):
         return False
