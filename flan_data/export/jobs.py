@@ -198,14 +198,26 @@ RELEASE_ABOVE = 512 << 20
 
 
 def anon_rss() -> int | None:
-    """Bytes of memory only this process holds (``Private_Dirty`` of
-    ``/proc/self/smaps_rollup``: pages a worker forked from the exporting process
-    still shares copy-on-write do not count; else resident minus file-backed
-    pages from ``/proc/self/statm``), or None where neither can be read.
+    """Bytes of anonymous resident memory of this process (resident minus
+    file-backed pages, ``/proc/self/statm``: ~10 µs), or None where it cannot be read.
 
     >>> anon_rss() is None or anon_rss() > 0
     True
     """
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            parts = f.read().split()
+        return (int(parts[1]) - int(parts[2])) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def own_rss() -> int | None:
+    """Bytes of memory only this process holds (``Private_Dirty`` of
+    ``/proc/self/smaps_rollup``): a worker forked from the exporting process
+    shares the parent's pages copy-on-write, which :func:`anon_rss` counts.
+    Walks the page tables (milliseconds for a big process): asked only once
+    :func:`anon_rss` is over the level. None where it cannot be read."""
     try:
         with open("/proc/self/smaps_rollup", "rb") as f:
             for line in f:
@@ -213,21 +225,20 @@ def anon_rss() -> int | None:
                     return int(line.split()[1]) << 10
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            parts = f.read().split()
-        return (int(parts[1]) - int(parts[2])) * (os.sysconf("SC_PAGE_SIZE"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return None
+    return None
 
 
 def release_if_over(level: int | None = None) -> bool:
     """:func:`release_memory` when this process holds over ``level`` bytes of its
-    own (:func:`anon_rss`; default :data:`RELEASE_ABOVE`), or that cannot be read;
-    whether it released. The executors call it after every job and every
-    assembled bucket (:func:`released`)."""
+    own (:func:`anon_rss`, then :func:`own_rss`; default :data:`RELEASE_ABOVE`), or
+    when that cannot be read; whether it released. The executors call it after
+    every job and every assembled bucket (:func:`released`)."""
+    level = RELEASE_ABOVE if level is None else level
     rss = anon_rss()
-    if rss is not None and rss <= (RELEASE_ABOVE if level is None else level):
+    if rss is not None and rss <= level:
+        return False
+    own = None if rss is None else own_rss()
+    if own is not None and own <= level:
         return False
     release_memory()
     return True
