@@ -8,8 +8,10 @@ process, and prints for each export its wall time and, per process (the
 parent, each child), the start of its first item, the wall time it spent in
 items (``busy``), the CPU time of those items, and the items themselves
 (``job[index cpu]start-end``, ``asm[bucket cpu]start-end``, in seconds from
-the export's start; ``init``: the child's start-up). The first 2-worker export
-of a process starts the forkserver (cold); later ones find it running (warm).
+the export's start; ``init``: the child's start-up, ``init[forked]`` for a
+child forked from the exporting process). The first 2-worker export of a
+process is cold (its children are forked from it where that is safe, else it
+starts the forkserver); later ones are warm.
 
 CPU seconds do not depend much on the machine's load, wall seconds do: on a
 shared machine compare the CPU split between the processes (what two free
@@ -40,6 +42,7 @@ LOG = os.environ.get("FLAN_TIMELINE_LOG") or str(
     Path(tempfile.gettempdir()) / f"flan-timeline-{os.getpid()}.log"
 )
 _run, _assemble, _init = local._run, local._assemble, local._init
+_init_forked = local._init_forked
 
 
 def _record(kind: str, t0: float, c0: float, what: str = "") -> None:
@@ -70,6 +73,12 @@ def timed_init(*a, **k):
     _record("init", t, c)
 
 
+def timed_init_forked(*a, **k):
+    t, c = time.perf_counter(), time.process_time()
+    _init_forked(*a, **k)
+    _record("init", t, c, "forked")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=100_000)
@@ -77,6 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["FLAN_TIMELINE_LOG"] = LOG  # the children append to the same file
     local._run, local._assemble, local._init = timed_run, timed_assemble, timed_init
+    local._init_forked = timed_init_forked
     tmp = Path(tempfile.mkdtemp(prefix="flan-timeline-"))
     cat = Catalog.load(synth.make_catalog(tmp / "cat", args.records))
     spec = MixtureSpec(

@@ -1054,11 +1054,13 @@ def export(ctx, mixture_name, out, total, seed, workers, shard_rows, backend, ra
     """Render a mixture into shards (Arrow, Parquet or JSON Lines) under OUT/data, with a
     manifest and a dataset card (resumable, deterministic)."""
     if workers > 1 and backend == "local":
-        from ._forkserver import start_forkserver
+        from ._forkserver import fork_possible, start_forkserver
 
-        # the workers' forkserver imports on the second core while this process
-        # imports the export modules and loads the catalog
-        start_forkserver(extra=("flan_data.cli",))
+        # Workers are forked from this process where that is safe (they then need
+        # no imports); elsewhere the workers' forkserver imports on the second core
+        # while this process imports the export modules and loads the catalog.
+        if not fork_possible():
+            start_forkserver(extra=("flan_data.cli",))
     from .export import export_mixture
     from .fewshot import load_tokenizer
     from .render import RenderConfig

@@ -432,53 +432,99 @@ def render_items(tr: TaskRenderer, items: Sequence[tuple[str, Any]], *, split: s
     tc = TaskColumns.of(tr)
     if tc is None or not tc.supports(fmt):
         return None
+    batch = items_batch(tc, items)
+    if batch is None:
+        return None
+    ids = [eid for eid, _ in items]
+    res = tc.render(batch, ids, fmt=fmt, seed=seed, split=split, template_id=template_id)
+    fast = {"inputs": res.inputs.to_pylist(), "targets": res.targets.to_pylist(),
+            "template_id": [res.template_ids[t] for t in res.template.tolist()],
+            "seed": res.seeds.tolist()}  # fmt: skip
+    cols = merged_columns(tr, items, ids, res.rows.tolist(), fast, res.fallback.tolist(), fmt=fmt,
+                          split=split, seed=seed, template_id=template_id)  # fmt: skip
+    if cols is not None and turns:
+        cols["turns"] = [None] * len(cols["index"])
+    return cols
+
+
+def merged_columns(tr: TaskRenderer, items: Sequence[tuple[str, Any]], ids: Sequence[str],
+                   rows: list[int], fast: dict[str, list[Any]], fallback: list[int], *, fmt: str,
+                   split: str, **kw: Any) -> dict[str, list[Any]] | None:  # fmt: skip
+    """:func:`item_columns` of ``items`` (rows in item order): the rows a column-wise
+    path rendered (``rows``: their item indices; ``fast``: their values, by
+    ``render_batch`` column: inputs, targets, template_id, seed, and for few-shot
+    rows fewshot_style, exemplar_ids) and the items it handed back
+    (``fallback``), rendered by ``render_batch(..., columnar=False, **kw)``; None
+    when one of those is a bad record (the row-by-row path then words its error)."""
+    sub = None
+    if fallback:
+        errs: list = []
+        sub = tr.render_batch([items[i] for i in fallback], split=split, fmt=fmt, errors=errs,
+                              columnar=False, **kw)  # fmt: skip
+        if errs:  # bad records: the row-by-row path words and orders the errors
+            return None
+    n = len(items)
+    merged: dict[str, list[Any]] = {}
+    for name, vals in fast.items():
+        col: list[Any] = [None] * n
+        for i, v in zip(rows, vals):
+            col[i] = v
+        if sub is not None:
+            for j, v in zip(sub["index"], sub[name]):
+                col[fallback[j]] = v
+        merged[name] = col
+    ins = merged["inputs"]
+    keep = [i for i in range(n) if ins[i] is not None]
+    kept = {name: [col[i] for i in keep] for name, col in merged.items()}
+    return item_columns(tr, fmt=fmt, split=split, index=keep, inputs=kept["inputs"],
+                        targets=kept["targets"], template_ids=kept["template_id"],
+                        example_ids=[ids[i] for i in keep], seeds=kept["seed"],
+                        fewshot_style=kept.get("fewshot_style"),
+                        exemplar_ids=kept.get("exemplar_ids"))  # fmt: skip
+
+
+def items_batch(tc: TaskColumns, items: Sequence[tuple[str, Any]]) -> pa.RecordBatch | None:
+    """The source columns ``tc`` reads, of ``(example id, raw record)`` items, as
+    one record batch; None when a record lacks one or Arrow cannot type them
+    (``render_batch`` then decides, row by row)."""
     try:
-        batch = pa.RecordBatch.from_arrays(
+        return pa.RecordBatch.from_arrays(
             [pa.array([raw[k] for _, raw in items]) for k in tc.columns], names=list(tc.columns)
         )
     except Exception:  # noqa: BLE001 - a missing key, mixed types: render_batch decides
         return None
-    ids = [eid for eid, _ in items]
-    res = tc.render(batch, ids, fmt=fmt, seed=seed, split=split, template_id=template_id)
-    fb = res.fallback.tolist()
-    sub = None
-    if fb:
-        errs: list = []
-        sub = tr.render_batch([items[i] for i in fb], split=split, fmt=fmt, seed=seed,
-                              template_id=template_id, errors=errs, columnar=False)  # fmt: skip
-        if errs:  # bad records: the row-by-row path words and orders the errors
-            return None
-    n = len(items)
-    ins: list[Any] = [None] * n
-    tgs: list[Any] = [None] * n
-    tids: list[Any] = [None] * n
-    seeds: list[Any] = [None] * n
-    rows = res.rows.tolist()
-    for i, a, b, t, s in zip(rows, res.inputs.to_pylist(), res.targets.to_pylist(),
-                             res.template.tolist(), res.seeds.tolist()):  # fmt: skip
-        ins[i], tgs[i], tids[i], seeds[i] = a, b, res.template_ids[t], s
-    if sub is not None:
-        for j, a, b, t, s in zip(sub["index"], sub["inputs"], sub["targets"], sub["template_id"], sub["seed"]):  # fmt: skip
-            i = fb[j]
-            ins[i], tgs[i], tids[i], seeds[i] = a, b, t, s
-    keep = [i for i in range(n) if ins[i] is not None]
-    m = len(keep)
+
+
+def item_columns(tr: TaskRenderer, *, fmt: str, split: str, index: list[int], inputs: list[Any],
+                 targets: list[Any], template_ids: list[Any], example_ids: list[Any], seeds: list[Any],
+                 fewshot_style: list[Any] | None = None,
+                 exemplar_ids: list[Any] | None = None) -> dict[str, list[Any]]:  # fmt: skip
+    """:meth:`TaskRenderer.render_batch`'s columns, in its order, of the rows given
+    per row (``index``: each row's item; every list one value a row); task,
+    collection, format, options and split are the task's and the call's.
+    ``fewshot_style`` / ``exemplar_ids`` default to a zero-shot row's (None, []).
+
+    >>> from flan_data import Catalog, Renderer
+    >>> tr = Renderer(Catalog.load()).task_renderer("anli_r1")
+    >>> c = item_columns(tr, fmt="zs_opt", split="train", index=[0], inputs=["q"], targets=["a"],
+    ...                  template_ids=["t"], example_ids=["ex-1"], seeds=[7])
+    >>> c["fewshot_style"], c["exemplar_ids"], c["options"] == [list(tr.task.options)]
+    ([None], [[]], True)
+    """
+    m = len(index)
     opts = tr.task.options
-    cols: dict[str, list[Any]] = {
-        "index": keep,
-        "inputs": [ins[i] for i in keep],
-        "targets": [tgs[i] for i in keep],
+    return {
+        "index": index,
+        "inputs": inputs,
+        "targets": targets,
         "task": [tr.task.name] * m,
         "collection": [tr.task.collection] * m,
         "format": [fmt] * m,
-        "template_id": [tids[i] for i in keep],
-        "fewshot_style": [None] * m,
+        "template_id": template_ids,
+        "fewshot_style": [None] * m if fewshot_style is None else fewshot_style,
         "options": [list(opts) for _ in range(m)] if opts else [None] * m,
-        "exemplar_ids": [[] for _ in range(m)],
-        "example_id": [ids[i] for i in keep],
+        "exemplar_ids": [[] for _ in range(m)] if exemplar_ids is None else exemplar_ids,
+        "example_id": example_ids,
         "source_split": [split] * m,
-        "seed": [seeds[i] for i in keep],
+        "seed": seeds,
     }
-    if turns:
-        cols["turns"] = [None] * m
-    return cols

@@ -59,8 +59,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import columnar
-from .columnar import WHITESPACE, TaskColumns, _join
+from . import columnar, lru
+from .columnar import WHITESPACE, TaskColumns, _join, item_columns, items_batch, merged_columns
 from .compose import _target_labelled
 from .fewshot import ExemplarPicker, WhitespaceTokenizer
 from .options import ALL_STYLES, PLAIN, format_options
@@ -78,6 +78,7 @@ from .textcheck import ends_with_cue, starts_with_label
 STATS = {"rows": 0, "fallback_rows": 0}
 #: Pools whose exemplar tables are kept (a worker renders a whole mixture's tasks).
 TABLES_KEPT = 4
+#: The kept pools' tables, least recently used first (:func:`flan_data.lru.touch`).
 _LIVE: list[Any] = []
 _STRING = pa.string()
 
@@ -482,16 +483,8 @@ class _Tables:
                 hit.drop()
             hit = cache[key] = cls(tc, pool, style_on, cands, tplans)
             hit.key = key
-        if not _LIVE or _LIVE[-1] is not hit:
-            for i, x in enumerate(_LIVE):
-                if x is hit:
-                    del _LIVE[i]
-                    break
-            _LIVE.append(hit)
-        while len(_LIVE) > TABLES_KEPT or (
-            len(_LIVE) > 1 and sum(x.nbytes for x in _LIVE) > TABLES_BYTES
-        ):
-            _LIVE.pop(0).drop()
+        lru.touch(_LIVE, hit, kept=TABLES_KEPT, max_bytes=TABLES_BYTES, size=_tables_bytes,
+                  evict=cls.drop)  # fmt: skip
         return hit
 
     def drop(self) -> None:
@@ -794,6 +787,10 @@ class _Tables:
             self.q_nl[ti] = 1
 
 
+def _tables_bytes(t: _Tables) -> int:
+    return t.nbytes
+
+
 def _cut(parts) -> tuple | None:
     """``(before, marker, after)`` of a template part list around its one
     option-dependent value (marker None: there is none); None for more than one."""
@@ -828,96 +825,41 @@ def render_items(tr, items: Sequence[tuple[str, Any]], *, split: str, fmt: str, 
     tc = TaskColumns.of(tr)
     if not supports(tc, fmt, pool, turns):
         return None
-    try:
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array([raw[k] for _, raw in items]) for k in tc.columns], names=list(tc.columns)
-        )
-    except Exception:  # noqa: BLE001 - a missing key, mixed types: render_batch decides
+    batch = items_batch(tc, items)
+    if batch is None:
         return None
     ids = [eid for eid, _ in items]
     res = render_fewshot(tc, batch, ids, fmt=fmt, seed=seed, split=split, pool=pool)
     if not len(res.fallback):  # every row here: whole columns in item order
         return _item_columns(tr, res, ids, fmt, split)
-    fb = res.fallback.tolist()
-    sub = None
-    if fb:
-        errs: list = []
-        sub = tr.render_batch([items[i] for i in fb], split=split, fmt=fmt, seed=seed, pool=pool,
-                              errors=errs, columnar=False)  # fmt: skip
-        if errs:  # bad records: the row-by-row path words and orders the errors
-            return None
-    n = len(items)
-    ins: list[Any] = [None] * n
-    tgs: list[Any] = [None] * n
-    tids: list[Any] = [None] * n
-    seeds: list[Any] = [None] * n
-    fss: list[Any] = [None] * n
-    exs: list[Any] = [None] * n
     rows = res.rows.tolist()
     k = tr.config.shots
-    flat = res.exemplar_ids.values.to_pylist() if len(rows) else []
+    flat = res.exemplar_ids.values.to_pylist() if rows else []
     tid, fid = res.template_ids, res.fewshot_style_ids
-    for j, (i, a, b, t, s, f) in enumerate(zip(rows, res.inputs.to_pylist(), res.targets.to_pylist(),
-                                               res.template.tolist(), res.seeds.tolist(), res.fewshot_style.tolist())):  # fmt: skip
-        ins[i], tgs[i], tids[i], seeds[i], fss[i], exs[i] = (
-            a,
-            b,
-            tid[t],
-            s,
-            fid[f],
-            flat[j * k : j * k + k],
-        )
-    if sub is not None:
-        for j, i in enumerate(sub["index"]):
-            i = fb[i]
-            ins[i], tgs[i], tids[i], seeds[i] = (
-                sub["inputs"][j],
-                sub["targets"][j],
-                sub["template_id"][j],
-                sub["seed"][j],
-            )
-            fss[i], exs[i] = sub["fewshot_style"][j], sub["exemplar_ids"][j]
-    keep = [i for i in range(n) if ins[i] is not None]
-    m = len(keep)
-    opts = tr.task.options
-    cols: dict[str, list[Any]] = {
-        "index": keep,
-        "inputs": [ins[i] for i in keep],
-        "targets": [tgs[i] for i in keep],
-        "task": [tr.task.name] * m,
-        "collection": [tr.task.collection] * m,
-        "format": [fmt] * m,
-        "template_id": [tids[i] for i in keep],
-        "fewshot_style": [fss[i] for i in keep],
-        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
-        "exemplar_ids": [exs[i] for i in keep],
-        "example_id": [ids[i] for i in keep],
-        "source_split": [split] * m,
-        "seed": [seeds[i] for i in keep],
-    }
-    return cols
+    fast = {"inputs": res.inputs.to_pylist(), "targets": res.targets.to_pylist(),
+            "template_id": [tid[t] for t in res.template.tolist()], "seed": res.seeds.tolist(),
+            "fewshot_style": [fid[f] for f in res.fewshot_style.tolist()],
+            "exemplar_ids": [flat[j * k : j * k + k] for j in range(len(rows))]}  # fmt: skip
+    return merged_columns(tr, items, ids, rows, fast, res.fallback.tolist(), fmt=fmt, split=split,
+                          seed=seed, pool=pool)  # fmt: skip
 
 
 def _item_columns(tr, res: FewShotRendered, ids: Sequence[str], fmt: str, split: str) -> dict[str, list[Any]]:  # fmt: skip
     """render_batch's columns of a batch rendered here whole (rows in item order)."""
     order = np.argsort(res.rows, kind="stable")
     take = pa.array(order)
-    m = len(order)
-    opts = tr.task.options
-    return {
-        "index": list(range(m)),
-        "inputs": res.inputs.take(take).to_pylist(),
-        "targets": res.targets.take(take).to_pylist(),
-        "task": [tr.task.name] * m,
-        "collection": [tr.task.collection] * m,
-        "format": [fmt] * m,
-        "template_id": np.array(res.template_ids, dtype=object)[res.template[order]].tolist(),
-        "fewshot_style": np.array(res.fewshot_style_ids, dtype=object)[
+    return item_columns(
+        tr,
+        fmt=fmt,
+        split=split,
+        index=list(range(len(order))),
+        inputs=res.inputs.take(take).to_pylist(),
+        targets=res.targets.take(take).to_pylist(),
+        template_ids=np.array(res.template_ids, dtype=object)[res.template[order]].tolist(),
+        example_ids=list(ids),
+        seeds=res.seeds[order].tolist(),
+        fewshot_style=np.array(res.fewshot_style_ids, dtype=object)[
             res.fewshot_style[order]
         ].tolist(),
-        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
-        "exemplar_ids": res.exemplar_ids.take(take).to_pylist(),
-        "example_id": list(ids),
-        "source_split": [split] * m,
-        "seed": res.seeds[order].tolist(),
-    }
+        exemplar_ids=res.exemplar_ids.take(take).to_pylist(),
+    )

@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
+from . import lru
 from .catalog import Catalog
 from .compose import _target_labelled, compose_example_uncached, compose_query, join_parts
 from .errors import (
@@ -1218,7 +1219,10 @@ class TaskRenderer:
         c = self.__dict__.get("_fs_cache")
         if c is None:
             c = self.__dict__["_fs_cache"] = _FewShotCache()
-        _touch(c)
+        # the most recently used; the caches beyond FS_CACHES_KEPT, and the least
+        # recently used others while all hold over FS_LIVE_BYTES, are emptied
+        lru.touch(_LIVE, c, kept=FS_CACHES_KEPT, max_bytes=FS_LIVE_BYTES, size=_cache_bytes,
+                  evict=_FewShotCache.clear)  # fmt: skip
         return c
 
     def _render_exemplars(self, todo: dict[tuple, tuple], cache: _FewShotCache, errors) -> dict[tuple, Any]:  # fmt: skip
@@ -1449,22 +1453,12 @@ FS_CACHE_BYTES = 96 << 20
 FS_LIVE_BYTES = 192 << 20
 #: Composed exemplar texts (one per few-shot style) are kept up to this length.
 MEMO_CHARS = 2048
+#: The task renderers' few-shot caches, least recently used first (:func:`flan_data.lru.touch`).
 _LIVE: list[_FewShotCache] = []
 
 
-def _touch(c: _FewShotCache) -> None:
-    """Mark ``c`` most recently used; empty the caches beyond :data:`FS_CACHES_KEPT`,
-    and the least recently used others while all hold over :data:`FS_LIVE_BYTES`."""
-    if not _LIVE or _LIVE[-1] is not c:
-        for k, x in enumerate(_LIVE):
-            if x is c:
-                del _LIVE[k]
-                break
-        _LIVE.append(c)
-        while len(_LIVE) > FS_CACHES_KEPT:
-            _LIVE.pop(0).clear()
-    while len(_LIVE) > 1 and sum(x.n_bytes for x in _LIVE) > FS_LIVE_BYTES:
-        _LIVE.pop(0).clear()
+def _cache_bytes(c: _FewShotCache) -> int:
+    return c.n_bytes
 
 
 def _text_bytes(*texts: Any) -> int:
@@ -1506,7 +1500,7 @@ class _FewShotCache:
         self.n_entries = 0
         # about the bytes of the texts held (rendered exemplars, composed texts,
         # segments): the cache is emptied past FS_CACHE_BYTES, and the least recently
-        # used caches past FS_LIVE_BYTES for all of them (see _touch)
+        # used caches past FS_LIVE_BYTES for all of them (see _fewshot_cache)
         self.n_bytes = 0
         self.split: dict[str, bool] = {}
         self.fields_ok: dict[int, tuple[Exemplar, bool]] = {}

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pytest
 from test_render_columnar import _CASES, _CAT  # every shipped non-promptsource template, once
 from toy import export_files
+from two_paths import fast_row, same_rows, took_columns
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar
 from flan_data.columnar import WHITESPACE, TaskColumns
@@ -104,52 +105,22 @@ def _records(tr: TaskRenderer, n: int, seed: int, long: int = 0) -> list[dict]:
     return out
 
 
-def _rows(cols: dict, index: list[int]) -> dict[int, tuple]:
-    keys = ("inputs", "targets", "template_id", "seed", "options", "example_id", "fewshot_style",
-            "exemplar_ids", "format", "task", "collection", "source_split")  # fmt: skip
-    return {i: tuple(tuple(v) if isinstance(v, list) else v for v in (cols[k][j] for k in keys))
-            for j, i in enumerate(index)}  # fmt: skip
-
-
 def both_paths(tr: TaskRenderer, recs: list[dict], fmt: str, seed: int, template_id=None,
-               batch: pa.RecordBatch | None = None):  # fmt: skip
-    """(render_batch's rows and errors, the column-wise rows + render_batch on its fallback)."""
+               batch: pa.RecordBatch | None = None) -> int:  # fmt: skip
+    """render_batch's rows and errors == the column-wise rows + render_batch on its
+    fallback (:func:`two_paths.same_rows`); returns the rows rendered column-wise."""
     ids = [f"id-{i}" for i in range(len(recs))]
-    items = list(zip(ids, recs))
     kw = dict(split="train", fmt=fmt, seed=seed, template_id=template_id)
 
-    def old():
-        errs = []
-        cols = tr.render_batch(items, errors=errs, columnar=False, **kw)
-        return _rows(cols, cols["index"]), sorted((i, str(e)) for i, e in errs)
-
-    def new():
-        tc = TaskColumns.of(tr)
+    def fast():
         b = batch if batch is not None else pa.RecordBatch.from_pylist(recs)
-        res = tc.render(b, ids, **kw)
-        rows = {}
-        for j, i in enumerate(res.rows.tolist()):
-            rows[i] = (res.inputs[j].as_py(), res.targets[j].as_py(), res.template_ids[res.template[j]],
-                       int(res.seeds[j]), tuple(tr.task.options) if tr.task.options else None, ids[i], None, (),
-                       fmt, tr.task.name, tr.task.collection, "train")  # fmt: skip
-        fb = res.fallback.tolist()
-        assert sorted(set(fb) | set(rows)) == list(range(len(recs))) and not set(fb) & set(rows)
-        errs = []
-        cols = tr.render_batch([items[i] for i in fb], errors=errs, columnar=False, **kw)
-        rows.update(_rows(cols, [fb[i] for i in cols["index"]]))
-        return rows, sorted((fb[i], str(e)) for i, e in errs), len(res.rows)
+        res = TaskColumns.of(tr).render(b, ids, **kw)
+        rows = [(i, fast_row(tr, fmt, "train", res.inputs[j].as_py(), res.targets[j].as_py(),
+                             res.template_ids[res.template[j]], res.seeds[j], ids[i]))
+                for j, i in enumerate(res.rows.tolist())]  # fmt: skip
+        return rows, res.fallback.tolist()
 
-    try:
-        want = old()
-    except FlanDataError as e:  # the whole batch fails (e.g. no template for the format)
-        with pytest.raises(type(e)) as got:
-            new()
-        assert str(got.value) == str(e)
-        return 0
-    got_rows, got_errs, fast = new()
-    assert got_rows == want[0]
-    assert got_errs == want[1]
-    return fast
+    return same_rows(tr, list(zip(ids, recs)), kw, fast)
 
 
 def direct_task(task, answer_label: bool = True):
@@ -167,16 +138,23 @@ def direct_task(task, answer_label: bool = True):
     return dataclasses.replace(task, fields=fields, options=tuple(opts), options_field=None)
 
 
-@pytest.mark.parametrize("option_style", ["random", "plain"])
-def test_every_shipped_simple_template_same_bytes(option_style):
+def shipped_simple_cases(option_style: str):
+    """``(k, template id, task renderer)`` of every shipped simple template: its
+    task as a :func:`direct_task` (answer a label in two cases of three)."""
     cfg = RenderConfig(option_style=option_style)
     engine = TemplateEngine()
-    fast = checked = 0
     for k, (name, tid) in enumerate(_CASES):
         spec = direct_task(_CAT.task(name), answer_label=k % 3 != 0)
         tr = TaskRenderer(spec, _CAT, engine, cfg)
-        ct = tr.template(tid)
-        if ct.simple is None or TaskColumns.of(tr) is None:
+        if tr.template(tid).simple is not None:
+            yield k, tid, tr
+
+
+@pytest.mark.parametrize("option_style", ["random", "plain"])
+def test_every_shipped_simple_template_same_bytes(option_style):
+    fast = checked = 0
+    for k, tid, tr in shipped_simple_cases(option_style):
+        if TaskColumns.of(tr) is None:
             continue
         recs = _records(tr, 70, seed=k)
         for fmt in tr.formats():
@@ -256,6 +234,26 @@ def test_size_limit_rows_fall_back(tmp_path):
     for fmt in ("zs_opt", "zs_noopt"):
         assert both_paths(tr, recs, fmt, seed=9) > 0
     assert columnar.STATS["fallback_rows"] - before["fallback_rows"] > 40
+
+
+def test_render_batch_merges_rows_handed_back(monkeypatch):
+    """``render_batch`` of a big batch whose long rows the Arrow path hands back
+    (near the size limit, no bad record): its columns come from ``render_items``,
+    the handed-back rows rendered per row in their places, as the per-row path."""
+    took = took_columns(monkeypatch, columnar)
+    engine = TemplateEngine(TemplateLimits(output_chars=600, sequence_len=10_000))
+    tr = TaskRenderer(direct_task(_CAT.task("anli_r1")), _CAT, engine, RenderConfig())
+    recs = [_clean(tr, i) for i in range(300)]
+    for i in range(0, 300, 4):
+        recs[i]["premise"] += " more" * (i % 40)
+    items = [(f"e{i}", rec) for i, rec in enumerate(recs)]
+    for fmt in ("zs_opt", "zs_noopt"):
+        before = dict(columnar.STATS)
+        got = tr.render_batch(items, split="train", fmt=fmt, seed=2, errors=[])
+        handed = columnar.STATS["fallback_rows"] - before["fallback_rows"]
+        want = tr.render_batch(items, split="train", fmt=fmt, seed=2, errors=[], columnar=False)
+        assert took.pop() and got == want, fmt
+        assert 0 < handed < 200, (fmt, handed)
 
 
 def test_columns_of_other_types_fall_back_whole():

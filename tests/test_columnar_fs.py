@@ -21,27 +21,20 @@ import random
 import pyarrow as pa
 import pytest
 from test_columnar import _catalog as _export_catalog
-from test_columnar import _clean, _export, _nli, _records, direct_task
+from test_columnar import _clean, _export, _nli, _records, direct_task, shipped_simple_cases
 from test_fewshot_columns import CONFIGS, OPTIONS, STYLES, TEMPLATES
 from test_fewshot_columns import _records as _edge_records
-from test_render_columnar import _CASES, _CAT
+from test_render_columnar import _CAT
+from two_paths import fast_row, same_rows, took_columns
 
 from flan_data import Catalog, RenderConfig, Renderer, columnar, columnar_fs
 from flan_data.columnar import TaskColumns
-from flan_data.errors import FlanDataError, RecordError
+from flan_data.errors import RecordError
 from flan_data.export import jobs
 from flan_data.fewshot import CallableTokenizer
 from flan_data.render import Exemplar, TaskRenderer
 from flan_data.specs import MixtureMember, MixtureSpec
 from flan_data.templates import TemplateEngine, TemplateLimits
-
-KEYS = ("inputs", "targets", "template_id", "seed", "options", "example_id", "fewshot_style",
-        "exemplar_ids", "format", "task", "collection", "source_split")  # fmt: skip
-
-
-def _rows(cols: dict, index: list[int]) -> dict[int, tuple]:
-    return {i: tuple(tuple(v) if isinstance(v, list) else v for v in (cols[k][j] for k in KEYS))
-            for j, i in enumerate(index)}  # fmt: skip
 
 
 def _pool(tr: TaskRenderer, recs: list[dict], prefix: str = "p") -> list[Exemplar]:
@@ -54,47 +47,24 @@ def _pool(tr: TaskRenderer, recs: list[dict], prefix: str = "p") -> list[Exempla
 
 def both_paths(tr: TaskRenderer, recs: list[dict], pool, fmt: str, seed: int, ids=None) -> int:
     """The per-row path's rows and errors == the record-batch path's rows plus the
-    per-row path over the rows it handed back; returns the rows it rendered."""
+    per-row path over the rows it handed back (:func:`two_paths.same_rows`);
+    returns the rows it rendered."""
     ids = ids or [f"id-{i}" for i in range(len(recs))]
-    items = list(zip(ids, recs))
     kw = dict(split="train", fmt=fmt, seed=seed, pool=pool)
 
-    def old():
-        errs = []
-        cols = tr.render_batch(items, errors=errs, columnar=False, **kw)
-        return _rows(cols, cols["index"]), sorted((i, str(e)) for i, e in errs)
-
-    def new():
+    def fast():
         tc = TaskColumns.of(tr)
-        rows, fb, fast = {}, list(range(len(recs))), 0
-        if columnar_fs.supports(tc, fmt, pool):
-            res = columnar_fs.render_fewshot(tc, pa.RecordBatch.from_pylist(recs), ids, fmt=fmt, seed=seed,
-                                             split="train", pool=pool)  # fmt: skip
-            opts = tuple(tr.task.options) if tr.task.options else None
-            exs = res.exemplar_ids.to_pylist()
-            for j, i in enumerate(res.rows.tolist()):
-                rows[i] = (res.inputs[j].as_py(), res.targets[j].as_py(), res.template_ids[res.template[j]],
-                           int(res.seeds[j]), opts, ids[i], res.fewshot_style_ids[res.fewshot_style[j]],
-                           tuple(exs[j]), fmt, tr.task.name, tr.task.collection, "train")  # fmt: skip
-            fb = res.fallback.tolist()
-            assert sorted(set(fb) | set(rows)) == list(range(len(recs))) and not set(fb) & set(rows)
-            fast = len(rows)
-        errs = []
-        cols = tr.render_batch([items[i] for i in fb], errors=errs, columnar=False, **kw)
-        rows.update(_rows(cols, [fb[i] for i in cols["index"]]))
-        return rows, sorted((fb[i], str(e)) for i, e in errs), fast
+        if not columnar_fs.supports(tc, fmt, pool):
+            return [], list(range(len(recs)))
+        res = columnar_fs.render_fewshot(tc, pa.RecordBatch.from_pylist(recs), ids, **kw)
+        exs = res.exemplar_ids.to_pylist()
+        rows = [(i, fast_row(tr, fmt, "train", res.inputs[j].as_py(), res.targets[j].as_py(),
+                             res.template_ids[res.template[j]], res.seeds[j], ids[i],
+                             res.fewshot_style_ids[res.fewshot_style[j]], exs[j]))
+                for j, i in enumerate(res.rows.tolist())]  # fmt: skip
+        return rows, res.fallback.tolist()
 
-    try:
-        want = old()
-    except FlanDataError as e:
-        with pytest.raises(type(e)) as got:
-            new()
-        assert str(got.value) == str(e)
-        return 0
-    got_rows, got_errs, fast = new()
-    assert got_rows == want[0]
-    assert got_errs == want[1]
-    return fast
+    return same_rows(tr, list(zip(ids, recs)), kw, fast)
 
 
 def _alone(tr: TaskRenderer, tid: str) -> TaskRenderer:
@@ -109,13 +79,9 @@ def _alone(tr: TaskRenderer, tid: str) -> TaskRenderer:
 def test_every_shipped_simple_template_same_bytes(option_style):
     """Each shipped simple template alone, on dirty records (bad rows go per row),
     with a pool holding some of the batch's own examples."""
-    cfg = RenderConfig(option_style=option_style)
-    engine = TemplateEngine()
     fast = checked = 0
-    for k, (name, tid) in enumerate(_CASES):
-        spec = direct_task(_CAT.task(name), answer_label=k % 3 != 0)
-        tr = TaskRenderer(spec, _CAT, engine, cfg)
-        if tr.template(tid).simple is None or tr.template(tid).spec.kind == "few_shot":
+    for k, tid, tr in shipped_simple_cases(option_style):
+        if tr.template(tid).spec.kind == "few_shot":
             continue
         tr = _alone(tr, tid)
         if TaskColumns.of(tr) is None:
@@ -275,6 +241,34 @@ def test_size_limit_and_budget_rows_fall_back():
             trimmed += sum(len(x) < 3 for x in cols["exemplar_ids"])
     assert fast > 50 and trimmed > 100, (fast, trimmed)
     assert columnar_fs.STATS["fallback_rows"] - before["fallback_rows"] > 300
+
+
+def test_render_batch_of_clean_records_takes_the_record_batch_path(monkeypatch):
+    """``render_batch`` of a big batch with no bad record gets its columns from
+    ``columnar_fs.render_items``: every row rendered there (whole columns), or
+    merged with the rows it hands back (over the budget: per row); the same
+    columns as the per-row path."""
+    took = took_columns(monkeypatch, columnar_fs)
+    task = direct_task(_CAT.task("anli_r1"))
+    for budget in (None, 900):
+        cfg = RenderConfig() if budget is None else RenderConfig(budget=budget)
+        tr = TaskRenderer(task, _CAT, TemplateEngine(), cfg)
+        recs = [_clean(tr, i) for i in range(300)]
+        if budget:
+            for i in range(0, 300, 3):
+                recs[i]["premise"] += " many words" * (i % 60)
+        items = [(f"id-{i}", rec) for i, rec in enumerate(recs)]
+        pool = _pool(tr, recs[:60])
+        for fmt in ("fs_opt", "fs_noopt"):
+            before = dict(columnar_fs.STATS)
+            errs: list = []
+            got = tr.render_batch(items, split="train", fmt=fmt, seed=4, pool=pool, errors=errs)
+            rows = columnar_fs.STATS["rows"] - before["rows"]
+            handed = columnar_fs.STATS["fallback_rows"] - before["fallback_rows"]
+            want = tr.render_batch(items, split="train", fmt=fmt, seed=4, pool=pool, errors=[],
+                                   columnar=False)  # fmt: skip
+            assert took.pop() and not errs and got == want, (budget, fmt)
+            assert rows > 50 and (handed > 0) == bool(budget), (budget, fmt, rows, handed)
 
 
 def test_label_fixed_holds_for_every_continuation():

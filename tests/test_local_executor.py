@@ -18,7 +18,7 @@ import pytest
 
 from flan_data import Catalog, FlanDataError
 from flan_data.export import export_mixture, local
-from flan_data.export.local import GUARD_HINT, LocalExecutor, dumps_catalog
+from flan_data.export.local import GUARD_HINT, START_ENV, LocalExecutor, dumps_catalog
 from flan_data.render import RenderConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,10 @@ def test_catalog_bytes_round_trip():
     assert back.task(name) == cat.task(name)
 
 
-def test_script_without_main_guard_fails_fast_with_advice(tmp_path):
+@pytest.mark.parametrize("start", ["auto", "forkserver"])
+def test_script_without_main_guard_fails_fast_with_advice(tmp_path, start):
+    # auto: the children are forked from the script's process (and run the
+    # script again, as a forkserver child does); forkserver: they re-import it
     script = tmp_path / "export_no_guard.py"
     script.write_text(
         textwrap.dedent(f"""
@@ -45,7 +48,7 @@ def test_script_without_main_guard_fails_fast_with_advice(tmp_path):
         print("FINISHED")
         """)
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), START_ENV: start}
     # The timeout only guards against the old behaviour (respawning forever).
     p = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
@@ -59,7 +62,8 @@ def test_script_without_main_guard_fails_fast_with_advice(tmp_path):
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_guarded_script_runs_with_two_workers(tmp_path):
+@pytest.mark.parametrize("start", ["auto", "forkserver"])
+def test_guarded_script_runs_with_two_workers(tmp_path, start):
     script = tmp_path / "export_guard.py"
     script.write_text(
         textwrap.dedent(f"""
@@ -72,7 +76,7 @@ def test_guarded_script_runs_with_two_workers(tmp_path):
             print("ROWS", m["num_rows"])
         """)
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), START_ENV: start}
     p = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
     )
@@ -81,6 +85,7 @@ def test_guarded_script_runs_with_two_workers(tmp_path):
 
 
 def test_worker_that_cannot_load_the_catalog_reports_why(tmp_path, monkeypatch):
+    monkeypatch.setenv(START_ENV, "forkserver")  # a forked child needs no catalog file
     cat = Catalog.load()
     monkeypatch.setattr(local, "dumps_catalog", lambda c: b"not a pickle")
     ex = LocalExecutor(cat, RenderConfig(), workers=2)  # the parent does not wait for its children
@@ -157,6 +162,7 @@ def _payloads(d: Path) -> list[str]:
 
 
 def test_catalog_file_is_deleted_once_children_started_and_at_close(tmp_path, monkeypatch):
+    monkeypatch.setenv(START_ENV, "forkserver")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     ex = LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
     try:
@@ -205,13 +211,15 @@ def test_files_of_killed_exports_are_swept(tmp_path):
     )
 
 
-def test_killed_two_worker_export_resumes_and_its_file_is_deleted(tmp_path, monkeypatch):
+@pytest.mark.parametrize("start", ["auto", "forkserver"])
+def test_killed_two_worker_export_resumes_and_its_file_is_deleted(tmp_path, start):
     # kill -9 skips every finally: the next export with workers > 1 cleans up.
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "TMPDIR": str(tmp_path),
         "FLAN_DATA_FAULT": "job:1",
+        START_ENV: start,
     }
     cmd = [sys.executable, "-m", "flan_data", "export", "-m", "demo", "--total", "60", "-w", "2",
            "-q", "--out", str(tmp_path / "out")]  # fmt: skip
@@ -239,9 +247,10 @@ def test_killed_two_worker_export_resumes_and_its_file_is_deleted(tmp_path, monk
 # -- workers come from a forkserver; a child that cannot start is reported
 
 
-def test_children_are_forked_by_a_preloaded_forkserver():
+def test_children_are_forked_by_a_preloaded_forkserver(monkeypatch):
     if "forkserver" not in mp.get_all_start_methods():
         pytest.skip("no forkserver on this platform")
+    monkeypatch.setenv(START_ENV, "forkserver")
     ctx = local.mp_context()
     assert ctx.get_start_method() == "forkserver"
     ex = LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
@@ -263,9 +272,11 @@ def _env(_: int) -> tuple[str | None, str]:
     return os.environ.get("FLAN_TEST_MARK"), os.getcwd()
 
 
-def test_children_see_the_parents_environment_and_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("start", ["auto", "forkserver"])
+def test_children_see_the_parents_environment_and_folder(tmp_path, monkeypatch, start):
     # A forkserver child inherits the server's environment (from when it
     # started); the executor hands the parent's to each child instead.
+    monkeypatch.setenv(START_ENV, start)
     local.mp_context()  # the server is running before the variable is set
     monkeypatch.setenv("FLAN_TEST_MARK", "set-after-the-server-started")
     monkeypatch.chdir(tmp_path)
@@ -326,7 +337,206 @@ def test_falls_back_to_spawn_when_the_forkserver_cannot_start(tmp_path, monkeypa
         raise PermissionError(1, "Operation not permitted (socket)")
 
     monkeypatch.setattr(forkserver, "ensure_running", no_socket)
+    monkeypatch.setenv(START_ENV, "forkserver")
     assert local.mp_context().get_start_method() == "spawn"
     m = export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=2,
                        progress=False, log=lambda s: None)  # fmt: skip
     assert m["num_rows"] == 60
+
+
+# -- workers forked from the exporting process itself, where that is safe
+
+_FORK_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+
+sys.path.insert(0, {bench!r})
+import synth
+from flan_data import Catalog
+from flan_data.export import export_mixture, local
+from flan_data.specs import MixtureMember, MixtureSpec
+
+_run = local._run
+
+
+def logged_run(args):  # inherited by a forked child: no re-import, no pickling
+    with open(os.environ["RUN_LOG"], "a") as f:
+        f.write(f"{{os.getpid()}}\\n")
+    return _run(args)
+
+
+def facts(_):
+    return {{
+        "ppid": os.getppid(),
+        "pid": os.getpid(),
+        "mark": getattr(local, "_TEST_MARK", None),
+        "colorsys": "colorsys" in sys.modules,
+        "templates": sorted(local.shared_engine()._templates),
+    }}
+
+
+if __name__ == "__main__":
+    import colorsys  # noqa: F401 - imported by the parent only (under the guard)
+
+    tmp = Path(sys.argv[1])
+    cat = Catalog.load(synth.make_catalog(tmp / "cat", 20_000))
+    spec = MixtureSpec(
+        name="nli", members=(MixtureMember(kind="task", name="syn_nli", formats=("zs_opt",)),)
+    )
+    kw = dict(progress=False, shard_rows=2_000, log=lambda s: None)
+    export_mixture(cat, spec, tmp / "e1", workers=1, **kw)
+    out = {{"refusal": local.fork_refusal(), "threads": len(os.listdir("/proc/self/task"))}}
+    local._TEST_MARK = "set-in-parent"
+    out["parent_templates"] = sorted(local.shared_engine()._templates)
+    ex = local.LocalExecutor(cat, local.RenderConfig(), workers=2)
+    try:
+        out["forked"] = ex.forked
+        out["payloads"] = [n for n in os.listdir(tmp) if n.startswith(local.PAYLOAD_PREFIX)]
+        out["child"] = ex._pool.submit(facts, 0).result(timeout=60)
+    finally:
+        ex.close()
+    local._run = logged_run
+    export_mixture(cat, spec, tmp / "e2", workers=2, **kw)
+    out["runs_by"] = sorted(set(Path(os.environ["RUN_LOG"]).read_text().split()))
+    out["parent"] = str(os.getpid())
+
+    def files(d):
+        return {{p.name: p.read_bytes().hex() for p in sorted((d / "data").iterdir())}}
+
+    out["identical"] = files(tmp / "e1") == files(tmp / "e2")
+    print("RESULT " + json.dumps(out))
+"""
+
+
+def test_children_are_forked_from_the_exporting_process(tmp_path):
+    """After a 1-worker export (Arrow has read Parquet: its pools' threads
+    exist), a 2-worker export forks its child from this process: the child
+    holds what the parent set and imported after it started, and every
+    template the parent compiled, without a catalog file; it runs jobs, and the
+    output is byte-identical. In a subprocess: a clean process, and a hang
+    could never outlast the timeout."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("workers are forked only on Linux")
+    script = tmp_path / "fork_export.py"
+    script.write_text(_FORK_SCRIPT.format(bench=str(REPO / "bench")))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path),
+           "RUN_LOG": str(tmp_path / "runs.log")}  # fmt: skip
+    env.pop(START_ENV, None)
+    p = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                       text=True, env=env, timeout=300)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    import json
+
+    out = json.loads(p.stdout.split("RESULT ", 1)[1])
+    assert out["refusal"] is None and out["threads"] > 1  # Arrow's/jemalloc's threads, asleep
+    assert out["forked"] is True and out["payloads"] == []
+    child = out["child"]
+    assert child["ppid"] == int(out["parent"])  # forked by the exporting process
+    assert child["mark"] == "set-in-parent" and child["colorsys"] is True  # inherited, not imported
+    assert set(out["parent_templates"]) <= set(child["templates"]) and out["parent_templates"]
+    assert len(out["runs_by"]) == 2 and out["parent"] in out["runs_by"]  # the child ran jobs too
+    assert out["identical"] is True
+
+
+_REFUSAL_SCRIPT = """
+import json, os, sys, threading, types
+from flan_data import FlanDataError
+from flan_data.export import local
+import pyarrow as pa, pyarrow.parquet as pq
+
+pq.write_table(pa.table({{"a": list(range(1000))}}), sys.argv[1] + "/t.parquet")
+pq.read_table(sys.argv[1] + "/t.parquet")  # starts Arrow's pools
+out = {{"clean": local.fork_refusal(), "ctx": local.mp_context().get_start_method()}}
+stop = threading.Event()
+t = threading.Thread(target=stop.wait, name="busy-helper")
+t.start()
+out["python_thread"] = local.fork_refusal()
+out["ctx_thread"] = local.mp_context().get_start_method()
+box = []
+t2 = threading.Thread(target=lambda: box.append(local.fork_refusal()))
+t2.start(); t2.join()
+out["not_main"] = box[0]
+stop.set(); t.join()
+sys.modules["torch"] = types.ModuleType("torch")
+out["torch"] = local.fork_refusal()
+del sys.modules["torch"]
+me = threading.get_native_id()
+fake = sys.argv[1] + "/task"
+for tid, call in ((me, "0 1 2"), (1, "202 0x1 0x2"), (2, "running")):
+    os.makedirs(f"{{fake}}/{{tid}}", exist_ok=True)
+    open(f"{{fake}}/{{tid}}/syscall", "w").write(call)
+out["running"] = local.fork_refusal(fake)
+open(f"{{fake}}/2/syscall", "w").write("0 0x3 0x4")
+out["read"] = local.fork_refusal(fake)
+open(f"{{fake}}/2/syscall", "w").write("202 0x3 0x4")
+out["asleep"] = local.fork_refusal(fake)
+os.environ[local.START_ENV] = "forkserver"
+out["env"] = local.fork_refusal()
+out["ctx_env"] = local.mp_context().get_start_method()
+os.environ[local.START_ENV] = "vfork"
+try:
+    local.fork_refusal()
+except FlanDataError as e:
+    out["bad_env"] = str(e)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_fork_is_refused_unless_every_other_thread_is_asleep(tmp_path):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("workers are forked only on Linux")
+    script = tmp_path / "refusals.py"
+    script.write_text(_REFUSAL_SCRIPT.format())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(START_ENV, None)
+    p = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                       text=True, env=env, timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    import json
+
+    out = json.loads(p.stdout.split("RESULT ", 1)[1])
+    assert out["clean"] is None and out["ctx"] == "fork"  # Arrow's idle pools do not refuse it
+    assert "other Python threads" in out["python_thread"] and "busy-helper" in out["python_thread"]
+    assert out["ctx_thread"] != "fork"  # the forkserver then
+    assert out["not_main"] == "not called on the main thread"
+    assert "torch" in out["torch"]
+    assert out["running"] == "thread 2 is running, not asleep"
+    assert "thread 2 is in system call" in out["read"]
+    assert out["asleep"] is None
+    assert out["env"] == f"{START_ENV}=forkserver" and out["ctx_env"] == "forkserver"
+    assert START_ENV in out["bad_env"] and "forkserver" in out["bad_env"]
+
+
+def test_a_child_that_cannot_be_forked_is_reported_before_any_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "fork_refusal", lambda *a: None)  # no real fork happens below
+
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(
+        FlanDataError, match="could not start an export worker process.*Resource temporarily"
+    ):
+        export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=2,
+                       progress=False, log=lambda s: None)  # fmt: skip
+    assert not list((tmp_path / "o").glob("data/shard-*"))
+    assert not (tmp_path / "o" / "COMPLETED").exists()
+
+
+def test_a_later_export_compiles_no_template_again(tmp_path, monkeypatch):
+    cat = Catalog.load()
+    kw = dict(total=60, workers=1, progress=False, log=lambda s: None)
+    first = export_mixture(cat, "demo", tmp_path / "a", **kw)
+    engine = local.shared_engine()
+    assert engine._templates  # the templates the first export compiled
+    compiled: list[str] = []
+    real = engine._compile
+
+    def counting(source, where):
+        compiled.append(where)
+        return real(source, where)
+
+    monkeypatch.setattr(engine, "_compile", counting)
+    second = export_mixture(cat, "demo", tmp_path / "b", **kw)
+    assert local.shared_engine() is engine and compiled == []
+    assert first["shards"] == second["shards"]  # same bytes (sha256 per shard)

@@ -84,10 +84,12 @@ def test_export_pool_by_take_is_the_same_and_converts_only_the_pool(tmp_path, mo
     assert converted and all(c == 30 for c in converted)  # only the sampled records
 
 
-def test_two_catalogs_in_one_process_never_share_a_pool(tmp_path):
+def test_two_catalogs_in_one_process_never_share_a_pool(tmp_path, monkeypatch):
     """Same task name, seed and size in two catalogs: each export builds its own
     pool (it used to reuse the first catalog's, so the second export depended on
-    what ran before it in the process)."""
+    what ran before it in the process). Pools are kept across exports here (as
+    in a worker that ran jobs but assembled nothing), so b's jobs see a's pool."""
+    monkeypatch.setattr(jobs, "drop_job_caches", lambda: None)
     a = _catalog(tmp_path / "a", 400)
     b = _catalog(tmp_path / "b", 400)
     # catalog b's records differ from a's: the exemplars' texts must come from b
@@ -98,6 +100,7 @@ def test_two_catalogs_in_one_process_never_share_a_pool(tmp_path):
     export_mixture(b, "mix", tmp_path / "fresh", **kw)
     jobs._POOLS.clear()
     export_mixture(a, "mix", tmp_path / "first", **kw)
+    assert any(hit[2] is a.task("syn") for hit in jobs._POOLS.values())  # a's pool is kept
     export_mixture(b, "mix", tmp_path / "second", **kw)  # after a, in the same process
     fresh, second = (
         {p.name: p.read_bytes() for p in sorted((tmp_path / d / "data").iterdir())}

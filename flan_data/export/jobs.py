@@ -342,13 +342,12 @@ def _run_job(
         # Every chunk job of a task builds the same pool: build it once per
         # process (the pool's own skip counts are replayed for each job, so
         # the manifest does not depend on which worker ran which chunk).
-        # The task's spec object is part of the key (and kept alive by the entry,
-        # so its id is not reused): two catalogs loaded in one process may share
-        # task names, seeds and sizes, but never a pool.
+        # The task's spec object is part of the key, and the entry keeps it alive,
+        # so its id is not reused while the entry is here (a hit is that very
+        # object): two catalogs loaded in one process may share task names,
+        # seeds and sizes, but never a pool.
         key = (id(tr.task), job.task, job.seed, job.size, job.pool_size, job.source, tuple(sorted(job.source_dirs.items())), job.on_error)  # fmt: skip
         hit = _POOLS.get(key)
-        if hit is not None and hit[2] is not tr.task:
-            hit = None
         if hit is None:
             built: list[Exemplar] = []
             pskip: dict[str, int] = {}

@@ -4,42 +4,60 @@ The pool starts once per export and serves every stage (counting, jobs, shard
 assembly); the parent process works on the same queue of items. Results do not
 depend on the number of workers.
 
-Children are forked by a *forkserver*: a clean interpreter, started at the
-beginning of the export beside the parent's own work, that imports the modules
-a worker needs (:data:`PRELOAD`: numpy, pyarrow, jinja2, the export modules;
-~0.5-0.8 s) once and then forks a ready worker in a few milliseconds. It is a
-process-wide singleton, so a later export in the same process starts its
-workers at once. The parent itself is never forked: once it has read Parquet it
-has pyarrow threads running, and a fork then can copy a held lock (deadlock).
-The forkserver has only run imports (no Arrow thread pool started; jemalloc's
-background thread and OpenBLAS's threads are reset by their own fork handlers).
-Where there is no forkserver (Windows), children are spawned.
+**Forked from this process** where that is safe (:func:`fork_refusal`): the
+children are forked from the exporting process itself, on its main thread,
+at the start of the export, so they hold the parsed catalog and every
+template this process compiled (the shared :class:`TemplateEngine`, kept for
+later exports) from their first instruction: no import, no catalog file, a
+child ready in milliseconds. Safe means: Linux; called on the main thread; no
+other Python thread; every other OS thread asleep in a futex wait (idle pool
+threads: Arrow's CPU and I/O pools, whose at-fork handlers lock and
+re-create their state, OpenBLAS's, which it shuts down before a fork,
+jemalloc's background thread, covered by jemalloc's own at-fork handlers);
+and none of the libraries known to run threads that are not fork-safe
+(torch, TensorFlow, JAX, Ray, gRPC, tokenizers) loaded. Before forking, the
+Parquet decoders this process keeps between reads are closed (a child must
+not share them), and the garbage collector's objects are frozen so that
+children do not copy the parent's pages by collecting them.
 
-A child receives the parsed catalog through a file (unpickling is ~10x faster
-than parsing 1,995 tasks' YAML; a pipe could block the parent on a child that
-died while starting), deleted as soon as every child has read it, at the end of
-the export otherwise, and by a later export when the process that wrote it was
-killed. Children also receive the parent's environment (a forkserver child would
+**From a forkserver** otherwise (or with ``FLAN_DATA_WORKER_START=forkserver``):
+a clean interpreter, started at the beginning of the export beside the
+parent's own work, that imports the modules a worker needs (:data:`PRELOAD`:
+numpy, pyarrow, jinja2, the export modules; ~0.5-1 s) once and then forks a
+ready worker in a few milliseconds. It is a process-wide singleton, so a later
+export in the same process starts its workers at once. Where there is no
+forkserver (Windows), children are spawned. Such a child receives the parsed
+catalog through a file (unpickling is ~10x faster than parsing 1,995 tasks'
+YAML; a pipe could block the parent on a child that died while starting),
+deleted as soon as every child has read it, at the end of the export
+otherwise, and by a later export when the process that wrote it was killed.
+Children also receive the parent's environment (a forkserver child would
 otherwise inherit the forkserver's, from when it started).
 
-Workers re-import the main module. A script that starts an export at import
-time, without an ``if __name__ == "__main__":`` guard, makes every worker die
-while starting; the executor notices (at the next work item, or at
-:meth:`LocalExecutor.check_started`, which the export calls before it writes
-the manifest: the export is never marked complete) and fails with that advice
-instead of hanging.
+Workers re-import the main module, however they start (a forked child runs
+it again as ``__mp_main__``, as a spawned one would). A script that starts an
+export at import time, without an ``if __name__ == "__main__":`` guard, makes
+every worker die while starting; the executor notices (at the next work item,
+or at :meth:`LocalExecutor.check_started`, which the export calls before it
+writes the manifest: the export is never marked complete) and fails with that
+advice instead of hanging.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import pickle
+import platform
 import queue
 import re
+import runpy
+import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -47,12 +65,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .._forkserver import PRELOAD, start_forkserver  # noqa: F401 - PRELOAD: the list, re-exported
+from .._forkserver import PRELOAD, START_ENV, fork_possible, start_forkserver, start_method
 from ..catalog import Catalog
 from ..catalog_cache import dumps_catalog
 from ..errors import FlanDataError
 from ..render import RenderConfig, Renderer
 from ..sources import open_task_source
+from ..templates import TemplateEngine
 from .jobs import JobResult, TaskJob, assemble_bucket, released, run_job
 
 _STATE: dict[str, Any] = {}
@@ -80,6 +99,65 @@ def _init(payload: str, cfg: RenderConfig, env: Mapping[str, str] | None = None)
         _STATE.update(catalog=cat, renderer=Renderer(cat, cfg), error=None)
     except Exception as e:  # noqa: BLE001 - reported by _state()
         _STATE.update(error=e)
+
+
+def _init_forked(main: tuple[str, str] | None) -> None:
+    """A forked child's start: it already holds the parent's catalog and
+    renderer (``_STATE``); it runs the main module again, as a spawned or
+    forkserver child would (a script without a ``__main__`` guard fails here:
+    the worker exits while starting and the parent reports it)."""
+    _exit_with_parent()
+    _rerun_main(main)
+
+
+def _main_to_rerun() -> tuple[str, str] | None:
+    """What a new worker must run again of this process's main module:
+    ("name", module) for ``python -m module`` (never a package's
+    ``__main__``), ("path", file) for a script, None when interactive. The
+    same choice as multiprocessing's spawn start."""
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        return None if name == "__main__" or name.endswith(".__main__") else ("name", name)
+    path = getattr(main, "__file__", None)
+    if path is None:
+        return None
+    base = getattr(mp.process, "ORIGINAL_DIR", None)
+    if not os.path.isabs(path) and base is not None:
+        path = os.path.join(base, path)
+    return ("path", os.path.normpath(path))
+
+
+def _rerun_main(main: tuple[str, str] | None) -> None:
+    if main is None:
+        return
+    kind, what = main
+    if kind == "path" and os.path.splitext(os.path.basename(what))[0] == "ipython":
+        return  # as multiprocessing: IPython's launcher has no guard
+    proc = mp.current_process()
+    proc._inheriting = True  # type: ignore[attr-defined]  # starting a process now raises
+    try:
+        if kind == "name":
+            runpy.run_module(what, run_name="__mp_main__")
+        else:
+            runpy.run_path(what, run_name="__mp_main__")
+    finally:
+        del proc._inheriting  # type: ignore[attr-defined]
+
+
+#: The template engine of this process's exports (compiled templates, kept
+#: for later exports and inherited by forked workers); dropped after an export
+#: that compiled more than :data:`KEEP_TEMPLATES` templates (bounded memory).
+_ENGINE: list[TemplateEngine] = []
+KEEP_TEMPLATES = 2_000
+
+
+def shared_engine() -> TemplateEngine:
+    """The process-wide :class:`TemplateEngine` exports render with (its
+    cache is keyed by the template spec: a changed template compiles again)."""
+    if not _ENGINE:
+        _ENGINE.append(TemplateEngine())
+    return _ENGINE[0]
 
 
 def _exit_with_parent() -> None:
@@ -153,15 +231,117 @@ def _assemble(args: tuple) -> list[dict[str, Any]]:
 
 
 def mp_context() -> mp.context.BaseContext:
-    """The context worker processes start from: the forkserver with :data:`PRELOAD`
-    (started now, in the background, if it is not running yet), else (no
-    forkserver on this platform, or it cannot start) spawn.
+    """The context worker processes start from: fork (this process) where
+    :func:`fork_refusal` finds it safe now; else the forkserver with
+    :data:`PRELOAD` (started now, in the background, if it is not running yet);
+    else (no forkserver on this platform, or it cannot start) spawn.
 
     Raises RuntimeError inside a worker that is still importing the main
     module (a script without a ``__main__`` guard): no process is started then.
     """
+    _check_not_bootstrapping()
+    if fork_possible():
+        from ..sources.files import drop_cursors
+
+        _preload()  # before the check: an import could start a thread
+        drop_cursors()  # open Parquet decoders: a forked child must not share them
+    # a thread that just finished (a pool's, the shard syncer's) still runs for a
+    # moment after Python joined it: wait a little for it before giving up on a fork
+    for pause in (0, 0.002, 0.005, 0.01, 0.02):
+        time.sleep(pause)
+        why = fork_refusal()
+        if why is None:
+            return mp.get_context("fork")
+        if not why.startswith("thread "):
+            break
     ctx = start_forkserver()  # already running when `flan export` started it
     return ctx if ctx is not None else mp.get_context("spawn")
+
+
+def _preload() -> None:
+    """Import :data:`PRELOAD` here, as the forkserver would: a forked child then
+    starts with them (pandas, which pyarrow imports at a process's first
+    ``pa.array``, costs each process 0.2-0.3 s otherwise; this process imports
+    the others during the export anyway)."""
+    import contextlib
+    import importlib
+
+    for name in PRELOAD:
+        if name not in sys.modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+
+
+def _check_not_bootstrapping() -> None:
+    if getattr(mp.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            "an export worker is starting another export while it imports the main "
+            'module (no `if __name__ == "__main__":` guard)'
+        )
+
+
+#: Modules whose libraries run threads that are not fork-safe (OpenMP/intra-op
+#: pools, gRPC, XLA, Rayon): while one is loaded, workers come from the forkserver.
+FORK_UNSAFE_MODULES = ("torch", "tensorflow", "jax", "jaxlib", "ray", "grpc", "tokenizers")
+
+#: The futex system call's number, by machine (an idle pool thread sleeps in it).
+_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
+
+
+def fork_refusal(task_dir: str | Path = "/proc/self/task") -> str | None:
+    """Why this process must not fork its export workers now; None when it may.
+
+    A fork copies only the calling thread: a lock another thread holds at that
+    moment stays locked in the child forever. So this process forks only when
+    (checked in this order) :data:`START_ENV` allows it, it runs Linux, the
+    caller is the main thread, no other Python thread exists, no module of
+    :data:`FORK_UNSAFE_MODULES` is loaded, and every other OS thread (listed in
+    ``task_dir``) is asleep in a futex wait: idle pool threads, which hold no
+    lock (Arrow's pools lock and re-create their state around a fork,
+    OpenBLAS stops its threads before one, jemalloc takes its locks around it).
+    A thread that is running, or inside any other system call (reading a
+    file, a socket), or that cannot be inspected, refuses the fork.
+
+    >>> fork_refusal("/nonexistent") is not None
+    True
+    """
+    try:
+        method = start_method()
+    except ValueError as e:
+        raise FlanDataError(str(e)) from None
+    if method != "auto":
+        return f"{START_ENV}={method}"
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return f"no fork on {sys.platform}"
+    if threading.current_thread() is not threading.main_thread():
+        return "not called on the main thread"
+    others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    if others or len(sys._current_frames()) > 1:
+        return f"other Python threads are running ({', '.join(others) or 'unnamed'})"
+    loaded = [m for m in FORK_UNSAFE_MODULES if m in sys.modules]
+    if loaded:
+        return f"{', '.join(loaded)} loaded (threads that are not fork-safe)"
+    futex = _FUTEX.get(platform.machine().lower())
+    if futex is None:
+        return f"unknown machine {platform.machine()!r}"
+    me = threading.get_native_id()
+    try:
+        tids = [int(t) for t in os.listdir(task_dir)]
+    except (OSError, ValueError):
+        return f"cannot list {task_dir}"
+    for tid in tids:
+        if tid == me:
+            continue
+        try:
+            call = (Path(task_dir) / str(tid) / "syscall").read_text().split()
+        except OSError:
+            if not (Path(task_dir) / str(tid)).exists():
+                continue  # exited meanwhile
+            return f"cannot inspect thread {tid}"
+        if not call or call[0] != str(futex):
+            state = "running" if call and call[0] == "running" else f"in system call {call[:1]}"
+            return f"thread {tid} is {state}, not asleep"
+    return None
 
 
 def sweep_payloads(folder: str | Path | None = None, *, legacy_age_s: float = 3600) -> list[Path]:
@@ -244,10 +424,16 @@ class LocalExecutor:
         self._on_ready: Callable[[], None] | None = None  # gives a newly ready child an item
         self._start_error: BaseException | None = None
         self._launcher: threading.Thread | None = None
-        _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg), error=None)
+        self._forked = False
+        if workers > 1:
+            _check_not_bootstrapping()
+        _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg, shared_engine()), error=None)
         if workers > 1:
             try:
                 ctx = mp_context()
+                if ctx.get_start_method() == "fork":
+                    self._fork_children(ctx)
+                    return
                 sweep_payloads()
                 # The catalog goes through a file, not the start pipe: a child that
                 # dies before reading a large payload would block the parent's write.
@@ -265,6 +451,44 @@ class LocalExecutor:
             except BaseException:
                 self.close(broken=True)
                 raise
+
+    @property
+    def forked(self) -> bool:
+        """Whether the children were forked from this process (see :func:`fork_refusal`)."""
+        return self._forked
+
+    def _fork_children(self, ctx: mp.context.BaseContext) -> None:
+        """Fork every child now, on this thread (just checked safe: nothing may
+        start a thread in between), each holding this process's catalog and
+        renderer. Each answers a ping once it ran the main module again."""
+        self._pool = ProcessPoolExecutor(
+            self.workers - 1, mp_context=ctx, initializer=_init_forked, initargs=(_main_to_rerun(),)
+        )
+        # Frozen objects are left alone by the children's garbage collector (which
+        # would otherwise write to, and so copy, every page of the parent's objects).
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
+        try:
+            with warnings.catch_warnings():
+                # Python >= 3.12 warns of any fork in a process with threads; the
+                # threads were checked above (fork_refusal)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                # the first submit forks every child, before the pool starts its thread
+                pings = [self._pool.submit(_ping, i) for i in range(self.workers - 1)]
+        except OSError as e:  # no process could be created (EAGAIN, ENOMEM)
+            raise FlanDataError(
+                f"could not start an export worker process ({type(e).__name__}: {e}); "
+                "use workers=1 to export without worker processes"
+            ) from None
+        finally:
+            if freeze:
+                gc.unfreeze()
+        self._forked = True
+        with self._lock:
+            self._pings = pings
+        for f in pings:
+            f.add_done_callback(self._answered)
 
     def _launch(self) -> None:
         """Start the children (on the launcher thread: creating one waits for the
@@ -515,6 +739,8 @@ class LocalExecutor:
         from .jobs import _RUNS
 
         _RUNS.close()
+        if _ENGINE and len(_ENGINE[0]._templates) > KEEP_TEMPLATES:
+            _ENGINE.clear()
         pool, self._pool = self._pool, None
         if pool is not None:
             if self._launcher is not None and not broken:

@@ -199,6 +199,12 @@ _CURSORS: dict[tuple, _Cursor] = {}
 CURSORS_KEPT = 4
 
 
+def drop_cursors() -> None:
+    """Close the Parquet decoders kept between reads (before this process
+    forks: a child must not share them)."""
+    _CURSORS.clear()
+
+
 def _keep(key: tuple, cur: _Cursor) -> None:
     _CURSORS[key] = cur
     while len(_CURSORS) > CURSORS_KEPT:
