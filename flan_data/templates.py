@@ -868,15 +868,21 @@ class TemplateEngine:
         """A plain-Python reader for simple field expressions, or None.
 
         Handles names, constants, ``a.b`` and ``a[b]`` over dicts and lists
-        (the bulk of field mappings) without a Jinja context per record. The
-        caller falls back to the Jinja expression whenever the getter raises,
-        so results and error messages never differ.
+        (the bulk of field mappings), and ``| trim``, ``| lower``, ``| upper``
+        of a string (``inputs_pretokenized | trim``: every P3 task), without a
+        Jinja context per record. The caller falls back to the Jinja expression
+        whenever the getter raises (a value that is not a ``str``, a result over
+        the sandbox's sequence size), so results and error messages never differ.
+
+        >>> g = TemplateEngine().field_getter("inputs_pretokenized | trim")
+        >>> g({"inputs_pretokenized": "  Is it? "})
+        'Is it?'
         """
         try:
             expr = self.env.parse("{{ " + source + " }}").body[0].nodes[0]
         except (jinja2.TemplateSyntaxError, AttributeError, IndexError):
             return None
-        return _getter(expr)
+        return _field_getter(expr, self.env.limits.sequence_len)
 
     def fast_expression(self, source: str | None) -> Any:
         """A plain-Python evaluator of a simple record-rule expression, or None.
@@ -1005,6 +1011,40 @@ def _getter(node: nodes.Node) -> Any:
             return None
         return lambda ctx: _item(inner(ctx), key(ctx))
     return None
+
+
+#: String filters a field getter evaluates itself, on a ``str`` (exactly) only:
+#: Jinja's ``do_trim``/``do_lower``/``do_upper`` are ``soft_str(v).strip()`` etc.
+_FIELD_FILTERS = {"trim": str.strip, "lower": str.lower, "upper": str.upper}
+
+
+def _field_getter(node: nodes.Node, cap: int) -> Any:
+    """:func:`_getter` plus :data:`_FIELD_FILTERS` without arguments over one; a
+    result longer than ``cap`` raises (the sandbox refuses it: Jinja decides)."""
+    if (
+        isinstance(node, nodes.Filter)
+        and node.name in _FIELD_FILTERS
+        and node.node is not None
+        and not node.args
+        and not node.kwargs
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+    ):
+        inner, f = _field_getter(node.node, cap), _FIELD_FILTERS[node.name]
+        if inner is None:
+            return None
+
+        def filtered(ctx: Any) -> str:
+            v = inner(ctx)
+            if type(v) is not str:
+                raise TypeError("not a str")  # let Jinja decide
+            v = f(v)
+            if len(v) > cap:
+                raise ValueError("over the sequence size")  # the sandbox words it
+            return v
+
+        return filtered
+    return _getter(node)
 
 
 #: Filters the fast path evaluates itself (Jinja's own definitions: ``length`` is ``len``).

@@ -12,7 +12,7 @@ from test_fewshot_cache import _catalog
 
 from flan_data import Renderer
 from flan_data import render as rendermod
-from flan_data.export import export_mixture
+from flan_data.export import DEFAULT_SHARD_ROWS, export_mixture
 from flan_data.export import jobs as jobsmod
 from flan_data.render import RenderConfig
 
@@ -156,7 +156,7 @@ def test_all_kept_caches_together_are_bounded_by_bytes(tmp_path, h, monkeypatch,
     assert _render(trs[0], items, pool, fmts=("fs_noopt",), batch=120) == firsts[0]
 
 
-def test_every_job_gives_freed_memory_back(tmp_path, h, monkeypatch):
+def test_freed_memory_is_given_back_over_the_level_only(tmp_path, h, monkeypatch):
     cat, _ = _catalog(tmp_path, h, n=400)
     monkeypatch.setattr(jobsmod, "CHUNK_ROWS", 50)
     jobs = []
@@ -167,14 +167,50 @@ def test_every_job_gives_freed_memory_back(tmp_path, h, monkeypatch):
         return real(job, *a, **kw)
 
     monkeypatch.setattr(jobsmod, "_run_job", counting)
+    # every process holds more than a level of 0: released after each job and
+    # each assembled bucket, and once when the process starts assembling
+    monkeypatch.setattr(jobsmod, "RELEASE_ABOVE", 0)
     before = jobsmod.RELEASES[0]
     m = export_mixture(cat, "mix", tmp_path / "o", total=400, progress=False, log=lambda s: None)
     assert m["num_rows"] == 400
-    assert len(set(jobs)) >= 8
-    # once per job (rendered again or not), per assembled bucket of shards, and
-    # when the process starts assembling (its job caches dropped)
-    assert len(set(jobs)) < jobsmod.RELEASES[0] - before <= len(set(jobs)) + len(m["shards"]) + 1
+    n_jobs = len(set(jobs))
+    assert n_jobs >= 8
+    n_buckets = -(-len(m["shards"]) // jobsmod.bucket_shards(DEFAULT_SHARD_ROWS, len(m["shards"])))
+    assert jobsmod.RELEASES[0] - before == n_jobs + n_buckets + 1
+    # under the level: nothing handed back after jobs or buckets (their freed
+    # pages are reused), only once when assembly starts (the job caches dropped)
+    monkeypatch.setattr(jobsmod, "RELEASE_ABOVE", 1 << 50)
+    before = jobsmod.RELEASES[0]
+    m2 = export_mixture(cat, "mix", tmp_path / "o2", total=400, progress=False, log=lambda s: None)
+    assert jobsmod.RELEASES[0] - before == 1
+    assert [s["sha256"] for s in m2["shards"]] == [s["sha256"] for s in m["shards"]]
     jobsmod.release_memory()  # a no-op where there is no malloc_trim; never raises
+
+
+def test_release_rule_reads_the_anonymous_rss(monkeypatch):
+    rss = jobsmod.anon_rss()
+    assert rss is None or rss > 1 << 20
+    own = jobsmod.own_rss()
+    assert own is None or own > 1 << 20
+    monkeypatch.setattr(jobsmod, "anon_rss", lambda: 300 << 20)
+    monkeypatch.setattr(jobsmod, "own_rss", lambda: 300 << 20)
+    before = jobsmod.RELEASES[0]
+    assert not jobsmod.release_if_over(400 << 20)
+    assert jobsmod.release_if_over(200 << 20)
+    # pages shared copy-on-write with the parent (a forked worker) do not count
+    monkeypatch.setattr(jobsmod, "own_rss", lambda: 100 << 20)
+    assert not jobsmod.release_if_over(200 << 20)
+    monkeypatch.setattr(jobsmod, "own_rss", lambda: None)  # cannot tell: release
+    assert jobsmod.release_if_over(200 << 20)
+    monkeypatch.setattr(jobsmod, "anon_rss", lambda: None)
+    assert jobsmod.release_if_over(400 << 20)
+    assert jobsmod.RELEASES[0] - before == 3
+    # an executor's work item runs through the rule, even when it raises
+    monkeypatch.setattr(jobsmod, "anon_rss", lambda: 1 << 40)
+    assert jobsmod.released(lambda x: x + 1, 1) == 2
+    with pytest.raises(ZeroDivisionError):
+        jobsmod.released(lambda x: 1 / x, 0)
+    assert jobsmod.RELEASES[0] - before == 5
 
 
 def test_jobs_share_one_source_dirs_mapping():

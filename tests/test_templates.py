@@ -268,9 +268,13 @@ def test_field_getter_kinds(eng):
     assert eng.field_getter("'k'")({}) == "k"
     assert eng.field_getter("a.b[0]")({"a": {"b": [7]}}) == 7
     assert eng.field_getter("a[i]")({"a": [5, 6], "i": 1}) == 6
-    for unsupported in ("a | trim", "a ~ b", "a.b(1)", "a[1:2]", "(a | trim).b", "x[(a | trim)]"):
+    assert eng.field_getter("a | trim")({"a": " x\n"}) == "x"
+    assert eng.field_getter("a.b | trim | upper")({"a": {"b": " x "}}) == "X"
+    for unsupported in ("a | trim('x')", "a | title", "a ~ b", "a.b(1)", "a[1:2]", "(a | trim).b", "x[(a | trim)]"):  # fmt: skip
         assert eng.field_getter(unsupported) is None, unsupported
     assert eng.field_getter("a b") is None  # not an expression
+    with pytest.raises(TypeError):  # not a str: Jinja decides (it prints the value first)
+        eng.field_getter("a | trim")({"a": 3})
     for raising in ({"a": "text"}, {"a": {"_private": 1}}):
         with pytest.raises((TypeError, KeyError)):
             eng.field_getter("a._private" if "_private" in str(raising) else "a.b")(raising)
@@ -324,3 +328,35 @@ def test_field_getter_agrees_with_jinja_whenever_it_answers(expr, a, b, i, k):
     want = eng.expression(expr)(**ctx)
     assert not isinstance(want, jinja2.Undefined), (expr, ctx, got)
     assert got == want and type(got) is type(want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    expr=st.sampled_from(["a | trim", "a | lower", "a | upper", "a | trim | lower", "a.b | trim"]),
+    a=st.text(" \t\n\u00a0\u2003aBkÉß_", max_size=6)
+    | st.none()
+    | st.integers(-2, 2)
+    | st.lists(st.text(" ab", max_size=2), max_size=2)
+    | st.dictionaries(st.just("b"), st.text(" aB\n", max_size=4) | st.none(), max_size=1),
+)
+def test_field_getter_string_filters_agree_with_jinja(expr, a):
+    eng = _ENG
+    fast = eng.field_getter(expr)
+    assert fast is not None
+    try:
+        got = fast({"a": a})
+    except Exception:  # noqa: BLE001 - refusing is always allowed: the Jinja path decides
+        return
+    assert got == eng.expression(expr)(a=a) and type(got) is str
+
+
+def test_field_getter_refuses_what_the_sandbox_refuses():
+    from flan_data.templates import TemplateLimits
+
+    eng = TemplateEngine(limits=TemplateLimits(sequence_len=8))
+    fast = eng.field_getter("a | trim")
+    assert fast({"a": " 12345678 "}) == "12345678"
+    with pytest.raises(ValueError):
+        fast({"a": " 123456789 "})  # over the sequence size: the Jinja path raises its limit error
+    with pytest.raises(Exception, match="sequence size"):
+        eng.expression("a | trim")(a=" 123456789 ")

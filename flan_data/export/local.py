@@ -61,6 +61,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ from ..errors import FlanDataError
 from ..render import RenderConfig, Renderer
 from ..sources import open_task_source
 from ..templates import TemplateEngine
-from .jobs import JobResult, TaskJob, assemble_bucket, run_job
+from .jobs import JobResult, TaskJob, assemble_bucket, released, run_job
 
 _STATE: dict[str, Any] = {}
 
@@ -584,7 +585,11 @@ class LocalExecutor:
         return iter(out)
 
     def _stream(self, fn, args) -> Iterator[Any]:
-        """``fn`` over ``args``; results as they complete."""
+        """``fn`` over ``args``; results as they complete. Each item (a job or an
+        assembly bucket) runs through :func:`~flan_data.export.jobs.released`, in
+        the parent or a child: freed memory is handed back when the process holds
+        more than :data:`~flan_data.export.jobs.RELEASE_ABOVE`."""
+        fn = partial(released, fn)
         if self._pool is None:
             yield from map(fn, args)
             return

@@ -39,7 +39,7 @@ from typing import Any
 from ..catalog import Catalog
 from ..errors import FlanDataError, MissingDependencyError
 from ..render import RenderConfig, Renderer
-from .jobs import JobResult, TaskJob, assemble_bucket, run_job
+from .jobs import JobResult, TaskJob, assemble_bucket, released, run_job
 from .local import _STATE
 
 #: Object store size of a Ray instance started by the executor itself: only
@@ -94,7 +94,8 @@ def _call(token: str, box: list, fn: Callable[[Any], Any], items: list[Any]) -> 
 
 def _run(token: str, box: list, job: TaskJob, spill: Path) -> tuple[JobResult, int, bool]:
     built = _worker_state(token, box)
-    return run_job(job, _WORKER["catalog"], _WORKER["renderer"], spill), os.getpid(), built
+    res = released(lambda j: run_job(j, _WORKER["catalog"], _WORKER["renderer"], spill), job)
+    return res, os.getpid(), built
 
 
 def _assemble(
@@ -106,7 +107,7 @@ def _assemble(
     output=None,
     bucket_shards: int = 1,
 ) -> list[dict[str, Any]]:
-    return assemble_bucket(bucket, num_shards, spill, out, job_indices, output, bucket_shards)
+    return released(lambda b: assemble_bucket(b, num_shards, spill, out, job_indices, output, bucket_shards), bucket)  # fmt: skip
 
 
 def _probe(path: Path, digest: str) -> tuple[str, bool]:
