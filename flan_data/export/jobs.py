@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 from ..catalog import Catalog
 from ..errors import FlanDataError, RecordError
@@ -74,6 +75,7 @@ class TaskJob:
     output: OutputSpec = field(default_factory=OutputSpec)  # optional columns (messages, …)
     bucket_shards: int = 1  # shards per spill bucket (see bucket_shards())
     materialized: str | None = None  # the train split's read-once copy (export/materialize.py)
+    spill_compression: str | None = None  # of the spill's batches (see spill_compression())
 
 
 @dataclass
@@ -372,7 +374,8 @@ def _run_job(
     tmp = spill_dir / f".tmp-{job.index:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output), job.bucket_shards)
+    writer = _RunWriter(tmp, job.shard_rows, spill_schema(job.output), job.bucket_shards,
+                        compression=job.spill_compression)  # fmt: skip
     template_index = {ct.spec.id: i for i, ct in enumerate(tr.templates)}
     fast = None
     if columnar is not None and dc is None and len(recs):
@@ -837,6 +840,42 @@ TARGET_BUCKETS = 10
 #: took ~100 MB off a worker's peak on the full-size flan2022 replica, for one
 #: more run per 32 MiB of a job's rows (most jobs write one run anyway).
 FLUSH_BYTES = 32 << 20
+#: Compression of the spill's record batch buffers (``"lz4"``, ``"zstd"`` or None):
+#: internal to an export, the shards are not compressed. A message records its
+#: own compression, so assembly reads a spill of either kind (one left by an
+#: older version on a resume included); ``runs.json`` notes it for people.
+SPILL_COMPRESSION: str | None = "lz4"
+#: The spill is compressed only when it would not fit in memory: its size
+#: estimated at :data:`SPILL_ROW_BYTES` a row (1.7 KB measured on the flan2022
+#: replica) over this many bytes (None: a quarter of the machine's memory, where
+#: the page cache can keep it). A spill held in the page cache costs nothing to
+#: read back and compressing it only costs CPU (~5% of a 0.1 replica's time);
+#: a bigger one (15 GB at full size, with 28 GB of shards written after it) is
+#: read back from disk, and LZ4 halves that. The environment variable
+#: ``FLAN_DATA_SPILL_COMPRESS_ABOVE`` (bytes) overrides it.
+SPILL_COMPRESS_ABOVE: int | None = None
+SPILL_ROW_BYTES = 1_700
+
+
+def spill_compression(total_rows: int) -> str | None:
+    """The compression of an export's spill of ``total_rows`` rows (see
+    :data:`SPILL_COMPRESS_ABOVE`); the shards never depend on it.
+
+    >>> spill_compression(0) is None
+    True
+    """
+    above = SPILL_COMPRESS_ABOVE
+    env = os.environ.get("FLAN_DATA_SPILL_COMPRESS_ABOVE", "")
+    if env.strip().isdigit():  # e.g. 0: compress every spill (the test suite run with it)
+        above = int(env)
+    if above is None:
+        try:
+            above = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+        except (AttributeError, ValueError, OSError):
+            above = 4 << 30
+    return SPILL_COMPRESSION if total_rows * SPILL_ROW_BYTES > above else None
+
+
 #: Per job folder: each run's (bucket, byte offset, byte size) of its batches.
 RUNS_INDEX = "runs.json"
 #: Per spill folder: how many buckets (from the first) have been assembled and freed.
@@ -868,7 +907,7 @@ class _RunWriter:
     memory is bounded by the buffer, and a job writes one file per run."""
 
     def __init__(self, folder: Path, shard_rows: int, schema: pa.Schema, bucket_shards: int = 1,
-                 flush_rows: int = 50_000, flush_bytes: int | None = None):  # fmt: skip
+                 flush_rows: int = 50_000, flush_bytes: int | None = None, compression: str | None = None):  # fmt: skip
         self.folder, self.shard_rows, self.flush_rows = folder, shard_rows, flush_rows
         self.bucket_shards = bucket_shards
         self.bucket_rows = shard_rows * bucket_shards
@@ -881,6 +920,8 @@ class _RunWriter:
         self.part = 0
         self.shards: set[int] = set()
         self.index: list[dict[str, Any]] = []
+        self.compression = compression
+        self.schema_bytes = schema.serialize().size
 
     def add(self, batch: pa.RecordBatch) -> None:
         self.buf.append(batch)
@@ -908,12 +949,19 @@ class _RunWriter:
         buckets = bucket_of[starts].tolist()
         name = f"run-{self.part:04d}.spill"
         entries: list[list[int]] = []
-        # scratch data inside a folder renamed into place when complete: no fsync needed
-        with open(self.folder / name, "wb") as f:
+        # scratch data inside a folder renamed into place when complete: no fsync needed.
+        # One IPC stream per run: the schema, then one record batch message per bucket
+        # (buffers compressed with SPILL_COMPRESSION); each message is read on its own.
+        opts = ipc.IpcWriteOptions(compression=self.compression, use_threads=False)
+        with pa.OSFile(str(self.folder / name), "wb") as f:
+            w = ipc.new_stream(f, self.schema, options=opts)
+            start = self.schema_bytes  # the stream writes the schema with the first batch
             for a, z, b in reversed(list(zip(starts, ends, buckets))):
-                data = batch.slice(a, z - a).serialize()
-                entries.append([b, f.tell(), data.size])
-                f.write(data)
+                w.write_batch(batch.slice(a, z - a))
+                end = f.tell()
+                entries.append([b, start, end - start])
+                start = end
+            w.close()
         self.index.append({"file": name, "buckets": entries[::-1]})
         self.shards.update(np.unique(pos // self.shard_rows).tolist())
         self.rows += len(pos)
@@ -926,6 +974,7 @@ class _RunWriter:
         meta = {
             "shard_rows": self.shard_rows,
             "bucket_shards": self.bucket_shards,
+            "compression": self.compression,
             "runs": self.index,
         }
         (self.folder / RUNS_INDEX).write_bytes(dumps(meta))
@@ -938,6 +987,8 @@ class _SpillIndex:
     def __init__(self) -> None:
         self.key: tuple[str, tuple[int, ...]] | None = None
         self.by_bucket: dict[int, list[tuple[str, int, int]]] = {}
+        #: offset of each run's first batch (what comes before it is the stream's schema)
+        self.heads: dict[str, int] = {}
         self.shard_rows = 0
         self.bucket_shards = 0
 
@@ -949,6 +1000,7 @@ class _SpillIndex:
             return self
         self.close()
         by: dict[int, list[tuple[str, int, int]]] = {}
+        heads: dict[str, int] = {}
         for j in job_indices:
             d = spill_dir / f"{j:06d}"
             f = d / RUNS_INDEX
@@ -966,11 +1018,13 @@ class _SpillIndex:
                 path = str(d / run["file"])
                 for b, off, size in run["buckets"]:
                     by.setdefault(b, []).append((path, off, size))
-        self.by_bucket, self.key = by, key
+                if run["buckets"]:
+                    heads[path] = min(off for _, off, _ in run["buckets"])
+        self.by_bucket, self.heads, self.key = by, heads, key
         return self
 
     def close(self) -> None:
-        self.by_bucket, self.key = {}, None
+        self.by_bucket, self.heads, self.key = {}, {}, None
         self.shard_rows = self.bucket_shards = 0
 
 
@@ -978,8 +1032,6 @@ _RUNS = _SpillIndex()
 
 
 def _read_batch(path: str, off: int, size: int, schema: pa.Schema) -> pa.RecordBatch:
-    import pyarrow.ipc as ipc
-
     with open(path, "rb") as f:
         data = os.pread(f.fileno(), size, off)
     if len(data) != size:
@@ -1042,6 +1094,7 @@ class SpillFreer:
         self.next = _consumed(spill_dir)
         self.done: set[int] = set()
         self.index: dict[int, list[tuple[str, int, int]]] | None = None
+        self.heads: dict[str, int] = {}
 
     def shard_done(self, info: Mapping[str, Any]) -> None:
         import re
@@ -1062,10 +1115,11 @@ class SpillFreer:
 
         if self.index is None:
             idx = _SpillIndex().get(self.spill_dir, self.job_indices)
-            self.index = idx.by_bucket
+            self.index, self.heads = idx.by_bucket, idx.heads
         atomic_write_bytes(self.spill_dir / CONSUMED, dumps({"buckets": bucket + 1}), sync=False)
         for path, off, _size in self.index.pop(bucket, ()):
-            os.truncate(path, off)
+            # a run's last batch gone: its schema goes too
+            os.truncate(path, 0 if off <= self.heads.get(path, 0) else off)
 
 
 def check_consumed(spill_dir: Path, out: Path, num_shards: int, bucket_shards: int,
@@ -1165,6 +1219,7 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
     # one mapping shared by every job (hundreds of entries: a copy per job was
     # ~60 MB in the parent of a full-size flan2022 export)
     dirs = dict(source_dirs)
+    compression = spill_compression(total)
     for t in order:
         fm = tuple(x for x in per_task[t] if x[1] > 0)
         if not fm:
@@ -1180,7 +1235,7 @@ def make_jobs(plan, sizes: Mapping[str, int], *, seed: int, shard_rows: int, sou
                                 num_shards=num_shards, source=source, source_dirs=dirs, on_error=on_error,
                                 pool_size=POOL_SIZE, lo=bounds[c], hi=bounds[c + 1], output=output or OutputSpec(),
                                 decontam=decontam, bucket_shards=bucket_shards(shard_rows, num_shards),
-                                materialized=(materialized or {}).get(t)))  # fmt: skip
+                                materialized=(materialized or {}).get(t), spill_compression=compression))  # fmt: skip
             n_job += 1
     return jobs, num_shards
 
