@@ -869,7 +869,8 @@ class TemplateEngine:
 
         Handles names, constants, ``a.b`` and ``a[b]`` over dicts and lists
         (the bulk of field mappings), and ``| trim``, ``| lower``, ``| upper``
-        of a string (``inputs_pretokenized | trim``: every P3 task), without a
+        of a string (``inputs_pretokenized | trim``: every P3 task), ``| replace('a',
+        'b')`` of a string and ``| join(', ')`` of a list of strings, without a
         Jinja context per record. The caller falls back to the Jinja expression
         whenever the getter raises (a value that is not a ``str``, a result over
         the sandbox's sequence size), so results and error messages never differ.
@@ -1016,11 +1017,54 @@ def _getter(node: nodes.Node) -> Any:
 #: String filters a field getter evaluates itself, on a ``str`` (exactly) only:
 #: Jinja's ``do_trim``/``do_lower``/``do_upper`` are ``soft_str(v).strip()`` etc.
 _FIELD_FILTERS = {"trim": str.strip, "lower": str.lower, "upper": str.upper}
+#: ... and these, with constant string arguments (their number): ``replace(old, new)``
+#: of a str (Jinja: ``str(s).replace(old, new, -1)``), ``join(sep)`` of a list of
+#: str (``sep.join(map(str, v))``); the sandbox's size checks refuse first.
+_ARG_FILTERS = {"replace": 2, "join": 1}
 
 
 def _field_getter(node: nodes.Node, cap: int) -> Any:
-    """:func:`_getter` plus :data:`_FIELD_FILTERS` without arguments over one; a
-    result longer than ``cap`` raises (the sandbox refuses it: Jinja decides)."""
+    """:func:`_getter` plus :data:`_FIELD_FILTERS` and :data:`_ARG_FILTERS` over
+    one; a result longer than ``cap`` raises (the sandbox refuses it: Jinja decides)."""
+    if (
+        isinstance(node, nodes.Filter)
+        and node.name in _ARG_FILTERS
+        and node.node is not None
+        and not node.kwargs
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+        and len(node.args) == _ARG_FILTERS[node.name]
+        and all(isinstance(a, nodes.Const) and type(a.value) is str for a in node.args)
+    ):
+        inner = _field_getter(node.node, cap)
+        if inner is None:
+            return None
+        args = [a.value for a in node.args]
+        if node.name == "replace":
+            old, new = args
+            if not old:
+                return None
+
+            def replaced(ctx: Any) -> str:
+                v = inner(ctx)
+                if type(v) is not str or len(v) + v.count(old) * len(new) > cap:
+                    raise TypeError("not a str, or over the sequence size")  # let Jinja decide
+                return v.replace(old, new)
+
+            return replaced
+        (sep,) = args
+
+        def joined(ctx: Any) -> str:
+            v = inner(ctx)
+            if type(v) is not list and type(v) is not tuple:
+                raise TypeError("not a list")  # let Jinja decide
+            if not all(type(x) is str for x in v):
+                raise TypeError("not strings")
+            if sum(len(x) for x in v) + len(sep) * len(v) > cap:
+                raise ValueError("over the sequence size")
+            return sep.join(v)
+
+        return joined
     if (
         isinstance(node, nodes.Filter)
         and node.name in _FIELD_FILTERS

@@ -347,7 +347,7 @@ def test_falls_back_to_spawn_when_the_forkserver_cannot_start(tmp_path, monkeypa
 # -- workers forked from the exporting process itself, where that is safe
 
 _FORK_SCRIPT = """
-import json, os, sys
+import json, os, sys, time
 from pathlib import Path
 
 sys.path.insert(0, {bench!r})
@@ -385,7 +385,12 @@ if __name__ == "__main__":
     )
     kw = dict(progress=False, shard_rows=2_000, log=lambda s: None)
     export_mixture(cat, spec, tmp / "e1", workers=1, **kw)
-    out = {{"refusal": local.fork_refusal(), "threads": len(os.listdir("/proc/self/task"))}}
+    for _ in range(100):  # a thread that just finished needs a moment to fall asleep or exit
+        why = local.fork_refusal()
+        if why is None or not why.startswith("thread "):
+            break
+        time.sleep(0.01)
+    out = {{"refusal": why, "threads": len(os.listdir("/proc/self/task"))}}
     local._TEST_MARK = "set-in-parent"
     out["parent_templates"] = sorted(local.shared_engine()._templates)
     ex = local.LocalExecutor(cat, local.RenderConfig(), workers=2)
@@ -439,14 +444,25 @@ def test_children_are_forked_from_the_exporting_process(tmp_path):
 
 
 _REFUSAL_SCRIPT = """
-import json, os, sys, threading, types
+import json, os, sys, threading, time, types
 from flan_data import FlanDataError
 from flan_data.export import local
 import pyarrow as pa, pyarrow.parquet as pq
 
 pq.write_table(pa.table({{"a": list(range(1000))}}), sys.argv[1] + "/t.parquet")
 pq.read_table(sys.argv[1] + "/t.parquet")  # starts Arrow's pools
-out = {{"clean": local.fork_refusal(), "ctx": local.mp_context().get_start_method()}}
+
+
+def settled():  # a pool thread that just finished a task needs a moment to fall asleep
+    for _ in range(100):
+        why = local.fork_refusal()
+        if why is None or not why.startswith("thread "):
+            return why
+        time.sleep(0.01)
+    return why
+
+
+out = {{"clean": settled(), "ctx": local.mp_context().get_start_method()}}
 stop = threading.Event()
 t = threading.Thread(target=stop.wait, name="busy-helper")
 t.start()

@@ -332,7 +332,21 @@ def test_field_getter_agrees_with_jinja_whenever_it_answers(expr, a, b, i, k):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    expr=st.sampled_from(["a | trim", "a | lower", "a | upper", "a | trim | lower", "a.b | trim"]),
+    expr=st.sampled_from(
+        [
+            "a | trim",
+            "a | lower",
+            "a | upper",
+            "a | trim | lower",
+            "a.b | trim",
+            "a | replace('a', 'xy')",
+            "a | replace(' ', '') | trim",
+            "a.b | replace('\\n', ' ')",
+            "a | join(', ')",
+            "a | join('')",
+            "a | join(' ') | trim",
+        ]
+    ),  # fmt: skip
     a=st.text(" \t\n\u00a0\u2003aBkÉß_", max_size=6)
     | st.none()
     | st.integers(-2, 2)
@@ -360,3 +374,11 @@ def test_field_getter_refuses_what_the_sandbox_refuses():
         fast({"a": " 123456789 "})  # over the sequence size: the Jinja path raises its limit error
     with pytest.raises(Exception, match="sequence size"):
         eng.expression("a | trim")(a=" 123456789 ")
+    for expr, value in (("a | replace('1', '22')", "11111"), ("a | join(', ')", ["1234", "5678"])):
+        with pytest.raises((TypeError, ValueError)):  # over 8 characters: refused before it is built
+            eng.field_getter(expr)({"a": value})
+        with pytest.raises(Exception, match="sequence size"):
+            eng.expression(expr)(a=value)
+    assert eng.field_getter("a | replace('1', '2')")({"a": "12345"}) == "22345"
+    assert eng.field_getter("a | replace('', 'x')") is None  # inserts everywhere: Jinja decides
+    assert eng.field_getter("a | replace(b, 'x')") is None  # arguments: constant strings only

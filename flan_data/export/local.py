@@ -247,7 +247,7 @@ def mp_context() -> mp.context.BaseContext:
         drop_cursors()  # open Parquet decoders: a forked child must not share them
     # a thread that just finished (a pool's, the shard syncer's) still runs for a
     # moment after Python joined it: wait a little for it before giving up on a fork
-    for pause in (0, 0.002, 0.005, 0.01, 0.02):
+    for pause in (0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.03):  # ~0.1 s at most (a fork saves ~1 s)
         time.sleep(pause)
         why = fork_refusal()
         if why is None:
