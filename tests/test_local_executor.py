@@ -365,6 +365,19 @@ def logged_run(args):  # inherited by a forked child: no re-import, no pickling
     return _run(args)
 
 
+def settle():
+    # A thread that just finished (a pool's, after its last task or its
+    # shutdown) is still "running" for a moment: on a loaded machine that can
+    # be far longer than the export's own ~0.1 s of patience. Wait for it here
+    # (up to 30 s), so the fork is tested rather than the scheduler.
+    for _ in range(3000):
+        why = local.fork_refusal()
+        if why is None or not why.startswith("thread "):
+            return why
+        time.sleep(0.01)
+    return why
+
+
 def facts(_):
     return {{
         "ppid": os.getppid(),
@@ -385,11 +398,7 @@ if __name__ == "__main__":
     )
     kw = dict(progress=False, shard_rows=2_000, log=lambda s: None)
     export_mixture(cat, spec, tmp / "e1", workers=1, **kw)
-    for _ in range(100):  # a thread that just finished needs a moment to fall asleep or exit
-        why = local.fork_refusal()
-        if why is None or not why.startswith("thread "):
-            break
-        time.sleep(0.01)
+    why = settle()
     out = {{"refusal": why, "threads": len(os.listdir("/proc/self/task"))}}
     local._TEST_MARK = "set-in-parent"
     out["parent_templates"] = sorted(local.shared_engine()._templates)
@@ -401,6 +410,7 @@ if __name__ == "__main__":
     finally:
         ex.close()
     local._run = logged_run
+    out["refusal_again"] = settle()  # the closed pool's threads have exited
     export_mixture(cat, spec, tmp / "e2", workers=2, **kw)
     out["runs_by"] = sorted(set(Path(os.environ["RUN_LOG"]).read_text().split()))
     out["parent"] = str(os.getpid())
@@ -434,6 +444,7 @@ def test_children_are_forked_from_the_exporting_process(tmp_path):
 
     out = json.loads(p.stdout.split("RESULT ", 1)[1])
     assert out["refusal"] is None and out["threads"] > 1  # Arrow's/jemalloc's threads, asleep
+    assert out["refusal_again"] is None
     assert out["forked"] is True and out["payloads"] == []
     child = out["child"]
     assert child["ppid"] == int(out["parent"])  # forked by the exporting process
@@ -454,7 +465,7 @@ pq.read_table(sys.argv[1] + "/t.parquet")  # starts Arrow's pools
 
 
 def settled():  # a pool thread that just finished a task needs a moment to fall asleep
-    for _ in range(100):
+    for _ in range(3000):  # up to 30 s on a loaded machine
         why = local.fork_refusal()
         if why is None or not why.startswith("thread "):
             return why
