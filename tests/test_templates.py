@@ -375,7 +375,8 @@ def test_field_getter_refuses_what_the_sandbox_refuses():
     with pytest.raises(Exception, match="sequence size"):
         eng.expression("a | trim")(a=" 123456789 ")
     for expr, value in (("a | replace('1', '22')", "11111"), ("a | join(', ')", ["1234", "5678"])):
-        with pytest.raises((TypeError, ValueError)):  # over 8 characters: refused before it is built
+        # over 8 characters: refused before it is built
+        with pytest.raises((TypeError, ValueError)):
             eng.field_getter(expr)({"a": value})
         with pytest.raises(Exception, match="sequence size"):
             eng.expression(expr)(a=value)
