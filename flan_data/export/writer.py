@@ -407,10 +407,21 @@ def schema_json(schema: pa.Schema = SCHEMA) -> list[dict[str, str]]:
     return [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
-def write_manifest(out: Path, manifest: Mapping[str, Any]) -> str:
-    """Write manifest.json then COMPLETED (holding the manifest's sha256), in that order."""
+def write_manifest(
+    out: Path, manifest: Mapping[str, Any], *, sync: bool = True, completed: bool = True
+) -> str:
+    """Write manifest.json then COMPLETED (holding the manifest's sha256), in that
+    order; returns that sha256. With ``completed=False`` only manifest.json
+    (without fsync when ``sync=False``): the caller makes it durable, then
+    calls :func:`write_completed`."""
     data = dumps(manifest)
-    atomic_write_bytes(out / MANIFEST, data)
+    atomic_write_bytes(out / MANIFEST, data, sync)
     digest = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(out / COMPLETED, (digest + "\n").encode())
+    if completed:
+        write_completed(out, digest)
     return digest
+
+
+def write_completed(out: Path, digest: str) -> None:
+    """Mark ``out`` complete: COMPLETED holds the sha256 of its (durable) manifest."""
+    atomic_write_bytes(out / COMPLETED, (digest + "\n").encode())
