@@ -1,6 +1,6 @@
 """Where a 1- and 2-worker export spend their time: every work item timed in the process that ran it.
 
-Usage:  python bench/worker_timeline.py [--records 100000] [--runs 1,2,2]
+Usage:  python bench/worker_timeline.py [--records 100000] [--runs 1,2,2] [--pin]
 
 Exports the synthetic NLI task of bench/synth.py (zs_opt, records from
 Parquet) once per entry of ``--runs`` (the number of workers), in this
@@ -93,6 +93,7 @@ def timed_init_forked(*a, **k):
 STAGES = [
     (local.LocalExecutor, "__init__", "start"),
     (local.LocalExecutor, "close", "close"),
+    (local.LocalExecutor, "retire", "retire"),
     (ex, "candidate_tasks", "tasks"),
     (ex, "count_sizes", "count"),
     (ex, "plan_mixture", "plan"),
@@ -177,12 +178,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--runs", default="1,2,2", help="worker counts, one export each")
+    ap.add_argument("--pin", action="store_true",
+                    help="run a W-worker export on CPUs 0..W-1 only (taskset -c 0 / -c 0,1)")  # fmt: skip
     args = ap.parse_args()
     os.environ["FLAN_TIMELINE_LOG"] = LOG  # the children append to the same file
     local._run, local._assemble, local._init = timed_run, timed_assemble, timed_init
     local._init_forked = timed_init_forked
     for obj, attr, name in STAGES:
-        setattr(obj, attr, _staged(getattr(obj, attr), name))
+        if hasattr(obj, attr):  # an older tree may lack one
+            setattr(obj, attr, _staged(getattr(obj, attr), name))
     tmp = Path(tempfile.mkdtemp(prefix="flan-timeline-"))
     cat = Catalog.load(synth.make_catalog(tmp / "cat", args.records))
     spec = MixtureSpec(
@@ -193,10 +197,13 @@ def main() -> None:
             Path(LOG).unlink(missing_ok=True)
             out = tmp / "e"
             shutil.rmtree(out, ignore_errors=True)
+            if args.pin:  # children inherit the affinity
+                os.sched_setaffinity(0, set(range(w)))
             t0, c0 = time.perf_counter(), time.process_time()
             m = ex.export_mixture(cat, spec, out, workers=w, progress=False, log=lambda s: None)
             dt = time.perf_counter() - t0
-            print(f"== {w} worker(s): {m['num_rows']:,} rows in {dt:.2f}s = {m['num_rows'] / dt:,.0f} ex/s "
+            pin = f" on CPUs {sorted(os.sched_getaffinity(0))}" if args.pin else ""
+            print(f"== {w} worker(s){pin}: {m['num_rows']:,} rows in {dt:.2f}s = {m['num_rows'] / dt:,.0f} ex/s "
                   f"(parent process CPU {time.process_time() - c0:.2f}s)")  # fmt: skip
             by: dict[int, list] = {}
             for line in Path(LOG).read_text().splitlines() if Path(LOG).exists() else []:

@@ -397,6 +397,7 @@ def export_mixture(
         # before: a child still starting (the forkserver's first imports) may
         # join the assembly, and the wait for it overlaps the shards' fsyncs.
         getattr(executor, "check_started", lambda: None)()
+        getattr(executor, "retire", lambda: None)()  # children exit beside the manifest
         shards_info.sort(key=lambda s: s["file"])
         # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole
         for p in (out / DATA_DIR).glob(".shard-*.tmp-*"):

@@ -1,0 +1,71 @@
+"""The serial end of a multi-worker export overlaps what it waits for: the
+children exit while the parent writes the manifest, and work handed to an
+executor whose children were let go still runs (in the parent)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+
+from toy import export_files
+
+import flan_data.export as export
+from flan_data import Catalog
+from flan_data.export import export_mixture
+from flan_data.export.local import LocalExecutor
+from flan_data.render import RenderConfig
+
+
+def _export(out, workers):
+    return export_mixture(Catalog.load(), "demo", out, total=300, seed=3, shard_rows=40,
+                          workers=workers, progress=False, log=lambda s: None)  # fmt: skip
+
+
+def test_children_exit_beside_the_manifest(tmp_path, monkeypatch):
+    """The children are let go once the shards are assembled: COMPLETED is
+    written while their exit is still pending (the exit is held here until
+    COMPLETED; an export that waited for it first would time out the hold)."""
+    completed = threading.Event()
+    held: list[bool] = []
+    shutdown = ProcessPoolExecutor.shutdown
+
+    def holding(self, *a, **k):
+        if threading.current_thread().name == "flan-export-retire":
+            held.append(completed.wait(timeout=20))
+        return shutdown(self, *a, **k)
+
+    write_completed = export.write_completed
+
+    def marking(out, digest):
+        write_completed(out, digest)
+        completed.set()
+
+    monkeypatch.setattr(ProcessPoolExecutor, "shutdown", holding)
+    monkeypatch.setattr(export, "write_completed", marking)
+    _export(tmp_path / "w2", workers=2)
+    assert held == [True]  # let go once, and COMPLETED came first
+    assert mp.active_children() == []  # close() still waited for them
+    monkeypatch.undo()
+    _export(tmp_path / "w1", workers=1)
+    assert export_files(tmp_path / "w2") == export_files(tmp_path / "w1")
+
+
+def _pid(i: int) -> tuple[int, int]:
+    return i, os.getpid()
+
+
+def test_work_after_retire_runs_in_the_parent():
+    ex = LocalExecutor(Catalog.load(), RenderConfig(), workers=2)
+    try:
+        ex.check_started()
+        assert {p for _, p in ex.map(_pid, range(40))} != {os.getpid()}  # a child helped
+        ex.retire()
+        ex.retire()  # twice is harmless
+        out = list(ex.map(_pid, range(6)))
+        assert [i for i, _ in out] == list(range(6))
+        assert {p for _, p in out} == {os.getpid()}
+    finally:
+        ex.close()
+    assert mp.active_children() == []
