@@ -42,6 +42,7 @@ import synth  # noqa: E402
 
 import flan_data.export as ex  # noqa: E402
 import flan_data.export.card as card  # noqa: E402
+import flan_data.export.jobs as jobs  # noqa: E402
 import flan_data.export.local as local  # noqa: E402
 import flan_data.export.writer as writer  # noqa: E402
 from flan_data import Catalog  # noqa: E402
@@ -104,6 +105,7 @@ STAGES = [
     (ex, "_check_layout", "check-layout"),
     (ex, "check_consumed", "check-consumed"),
     (writer.ShardSyncer, "synced", "fsync-wait"),
+    (jobs.SpillFreer, "_free", "free-spill"),
     (writer.ShardSyncer, "finish", "fsync-finish"),
     (ex, "_decontam_report", "decontam"),
     (ex, "_governance", "attribution"),
@@ -113,6 +115,20 @@ STAGES = [
     (ex, "_write_ledger", "ledger"),
     (ex, "_clean_leftovers", "cleanup"),
 ]
+
+
+def _item(fn, kind: str):
+    """Time ``fn`` as an item of ``kind`` in whichever process runs it (over 0.5 ms)."""
+
+    def wrapper(*a, **k):
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            if time.perf_counter() - t > 0.0005:
+                _record(kind, t, c)
+
+    return wrapper
 
 
 def _staged(fn, name: str):
@@ -184,6 +200,10 @@ def main() -> None:
     os.environ["FLAN_TIMELINE_LOG"] = LOG  # the children append to the same file
     local._run, local._assemble, local._init = timed_run, timed_assemble, timed_init
     local._init_forked = timed_init_forked
+    # in every process (forked children inherit it): memory handed back after an
+    # item (release), job caches dropped at a process's first bucket (drop)
+    jobs.release_if_over = _item(jobs.release_if_over, "release")
+    jobs.drop_job_caches = _item(jobs.drop_job_caches, "drop")
     for obj, attr, name in STAGES:
         if hasattr(obj, attr):  # an older tree may lack one
             setattr(obj, attr, _staged(getattr(obj, attr), name))

@@ -102,3 +102,23 @@ def test_sources_are_hashed_once_each_in_parallel_with_the_same_fingerprint(tmp_
         assert calls == []  # nothing left to hash
     finally:
         ex.close()
+
+
+def test_spill_is_freed_beside_the_assembly_not_on_the_exporting_thread(tmp_path, monkeypatch):
+    """Freeing a bucket's spill (truncating its runs, which may wait for the
+    disk) runs on the shard syncer's thread, once per bucket, not between the
+    parent's assembly items."""
+    from flan_data.export import jobs
+
+    free = jobs.SpillFreer._free
+    where: list[str] = []
+
+    def recording(self, bucket):
+        where.append(threading.current_thread().name)
+        free(self, bucket)
+
+    monkeypatch.setattr(jobs.SpillFreer, "_free", recording)
+    m = _export(tmp_path / "o", workers=2)
+    g = jobs.bucket_shards(40, len(m["shards"]))
+    assert len(where) == -(-len(m["shards"]) // g) > 1
+    assert set(where) == {"flan-shard-sync"}

@@ -376,24 +376,23 @@ def export_mixture(
         freer = SpillFreer(spill, job_indices, num_shards, g)
         durable = [0]
 
-        def synced(infos: list[dict[str, Any] | None]) -> None:
-            for info in infos:
-                if info is None:  # a file written beside the manifest (card, attribution)
-                    continue
-                freer.shard_done(info)  # a bucket's spill goes once its shards are durable
-                durable[0] += 1
-                _fault("shard", durable[0])
+        def now_durable(info: dict[str, Any]) -> None:
+            freer.shard_done(info)  # a bucket's spill goes once its shards are durable
+            durable[0] += 1
+            _fault("shard", durable[0])
 
         # Shards are fsynced here, on a thread beside the assembly (not one by one
-        # in the process that wrote them); COMPLETED waits for every one.
-        syncer = ShardSyncer()
+        # in the process that wrote them); COMPLETED waits for every one. The same
+        # thread frees a bucket's spill once its shards are durable (truncating a run
+        # may wait for the disk's writeback of it: ~5 ms a bucket, off this thread).
+        syncer = ShardSyncer(on_durable=now_durable)
         for info in executor.assemble(num_shards, spill, out, job_indices, output, g):
             shards_info.append(info)
             syncer.add(info, [out / info["file"], _shard_record(spill, info["file"])])
             # at most a bucket per worker written but not yet durable (nor its
             # spill freed): bounds peak disk without making the parent wait
             # on every fsync of its children's shards
-            synced(syncer.synced(max_pending=max(2, g) * max(1, workers)))
+            syncer.synced(max_pending=max(2, g) * max(1, workers))
         # Every worker must have started before the export is complete (a script
         # without a __main__ guard fails here). Checked after the shards, not
         # before: a child still starting (the forkserver's first imports) may
@@ -454,7 +453,7 @@ def export_mixture(
         written = [out / n for n in (DECONTAM_REPORT, ATTRIBUTION_FILE, CARD, MANIFEST)]
         syncer.add(None, [f for f in written if f.is_file()])
         folders = (out / DATA_DIR, spill.parent / "shards", out)  # the renames
-        synced(syncer.finish([d for d in folders if d.is_dir()]))
+        syncer.finish([d for d in folders if d.is_dir()])
         write_completed(out, digest)
         _write_ledger(out)
         _clean_leftovers(out)

@@ -327,10 +327,13 @@ class ShardSyncer:
     ['a']
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_durable: Callable[[Any], None] | None = None) -> None:
+        """``on_durable(item)`` runs on the thread once an item's files are durable
+        (e.g. freeing what they replace: it may wait for the disk too)."""
         import queue
         import threading
 
+        self._on_durable = on_durable
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._error: OSError | None = None
@@ -348,6 +351,8 @@ class ShardSyncer:
                 try:
                     for p in paths:
                         fsync_path(p)
+                    if self._on_durable is not None and item is not None:
+                        self._on_durable(item)
                 except Exception as e:  # noqa: BLE001 - raised by the caller's next synced()
                     self._error = e if isinstance(e, OSError) else OSError(str(e))
                     self._done.put(_FAILED)  # wakes a caller waiting in synced()
