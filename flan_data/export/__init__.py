@@ -72,6 +72,9 @@ def _fault(stage: str, n: int = 0) -> None:
 
 
 DEFAULT_SHARD_ROWS = 10_000
+#: Shards (and the manifest's files) fsynced at once beside the assembly: the
+#: last buckets' backlog is durable in about one journal commit, not one per file.
+SYNC_THREADS = 4
 
 
 def candidate_tasks(
@@ -385,7 +388,7 @@ def export_mixture(
         # in the process that wrote them); COMPLETED waits for every one. The same
         # thread frees a bucket's spill once its shards are durable (truncating a run
         # may wait for the disk's writeback of it: ~5 ms a bucket, off this thread).
-        syncer = ShardSyncer(on_durable=now_durable)
+        syncer = ShardSyncer(on_durable=now_durable, threads=SYNC_THREADS)
         for info in executor.assemble(num_shards, spill, out, job_indices, output, g):
             shards_info.append(info)
             syncer.add(info, [out / info["file"], _shard_record(spill, info["file"])])
