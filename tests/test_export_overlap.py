@@ -71,39 +71,6 @@ def test_work_after_retire_runs_in_the_parent():
     assert mp.active_children() == []
 
 
-def test_sources_are_hashed_once_each_in_parallel_with_the_same_fingerprint(tmp_path):
-    """The fingerprint hashes each file once (files shared by tasks included),
-    biggest first, through the executor's map: the same result as one by one."""
-    from flan_data.export.fingerprint import fingerprint
-
-    cat = Catalog.load()
-    tasks = export.candidate_tasks(cat, cat.mixture("demo"))
-    serial = fingerprint(cat, tasks, "sample", {})
-    files = {e["file"]: e["bytes"] for es in serial.values() for e in es}
-    assert len(files) < sum(len(es) for es in serial.values())  # some files are shared
-    calls: list[list[str]] = []
-    ex = LocalExecutor(cat, RenderConfig(), workers=2)
-    try:
-        ex.check_started()
-
-        def recording(fn, items):
-            calls.append([str(p) for p in items])
-            return ex.map(fn, items)
-
-        cached: dict = {}
-        assert fingerprint(cat, tasks, "sample", {}, cache_out=cached, map_fn=recording) == serial
-        (hashed,) = calls
-        assert sorted(hashed) == sorted(files)  # each file once
-        assert [files[f] for f in hashed] == sorted(files.values(), reverse=True)
-        cache = tmp_path / "hashes.json"
-        export.save_cache(cached, cache)
-        calls.clear()
-        assert fingerprint(cat, tasks, "sample", {}, cache_file=cache, map_fn=recording) == serial
-        assert calls == []  # nothing left to hash
-    finally:
-        ex.close()
-
-
 def test_spill_is_freed_beside_the_assembly_not_on_the_exporting_thread(tmp_path, monkeypatch):
     """Freeing a bucket's spill (truncating its runs, which may wait for the
     disk) runs on the shard syncer's thread, once per bucket, not between the

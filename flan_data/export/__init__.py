@@ -325,8 +325,6 @@ def export_mixture(
             "sources": fingerprint(
                 catalog, [catalog.task(t) for t in plan.tasks()], src_choice, dirs,
                 cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes,
-                # files hashed by every local worker (paths seen by all of them)
-                map_fn=executor.map if isinstance(executor, LocalExecutor) else None,
             ),
         }  # fmt: skip
         if unavailable:

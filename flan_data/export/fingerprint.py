@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +92,11 @@ def _stat_key(st: os.stat_result) -> list[int]:
 
 
 def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                cache_file: Path | None = None, cache_out: dict[str, Any] | None = None,
-                map_fn: Callable[..., Iterable[Any]] | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+                cache_file: Path | None = None, cache_out: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """``{task: [{file, bytes, mtime_ns, sha256} | {hub, config, revision}]}`` for ``tasks``.
 
     Hashes are reused from ``cache_file`` when a file's stat is unchanged;
-    ``cache_out`` receives the entries to cache (see :func:`save_cache`).
-    ``map_fn`` (e.g. a local executor's ``map``: results in input order) hashes
-    the files that need it, biggest first, in parallel; the result is the same."""
+    ``cache_out`` receives the entries to cache (see :func:`save_cache`)."""
     cache: dict[str, Any] = {}
     if cache_file is not None and cache_file.is_file():
         try:
@@ -108,8 +105,6 @@ def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
             cache = {}
     out: dict[str, list[dict[str, Any]]] = {}
     fresh: dict[str, Any] = {}
-    stats: dict[str, os.stat_result] = {}
-    todo: dict[str, int] = {}  # files to hash -> size
     for t in sorted(tasks, key=lambda t: t.name):
         try:
             where = source_files(catalog, t, source, source_dirs)
@@ -120,31 +115,18 @@ def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
             continue
         entries = []
         for f in where["files"]:
-            st = stats.get(f)
-            if st is None:
-                try:
-                    st = stats[f] = os.stat(f)
-                except OSError as e:
-                    raise FlanDataError(f"task {t.name}: cannot read {f}: {e.strerror}") from None
+            try:
+                st = os.stat(f)
+            except OSError as e:
+                raise FlanDataError(f"task {t.name}: cannot read {f}: {e.strerror}") from None
             key = _stat_key(st)
-            hit = cache.get(f)
-            if hit and hit[0] == key:
-                fresh[f] = [key, hit[1]]
-            elif f not in fresh:  # a file shared by several tasks is hashed once
-                todo[f] = st.st_size
+            hit = fresh.get(f) or cache.get(f)  # a file shared by several tasks is hashed once
+            digest = hit[1] if hit and hit[0] == key else sha256_file(Path(f))
+            fresh[f] = [key, digest]
             entries.append(
-                {"file": f, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": None}
+                {"file": f, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
             )
         out[t.name] = entries
-    names = sorted(todo, key=lambda f: (-todo[f], f))
-    paths = [Path(f) for f in names]
-    digests = (map_fn or map)(sha256_file, paths) if len(paths) > 1 else map(sha256_file, paths)
-    for f, digest in zip(names, digests):
-        fresh[f] = [_stat_key(stats[f]), digest]
-    for entries in out.values():
-        for e in entries:
-            if "sha256" in e:
-                e["sha256"] = fresh[e["file"]][1]
     if cache_out is not None:
         cache_out.update(fresh)
     return out
