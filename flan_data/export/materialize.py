@@ -288,6 +288,22 @@ def count_rows(path: Path) -> int | None:
         return None
 
 
+def form(path: Path) -> str | None:
+    """``"columns"`` or ``"pickled"``: how a complete copy stores its records
+    (None when it is not readable).
+
+    >>> # form(Path(".flan-export/materialized/task001.3f2a.arrow")) -> 'columns'
+    """
+    import pyarrow.ipc as ipc
+
+    try:
+        with pa.memory_map(str(path)) as f:
+            meta = ipc.open_file(f).schema.metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    return "columns" if meta.get(FORM_KEY) == COLUMNS else "pickled"
+
+
 class MaterializedSource(Source):
     """``inner``'s train split read from its materialised file (by row index, so
     it can seek); every other split, and everything else, from ``inner``."""
