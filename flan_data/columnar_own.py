@@ -89,9 +89,23 @@ def _templates(tc: TaskColumns, fmt: str):
     return cache[key]
 
 
+_BARE: dict[tuple[str, frozenset[str]], bool] = {}
+
+
 def _bare(env, source: str, names: set[str]) -> bool:
     """Whether every use of ``names`` in the template ``source`` is a bare
-    ``{{ name }}`` (a Name node printed directly by an Output node)."""
+    ``{{ name }}`` (a Name node printed directly by an Output node); cached by
+    text (NIv2's 1,600 tasks share ten templates)."""
+    key = (source, frozenset(names))
+    hit = _BARE.get(key)
+    if hit is None:
+        if len(_BARE) > 4096:
+            _BARE.clear()
+        hit = _BARE[key] = _parse_bare(env, source, names)
+    return hit
+
+
+def _parse_bare(env, source: str, names: set[str]) -> bool:
     from jinja2 import nodes
 
     try:
@@ -107,12 +121,13 @@ def _bare(env, source: str, names: set[str]) -> bool:
     return all(id(x) in printed for x in tree.find_all(nodes.Name) if x.name in names)
 
 
-def _pieces(tc: TaskColumns, ct, text: list[str], exf: str, value: list[Any], n: int):
+def _pieces(tc: TaskColumns, ct, text: list[str], exf: str, value: list[Any], n: int, vkey: str):
     """(input parts, target parts) of template ``ct`` with the first ``n``
-    exemplars of ``value``: literal strings and field numbers (into ``text``);
-    None when the template does not render so (the per-row path decides)."""
+    exemplars of ``value`` (``vkey``: its repr): literal strings and field numbers
+    (into ``text``); None when the template does not render so (the per-row
+    path decides)."""
     cache = tc.__dict__.setdefault("_own_plans", {})
-    key = (ct.spec.id, n, tuple(text), repr(value))
+    key = (ct.spec.id, n, tuple(text), vkey)
     if key in cache:
         return cache[key]
     tr = tc.tr
@@ -150,12 +165,58 @@ def _split(s: str, k: int) -> tuple | None:
     return tuple(out)
 
 
-def _join(parts: tuple, cols: list[pa.Array], m: int) -> pa.Array:
-    args = [cols[p] if isinstance(p, int) else p for p in parts]
-    if not any(isinstance(p, int) for p in parts):
-        return pa.array(["".join(parts)] * m, _STR)
+def _join_rows(plans: list[tuple | None], tsel: np.ndarray, cols: list[pa.Array]) -> pa.Array:
+    """Each row's text: the parts of its template's plan (``plans[tsel[row]]``:
+    literals and field numbers into ``cols``) joined, for all templates in one
+    Arrow join: each plan is laid out as literal, field, literal, ..., literal
+    (padded with empty ones), and each slot taken per row."""
+    m = len(tsel)
+    lits: list[list[str]] = []
+    flds: list[list[int]] = []
+    for pl in plans:
+        lt, fs, cur = [], [], ""
+        for x in pl or ():
+            if isinstance(x, str):
+                cur += x
+            else:
+                lt.append(cur)
+                fs.append(x)
+                cur = ""
+        lt.append(cur)
+        lits.append(lt)
+        flds.append(fs)
+    width = max(len(fs) for fs in flds)
+    used = np.unique(tsel).tolist()
+    nf = len(cols)
+    stacked = None
+    args: list[Any] = []
+    for j in range(width + 1):
+        # literal slot j (the last slot holds each plan's last literal)
+        vals = [(lits[t][-1] if j == width else (lits[t][j] if j < len(flds[t]) else "")) for t in range(len(plans))]  # fmt: skip
+        if len({vals[t] for t in used}) == 1:
+            if vals[used[0]]:
+                args.append(vals[used[0]])
+        else:
+            args.append(pa.array(vals, _STR).take(pa.array(tsel)))
+        if j == width:
+            break
+        f = np.array([flds[t][j] if j < len(flds[t]) else nf for t in range(len(plans))])
+        fu = {int(f[t]) for t in used}
+        if len(fu) == 1:
+            x = fu.pop()
+            if x < nf:
+                args.append(cols[x])
+            continue
+        if stacked is None:
+            stacked = pa.concat_arrays([*cols, pa.array([""] * m, _STR)])
+        args.append(stacked.take(pa.array(f[tsel] * m + np.arange(m))))
+    if not args:
+        return pa.array([""] * m, _STR)
     if len(args) == 1:
-        return args[0]
+        a = args[0]
+        return a if isinstance(a, pa.Array) else pa.array([a] * m, _STR)
+    if not any(isinstance(a, pa.Array) for a in args):
+        return pa.array(["".join(args)] * m, _STR)
     return pc.binary_join_element_wise(*args, "")
 
 
@@ -216,55 +277,63 @@ def render_own(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *, fm
     limit = min(lim.output_chars, lim.sequence_len) // 2
     budget = cfg.budget
     tix = choose(seeds, _SALT_TEMPLATE, len(cands))
+    vkey = repr(value)
     rows_l, ins_l, tgs_l, tmpl_l, nex_l = [], [], [], [], []
     fallback = [np.flatnonzero(~ok)]
-    for t, ct in enumerate(cands):
-        todo = np.flatnonzero(ok & (tix == t))
+    todo = np.flatnonzero(ok)
+    for k in range(
+        shots, 0, -1
+    ):  # every row's exemplars at once, then fewer for the rows over budget
         if not len(todo):
-            continue
-        tcols = None
-        for k in range(shots, 0, -1):
-            plan = _pieces(tc, ct, text, exf, value, k)
-            if plan is None:
-                break
-            take = pa.array(todo)
-            tcols = [c.take(take) for c in cols]
-            m = len(todo)
-            raw_i, raw_t = _join(plan[0], tcols, m), _join(plan[1], tcols, m)
-            nb = pc.add(pc.binary_length(raw_i), pc.binary_length(raw_t)).to_numpy()
-            long = nb > limit
-            if long.any():  # near the size limit: the per-row path decides
-                fallback.append(todo[long])
-                keep = pa.array(~long)
-                raw_i, raw_t, todo = raw_i.filter(keep), raw_t.filter(keep), todo[~long]
+            break
+        plans: list[Any] = [None] * len(cands)
+        for t in np.unique(tix[todo]).tolist():
+            plans[t] = _pieces(tc, cands[t], text, exf, value, k, vkey)
+        planned = np.array([pl is not None for pl in plans])[tix[todo]]
+        if not planned.all():  # a template that does not render so: per row
+            fallback.append(todo[~planned])
+            todo = todo[planned]
             if not len(todo):
                 break
-            ins = pc.utf8_trim(raw_i, WHITESPACE)
-            tgs = pc.utf8_trim(raw_t, WHITESPACE)
-            # whitespace words: at most (L + 1) // 2 in L characters; exact counts decide above
-            li = pc.utf8_length(ins).to_numpy()
-            lt = pc.utf8_length(tgs).to_numpy()
-            fits = (li + 1) // 2 + (lt + 1) // 2 <= budget
-            over = np.flatnonzero(~fits)
-            if len(over):
-                pi = ins.take(pa.array(over)).to_pylist()
-                pt = tgs.take(pa.array(over)).to_pylist()
-                exact = np.array(
-                    [len(a.split()) + len(b.split()) <= budget for a, b in zip(pi, pt)]
-                )
-                fits[over] = exact
-            if fits.any():
-                sel = pa.array(fits)
-                rows_l.append(todo[fits])
-                ins_l.append(ins.filter(sel))
-                tgs_l.append(tgs.filter(sel))
-                tmpl_l.append(np.full(int(fits.sum()), t, dtype=np.int64))
-                nex_l.append(np.full(int(fits.sum()), k, dtype=np.int64))
-            todo = todo[~fits]
+        tsel = tix[todo]
+        take = pa.array(todo)
+        tcols = [c.take(take) for c in cols]
+        raw_i = _join_rows([pl and pl[0] for pl in plans], tsel, tcols)
+        raw_t = _join_rows([pl and pl[1] for pl in plans], tsel, tcols)
+        nb = pc.add(pc.binary_length(raw_i), pc.binary_length(raw_t)).to_numpy()
+        long = nb > limit
+        if long.any():  # near the size limit: the per-row path decides
+            fallback.append(todo[long])
+            keep = pa.array(~long)
+            raw_i, raw_t, todo, tsel = (
+                raw_i.filter(keep),
+                raw_t.filter(keep),
+                todo[~long],
+                tsel[~long],
+            )
             if not len(todo):
                 break
-        if len(todo):  # no template plan, or not even one exemplar fits: per row
-            fallback.append(todo)
+        ins = pc.utf8_trim(raw_i, WHITESPACE)
+        tgs = pc.utf8_trim(raw_t, WHITESPACE)
+        # whitespace words: at most (L + 1) // 2 in L characters; else exact counts decide
+        li = pc.utf8_length(ins).to_numpy()
+        lt = pc.utf8_length(tgs).to_numpy()
+        fits = (li + 1) // 2 + (lt + 1) // 2 <= budget
+        over = np.flatnonzero(~fits)
+        if len(over):
+            pi = ins.take(pa.array(over)).to_pylist()
+            pt = tgs.take(pa.array(over)).to_pylist()
+            fits[over] = [len(a.split()) + len(b.split()) <= budget for a, b in zip(pi, pt)]
+        if fits.any():
+            sel = pa.array(fits)
+            rows_l.append(todo[fits])
+            ins_l.append(ins.filter(sel))
+            tgs_l.append(tgs.filter(sel))
+            tmpl_l.append(tsel[fits])
+            nex_l.append(np.full(int(fits.sum()), k, dtype=np.int64))
+        todo = todo[~fits]
+    if len(todo):  # not even one exemplar fits: per row (dropped and counted there)
+        fallback.append(todo)
     fb = np.sort(np.concatenate(fallback))
     if not rows_l:
         return _none(n, tids, fb)
