@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ import jinja2.filters
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from jinja2 import nodes
 
 from .options import ALL_STYLES, PLAIN, format_options
 from .render import (
@@ -49,6 +51,7 @@ from .render import (
     is_opt_format,
 )
 from .seeding import SeedPrefix, choose
+from .templates import SIMPLE_FILTERS
 
 #: Every character ``str.isspace`` accepts: what ``str.strip()`` removes (a test
 #: checks this against all of Unicode).
@@ -89,9 +92,24 @@ class Rendered:
 @dataclass(frozen=True)
 class _Field:
     name: str
-    kind: str  # "key" (a string column) or "label" (options[integer column])
-    key: str
+    # "key" (a string column), "label" (options[integer column]), "trim" (``key | trim``
+    # of a string column, trimmed by Arrow) or "expr" (any other expression: evaluated
+    # per row as TaskRenderer.canonical evaluates it, from the columns it reads)
+    kind: str
+    key: str  # the column ("key", "label", "trim") or the expression ("expr")
     target: bool  # some template puts it in the target: must not be empty
+    inputs: tuple[str, ...] = ()  # "expr": the record keys the expression can read
+
+
+@dataclass(frozen=True)
+class _Cond:
+    """``{% if name[-1:] == lit %}text{% endif %}`` (``eq``) or ``!=`` (not ``eq``)
+    in a template: ``text`` when the field's last character is (is not) ``lit``."""
+
+    name: str
+    eq: bool
+    lit: str
+    text: str
 
 
 class TaskColumns:
@@ -101,11 +119,16 @@ class TaskColumns:
     def __init__(self, tr: TaskRenderer, fields: tuple[_Field, ...]):
         self.tr = tr
         self.fields = fields
-        self.columns = tuple(dict.fromkeys(f.key for f in fields))  # source columns read
+        # source columns read
+        self.columns = tuple(
+            dict.fromkeys(c for f in fields for c in (f.inputs if f.kind == "expr" else (f.key,)))
+        )
         task = tr.task
         self.opts: tuple[str, ...] | None = task.options
         lim = tr.engine.env.limits
         self.limit = min(lim.output_chars, lim.sequence_len) // 2
+        self.cap = lim.sequence_len  # a field getter's result longer than this: Jinja decides
+        self._exprs = {name: (fn, fast) for name, _, fn, fast in tr._fields}
         self._plans: dict[str, Any] = {}
         self._styles = None
         if self.opts is not None:
@@ -140,10 +163,23 @@ class TaskColumns:
             return None
         fields = []
         for name, expr in task.fields.items():
-            d = direct_field(expr)
-            if d is None or name in _RESERVED or (d[0] == "label" and opts is None):
+            if name in _RESERVED:
                 return None
-            fields.append(_Field(name, d[0], d[1], name in tr._target_fields))
+            target = name in tr._target_fields
+            d = direct_field(expr)
+            if d is not None:
+                if d[0] == "label" and opts is None:
+                    return None
+                fields.append(_Field(name, d[0], d[1], target))
+                continue
+            key = _trimmed_key(tr.engine, expr)
+            if key is not None:
+                fields.append(_Field(name, "trim", key, target))
+                continue
+            # the keys the expression can read (``options`` is the task's, supplied)
+            names = tr.engine.variables_of("{{ " + expr + " }}") - {"options"}
+            inputs = tuple(sorted(names | ({expr} if expr != "options" else set())))
+            fields.append(_Field(name, "expr", expr, target, inputs))
         return cls(tr, tuple(fields))
 
     # -- per format
@@ -182,16 +218,22 @@ class TaskColumns:
     def _template_plan(self, ct, style_on: bool):
         """(input parts, target parts) with each name resolved as ``_render_simple``
         resolves it, or None when the template cannot render here."""
-        st = ct.simple
-        if st is None or ct.spec.dialect == "promptsource":
+        if ct.spec.dialect == "promptsource":
             return None
         names = {f.name for f in self.fields}
+        st = ct.simple
+        all_parts = st.parts if st is not None else _cond_parts(self.tr.engine, ct, names)
+        if all_parts is None:
+            return None
         out = []
-        for parts in st.parts:
+        for parts in all_parts:
             res: list[Any] = []
             for p in parts:
                 if isinstance(p, str):
                     res.append(p)
+                    continue
+                if isinstance(p, _Cond):
+                    res.append(("cond", p.name, p.eq, p.lit, p.text))
                     continue
                 name, filt = p
                 fn = jinja2.filters.FILTERS[filt] if filt else None
@@ -254,11 +296,15 @@ class TaskColumns:
         vals: dict[str, Any] = {}
         afirst = None
         for f in self.fields:
-            k = batch.schema.get_field_index(f.key)
-            if k < 0:
-                return self._none(n, plan)
-            col = batch.column(k)
-            if f.kind == "key":
+            if f.kind == "expr":
+                col, good = self._expr_column(f, batch, ids)
+                ok &= good
+            else:
+                k = batch.schema.get_field_index(f.key)
+                if k < 0:
+                    return self._none(n, plan)
+                col = batch.column(k)
+            if f.kind == "key" or f.kind == "trim":
                 if col.type not in _STRING_TYPES:
                     return self._none(n, plan)
                 if col.type != pa.string():
@@ -269,8 +315,14 @@ class TaskColumns:
                 if col.null_count:
                     ok &= col.is_valid().to_numpy(zero_copy_only=False)
                     col = col.fill_null("")
+                if f.kind == "trim":
+                    col = pc.utf8_trim(col, WHITESPACE)
+                    if (pc.max(pc.binary_length(col)).as_py() or 0) > self.cap:
+                        ok &= pc.utf8_length(col).to_numpy() <= self.cap  # bytes bound characters
+            if f.kind != "label":
                 if f.target:  # Python's strip leaves something
-                    ok &= pc.binary_length(pc.utf8_trim(col, WHITESPACE)).to_numpy() > 0
+                    stripped = col if f.kind == "trim" else pc.utf8_trim(col, WHITESPACE)
+                    ok &= pc.binary_length(stripped).to_numpy() > 0
                 vals[f.name] = col
                 if f.name == "answer" and self.opts is not None:
                     at = pc.index_in(col, value_set=self._uniq)
@@ -309,7 +361,7 @@ class TaskColumns:
         for f in self.fields:
             v = vals[f.name]
             cols[f.name] = (
-                v.take(take) if f.kind == "key" else self._opts_arr.take(pa.array(v[order]))
+                self._opts_arr.take(pa.array(v[order])) if f.kind == "label" else v.take(take)
             )
         block = letter = None
         if style_on:
@@ -362,6 +414,45 @@ class TaskColumns:
             fallback=fb,
         )
 
+    def _expr_column(self, f: _Field, batch: pa.RecordBatch, ids: Sequence[str]) -> tuple[pa.Array, np.ndarray]:  # fmt: skip
+        """The values of an ``expr`` field, per row as :meth:`TaskRenderer.canonical`
+        computes them (its field getter, else the Jinja expression) from the
+        columns the expression can read; rows where that fails or gives no ``str``
+        are False in the mask (``render_batch`` decides them)."""
+        n = batch.num_rows
+        tr = self.tr
+        schema = batch.schema
+        names = [c for c in f.inputs if schema.get_field_index(c) >= 0]
+        cols = [batch.column(c).to_pylist() for c in names]
+        fn, fast = self._exprs[f.name]
+        lopts = tr._fixed_opts if (self.opts is not None and tr._reads_options) else None
+        expr = f.key
+        good = np.ones(n, dtype=bool)
+        out: list[str] = []
+        add = out.append
+        rows = zip(*cols) if cols else itertools.repeat((), n)
+        for i, row in enumerate(rows):
+            ctx = dict(zip(names, row))
+            if lopts is not None:
+                ctx["options"] = lopts
+            v = _MISSING
+            if fast is not None:
+                try:
+                    v = fast(ctx)
+                except Exception:  # noqa: BLE001 - the Jinja path decides, as in canonical
+                    v = _MISSING
+            if v is _MISSING:
+                try:
+                    v = tr._eval(fn, ctx, f.name, expr, "", ctx)
+                except Exception:  # noqa: BLE001 - a bad record: render_batch words it
+                    v = None
+            if type(v) is str:
+                add(v)
+            else:
+                good[i] = False
+                add("")
+        return pa.array(out, pa.string()), good
+
     def _none(self, n: int, plan) -> Rendered:
         STATS["fallback_rows"] += n
         z = np.zeros(0, dtype=np.int64)
@@ -370,6 +461,117 @@ class TaskColumns:
         return Rendered(
             z, empty, empty, z, ids, np.zeros(0, dtype=np.uint64), np.arange(n, dtype=np.int64)
         )
+
+
+_MISSING = object()
+
+
+def _trimmed_key(engine, expr: str) -> str | None:
+    """``k`` for a field expression ``k | trim`` (a plain key, no arguments), else None."""
+    try:
+        node = engine.env.parse("{{ " + expr + " }}").body[0].nodes[0]
+    except Exception:  # noqa: BLE001 - not an expression we read here
+        return None
+    if (
+        isinstance(node, nodes.Filter)
+        and node.name == "trim"
+        and isinstance(node.node, nodes.Name)
+        and node.node.ctx == "load"
+        and not (node.args or node.kwargs or node.dyn_args or node.dyn_kwargs)
+        and direct_field(node.node.name) == ("key", node.node.name)
+    ):
+        return node.node.name
+    return None
+
+
+def _cond_parts(engine, ct, names: set[str]) -> tuple[tuple, tuple] | None:
+    """The parts of a template that is literal text, ``{{ name }}`` /
+    ``{{ name | f }}`` outputs (as :class:`~flan_data.templates.SimpleTemplate`)
+    and conditionals ``{% if name[-1:] != "c" %}text{% endif %}`` (or ``==``; one
+    character ``c``, literal text only inside) over the task fields ``names``;
+    None for any other template."""
+    out = []
+    filters = 0
+    for source in (ct.spec.input, ct.spec.target):
+        try:
+            ast = engine.env.parse(source)
+        except Exception:  # noqa: BLE001 - compiled elsewhere; not ours to decide
+            return None
+        parts: list[Any] = []
+        for node in ast.body:
+            if isinstance(node, nodes.Output):
+                for c in node.nodes:
+                    if isinstance(c, nodes.TemplateData):
+                        parts.append(c.data)
+                    elif isinstance(c, nodes.Name) and c.ctx == "load" and c.name in ct.variables:
+                        parts.append((c.name, None))
+                    elif (
+                        isinstance(c, nodes.Filter)
+                        and c.name in SIMPLE_FILTERS
+                        and isinstance(c.node, nodes.Name)
+                        and c.node.ctx == "load"
+                        and c.node.name in ct.variables
+                        and not (c.args or c.kwargs or c.dyn_args or c.dyn_kwargs)
+                    ):
+                        parts.append((c.node.name, c.name))
+                        filters += 1
+                    else:
+                        return None
+                continue
+            cond = _cond_of(node, names)
+            if cond is None:
+                return None
+            parts.append(cond)
+        out.append(tuple(parts))
+    if filters > engine.env.limits.ops:
+        return None
+    return out[0], out[1]
+
+
+def _cond_of(node, names: set[str]) -> _Cond | None:
+    if not (isinstance(node, nodes.If) and not node.elif_ and not node.else_):
+        return None
+    test = node.test
+    if not (isinstance(test, nodes.Compare) and len(test.ops) == 1):
+        return None
+    op = test.ops[0]
+    if op.op not in ("eq", "ne") or not isinstance(op.expr, nodes.Const):
+        return None
+    lit = op.expr.value
+    g = test.expr
+    if not (
+        type(lit) is str
+        and len(lit) == 1
+        and isinstance(g, nodes.Getitem)
+        and isinstance(g.node, nodes.Name)
+        and g.node.ctx == "load"
+        and g.node.name in names
+        and isinstance(g.arg, nodes.Slice)
+        and g.arg.stop is None
+        and g.arg.step is None
+        and _is_minus_one(g.arg.start)
+    ):
+        return None
+    text = []
+    for b in node.body:
+        if not isinstance(b, nodes.Output):
+            return None
+        for c in b.nodes:
+            if not isinstance(c, nodes.TemplateData):
+                return None
+            text.append(c.data)
+    return _Cond(g.node.name, op.op == "eq", lit, "".join(text))
+
+
+def _is_minus_one(e) -> bool:
+    if isinstance(e, nodes.Const):
+        return type(e.value) is int and e.value == -1
+    return (
+        isinstance(e, nodes.Neg)
+        and isinstance(e.node, nodes.Const)
+        and type(e.node.value) is int
+        and e.node.value == 1
+    )
 
 
 def _apply(fn, text: str) -> str:
@@ -403,7 +605,11 @@ def _join(parts, cols: dict[str, pa.Array], src: dict[str, Any], n: int) -> pa.A
         if isinstance(p, str):
             args.append(p)
             continue
-        args.append(_filter(cols[p[1]], p[2]) if p[0] == "field" else _filter(src[p[0]], p[1]))
+        if p[0] == "cond":  # the text when the field's last character is (not) the literal
+            hit = pc.ends_with(cols[p[1]], p[3])
+            args.append(pc.if_else(hit, p[4], "") if p[2] else pc.if_else(hit, "", p[4]))
+        else:
+            args.append(_filter(cols[p[1]], p[2]) if p[0] == "field" else _filter(src[p[0]], p[1]))
         arrays += 1
     if not arrays:
         text = "".join(args)
@@ -487,12 +693,34 @@ def items_batch(tc: TaskColumns, items: Sequence[tuple[str, Any]]) -> pa.RecordB
     """The source columns ``tc`` reads, of ``(example id, raw record)`` items, as
     one record batch; None when a record lacks one or Arrow cannot type them
     (``render_batch`` then decides, row by row)."""
+    # an expression reads its values back as Python objects: only types whose
+    # to_pylist() gives back exactly what went in (str, None, lists of them); a key
+    # it may read that no record has stays absent, as in the records
+    read = {c for f in tc.fields if f.kind == "expr" for c in f.inputs}
+    direct = {f.key for f in tc.fields if f.kind != "expr"}
+    names, arrays = [], []
     try:
-        return pa.RecordBatch.from_arrays(
-            [pa.array([raw[k] for _, raw in items]) for k in tc.columns], names=list(tc.columns)
-        )
+        for k in tc.columns:
+            if k in read and k not in direct and not any(k in raw for _, raw in items):
+                continue
+            a = pa.array([raw[k] for _, raw in items])
+            if k in read and not _lossless(a.type):
+                return None
+            names.append(k)
+            arrays.append(a)
     except Exception:  # noqa: BLE001 - a missing key, mixed types: render_batch decides
         return None
+    if not arrays:
+        return pa.RecordBatch.from_pydict({"__rows": pa.nulls(len(items))})
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _lossless(t: pa.DataType) -> bool:
+    if t in _STRING_TYPES or pa.types.is_null(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _lossless(t.value_type)
+    return False
 
 
 def item_columns(tr: TaskRenderer, *, fmt: str, split: str, index: list[int], inputs: list[Any],
