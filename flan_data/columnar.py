@@ -45,6 +45,7 @@ from .options import ALL_STYLES, PLAIN, format_options
 from .render import (
     _SALT_OPTIONS,
     _SALT_TEMPLATE,
+    LabelOptions,
     TaskRenderer,
     direct_field,
     is_fewshot_format,
@@ -87,6 +88,9 @@ class Rendered:
     template_ids: tuple[str, ...]
     seeds: np.ndarray  # uint64 per output row (the ``seed`` column)
     fallback: np.ndarray
+    #: list<string> per output row: the row's own options (a task with per-record
+    #: options, ``options: {field: ...}``); None: the task's fixed options (or none)
+    options: pa.Array | None = None
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,20 @@ class TaskColumns:
         )
         task = tr.task
         self.opts: tuple[str, ...] | None = task.options
+        #: options per record (``options: {field: ...}``): read and checked per row
+        self.per_row = task.options is None and task.options_field is not None
         lim = tr.engine.env.limits
         self.limit = min(lim.output_chars, lim.sequence_len) // 2
         self.cap = lim.sequence_len  # a field getter's result longer than this: Jinja decides
         self._exprs = {name: (fn, fast) for name, _, fn, fast in tr._fields}
+        self._opt_key = self._opt_inputs = None
+        if self.per_row:
+            d = direct_field(task.options_field)
+            self._opt_key = d[1] if d is not None and d[0] == "key" else None
+            ex = task.options_field
+            names = tr.engine.variables_of("{{ " + ex + " }}")
+            self._opt_inputs = tuple(sorted(names | {ex}))
+            self.columns = tuple(dict.fromkeys((*self.columns, *self._opt_inputs)))
         self._plans: dict[str, Any] = {}
         self._styles = None
         if self.opts is not None:
@@ -157,8 +171,7 @@ class TaskColumns:
         if not tr._check_values:  # promptsource-only tasks: values are not checked there
             return None
         opts = task.options
-        if opts is None and task.options_field is not None:
-            return None  # per-record options: render_batch
+        per_row = opts is None and task.options_field is not None
         if opts is not None and not all(type(o) is str for o in opts):
             return None
         fields = []
@@ -168,7 +181,7 @@ class TaskColumns:
             target = name in tr._target_fields
             d = direct_field(expr)
             if d is not None:
-                if d[0] == "label" and opts is None:
+                if d[0] == "label" and opts is None and not per_row:
                     return None
                 fields.append(_Field(name, d[0], d[1], target))
                 continue
@@ -176,9 +189,10 @@ class TaskColumns:
             if key is not None:
                 fields.append(_Field(name, "trim", key, target))
                 continue
-            # the keys the expression can read (``options`` is the task's, supplied)
-            names = tr.engine.variables_of("{{ " + expr + " }}") - {"options"}
-            inputs = tuple(sorted(names | ({expr} if expr != "options" else set())))
+            # the keys the expression can read (and the expression itself, which
+            # canonical reads as a key when a record has it)
+            names = tr.engine.variables_of("{{ " + expr + " }}")
+            inputs = tuple(sorted(names | {expr}))
             fields.append(_Field(name, "expr", expr, target, inputs))
         return cls(tr, tuple(fields))
 
@@ -210,7 +224,7 @@ class TaskColumns:
             if any(ct.spec.kind == "few_shot" for ct in cands):
                 cands = ()
             if cands:
-                style_on = is_opt_format(fmt) and bool(self.opts)
+                style_on = is_opt_format(fmt) and (bool(self.opts) or self.per_row)
                 plan = (cands, tuple(self._template_plan(ct, style_on) for ct in cands), style_on)
         self._plans[key] = plan
         return plan
@@ -248,6 +262,8 @@ class TaskColumns:
                         return None
                     res.append(("field", "answer", filt))
                 elif name == "options":
+                    if self.per_row:
+                        return None  # each row's own: render_batch
                     res.append(_apply(fn, "[]" if self.opts is None else str(self.opts)))
                 elif name in names:
                     res.append(("field", name, filt))
@@ -295,9 +311,18 @@ class TaskColumns:
         ok = np.ones(n, dtype=bool)
         vals: dict[str, Any] = {}
         afirst = None
+        optl = None  # per-record options: each row's tuple (None where bad)
+        if self.per_row:
+            optl, good = self._row_options(batch)
+            ok &= good
         for f in self.fields:
             if f.kind == "expr":
-                col, good = self._expr_column(f, batch, ids)
+                col, good = self._expr_column(f, batch, ids, optl)
+                ok &= good
+            elif f.kind == "label" and optl is not None:
+                col, good = self._row_labels(f, batch, optl)
+                if col is None:
+                    return self._none(n, plan)
                 ok &= good
             else:
                 k = batch.schema.get_field_index(f.key)
@@ -319,12 +344,20 @@ class TaskColumns:
                     col = pc.utf8_trim(col, WHITESPACE)
                     if (pc.max(pc.binary_length(col)).as_py() or 0) > self.cap:
                         ok &= pc.utf8_length(col).to_numpy() <= self.cap  # bytes bound characters
-            if f.kind != "label":
+            if f.kind != "label" or optl is not None:
                 if f.target:  # Python's strip leaves something
                     stripped = col if f.kind == "trim" else pc.utf8_trim(col, WHITESPACE)
                     ok &= pc.binary_length(stripped).to_numpy() > 0
                 vals[f.name] = col
-                if f.name == "answer" and self.opts is not None:
+                if f.name == "answer" and optl is not None:
+                    # one of the row's options; the letter is the first equal one's
+                    afirst = np.zeros(n, dtype=np.int64)
+                    for i, (a, o) in enumerate(zip(col.to_pylist(), optl)):
+                        if o is not None and a in o:
+                            afirst[i] = o.index(a)
+                        else:
+                            ok[i] = False
+                elif f.name == "answer" and self.opts is not None:
                     at = pc.index_in(col, value_set=self._uniq)
                     ok &= at.is_valid().to_numpy(zero_copy_only=False)
                     afirst = self._uniq_first[at.fill_null(0).to_numpy()]
@@ -361,10 +394,14 @@ class TaskColumns:
         for f in self.fields:
             v = vals[f.name]
             cols[f.name] = (
-                self._opts_arr.take(pa.array(v[order])) if f.kind == "label" else v.take(take)
+                self._opts_arr.take(pa.array(v[order]))
+                if f.kind == "label" and optl is None
+                else v.take(take)
             )
         block = letter = None
-        if style_on:
+        if style_on and optl is not None:
+            block, letter = self._row_blocks(optl, order, seeds, afirst)
+        elif style_on:
             blocks, letters = self._style_tables()
             if len(blocks) == 1:
                 sidx = np.zeros(len(order), dtype=np.int64)
@@ -404,6 +441,9 @@ class TaskColumns:
         rows_a = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         STATS["rows"] += len(rows_a)
         STATS["fallback_rows"] += len(fb)
+        options = None
+        if optl is not None:
+            options = pa.array([list(optl[r]) for r in rows_a.tolist()], pa.list_(pa.string()))
         return Rendered(
             rows=rows_a,
             inputs=_concat(ins),
@@ -412,9 +452,93 @@ class TaskColumns:
             template_ids=tuple(ct.spec.id for ct in cands),
             seeds=seeds[rows_a],
             fallback=fb,
+            options=options,
         )
 
-    def _expr_column(self, f: _Field, batch: pa.RecordBatch, ids: Sequence[str]) -> tuple[pa.Array, np.ndarray]:  # fmt: skip
+    def _row_options(self, batch: pa.RecordBatch) -> tuple[list, np.ndarray]:
+        """Each row's options as :meth:`TaskRenderer.canonical` reads them (its
+        getter, else the Jinja expression), kept only when they are a non-empty
+        list of ``str`` (anything else: the row is False, render_batch decides)."""
+        tr = self.tr
+        n = batch.num_rows
+        expr = tr.task.options_field
+        inputs = self._opt_inputs
+        schema = batch.schema
+        names = [c for c in inputs if schema.get_field_index(c) >= 0]
+        cols = [batch.column(c).to_pylist() for c in names]
+        fast = tr._options_fast
+        good = np.ones(n, dtype=bool)
+        out: list = []
+        add = out.append
+        direct = self._opt_key
+        rows = cols[0] if direct is not None and names == [direct] else None
+        it = rows if rows is not None else (zip(*cols) if cols else itertools.repeat((), n))
+        for i, row in enumerate(it):
+            if rows is not None:
+                v = row
+            else:
+                ctx = dict(zip(names, row))
+                v = _MISSING
+                if fast is not None:
+                    try:
+                        v = fast(ctx)
+                    except Exception:  # noqa: BLE001 - the Jinja path decides, as in canonical
+                        v = _MISSING
+                if v is _MISSING:
+                    try:
+                        v = tr._eval(tr._options_expr, ctx, "options", expr, "", ctx)
+                    except Exception:  # noqa: BLE001 - a bad record: render_batch words it
+                        v = None
+            if (type(v) is list or type(v) is tuple) and v and all(type(o) is str for o in v):
+                add(tuple(v))
+            else:
+                good[i] = False
+                add(None)
+        return out, good
+
+    def _row_labels(self, f: _Field, batch: pa.RecordBatch, optl: list) -> tuple[pa.Array | None, np.ndarray]:  # fmt: skip
+        """``options[label]`` over each row's own options (None: not an integer column)."""
+        n = batch.num_rows
+        k = batch.schema.get_field_index(f.key)
+        if k < 0:
+            return None, np.zeros(n, dtype=bool)
+        col = batch.column(k)
+        if not pa.types.is_integer(col.type):
+            return None, np.zeros(n, dtype=bool)
+        good = np.ones(n, dtype=bool)
+        out = []
+        for i, (v, o) in enumerate(zip(col.to_pylist(), optl)):
+            if o is not None and v is not None and 0 <= v < len(o):
+                out.append(o[v])
+            else:
+                good[i] = False
+                out.append("")
+        return pa.array(out, pa.string()), good
+
+    def _row_blocks(self, optl: list, order: np.ndarray, seeds: np.ndarray, afirst) -> tuple:
+        """The option block and lettered answer of each output row (``order``),
+        formatted once per (options, style)."""
+        styles = [PLAIN] if self.tr.config.option_style == "plain" else list(ALL_STYLES)
+        if len(styles) == 1:
+            sidx = [0] * len(order)
+        else:
+            sidx = choose(seeds[order], _SALT_OPTIONS, len(ALL_STYLES)).tolist()
+        blocks, letters = [], []
+        memo: dict = {}
+        for r, si in zip(order.tolist(), sidx):
+            o = optl[r]
+            key = (o, si)
+            hit = memo.get(key)
+            if hit is None:
+                hit = memo[key] = format_options(o, styles[si])
+            blocks.append(hit[0])
+            if afirst is not None:
+                letters.append(hit[1][afirst[r]])
+        block = pa.array(blocks, pa.string())
+        letter = pa.array(letters, pa.string()) if afirst is not None else None
+        return block, letter
+
+    def _expr_column(self, f: _Field, batch: pa.RecordBatch, ids: Sequence[str], optl: list | None = None) -> tuple[pa.Array, np.ndarray]:  # fmt: skip
         """The values of an ``expr`` field, per row as :meth:`TaskRenderer.canonical`
         computes them (its field getter, else the Jinja expression) from the
         columns the expression can read; rows where that fails or gives no ``str``
@@ -431,10 +555,18 @@ class TaskColumns:
         out: list[str] = []
         add = out.append
         rows = zip(*cols) if cols else itertools.repeat((), n)
+        row_opts = optl is not None and tr._reads_options
         for i, row in enumerate(rows):
             ctx = dict(zip(names, row))
             if lopts is not None:
                 ctx["options"] = lopts
+            elif row_opts:
+                o = optl[i]
+                if o is None:  # bad options: render_batch decides
+                    good[i] = False
+                    add("")
+                    continue
+                ctx["options"] = LabelOptions(o)
             v = _MISSING
             if fast is not None:
                 try:
@@ -646,6 +778,8 @@ def render_items(tr: TaskRenderer, items: Sequence[tuple[str, Any]], *, split: s
     fast = {"inputs": res.inputs.to_pylist(), "targets": res.targets.to_pylist(),
             "template_id": [res.template_ids[t] for t in res.template.tolist()],
             "seed": res.seeds.tolist()}  # fmt: skip
+    if res.options is not None:
+        fast["options"] = res.options.to_pylist()
     cols = merged_columns(tr, items, ids, res.rows.tolist(), fast, res.fallback.tolist(), fmt=fmt,
                           split=split, seed=seed, template_id=template_id)  # fmt: skip
     if cols is not None and turns:
@@ -686,7 +820,7 @@ def merged_columns(tr: TaskRenderer, items: Sequence[tuple[str, Any]], ids: Sequ
                         targets=kept["targets"], template_ids=kept["template_id"],
                         example_ids=[ids[i] for i in keep], seeds=kept["seed"],
                         fewshot_style=kept.get("fewshot_style"),
-                        exemplar_ids=kept.get("exemplar_ids"))  # fmt: skip
+                        exemplar_ids=kept.get("exemplar_ids"), options=kept.get("options"))  # fmt: skip
 
 
 def items_batch(tc: TaskColumns, items: Sequence[tuple[str, Any]]) -> pa.RecordBatch | None:
@@ -697,6 +831,7 @@ def items_batch(tc: TaskColumns, items: Sequence[tuple[str, Any]]) -> pa.RecordB
     # to_pylist() gives back exactly what went in (str, None, lists of them); a key
     # it may read that no record has stays absent, as in the records
     read = {c for f in tc.fields if f.kind == "expr" for c in f.inputs}
+    read.update(tc._opt_inputs or ())
     direct = {f.key for f in tc.fields if f.kind != "expr"}
     names, arrays = [], []
     try:
@@ -725,8 +860,8 @@ def _lossless(t: pa.DataType) -> bool:
 
 def item_columns(tr: TaskRenderer, *, fmt: str, split: str, index: list[int], inputs: list[Any],
                  targets: list[Any], template_ids: list[Any], example_ids: list[Any], seeds: list[Any],
-                 fewshot_style: list[Any] | None = None,
-                 exemplar_ids: list[Any] | None = None) -> dict[str, list[Any]]:  # fmt: skip
+                 fewshot_style: list[Any] | None = None, exemplar_ids: list[Any] | None = None,
+                 options: list[Any] | None = None) -> dict[str, list[Any]]:  # fmt: skip
     """:meth:`TaskRenderer.render_batch`'s columns, in its order, of the rows given
     per row (``index``: each row's item; every list one value a row); task,
     collection, format, options and split are the task's and the call's.
@@ -750,7 +885,11 @@ def item_columns(tr: TaskRenderer, *, fmt: str, split: str, index: list[int], in
         "format": [fmt] * m,
         "template_id": template_ids,
         "fewshot_style": [None] * m if fewshot_style is None else fewshot_style,
-        "options": [list(opts) for _ in range(m)] if opts else [None] * m,
+        "options": options
+        if options is not None
+        else [list(opts) for _ in range(m)]
+        if opts
+        else [None] * m,
         "exemplar_ids": [[] for _ in range(m)] if exemplar_ids is None else exemplar_ids,
         "example_id": example_ids,
         "source_split": [split] * m,

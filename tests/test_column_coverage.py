@@ -34,6 +34,12 @@ from flan_data.templates import TemplateEngine, TemplateLimits
 
 _CAT = Catalog.load()
 P3_NAMES = ("adversarial_qa_dbert_answer_the_following_q", "adversarial_qa_dbert_generate_question")
+#: P3 tasks with per-record options (``answer_choices``)
+P3_MC = (
+    "amazon_polarity_Is_this_review",
+    "quartz_answer_question_based_on",
+    "wiki_hop_original_choose_best_object_affirmative_1",
+)
 
 
 def zs_both(tr, batch: pa.RecordBatch, ids: list[str], fmt: str, seed: int = 3) -> int:
@@ -46,6 +52,9 @@ def zs_both(tr, batch: pa.RecordBatch, ids: list[str], fmt: str, seed: int = 3) 
         rows = [(i, fast_row(tr, fmt, "train", res.inputs[j].as_py(), res.targets[j].as_py(),
                              res.template_ids[res.template[j]], res.seeds[j], ids[i]))
                 for j, i in enumerate(res.rows.tolist())]  # fmt: skip
+        if res.options is not None:  # per-record options: each row's own
+            opts = res.options.to_pylist()
+            rows = [(i, (*r[:4], tuple(opts[j]), *r[5:])) for j, (i, r) in enumerate(rows)]
         return rows, res.fallback.tolist()
 
     return same_rows(tr, list(zip(ids, recs)), kw, fast)
@@ -76,12 +85,13 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def _expr_tasks():
-    """Flan 2021 tasks with a field that is not a plain key, and fixed or no options."""
+    """Flan 2021 tasks with a field that is not a plain key or per-record options
+    (record rules aside: export reads those from their read-once copy, row by row)."""
     out = []
     for t in _CAT.tasks_in("flan2021"):
-        if t.options_field is not None or t.records:
+        if t.records:
             continue
-        if any(direct_field(e) is None for e in t.fields.values()):
+        if t.options_field is not None or any(direct_field(e) is None for e in t.fields.values()):
             out.append(t.name)
     return out
 
@@ -94,7 +104,7 @@ def replica(tmp_path_factory):
     import replica_sources
 
     replica_sources.STREAM_WORDS = 20_000
-    names = [*_expr_tasks(), *P3_NAMES]
+    names = [*_expr_tasks(), *P3_NAMES, *P3_MC]
     need = {n: 80 for n in names}
     root = tmp_path_factory.mktemp("replica")
     args, made = rep.build(_CAT, need, root, log=lambda s: None)
@@ -136,7 +146,7 @@ def test_replica_tasks_render_column_wise_with_the_same_bytes(replica):
         if n_fast:
             fast_tasks.append(name)
     # the replica's records are good: (nearly) every task renders rows here
-    assert set(P3_NAMES) <= set(fast_tasks)
+    assert set(P3_NAMES) | set(P3_MC) <= set(fast_tasks)
     assert len(fast_tasks) >= len(names) - 3, sorted(set(names) - set(fast_tasks))
 
 
@@ -324,3 +334,83 @@ def test_expression_values_that_are_not_text(values):
     ids = [f"id-{i}" for i in range(len(recs))]
     n = sum(zs_both(tr, batch, ids, fmt, 1) for fmt in ("zs_opt", "zs_noopt"))
     assert n > 0 if isinstance(values[0], str) else n == 0
+
+
+def _p3_mc_records(n: int, seed: int) -> list[dict]:
+    """P3 rows with per-record options: bad lists, answers outside them, repeats."""
+    r = random.Random(seed)
+    out = []
+    for _ in range(n):
+        k = r.random()
+        opts = r.choice([["yes", "no"], ["A cat:", " dog ", "A cat:"], ["x"], ["é", "日本", "😀"]])
+        if k < 0.05:
+            opts = None
+        elif k < 0.08:
+            opts = []
+        elif k < 0.1:
+            opts = ["ok", None]
+        ans = r.choice(opts) if opts and r.random() > 0.1 else r.choice(["nope", "", None])
+        if ans is not None and r.random() < 0.3:
+            ans = r.choice(ENDS) + ans + r.choice(ENDS)  # trimmed by the field
+        out.append({"inputs_pretokenized": r.choice(CORES) + r.choice(ENDS),
+                    "targets_pretokenized": ans, "answer_choices": opts})  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("option_style", ["random", "plain"])
+def test_per_record_options_same_bytes(option_style):
+    tr = Renderer(_CAT, RenderConfig(option_style=option_style)).task_renderer(P3_MC[1])
+    tc = TaskColumns.of(tr)
+    assert tc.per_row and not fs_supports(tc, "fs_opt", [])
+    recs = _p3_mc_records(500, 3)
+    batch = pa.RecordBatch.from_pylist(recs)
+    ids = [f"id-{i}" for i in range(len(recs))]
+    n = sum(zs_both(tr, batch, ids, fmt, 5) for fmt in ("zs_opt", "zs_noopt"))
+    assert n > 500
+    # render_batch over dict records takes the same path (same columns as per row)
+    items = list(zip(ids, recs))
+    for fmt in ("zs_opt", "zs_noopt"):
+        e1: list = []
+        e2: list = []
+        a = tr.render_batch(items, split="train", fmt=fmt, seed=2, errors=e1)
+        b = tr.render_batch(items, split="train", fmt=fmt, seed=2, errors=e2, columnar=False)
+        assert a == b and [(i, str(e)) for i, e in e1] == [(i, str(e)) for i, e in e2]
+
+
+def test_per_record_options_by_label_and_expression():
+    """copa: options ``[choice1, choice2]`` (a Jinja list), answer ``[choice1, choice2][label]``;
+    definite_pronoun_resolution: ``candidates[label]`` over a list column."""
+    r = random.Random(9)
+    for name in ("copa", "definite_pronoun_resolution"):
+        tr = Renderer(_CAT).task_renderer(name)
+        assert TaskColumns.of(tr).per_row
+        if name == "copa":
+            recs = [{"premise": r.choice(CORES), "choice1": r.choice(["a", "b", "", None]),
+                     "choice2": r.choice(["b", "c"]), "question": r.choice(["cause", "effect"]),
+                     "label": r.choice([0, 1, 1, 2, -1, None])} for _ in range(400)]  # fmt: skip
+        else:
+            recs = [{"sentence": r.choice(CORES), "pronoun": r.choice(["it", "", "they"]),
+                     "candidates": r.choice([["a", "b"], ["a", "a"], [], None, ["x", ""]]),
+                     "label": r.choice([0, 1, 2, -1, None])} for _ in range(400)]  # fmt: skip
+        batch = pa.RecordBatch.from_pylist(recs)
+        ids = [f"id-{i}" for i in range(len(recs))]
+        assert sum(zs_both(tr, batch, ids, fmt, 6) for fmt in ("zs_opt", "zs_noopt")) > 100, name
+
+
+def test_per_record_options_with_an_options_label_field():
+    """``options[label]`` over each record's own options (range-checked per row)."""
+    from flan_data.render import TaskRenderer
+
+    t = _CAT.task("copa")
+    spec = dataclasses.replace(t, fields={**t.fields, "answer": "options[label]"})
+    base = Renderer(_CAT)
+    tr = TaskRenderer(spec, _CAT, base.engine, base.config)
+    tc = TaskColumns.of(tr)
+    assert tc.per_row and any(f.kind == "label" for f in tc.fields)
+    r = random.Random(4)
+    recs = [{"premise": r.choice(CORES), "choice1": r.choice(["a", "b", " "]),
+             "choice2": r.choice(["b", "c"]), "question": r.choice(["cause", "effect"]),
+             "label": r.choice([0, 1, 1, 2, -1, -2, None])} for _ in range(400)]  # fmt: skip
+    batch = pa.RecordBatch.from_pylist(recs)
+    ids = [f"id-{i}" for i in range(len(recs))]
+    assert sum(zs_both(tr, batch, ids, fmt, 6) for fmt in ("zs_opt", "zs_noopt")) > 200

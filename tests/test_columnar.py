@@ -184,8 +184,11 @@ def test_shipped_tasks_random_template_choice_same_bytes():
 def _direct_columns(tr) -> bool:
     """The task takes the column-wise path with plain-key / ``options[key]`` fields
     (the records :func:`_records` makes; test_column_coverage covers the others)."""
-    return TaskColumns.of(tr) is not None and all(
-        direct_field(e) is not None for e in tr.task.fields.values()
+    tc = TaskColumns.of(tr)
+    return (
+        tc is not None
+        and not tc.per_row
+        and all(direct_field(e) is not None for e in tr.task.fields.values())
     )
 
 
@@ -283,14 +286,13 @@ def test_columns_of_other_types_fall_back_whole():
 
 
 def test_ineligible_tasks_are_left_alone():
-    """Per-record options stay row by row; fields that are not plain keys are read
-    column-wise since session 7 (``trim`` by Arrow, others per row: test_column_coverage)."""
+    """Since session 7 per-record options and fields that are not plain keys are read
+    column-wise too (``trim`` by Arrow, others per row: test_column_coverage)."""
     r = Renderer(_CAT)
     for name, task in _CAT.tasks.items():
         tc = TaskColumns.of(r.task_renderer(name))
-        if task.options is None and task.options_field is not None:
-            assert tc is None, name
-        elif tc is not None:
+        if tc is not None:
+            assert tc.per_row == (task.options is None and task.options_field is not None)
             kinds = {f.kind for f in tc.fields}
             direct = all(direct_field(e) is not None for e in task.fields.values())
             assert kinds <= {"key", "label"} if direct else kinds - {"key", "label"}, name
