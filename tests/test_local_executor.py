@@ -298,8 +298,9 @@ class _NoProcessContext(type(mp.get_context("spawn"))):
     Process = _NoProcess
 
 
-def test_a_child_that_cannot_be_created_is_reported_before_any_shard(tmp_path, monkeypatch):
-    monkeypatch.setattr(local, "mp_context", lambda: _NoProcessContext())
+def _assert_start_failure_reported(tmp_path):
+    """A 2-worker export whose child cannot start fails with the OS's reason and
+    writes no shard and no COMPLETED marker."""
     with pytest.raises(
         FlanDataError, match="could not start an export worker process.*Resource temporarily"
     ):
@@ -307,6 +308,11 @@ def test_a_child_that_cannot_be_created_is_reported_before_any_shard(tmp_path, m
                        progress=False, log=lambda s: None)  # fmt: skip
     assert not list((tmp_path / "o").glob("data/shard-*"))
     assert not (tmp_path / "o" / "COMPLETED").exists()
+
+
+def test_a_child_that_cannot_be_created_is_reported_before_any_shard(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "mp_context", lambda: _NoProcessContext())
+    _assert_start_failure_reported(tmp_path)
 
 
 def test_no_process_is_left_behind(tmp_path):
@@ -541,13 +547,7 @@ def test_a_child_that_cannot_be_forked_is_reported_before_any_shard(tmp_path, mo
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    with pytest.raises(
-        FlanDataError, match="could not start an export worker process.*Resource temporarily"
-    ):
-        export_mixture(Catalog.load(), "demo", tmp_path / "o", total=60, workers=2,
-                       progress=False, log=lambda s: None)  # fmt: skip
-    assert not list((tmp_path / "o").glob("data/shard-*"))
-    assert not (tmp_path / "o" / "COMPLETED").exists()
+    _assert_start_failure_reported(tmp_path)
 
 
 def test_a_later_export_compiles_no_template_again(tmp_path, monkeypatch):

@@ -219,19 +219,9 @@ def test_messages_rebuilt_at_assembly_are_the_same_bytes(cat, tmp_path, monkeypa
 
 def test_a_job_spilled_in_an_older_layout_is_rendered_again(cat, tmp_path, reference, monkeypatch):
     """A finished job folder without a run index (an older flan-data) is not trusted."""
-    import flan_data.export as export
-
     monkeypatch.setattr(jobs, "BUCKET_ROWS", BUCKET_ROWS)
     out = tmp_path / "o"
-
-    def stop(*a, **k):
-        raise RuntimeError("stopped before assembly")
-
-    with monkeypatch.context() as m:
-        m.setattr(export, "SpillFreer", stop)
-        with pytest.raises(RuntimeError, match="before assembly"):
-            _export(cat, out)
-    spill = out / ".flan-export" / "spill"
+    spill = _stop_before_assembly(cat, out, monkeypatch)
     for d in ("000000", "000001"):  # what an older version left: runs, no runs.json
         (spill / d / jobs.RUNS_INDEX).unlink()
         (spill / d / "run-0000.arrow").write_bytes(b"old format")

@@ -702,7 +702,9 @@ def _columnar_batch(res, task, fmt: str, ids: list[str], output: OutputSpec,
 
     opts = task.options
     str_list = pa.list_(pa.string())
-    if opts:
+    if getattr(res, "options", None) is not None:  # per-record options (columnar.Rendered)
+        options = res.options
+    elif opts:
         k = len(opts)
         values = pa.array(list(opts), pa.string()).take(pa.array(np.tile(np.arange(k), n)))
         options = pa.ListArray.from_arrays(pa.array(np.arange(0, k * n + 1, k, dtype=np.int32)), values, type=str_list)  # fmt: skip
