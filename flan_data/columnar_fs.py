@@ -104,6 +104,8 @@ def supports(tc: TaskColumns | None, fmt: str, pool: Sequence[Exemplar] | None, 
     """Whether rows of ``fmt`` with exemplars from ``pool`` can render here."""
     if tc is None or pool is None or turns or not columnar.ENABLED or not is_fewshot_format(fmt):
         return False
+    if tc.per_row:  # per-record options: exemplars and queries each have their own
+        return False
     tr = tc.tr
     cfg = tr.config
     if tr.task.exemplar_field or cfg.shots <= 0 or type(cfg.tokenizer) is not WhitespaceTokenizer:

@@ -169,7 +169,7 @@ def test_shipped_tasks_random_template_choice_same_bytes():
     """Eligible shipped tasks as they are (their own field expressions), the
     template and option style drawn per row as in an export."""
     r = Renderer(_CAT)
-    names = [n for n in sorted(_CAT.tasks) if TaskColumns.of(r.task_renderer(n)) is not None]
+    names = [n for n in sorted(_CAT.tasks) if _direct_columns(r.task_renderer(n))]
     assert len(names) > 1000
     fast = 0
     for k, name in enumerate(random.Random(0).sample(names, 60)):
@@ -179,6 +179,17 @@ def test_shipped_tasks_random_template_choice_same_bytes():
             if not fmt.startswith("fs_"):
                 fast += both_paths(tr, recs, fmt, seed=1000 + k)
     assert fast > 60 * 100
+
+
+def _direct_columns(tr) -> bool:
+    """The task takes the column-wise path with plain-key / ``options[key]`` fields
+    (the records :func:`_records` makes; test_column_coverage covers the others)."""
+    tc = TaskColumns.of(tr)
+    return (
+        tc is not None
+        and not tc.per_row
+        and all(direct_field(e) is not None for e in tr.task.fields.values())
+    )
 
 
 def _outcome(fn):
@@ -193,7 +204,7 @@ def test_render_batch_goes_column_wise_with_the_same_columns(dirty):
     """``render_batch`` of a big zero-shot batch takes the Arrow path (rows in item
     order, the same lists); a bad record sends it back to the row-by-row path."""
     r = Renderer(_CAT)
-    names = [n for n in sorted(_CAT.tasks) if TaskColumns.of(r.task_renderer(n)) is not None]
+    names = [n for n in sorted(_CAT.tasks) if _direct_columns(r.task_renderer(n))]
     took = 0
     for k, name in enumerate(random.Random(1).sample(names, 12)):
         tr = r.task_renderer(name)
@@ -275,12 +286,16 @@ def test_columns_of_other_types_fall_back_whole():
 
 
 def test_ineligible_tasks_are_left_alone():
+    """Since session 7 per-record options and fields that are not plain keys are read
+    column-wise too (``trim`` by Arrow, others per row: test_column_coverage)."""
     r = Renderer(_CAT)
     for name, task in _CAT.tasks.items():
         tc = TaskColumns.of(r.task_renderer(name))
-        direct = all(direct_field(e) is not None for e in task.fields.values())
-        if task.options is None and task.options_field is not None or not direct:
-            assert tc is None, name
+        if tc is not None:
+            assert tc.per_row == (task.options is None and task.options_field is not None)
+            kinds = {f.kind for f in tc.fields}
+            direct = all(direct_field(e) is not None for e in task.fields.values())
+            assert kinds <= {"key", "label"} if direct else kinds - {"key", "label"}, name
 
 
 # ----------------------------------------------------------------------------- end to end
