@@ -331,6 +331,12 @@ class TaskColumns:
                 col = batch.column(k)
             if f.kind == "key" or f.kind == "trim":
                 if col.type not in _STRING_TYPES:
+                    if _unread_list(f, col.type, tplans):
+                        # a list no template of the plan prints (NIv2's examples): as
+                        # canonical checks it, only a null is bad
+                        if col.null_count:
+                            ok &= col.is_valid().to_numpy(zero_copy_only=False)
+                        continue
                     return self._none(n, plan)
                 if col.type != pa.string():
                     try:
@@ -392,6 +398,8 @@ class TaskColumns:
         take = pa.array(order)
         cols: dict[str, pa.Array] = {}
         for f in self.fields:
+            if f.name not in vals:
+                continue  # (an unread list)
             v = vals[f.name]
             cols[f.name] = (
                 self._opts_arr.take(pa.array(v[order]))
@@ -593,6 +601,22 @@ class TaskColumns:
         return Rendered(
             z, empty, empty, z, ids, np.zeros(0, dtype=np.uint64), np.arange(n, dtype=np.int64)
         )
+
+
+def _unread_list(f: _Field, t: pa.DataType, tplans) -> bool:
+    """Whether ``f`` is a list column that no template plan reads and no target
+    holds (matcols: NIv2's ``positive_examples`` under zero-shot templates)."""
+    if f.kind != "key" or f.target or f.name == "answer":
+        return False
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        return False
+    return not any(
+        isinstance(x, tuple) and len(x) > 1 and x[1] == f.name  # ("field"/"cond", name, ...)
+        for tp in tplans
+        if tp is not None
+        for parts in tp
+        for x in parts
+    )
 
 
 _MISSING = object()

@@ -524,7 +524,7 @@ class _FastRows:
 
     @classmethod
     def start(cls, job, tr, src, recs, fmt_k, slots, pos, writer, skipped, stats, template_index, pool=None):  # fmt: skip
-        from .. import columnar, columnar_fs
+        from .. import columnar, columnar_fs, columnar_own
 
         if not columnar.ENABLED:
             return None
@@ -532,7 +532,8 @@ class _FastRows:
             tc = columnar.TaskColumns.of(tr)
             multi = job.output.multiturn
             ks = [k for k, (f, _, _) in enumerate(job.formats)
-                  if tc.supports(f) or columnar_fs.supports(tc, f, pool, multi)] if tc else []  # fmt: skip
+                  if tc.supports(f) or columnar_fs.supports(tc, f, pool, multi)
+                  or columnar_own.supports(tc, f, multi)] if tc else []  # fmt: skip
             fast = np.isin(fmt_k, ks)
             if not fast.any():
                 return None
@@ -638,9 +639,15 @@ class _FastRows:
         )
         fewshot = is_fewshot_format(fmt)
         if fewshot:
+            from .. import columnar_own
             from ..columnar_fs import render_fewshot
 
-            res = render_fewshot(self.tc, batch, ids, fmt=fmt, seed=0, split=TRAIN, pool=self.pool, seeds=seeds)  # fmt: skip
+            if columnar_own.supports(
+                self.tc, fmt, job.output.multiturn
+            ):  # exemplars: a field (NIv2)
+                res = columnar_own.render_own(self.tc, batch, ids, fmt=fmt, seeds=seeds)
+            else:
+                res = render_fewshot(self.tc, batch, ids, fmt=fmt, seed=0, split=TRAIN, pool=self.pool, seeds=seeds)  # fmt: skip
             extra = {"fewshot_style": pa.array(list(res.fewshot_style_ids), pa.string()).take(pa.array(res.fewshot_style)),
                      "exemplar_ids": res.exemplar_ids}  # fmt: skip
         else:

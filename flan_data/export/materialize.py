@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import pickle
@@ -42,6 +43,11 @@ BATCH = 1024
 VERSION = 1
 SCHEMA = pa.schema([("id", pa.string()), ("record", pa.binary())])
 MAT_DIR = "materialized"
+#: The columns form: its schema's metadata says so; its example ids are column ``ID``.
+FORM_KEY = b"flan-data.materialized"
+COLUMNS = b"columns"
+ID = "\x00id"
+_STR, _I64, _F64, _BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
 
 def cache_key(catalog, task, source: str, source_dirs) -> str | None:
@@ -76,13 +82,13 @@ def path_for(mat_dir: Path, task: str, key: str) -> Path:
     return Path(mat_dir) / f"{task}.{key}.arrow"
 
 
-def materialize(src: Source, path: Path) -> int:
+def materialize(src: Source, path: Path, columns: bool = True) -> int:
     """Write ``src``'s post-rule train records to ``path`` (atomically); return their number.
 
+    The records are stored as Arrow columns (:func:`_write_columns`) when they
+    fit a schema exactly, else pickled (``columns=False`` asks for that form).
     Older files of the same task (another key) and temporary files of
     interrupted writes are removed first."""
-    import pyarrow.ipc as ipc
-
     path.parent.mkdir(parents=True, exist_ok=True)
     task = path.name.split(".", 1)[0]
     for old in path.parent.iterdir():
@@ -90,27 +96,183 @@ def materialize(src: Source, path: Path) -> int:
             with contextlib.suppress(OSError):
                 old.unlink()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    n = 0
     try:
-        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, SCHEMA) as w:
-            ids: list[str] = []
-            recs: list[bytes] = []
-            for eid, rec in src.read(TRAIN):
-                ids.append(eid)
-                recs.append(pickle.dumps(rec, protocol=5))
-                if len(ids) == BATCH:
-                    w.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(recs, pa.binary())], schema=SCHEMA))  # fmt: skip
-                    n += len(ids)
-                    ids, recs = [], []
-            if ids or not n:
-                w.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(recs, pa.binary())], schema=SCHEMA))  # fmt: skip
-                n += len(ids)
+        n = _write_columns(src, tmp) if columns else None
+        if n is None:  # a record that no schema holds exactly: the pickled form
+            n = _write_pickled(src, tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     return n
+
+
+def _write_pickled(src: Source, tmp: Path) -> int:
+    import pyarrow.ipc as ipc
+
+    n = 0
+    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, SCHEMA) as w:
+        ids: list[str] = []
+        recs: list[bytes] = []
+        for eid, rec in src.read(TRAIN):
+            ids.append(eid)
+            recs.append(pickle.dumps(rec, protocol=5))
+            if len(ids) == BATCH:
+                w.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(recs, pa.binary())], schema=SCHEMA))  # fmt: skip
+                n += len(ids)
+                ids, recs = [], []
+        if ids or not n:
+            w.write_batch(pa.record_batch([pa.array(ids, pa.string()), pa.array(recs, pa.binary())], schema=SCHEMA))  # fmt: skip
+            n += len(ids)
+    return n
+
+
+class _NoSchema(Exception):
+    """The records do not fit one Arrow schema exactly."""
+
+
+def _write_columns(src: Source, tmp: Path) -> int | None:
+    """Write the records as Arrow columns: the example id, then one column per
+    record key, in the records' key order; None (``tmp`` removed) when some
+    record would not read back as exactly the same Python values (other keys or
+    key order, a type Arrow would change: an int among floats, a tuple, a value
+    of another type than the column's first ones, ...).
+
+    A column whose value is one and the same object in every row of the first
+    batch (NIv2's definition and examples, shared by all of a task's records)
+    is stored run-end encoded: its value once per run of rows sharing an object,
+    read back as one shared object per run, as the source gave it."""
+    import pyarrow.ipc as ipc
+
+    it = src.read(TRAIN)
+    n = 0
+    try:
+        with pa.OSFile(str(tmp), "wb") as sink:
+            w = layout = None
+            block: list[tuple[str, Any]] = []
+            for item in itertools.chain(it, [None]):
+                if item is not None:
+                    block.append(item)
+                    if len(block) < BATCH:
+                        continue
+                if not block:
+                    break
+                if layout is None:
+                    layout = _Layout.of(block)
+                    w = ipc.new_file(sink, layout.schema)
+                w.write_batch(layout.batch(block))
+                n += len(block)
+                block = []
+            if w is None:  # no records: an empty file of the pickled form
+                w = ipc.new_file(sink, SCHEMA)
+                w.write_batch(pa.record_batch([pa.array([], pa.string()), pa.array([], pa.binary())], schema=SCHEMA))  # fmt: skip
+            w.close()
+    except _NoSchema:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return None
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+    return n
+
+
+def _fits(vals: list[Any], t: pa.DataType) -> bool:
+    """Whether every value of ``vals`` in an Arrow column of type ``t`` reads back
+    as itself (same types, same values, same key order); checked a column at a
+    time, mostly in C (``map(type, ...)`` into a set)."""
+    types = set(map(type, vals))
+    types.discard(_NONE)
+    if not types:
+        return True
+    exact = _EXACT.get(t)
+    if exact is not None:
+        return types == {exact}
+    some = [v for v in vals if v is not None] if len(types) < len(set(map(type, vals))) else vals
+    if pa.types.is_list(t):
+        return types == {list} and _fits(list(itertools.chain.from_iterable(some)), t.value_type)
+    if pa.types.is_struct(t):
+        names = tuple(f.name for f in t)
+        if types != {dict} or set(map(tuple, some)) != {names}:
+            return False
+        return all(_fits([v[k] for v in some], f.type) for k, f in zip(names, t))
+    return False  # null (only None fits), and every other type
+
+
+_NONE = type(None)
+_EXACT = {_STR: str, _I64: int, _F64: float, _BOOL: bool}
+
+
+def _column(vals: list[Any], t: pa.DataType | None) -> pa.Array:
+    """``vals`` as an Arrow array of type ``t`` (inferred when None), or _NoSchema."""
+    try:
+        arr = pa.array(vals, t) if t is not None else pa.array(vals)
+    except Exception:  # noqa: BLE001 - Arrow cannot hold them: the pickled form
+        raise _NoSchema from None
+    if not isinstance(arr, pa.Array):  # (a ChunkedArray: over 2 GB of text in one batch)
+        raise _NoSchema
+    if not _fits(vals, arr.type):
+        raise _NoSchema
+    return arr
+
+
+class _Layout:
+    """A columns file's schema: the records' keys, each column plain or run-end encoded."""
+
+    def __init__(self, keys: tuple[str, ...], types: list[pa.DataType], runs: list[bool]):
+        self.keys, self.types, self.runs = keys, types, runs
+        fields = [pa.field(ID, pa.string())]
+        for k, t, r in zip(keys, types, runs):
+            fields.append(pa.field(k, pa.run_end_encoded(pa.int32(), t) if r else t))
+        self.schema = pa.schema(fields, metadata={FORM_KEY: COLUMNS})
+
+    @classmethod
+    def of(cls, block: list[tuple[str, Any]]) -> _Layout:
+        rec0 = block[0][1]
+        if type(rec0) is not dict or not rec0 or ID in rec0:
+            raise _NoSchema
+        keys = tuple(rec0)
+        for _, r in block:
+            if type(r) is not dict or tuple(r) != keys:
+                raise _NoSchema
+        types, runs = [], []
+        for k in keys:
+            vals = [r[k] for _, r in block]
+            v0 = vals[0]
+            run = len(vals) > 1 and all(v is v0 for v in vals)
+            types.append(_column([v0] if run else vals, None).type)
+            runs.append(run)
+        return cls(keys, types, runs)
+
+    def batch(self, block: list[tuple[str, Any]]) -> pa.RecordBatch:
+        keys = self.keys
+        for _, r in block:
+            if type(r) is not dict or tuple(r) != keys:
+                raise _NoSchema
+        cols = [_column([eid for eid, _ in block], pa.string())]
+        for k, t, run in zip(keys, self.types, self.runs):
+            vals = [r[k] for _, r in block]
+            if not run:
+                cols.append(_column(vals, t))
+                continue
+            ends, uniq = [], []
+            prev = _UNSET
+            for i, v in enumerate(vals):
+                if v is not prev:
+                    if uniq:
+                        ends.append(i)
+                    uniq.append(v)
+                    prev = v
+            ends.append(len(vals))
+            cols.append(
+                pa.RunEndEncodedArray.from_arrays(pa.array(ends, pa.int32()), _column(uniq, t))
+            )
+        return pa.RecordBatch.from_arrays(cols, schema=self.schema)
+
+
+_UNSET = object()
 
 
 def count_rows(path: Path) -> int | None:
@@ -124,6 +286,22 @@ def count_rows(path: Path) -> int | None:
             return (k - 1) * BATCH + r.get_batch(k - 1).num_rows if k else 0
     except (OSError, pa.ArrowInvalid):
         return None
+
+
+def form(path: Path) -> str | None:
+    """``"columns"`` or ``"pickled"``: how a complete copy stores its records
+    (None when it is not readable).
+
+    >>> # form(Path(".flan-export/materialized/task001.3f2a.arrow")) -> 'columns'
+    """
+    import pyarrow.ipc as ipc
+
+    try:
+        with pa.memory_map(str(path)) as f:
+            meta = ipc.open_file(f).schema.metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    return "columns" if meta.get(FORM_KEY) == COLUMNS else "pickled"
 
 
 class MaterializedSource(Source):
@@ -145,7 +323,12 @@ class MaterializedSource(Source):
             # read batches into memory (freed after use), not a memory map whose
             # touched pages would stay in the RSS of the process while the job runs
             self._reader = ipc.open_file(pa.OSFile(str(self.path)))
+            meta = self._reader.schema.metadata or {}
+            self.columns = meta.get(FORM_KEY) == COLUMNS
         return self._reader
+
+    #: Whether the file holds Arrow columns (else pickled records); set by ``_open``.
+    columns = False
 
     def describe(self) -> str:
         return self.inner.describe()
@@ -178,11 +361,63 @@ class MaterializedSource(Source):
         yield from self.read_range(split, 0, None)
 
     def read_batches(self, split: str, lo: int, hi: int | None = None):
-        return None  # records are stored pickled: no Arrow columns to hand out
+        """Records ``[lo, hi)`` of the train split as Arrow record batches (see
+        :meth:`Source.read_batches`) when the file holds columns; None when it
+        holds pickled records (a file of an older flan-data, or records no
+        schema holds) or for another split."""
+        if split != TRAIN:
+            return self.inner.read_batches(split, lo, hi)
+        self._open()
+        if not self.columns:
+            return None
+        n = self.count(TRAIN)
+        hi = n if hi is None else min(hi, n)
+        return self._batches(lo, hi)
+
+    def _batches(self, lo: int, hi: int):
+        r = self._reader
+        b = lo // BATCH
+        while lo < hi:
+            raw = r.get_batch(b)
+            a, z = lo - b * BATCH, min(hi - b * BATCH, raw.num_rows)
+            if z <= a:
+                break
+            ids = raw.column(0).slice(a, z - a).to_pylist()
+            cols = [_decoded(c) for c in raw.columns[1:]]
+            batch = pa.RecordBatch.from_arrays(cols, names=raw.schema.names[1:])
+            yield lo, ids, batch.slice(a, z - a) if (a or z < raw.num_rows) else batch
+            lo = b * BATCH + z
+            b += 1
+
+    def _rows(self, raw: pa.RecordBatch, loc: list[int]) -> list[tuple[str, Record]]:
+        """``(id, record)`` of rows ``loc`` (ascending) of a columns batch: a run-end
+        encoded column's value is converted once per run and shared by its rows."""
+        import numpy as np
+
+        ix = pa.array(loc, pa.int64())
+        contiguous = bool(loc) and loc[-1] - loc[0] + 1 == len(loc)
+
+        def rows_of(col):
+            return col.slice(loc[0], len(loc)) if contiguous else col.take(ix)
+
+        ids = rows_of(raw.column(0)).to_pylist()
+        cols = []
+        for c in raw.columns[1:]:
+            if pa.types.is_run_end_encoded(c.type):
+                vals = c.values.to_pylist()
+                if len(vals) == 1:
+                    cols.append(itertools.repeat(vals[0], len(loc)))
+                else:
+                    at = np.searchsorted(c.run_ends.to_numpy(), np.asarray(loc), side="right")
+                    cols.append([vals[i] for i in at.tolist()])
+            else:
+                cols.append(rows_of(c).to_pylist())
+        names = raw.schema.names[1:]
+        return [(eid, dict(zip(names, vals))) for eid, *vals in zip(ids, *cols)]
 
     def take(self, split: str, indices, stats: dict[str, int] | None = None):
         """``(index, id, record)`` at ``indices`` of the train split, in index
-        order (each once): only those records are unpickled."""
+        order (each once): only those records are converted (unpickled)."""
         if split != TRAIN:
             return self.inner.take(split, indices, stats)
         want = sorted(set(indices))
@@ -193,6 +428,21 @@ class MaterializedSource(Source):
 
     def _take(self, want: list[int], stats: dict[str, int] | None):
         r = self._open()
+        if self.columns:
+            i = 0
+            while i < len(want):
+                b = want[i] // BATCH
+                j = i
+                while j < len(want) and want[j] // BATCH == b:
+                    j += 1
+                loc = [k - b * BATCH for k in want[i:j]]
+                if stats is not None:
+                    stats["read"] = stats.get("read", 0) + len(loc)
+                    stats["converted"] = stats.get("converted", 0) + len(loc)
+                for k, (eid, rec) in zip(want[i:j], self._rows(r.get_batch(b), loc)):
+                    yield k, eid, rec
+                i = j
+            return
         b = -1
         ids = recs = None
         for i in want:
@@ -218,9 +468,23 @@ class MaterializedSource(Source):
         while lo < hi:
             batch = r.get_batch(b)
             a, z = lo - b * BATCH, min(hi - b * BATCH, batch.num_rows)
-            ids = batch.column(0).slice(a, z - a).to_pylist()
-            recs = batch.column(1).slice(a, z - a).to_pylist()
-            for eid, rec in zip(ids, recs):
-                yield eid, loads(rec)
+            if z <= a:
+                break
+            if self.columns:
+                yield from self._rows(batch, list(range(a, z)))
+            else:
+                ids = batch.column(0).slice(a, z - a).to_pylist()
+                recs = batch.column(1).slice(a, z - a).to_pylist()
+                for eid, rec in zip(ids, recs):
+                    yield eid, loads(rec)
             lo = b * BATCH + z
             b += 1
+
+
+def _decoded(col: pa.Array) -> pa.Array:
+    """A run-end encoded column as a plain one (what column-wise readers expect)."""
+    if pa.types.is_run_end_encoded(col.type):
+        import pyarrow.compute as pc
+
+        return pc.run_end_decode(col)
+    return col
