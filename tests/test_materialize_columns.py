@@ -318,3 +318,22 @@ def test_resume_over_pickled_copies_of_an_older_version(niv2, tmp_path, monkeypa
     assert seen == []  # the pickled copies were read, not written again
     _export(niv2, tmp_path / "ref")
     assert export_files(out) == export_files(tmp_path / "ref")
+
+
+def test_niv2_reader_fast_path_gives_the_general_helpers_values(tmp_path):
+    from flan_data.sources import niv2 as nv
+
+    odd = [["a", "b"], [], "s", ["a", 1], [None], [["x"]], None, 3, float("nan"), ["é", "\u3000"]]
+    inst = [{"id": f"i{k}", "input": v, "output": w} for k, (v, w) in
+            enumerate(itertools.product(["q", "", None, 7, ["l1", "l2"]], odd))]  # fmt: skip
+    inst += [{"Input": "cap", "Output": ["O"]}, {"input": "only"}, {"output": ["x"]}, {}]
+    (tmp_path / "t.json").write_text(json.dumps({"Definition": "d", "Instances": inst}))
+    from flan_data.specs import SourceSpec
+
+    src = nv.NIv2Source(SourceSpec(kind="niv2", path=str(tmp_path / "t.json")))
+    got = [r for _, r in src._read_native("train")]
+    doc = nv.parse_task((tmp_path / "t.json").read_bytes(), "t.json")
+    for g, i in zip(got, doc["Instances"], strict=True):
+        outs = nv._outputs(nv._get(i, "output", ""))
+        assert _strict(g["outputs"], outs) and _strict(g["output"], outs[0] if outs else "")
+        assert _strict(g["input"], nv._text(nv._get(i, "input", "")))
