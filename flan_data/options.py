@@ -82,7 +82,28 @@ _SENTENCE_END = frozenset(".?!…")
 def _label(template: str, i: int) -> str:
     if "{" not in template:  # plain markers: no letter needed (and none exists past Z)
         return template
-    return template.format(L=string.ascii_uppercase[i], l=string.ascii_lowercase[i], N=i + 1)
+    key = (template, i)
+    hit = _LABELS.get(key)
+    if hit is None:
+        hit = template.format(L=string.ascii_uppercase[i], l=string.ascii_lowercase[i], N=i + 1)
+        if len(_LABELS) < 1 << 14:  # the styles' markers x 26 letters: a few hundred
+            _LABELS[key] = hit
+    return hit
+
+
+_LABELS: dict[tuple[str, int], str] = {}
+# per style (by identity; the stored style guards against id reuse): is it labelled
+_LABELLED: dict[int, tuple[OptionStyle, bool]] = {}
+
+
+def _labelled(style: OptionStyle) -> bool:
+    hit = _LABELLED.get(id(style))
+    if hit is None or hit[0] is not style:
+        hit = (style, any(k in style.marker for k in ("{L}", "{l}", "{N}")))
+        if len(_LABELLED) > 1 << 12:
+            _LABELLED.clear()
+        _LABELLED[id(style)] = hit
+    return hit[1]
 
 
 def format_options(
@@ -93,7 +114,7 @@ def format_options(
     hit = _CACHE.get(key)
     if hit is not None and hit[0] is style:
         return hit[1]
-    res = _format(tuple(str(o) for o in options), style)
+    res = _format(tuple(map(str, options)), style)
     if len(_CACHE) > 1 << 16:
         _CACHE.clear()
     _CACHE[key] = (style, res)
@@ -106,17 +127,25 @@ _CACHE: dict[tuple[int, tuple[str, ...]], tuple[OptionStyle, tuple[str, tuple[st
 
 
 def _format(options: tuple[str, ...], style: OptionStyle) -> tuple[str, tuple[str, ...]]:
-    labelled = any(k in style.marker for k in ("{L}", "{l}", "{N}"))
+    labelled = _labelled(style)
     if labelled and len(options) > 26:
         style = PLAIN  # letters run out; fall back to dashes rather than invent markers
         labelled = False
-    items = []
     n = len(options)
-    for i, opt in enumerate(options):
-        end = style.end if i < n - 1 else ("." if style.end else "")
-        if end and opt.rstrip()[-1:] in _SENTENCE_END:
-            end = ""  # "holds less heat." stays as is: no "heat.." or "lid.;"
-        items.append(_label(style.marker, i) + opt + end)
+    marker, end_s = style.marker, style.end
+    if not end_s:  # no end punctuation: marker + option
+        if "{" in marker:
+            items = [_label(marker, i) + opt for i, opt in enumerate(options)]
+        else:
+            items = [marker + opt for opt in options]
+    else:
+        items = []
+        last = n - 1
+        for i, opt in enumerate(options):
+            end = end_s if i < last else "."
+            if opt.rstrip()[-1:] in _SENTENCE_END:
+                end = ""  # "holds less heat." stays as is: no "heat.." or "lid.;"
+            items.append(_label(marker, i) + opt + end)
     if style.layout == "inline":
         body = style.start + " " + " ".join(items)
     else:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flan_data.options import (
+    ALL_STYLES,
     END_PUNCT,
     MARKERS,
     PLAIN,
@@ -145,3 +146,49 @@ def test_no_doubled_punctuation_after_option_text(end, layout):
         assert "Stop!" in block and "(E) plain text." in block
         block2, _ = format_options(["red", "blue."], style)
         assert "red;" in block2 and "blue.;" not in block2 and "blue.." not in block2
+
+
+def _format_reference(options: tuple[str, ...], style: OptionStyle) -> tuple[str, tuple[str, ...]]:
+    """The block and targets as first written (one option at a time): the memoised
+    labels and per-style facts of ``options._format`` must give these bytes."""
+
+    def label(template: str, i: int) -> str:
+        if "{" not in template:
+            return template
+        return template.format(L=string.ascii_uppercase[i], l=string.ascii_lowercase[i], N=i + 1)
+
+    labelled = any(k in style.marker for k in ("{L}", "{l}", "{N}"))
+    if labelled and len(options) > 26:
+        style, labelled = PLAIN, False
+    items = []
+    n = len(options)
+    for i, opt in enumerate(options):
+        end = style.end if i < n - 1 else ("." if style.end else "")
+        if end and opt.rstrip()[-1:] in frozenset(".?!…"):  # (an empty option ends in nothing)
+            end = ""
+        items.append(label(style.marker, i) + opt + end)
+    sep = " " if style.layout == "inline" else "\n"
+    body = style.start + sep + sep.join(items)
+    targets = tuple(label(style.target, i) for i in range(n)) if labelled and style.target else options  # fmt: skip
+    return "\n\n" + body, targets
+
+
+_OPT_TEXT = st.lists(st.sampled_from(list("ab .?!…\n{}%日") + ["{L}"]), max_size=8).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    opts=st.lists(_OPT_TEXT, min_size=1, max_size=30).map(tuple),
+    k=st.integers(0, len(ALL_STYLES) + 2),
+)
+def test_format_matches_the_reference(opts, k):
+    extra = (PLAIN, OptionStyle(marker="{x} ", end="!"), OptionStyle(marker="{N}) ", end=";", target="{N}"))  # fmt: skip
+    style = (ALL_STYLES + extra)[k % (len(ALL_STYLES) + len(extra))]
+    try:
+        want = _format_reference(opts, style)
+    except (KeyError, IndexError) as e:
+        with pytest.raises(type(e)):
+            format_options(opts, style)
+        return
+    assert format_options(opts, style) == want
+    assert format_options(list(opts), style) == want  # the cached copy too
