@@ -436,6 +436,7 @@ class LocalExecutor:
         self._on_ready: Callable[[], None] | None = None  # gives a newly ready child an item
         self._start_error: BaseException | None = None
         self._launcher: threading.Thread | None = None
+        self._retiring: threading.Thread | None = None  # see retire()
         self._forked = False
         if workers > 1:
             _check_not_bootstrapping()
@@ -745,6 +746,23 @@ class LocalExecutor:
         for infos in self._stream(_assemble, items):
             yield from infos
 
+    def retire(self) -> None:
+        """Let the children exit now, in the background: the export has no more
+        work for them (called once the shards are assembled, so their exit
+        overlaps the parent's manifest). :meth:`close` waits for them. Work
+        handed to the executor afterwards runs in this process."""
+        pool = self._pool
+        if pool is None or self._retiring is not None:
+            return
+        if self._launcher is not None:
+            self._launcher.join()
+        self._retiring = threading.Thread(
+            target=partial(pool.shutdown, wait=True, cancel_futures=True),
+            name="flan-export-retire",
+            daemon=True,
+        )
+        self._retiring.start()
+
     def close(self, broken: bool = False) -> None:
         """Stop the children (waiting for them unless ``broken``) and delete the
         catalog file; safe to call twice."""
@@ -754,6 +772,9 @@ class LocalExecutor:
         if _ENGINE and len(_ENGINE[0]._templates) > KEEP_TEMPLATES:
             _ENGINE.clear()
         pool, self._pool = self._pool, None
+        retiring, self._retiring = self._retiring, None
+        if retiring is not None and not broken:
+            retiring.join()  # the children's exit, started by retire()
         if pool is not None:
             if self._launcher is not None and not broken:
                 self._launcher.join()
