@@ -1,6 +1,6 @@
 """2 workers vs 1 on the end-to-end row of bench/export.py, with where the time goes.
 
-Usage:  python bench/workers.py [--records 100000] [--mixture nli|bench_mix] [--repeat 1]
+Usage:  python bench/workers.py [--records 100000] [--mixture nli|bench_mix] [--repeat 1] [--cli] [--pin]
 
 Exports the synthetic NLI task of bench/synth.py (zs_opt, records from
 Parquet; or the mixed zs/fs ``bench_mix`` mixture) with 1 worker and with 2,
@@ -19,6 +19,11 @@ start to exit (``python -m flan_data --catalog ... export --mixture bench_zs
 --exclude syn_qa -w W``: the same rows, what a user of ``flan export`` waits
 for), ``--repeat`` times per worker count, and prints their 2/1 ratio.
 
+With ``--pin`` a W-worker export (and its children, and the ``--cli``
+commands) runs on CPUs 0..W-1 only, as ``taskset -c 0`` / ``taskset -c 0,1``
+would: the 1-worker runs cannot use the second core, so both ratios compare
+the code on the same cores.
+
 On a shared machine a second core is often not free: before and after the
 exports it prints the ``2-core capacity``, how much faster two busy processes
 get through the same pure-Python work than one (2.00x: two free cores; 1.00x:
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -111,6 +117,9 @@ _LOOP = (
 )
 
 
+ALL_CPUS = os.sched_getaffinity(0)
+
+
 def capacity() -> float:
     """Two busy processes against one: ~2.0 with two free cores, ~1.0 with one."""
     import subprocess
@@ -157,6 +166,8 @@ def main() -> None:
     ap.add_argument("--mixture", default="nli", help="nli (zs_opt, one task) or bench_mix")
     ap.add_argument("--repeat", type=int, default=1, help="runs per worker count (best is kept)")
     ap.add_argument("--cli", action="store_true", help="also time one-off `flan export` processes")
+    ap.add_argument("--pin", action="store_true",
+                    help="run W-worker exports on CPUs 0..W-1 only (taskset -c 0 / -c 0,1)")  # fmt: skip
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="flan-workers-"))
     cat = Catalog.load(synth.make_catalog(tmp / "cat", args.records))
@@ -176,12 +187,15 @@ def main() -> None:
             st = CUR[0] = Stages()
             out = tmp / f"e{w}"
             shutil.rmtree(out, ignore_errors=True)
+            if args.pin:  # children inherit the affinity
+                os.sched_setaffinity(0, set(range(w)))
             t = st.t0 = time.perf_counter()
             m = ex.export_mixture(cat, spec, out, workers=w, progress=False, log=lambda s: None)
             dt = time.perf_counter() - t
             runs[w].append((dt, m["num_rows"], st))
             digests.add(digest(out))
-            print(f"run {r + 1}: {line(w, dt, m['num_rows'], st)}", flush=True)
+            pin = f" [CPUs {sorted(os.sched_getaffinity(0))}]" if args.pin else ""
+            print(f"run {r + 1}{pin}: {line(w, dt, m['num_rows'], st)}", flush=True)
     best = {w: min(rs, key=lambda x: x[0]) for w, rs in runs.items()}
     for w, (dt, rows, st) in best.items():
         print(f"best: {line(w, dt, rows, st)}")
@@ -193,6 +207,8 @@ def main() -> None:
             for w in (1, 2):
                 out = tmp / f"c{w}"
                 shutil.rmtree(out, ignore_errors=True)
+                if args.pin:  # the command inherits it (taskset -c 0 / -c 0,1)
+                    os.sched_setaffinity(0, set(range(w)))
                 cli[w].append(cli_export(tmp / "cat", out, w))
                 digests.add(digest(out))
                 print(
@@ -200,6 +216,7 @@ def main() -> None:
                 )
         print(f"cli: 2 workers / 1 = {min(cli[1]) / min(cli[2]):.2f}x best runs, "
               f"{cli[1][0] / cli[2][0]:.2f}x first runs (target >= 1.7)")  # fmt: skip
+    os.sched_setaffinity(0, ALL_CPUS)
     print(f"outputs byte-identical (in-process and --cli runs): {len(digests) == 1}")
     print(
         f"2-core capacity (two busy processes / one): {cap0:.2f}x before, {capacity():.2f}x after"

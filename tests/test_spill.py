@@ -262,7 +262,7 @@ def test_manifest_and_spill_freeing_wait_for_every_shard_to_be_durable(
 ):
     """Shards are written without fsync by whichever process assembles them; the
     parent fsyncs each one (and its record) before it frees the bucket's spill,
-    and every one before the manifest."""
+    and every one, with the manifest, card and attribution file, before COMPLETED."""
     import flan_data.export as export
     from flan_data.export import writer
 
@@ -282,25 +282,26 @@ def test_manifest_and_spill_freeing_wait_for_every_shard_to_be_durable(
         freed.append((bucket, {p.name for p in synced}))
         free(self, bucket)
 
-    at_manifest: list[set[Path]] = []
-    write_manifest = export.write_manifest
+    at_completed: list[set[Path]] = []
+    write_completed = export.write_completed
 
-    def manifest(d, m):
-        at_manifest.append(set(synced))
-        return write_manifest(d, m)
+    def completed(d, digest):
+        at_completed.append(set(synced))
+        return write_completed(d, digest)
 
     monkeypatch.setattr(writer, "fsync_path", recording)
     monkeypatch.setattr(jobs.SpillFreer, "_free", checked_free)
-    monkeypatch.setattr(export, "write_manifest", manifest)
+    monkeypatch.setattr(export, "write_completed", completed)
     m = _export(cat, out, workers=workers)
     assert export_files(out) == reference
-    (before,) = at_manifest
+    (before,) = at_completed
     g = BUCKET_ROWS // SHARD_ROWS
     for s in m["shards"]:
         f = (out / s["file"]).resolve()
-        assert f in before  # durable before the manifest
+        assert f in before  # durable before COMPLETED
         assert (out / ".flan-export" / "shards" / f"{f.name}.json").resolve() in before
-    assert (out / "data").resolve() in before  # the renames too
+    for name in ("manifest.json", "README.md", "ATTRIBUTION.md", "data", "."):
+        assert (out / name).resolve() in before  # the files beside it, and the renames
     assert len(freed) == len(m["shards"]) // g
     for bucket, names in freed:
         shards = [s["file"] for s in m["shards"]][bucket * g : (bucket + 1) * g]

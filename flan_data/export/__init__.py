@@ -52,6 +52,7 @@ from .writer import (
     dumps,
     schema_json,
     sha256_file,
+    write_completed,
     write_manifest,
 )
 
@@ -71,6 +72,9 @@ def _fault(stage: str, n: int = 0) -> None:
 
 
 DEFAULT_SHARD_ROWS = 10_000
+#: Shards (and the manifest's files) fsynced at once beside the assembly: the
+#: last buckets' backlog is durable in about one journal commit, not one per file.
+SYNC_THREADS = 4
 
 
 def candidate_tasks(
@@ -137,7 +141,8 @@ def sources_used(
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
                 workers: int = 1, executor=None, seekable: dict[str, bool] | None = None,
                 progress: bool = False, unreadable: dict[str, str] | None = None,
-                mat_dir: Path | None = None, materialized: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
+                mat_dir: Path | None = None, materialized: dict[str, str] | None = None,
+                hashed: dict[str, Any] | None = None, hash_cache: Path | None = None) -> dict[str, int]:  # fmt: skip
     """Train-split sizes of ``tasks``; every unreachable source is reported at once
     (tasks failing for the same reason, e.g. an unreachable hub, share one line).
 
@@ -146,11 +151,15 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
     ``unreadable`` given, tasks that cannot be read are recorded there (name ->
     reason) and left out instead of raising. ``progress`` shows a progress bar.
     With ``mat_dir``, sources that must be read to be counted are read once into
-    files there, listed in ``materialized`` (task -> path) for the jobs."""
+    files there, listed in ``materialized`` (task -> path) for the jobs.
+    With ``hashed``, the sources' files are hashed beside the count, on the
+    same workers (reusing ``hash_cache``), into ``hashed`` for :func:`fingerprint`."""
     from .local import count_one
 
     names = [t.name for t in tasks]
-    extra = () if mat_dir is None else (str(mat_dir),)
+    extra: tuple = () if mat_dir is None else (str(mat_dir),)
+    if hashed is not None:
+        extra = (extra[0] if extra else None, str(hash_cache) if hash_cache is not None else "")
     args = [(catalog.root, n, source, dict(source_dirs), *extra) for n in names]
     results = executor.map(count_one, args) if executor is not None else map(count_one, args)
     if progress:
@@ -168,8 +177,10 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
             sizes[name] = res[0]
             if seekable is not None:
                 seekable[name] = res[1]
-            if materialized is not None and len(res) > 2:
+            if materialized is not None and len(res) > 2 and res[2] is not None:
                 materialized[name] = res[2]
+            if hashed is not None and len(res) > 3:
+                hashed.update(res[3])
     if unreadable is not None:
         for reason, ns in by_reason.items():
             for n in ns:
@@ -271,6 +282,7 @@ def export_mixture(
         executor = LocalExecutor(catalog, cfg, workers)
     else:
         raise UnknownNameError("backend", backend, ("local", "ray"))
+    syncer: ShardSyncer | None = None
     try:
         policy = license_policy if license_policy is not None and license_policy.active else None
         tasks = candidate_tasks(catalog, spec, excludes, license_policy=policy)
@@ -281,9 +293,11 @@ def export_mixture(
         seekable: dict[str, bool] = {}
         unavailable: dict[str, str] | None = {} if skip_unavailable else None
         materialized: dict[str, str] = {}
+        hashed: dict[str, Any] = {}  # the sources' sha256, made by the count pass's workers
         sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable,
                             unreadable=unavailable, mat_dir=_materialize_dir(out),
-                            materialized=materialized)  # fmt: skip
+                            materialized=materialized, hashed=hashed,
+                            hash_cache=out / STATE_DIR / HASH_CACHE)  # fmt: skip
         if unavailable:
             if not sizes:
                 raise SourceError(
@@ -319,7 +333,7 @@ def export_mixture(
             "output": output.to_json(),
             "sources": fingerprint(
                 catalog, [catalog.task(t) for t in plan.tasks()], src_choice, dirs,
-                cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes,
+                cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes, hashed=hashed,
             ),
         }  # fmt: skip
         if unavailable:
@@ -372,33 +386,29 @@ def export_mixture(
         freer = SpillFreer(spill, job_indices, num_shards, g)
         durable = [0]
 
-        def synced(infos: list[dict[str, Any]]) -> None:
-            for info in infos:
-                freer.shard_done(info)  # a bucket's spill goes once its shards are durable
-                durable[0] += 1
-                _fault("shard", durable[0])
+        def now_durable(info: dict[str, Any]) -> None:
+            freer.shard_done(info)  # a bucket's spill goes once its shards are durable
+            durable[0] += 1
+            _fault("shard", durable[0])
 
         # Shards are fsynced here, on a thread beside the assembly (not one by one
-        # in the process that wrote them); the manifest waits for every one.
-        syncer = ShardSyncer()
-        try:
-            for info in executor.assemble(num_shards, spill, out, job_indices, output, g):
-                shards_info.append(info)
-                syncer.add(info, [out / info["file"], _shard_record(spill, info["file"])])
-                # at most a bucket per worker written but not yet durable (nor its
-                # spill freed): bounds peak disk without making the parent wait
-                # on every fsync of its children's shards
-                synced(syncer.synced(max_pending=max(2, g) * max(1, workers)))
-            synced(
-                syncer.finish([d for d in (out / DATA_DIR, spill.parent / "shards") if d.is_dir()])
-            )
-        finally:
-            syncer.close()
+        # in the process that wrote them); COMPLETED waits for every one. The same
+        # thread frees a bucket's spill once its shards are durable (truncating a run
+        # may wait for the disk's writeback of it: ~5 ms a bucket, off this thread).
+        syncer = ShardSyncer(on_durable=now_durable, threads=SYNC_THREADS)
+        for info in executor.assemble(num_shards, spill, out, job_indices, output, g):
+            shards_info.append(info)
+            syncer.add(info, [out / info["file"], _shard_record(spill, info["file"])])
+            # at most a bucket per worker written but not yet durable (nor its
+            # spill freed): bounds peak disk without making the parent wait
+            # on every fsync of its children's shards
+            syncer.synced(max_pending=max(2, g) * max(1, workers))
         # Every worker must have started before the export is complete (a script
         # without a __main__ guard fails here). Checked after the shards, not
         # before: a child still starting (the forkserver's first imports) may
-        # join the assembly, and the wait for it overlaps it.
+        # join the assembly, and the wait for it overlaps the shards' fsyncs.
         getattr(executor, "check_started", lambda: None)()
+        getattr(executor, "retire", lambda: None)()  # children exit beside the manifest
         shards_info.sort(key=lambda s: s["file"])
         # temporary files of shard writers killed mid-write (a crashed run): every shard is now whole
         for p in (out / DATA_DIR).glob(".shard-*.tmp-*"):
@@ -436,15 +446,25 @@ def export_mixture(
         }
         if unavailable:
             manifest["unavailable"] = dict(sorted(unavailable.items()))
-        dropped = _decontam_report(dindex, out, jobs, manifest)
+        # The manifest and the files written beside it are written (not fsynced)
+        # while the last shards' fsyncs run (the shards are known, not yet durable);
+        # the same thread then fsyncs them, and COMPLETED is written only once every
+        # one is durable: a COMPLETED export lists durable shards only, beside its
+        # card, attribution file and report.
+        dropped = _decontam_report(dindex, out, jobs, manifest, sync=False)
         if skipped_total or dropped:
             _subtract_skips(manifest, out)
-        _governance(catalog, plan, policy, manifest, out)
+        _governance(catalog, plan, policy, manifest, out, sync=False)
         _fault("manifest")
-        from .card import write_card
+        from .card import CARD, write_card
 
-        write_card(out, manifest, catalog)
-        write_manifest(out, manifest)
+        write_card(out, manifest, catalog, sync=False)
+        digest = write_manifest(out, manifest, sync=False, completed=False)
+        written = [out / n for n in (DECONTAM_REPORT, ATTRIBUTION_FILE, CARD, MANIFEST)]
+        syncer.add(None, [f for f in written if f.is_file()])
+        folders = (out / DATA_DIR, spill.parent / "shards", out)  # the renames
+        syncer.finish([d for d in folders if d.is_dir()])
+        write_completed(out, digest)
         _write_ledger(out)
         _clean_leftovers(out)
         if out != final:
@@ -461,6 +481,8 @@ def export_mixture(
     except OSError as e:  # disk full, read-only folder, ...: one line, nothing marked complete
         raise disk_error(e, out) from None
     finally:
+        if syncer is not None:
+            syncer.close()
         executor.close()
 
 
@@ -530,9 +552,10 @@ def _save_decontam_index(index, out: Path) -> str | None:
     return str(folder.resolve())
 
 
-def _decontam_report(index, out: Path, jobs, manifest: dict[str, Any]) -> int:
+def _decontam_report(index, out: Path, jobs, manifest: dict[str, Any], sync: bool = True) -> int:
     """Merge the jobs' decontamination counts: the report file next to the
-    manifest, a summary in the manifest. Returns the number of rows dropped."""
+    manifest (fsynced unless ``sync=False``), a summary in the manifest.
+    Returns the number of rows dropped."""
     if index is None:
         return 0
     from ..decontam import Report
@@ -543,7 +566,7 @@ def _decontam_report(index, out: Path, jobs, manifest: dict[str, Any]) -> int:
         if f.is_file():
             rep.merge(json.loads(f.read_text()))
     data = rep.to_json()
-    atomic_write_bytes(out / DECONTAM_REPORT, dumps(data))
+    atomic_write_bytes(out / DECONTAM_REPORT, dumps(data), sync)
     by_task: dict[str, dict[str, dict[str, int]]] = {}
     for e in data["hits"]:
         by_task.setdefault(e["task"], {})[e["eval_set"]] = {
@@ -562,16 +585,17 @@ def _decontam_report(index, out: Path, jobs, manifest: dict[str, Any]) -> int:
     return dropped
 
 
-def _governance(catalog: Catalog, plan, policy, manifest: dict[str, Any], out: Path) -> None:
+def _governance(catalog: Catalog, plan, policy, manifest: dict[str, Any], out: Path,
+                sync: bool = True) -> None:  # fmt: skip
     """License policy, license summary and the attribution file (written before
-    the manifest, so a COMPLETED export always has it)."""
+    the manifest, so a COMPLETED export always has it; fsynced unless ``sync=False``)."""
     included = [catalog.task(t) for t in plan.tasks()]
     if policy is not None:
         manifest["license_policy"] = policy.to_json()
         manifest["plan"]["removed"] = dict(plan.removed)
     manifest["licenses"] = license_summary(included)
     text = attribution_markdown(included, mixture=plan.mixture, policy=policy)
-    atomic_write_bytes(out / ATTRIBUTION_FILE, text.encode())
+    atomic_write_bytes(out / ATTRIBUTION_FILE, text.encode(), sync)
 
 
 def _subtract_skips(manifest: dict[str, Any], out: Path) -> None:

@@ -177,6 +177,9 @@ def card_text(manifest: Mapping[str, Any], catalog: Catalog) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_card(out: Path, manifest: Mapping[str, Any], catalog: Catalog) -> None:
-    """Write ``out/README.md`` atomically (before the manifest and COMPLETED)."""
-    atomic_write_bytes(Path(out) / CARD, card_text(manifest, catalog).encode("utf-8"))
+def write_card(
+    out: Path, manifest: Mapping[str, Any], catalog: Catalog, *, sync: bool = True
+) -> None:
+    """Write ``out/README.md`` atomically (before the manifest and COMPLETED);
+    ``sync=False``: without fsync (the caller syncs it before COMPLETED)."""
+    atomic_write_bytes(Path(out) / CARD, card_text(manifest, catalog).encode("utf-8"), sync)

@@ -190,7 +190,7 @@ def _ping(_: int) -> bool:
     return True
 
 
-def count_one(args: tuple) -> tuple[int, bool] | tuple[int, bool, str] | str:
+def count_one(args: tuple) -> tuple | str:
     """(train-split size, whether the source can seek) of one task, or the
     reason it cannot be read. Sizes come from metadata where the format has
     them (Parquet footer, Arrow batches, ``len`` of a save_to_disk split).
@@ -198,7 +198,19 @@ def count_one(args: tuple) -> tuple[int, bool] | tuple[int, bool, str] | str:
     With a fifth item, a folder, a source that must be read to be counted
     (record rules, no random access) is read once into a materialised file
     there (:mod:`~flan_data.export.materialize`; reused when already there),
-    and its path comes third in the result."""
+    and its path comes third in the result. With a sixth item (a hash cache
+    file, or ""), the sha256 of the task's source files comes fourth
+    (:func:`~flan_data.export.fingerprint.hash_sources`; matcols)."""
+    res = _count_one(args)
+    if len(args) > 5 and args[5] is not None and not isinstance(res, str):
+        from .fingerprint import hash_sources
+
+        hashes = hash_sources(_state("catalog"), args[1], args[2], args[3], args[5] or None)
+        res = (*res, None, hashes) if len(res) == 2 else (*res, hashes)
+    return res
+
+
+def _count_one(args: tuple) -> tuple[int, bool] | tuple[int, bool, str] | str:
     _root, name, source, dirs = args[:4]
     mat_dir = args[4] if len(args) > 4 else None
     cat: Catalog = _state("catalog")
@@ -424,6 +436,7 @@ class LocalExecutor:
         self._on_ready: Callable[[], None] | None = None  # gives a newly ready child an item
         self._start_error: BaseException | None = None
         self._launcher: threading.Thread | None = None
+        self._retiring: threading.Thread | None = None  # see retire()
         self._forked = False
         if workers > 1:
             _check_not_bootstrapping()
@@ -733,6 +746,23 @@ class LocalExecutor:
         for infos in self._stream(_assemble, items):
             yield from infos
 
+    def retire(self) -> None:
+        """Let the children exit now, in the background: the export has no more
+        work for them (called once the shards are assembled, so their exit
+        overlaps the parent's manifest). :meth:`close` waits for them. Work
+        handed to the executor afterwards runs in this process."""
+        pool = self._pool
+        if pool is None or self._retiring is not None:
+            return
+        if self._launcher is not None:
+            self._launcher.join()
+        self._retiring = threading.Thread(
+            target=partial(pool.shutdown, wait=True, cancel_futures=True),
+            name="flan-export-retire",
+            daemon=True,
+        )
+        self._retiring.start()
+
     def close(self, broken: bool = False) -> None:
         """Stop the children (waiting for them unless ``broken``) and delete the
         catalog file; safe to call twice."""
@@ -742,6 +772,9 @@ class LocalExecutor:
         if _ENGINE and len(_ENGINE[0]._templates) > KEEP_TEMPLATES:
             _ENGINE.clear()
         pool, self._pool = self._pool, None
+        retiring, self._retiring = self._retiring, None
+        if retiring is not None and not broken:
+            retiring.join()  # the children's exit, started by retire()
         if pool is not None:
             if self._launcher is not None and not broken:
                 self._launcher.join()

@@ -309,14 +309,18 @@ _FAILED = object()
 
 
 class ShardSyncer:
-    """fsyncs written shards on a background thread, in the order they were
-    added, while the caller goes on assembling (fsync waits for the disk, not
-    the CPU, and releases the GIL).
+    """fsyncs written shards on background threads while the caller goes on
+    assembling (fsync waits for the disk, not the CPU, and releases the GIL);
+    items are reported durable in the order they were added.
 
     :meth:`synced` returns the items made durable since the last call,
     :meth:`finish` waits for all of them and syncs the folders that got new
-    names; an export writes its manifest only after :meth:`finish`, so a
-    manifest never lists a shard that is not on disk.
+    names; an export writes COMPLETED only after :meth:`finish`, so a
+    complete export never lists a shard that is not on disk.
+
+    ``threads > 1`` fsyncs that many items at once: concurrent fsyncs share
+    the file system's journal commits, so a backlog (the last buckets' shards,
+    the manifest's files) is durable sooner than one file after another.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp()); (d / "a").write_bytes(b"x")
@@ -327,36 +331,62 @@ class ShardSyncer:
     ['a']
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_durable: Callable[[Any], None] | None = None, threads: int = 1) -> None:
+        """``on_durable(item)`` runs on a syncing thread once an item's files are
+        durable, in the order the items were added (e.g. freeing what they
+        replace: it may wait for the disk too); never for a None item."""
         import queue
         import threading
 
+        self._on_durable = on_durable
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._error: OSError | None = None
         self._pending = 0  # added, not yet returned
-        self._thread = threading.Thread(target=self._work, name="flan-shard-sync", daemon=True)
-        self._thread.start()
+        self._added = 0  # sequence number of the next item added
+        self._next = 0  # sequence number of the next item to report
+        self._ready: dict[int, tuple[Any, BaseException | None]] = {}  # synced, not yet reported
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, name="flan-shard-sync", daemon=True)
+            for _ in range(max(1, threads))
+        ]
+        for t in self._threads:
+            t.start()
 
     def _work(self) -> None:
         while True:
             got = self._todo.get()
             if got is None:
                 return
-            item, paths = got
+            seq, item, paths = got
+            err: BaseException | None = None
             if self._error is None:
                 try:
                     for p in paths:
                         fsync_path(p)
                 except Exception as e:  # noqa: BLE001 - raised by the caller's next synced()
-                    self._error = e if isinstance(e, OSError) else OSError(str(e))
-                    self._done.put(_FAILED)  # wakes a caller waiting in synced()
-                    continue
-                self._done.put(item)
+                    err = e
+            with self._lock:  # report in order: this item once every earlier one is
+                self._ready[seq] = (item, err)
+                while self._next in self._ready:
+                    item, err = self._ready.pop(self._next)
+                    self._next += 1
+                    if err is None and self._error is None:
+                        try:
+                            if self._on_durable is not None and item is not None:
+                                self._on_durable(item)
+                        except Exception as e:  # noqa: BLE001 - as above
+                            err = e
+                    if err is not None and self._error is None:
+                        self._error = err if isinstance(err, OSError) else OSError(str(err))
+                    # after an error every item wakes the caller, who raises it
+                    self._done.put(item if self._error is None else _FAILED)
 
     def add(self, item: Any, paths: list[Path]) -> None:
         """Queue ``paths`` for fsync; ``item`` comes back from synced()/finish() once done."""
-        self._todo.put((item, list(paths)))
+        self._todo.put((self._added, item, list(paths)))
+        self._added += 1
         self._pending += 1
 
     def _drain(self, max_pending: int | None = None) -> list[Any]:
@@ -381,7 +411,7 @@ class ShardSyncer:
         """Items made durable since the last call; with ``max_pending``, first
         waits until no more than that many are still waiting for their fsync
         (bounds what is written but not yet durable, and so the spill not yet
-        freed). Raises the thread's disk error."""
+        freed). Raises the threads' disk error."""
         return self._drain(max_pending)
 
     def finish(self, folders: list[Path] = ()) -> list[Any]:
@@ -397,20 +427,33 @@ class ShardSyncer:
         return out
 
     def close(self) -> None:
-        """Stop the thread once the queued items are done; safe to call twice."""
-        if self._thread.is_alive():
+        """Stop the threads once the queued items are done; safe to call twice."""
+        alive = [t for t in self._threads if t.is_alive()]
+        for _ in alive:
             self._todo.put(None)
-            self._thread.join()
+        for t in alive:
+            t.join()
 
 
 def schema_json(schema: pa.Schema = SCHEMA) -> list[dict[str, str]]:
     return [{"name": f.name, "type": str(f.type)} for f in schema]
 
 
-def write_manifest(out: Path, manifest: Mapping[str, Any]) -> str:
-    """Write manifest.json then COMPLETED (holding the manifest's sha256), in that order."""
+def write_manifest(
+    out: Path, manifest: Mapping[str, Any], *, sync: bool = True, completed: bool = True
+) -> str:
+    """Write manifest.json then COMPLETED (holding the manifest's sha256), in that
+    order; returns that sha256. With ``completed=False`` only manifest.json
+    (without fsync when ``sync=False``): the caller makes it durable, then
+    calls :func:`write_completed`."""
     data = dumps(manifest)
-    atomic_write_bytes(out / MANIFEST, data)
+    atomic_write_bytes(out / MANIFEST, data, sync)
     digest = hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(out / COMPLETED, (digest + "\n").encode())
+    if completed:
+        write_completed(out, digest)
     return digest
+
+
+def write_completed(out: Path, digest: str) -> None:
+    """Mark ``out`` complete: COMPLETED holds the sha256 of its (durable) manifest."""
+    atomic_write_bytes(out / COMPLETED, (digest + "\n").encode())
