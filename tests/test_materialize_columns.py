@@ -318,3 +318,94 @@ def test_resume_over_pickled_copies_of_an_older_version(niv2, tmp_path, monkeypa
     assert seen == []  # the pickled copies were read, not written again
     _export(niv2, tmp_path / "ref")
     assert export_files(out) == export_files(tmp_path / "ref")
+
+
+def test_niv2_reader_fast_path_gives_the_general_helpers_values(tmp_path):
+    from flan_data.sources import niv2 as nv
+
+    odd = [["a", "b"], [], "s", ["a", 1], [None], [["x"]], None, 3, float("nan"), ["é", "\u3000"]]
+    inst = [{"id": f"i{k}", "input": v, "output": w} for k, (v, w) in
+            enumerate(itertools.product(["q", "", None, 7, ["l1", "l2"]], odd))]  # fmt: skip
+    inst += [{"Input": "cap", "Output": ["O"]}, {"input": "only"}, {"output": ["x"]}, {}]
+    (tmp_path / "t.json").write_text(json.dumps({"Definition": "d", "Instances": inst}))
+    from flan_data.specs import SourceSpec
+
+    src = nv.NIv2Source(SourceSpec(kind="niv2", path=str(tmp_path / "t.json")))
+    got = [r for _, r in src._read_native("train")]
+    doc = nv.parse_task((tmp_path / "t.json").read_bytes(), "t.json")
+    for g, i in zip(got, doc["Instances"], strict=True):
+        outs = nv._outputs(nv._get(i, "output", ""))
+        assert _strict(g["outputs"], outs) and _strict(g["output"], outs[0] if outs else "")
+        assert _strict(g["input"], nv._text(nv._get(i, "input", "")))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sources_are_hashed_beside_the_count_pass(niv2, tmp_path, monkeypatch, workers):
+    """The count pass's workers hash the sources; the fingerprint (serial, in the
+    parent) then reads nothing, and its values are the ones it computes alone."""
+    import importlib
+
+    import flan_data.export as export
+
+    fp = importlib.import_module(
+        "flan_data.export.fingerprint"
+    )  # (the package exports the function)
+
+    d, _ = niv2
+    monkeypatch.setattr(fp, "_HASHED", {})  # (this process's memo of earlier tests' hashes)
+    calls = {"n": 0}
+    real_hash = fp.sha256_file
+
+    def counted(p):
+        calls["n"] += 1
+        return real_hash(p)
+
+    monkeypatch.setattr(fp, "sha256_file", counted)
+    during: list[int] = []
+    real_fp = export.fingerprint
+
+    def spy(*a, **kw):
+        n0 = calls["n"]
+        res = real_fp(*a, **kw)
+        during.append(calls["n"] - n0)
+        return res
+
+    monkeypatch.setattr(export, "fingerprint", spy)
+    out = tmp_path / "o"
+    _export(niv2, out, workers=workers)
+    assert during == [0]  # nothing left to hash after the count pass
+    if workers == 1:
+        assert calls["n"] == len(NIV2)  # each source file hashed once, by the count pass
+    spec = json.loads((out / ".flan-export" / "spec.json").read_text())
+    cat = Catalog.load()
+    alone = real_fp(cat, [cat.task(t) for t in NIV2], "real", {"niv2": str(d)})
+    assert spec["sources"] == alone
+    # a resume finds the hashes in the export's hash cache: nothing is read again
+    calls["n"] = 0
+    _export(niv2, out, workers=workers)
+    assert calls["n"] == 0 or workers == 2
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow"])
+def test_a_job_converts_only_its_selected_records(tmp_path, monkeypatch, kind):
+    """A source much bigger than the draw: jobs take their selected rows instead
+    of making every record of their range a Python object; same bytes."""
+    from toy import write_toy_catalog, write_toy_source
+
+    from flan_data.export import jobs
+
+    n, total = 3000, 150
+    write_toy_source(kind, tmp_path / "c" / "data", n, group=500)
+    cat = Catalog.load(write_toy_catalog(tmp_path / "c", {"mix": ["zs_opt", "fs_opt"]}, kind))
+    monkeypatch.setattr(columnar, "ENABLED", False)  # the row-by-row loop
+    kw = {"total": total, "shard_rows": 50, "progress": False, "log": lambda s: None}
+    jobs.READ_STATS.update(records_read=0, rows=0, converted=0)
+    m = export_mixture(cat, "mix", tmp_path / "take", **kw)
+    assert m["num_rows"] == jobs.READ_STATS["rows"] == total
+    # the selected records plus the few-shot pool's, not the ~3,000 of the range
+    assert jobs.READ_STATS["converted"] <= total + jobs.POOL_SIZE
+    monkeypatch.setattr(Source, "take", lambda self, *a, **k: None)  # the old path: read the range
+    jobs.READ_STATS.update(records_read=0, rows=0, converted=0)
+    export_mixture(cat, "mix", tmp_path / "range", **kw)
+    assert jobs.READ_STATS["converted"] > n // 2
+    assert export_files(tmp_path / "take") == export_files(tmp_path / "range")

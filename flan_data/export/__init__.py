@@ -141,7 +141,8 @@ def sources_used(
 def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
                 workers: int = 1, executor=None, seekable: dict[str, bool] | None = None,
                 progress: bool = False, unreadable: dict[str, str] | None = None,
-                mat_dir: Path | None = None, materialized: dict[str, str] | None = None) -> dict[str, int]:  # fmt: skip
+                mat_dir: Path | None = None, materialized: dict[str, str] | None = None,
+                hashed: dict[str, Any] | None = None, hash_cache: Path | None = None) -> dict[str, int]:  # fmt: skip
     """Train-split sizes of ``tasks``; every unreachable source is reported at once
     (tasks failing for the same reason, e.g. an unreachable hub, share one line).
 
@@ -150,11 +151,15 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
     ``unreadable`` given, tasks that cannot be read are recorded there (name ->
     reason) and left out instead of raising. ``progress`` shows a progress bar.
     With ``mat_dir``, sources that must be read to be counted are read once into
-    files there, listed in ``materialized`` (task -> path) for the jobs."""
+    files there, listed in ``materialized`` (task -> path) for the jobs.
+    With ``hashed``, the sources' files are hashed beside the count, on the
+    same workers (reusing ``hash_cache``), into ``hashed`` for :func:`fingerprint`."""
     from .local import count_one
 
     names = [t.name for t in tasks]
-    extra = () if mat_dir is None else (str(mat_dir),)
+    extra: tuple = () if mat_dir is None else (str(mat_dir),)
+    if hashed is not None:
+        extra = (extra[0] if extra else None, str(hash_cache) if hash_cache is not None else "")
     args = [(catalog.root, n, source, dict(source_dirs), *extra) for n in names]
     results = executor.map(count_one, args) if executor is not None else map(count_one, args)
     if progress:
@@ -172,8 +177,10 @@ def count_sizes(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
             sizes[name] = res[0]
             if seekable is not None:
                 seekable[name] = res[1]
-            if materialized is not None and len(res) > 2:
+            if materialized is not None and len(res) > 2 and res[2] is not None:
                 materialized[name] = res[2]
+            if hashed is not None and len(res) > 3:
+                hashed.update(res[3])
     if unreadable is not None:
         for reason, ns in by_reason.items():
             for n in ns:
@@ -286,9 +293,11 @@ def export_mixture(
         seekable: dict[str, bool] = {}
         unavailable: dict[str, str] | None = {} if skip_unavailable else None
         materialized: dict[str, str] = {}
+        hashed: dict[str, Any] = {}  # the sources' sha256, made by the count pass's workers
         sizes = count_sizes(catalog, tasks, src_choice, dirs, executor=executor, seekable=seekable,
                             unreadable=unavailable, mat_dir=_materialize_dir(out),
-                            materialized=materialized)  # fmt: skip
+                            materialized=materialized, hashed=hashed,
+                            hash_cache=out / STATE_DIR / HASH_CACHE)  # fmt: skip
         if unavailable:
             if not sizes:
                 raise SourceError(
@@ -324,7 +333,7 @@ def export_mixture(
             "output": output.to_json(),
             "sources": fingerprint(
                 catalog, [catalog.task(t) for t in plan.tasks()], src_choice, dirs,
-                cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes,
+                cache_file=out / STATE_DIR / HASH_CACHE, cache_out=hashes, hashed=hashed,
             ),
         }  # fmt: skip
         if unavailable:

@@ -92,17 +92,17 @@ def _stat_key(st: os.stat_result) -> list[int]:
 
 
 def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source_dirs: Mapping[str, str],
-                cache_file: Path | None = None, cache_out: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+                cache_file: Path | None = None, cache_out: dict[str, Any] | None = None,
+                hashed: Mapping[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """``{task: [{file, bytes, mtime_ns, sha256} | {hub, config, revision}]}`` for ``tasks``.
 
-    Hashes are reused from ``cache_file`` when a file's stat is unchanged;
-    ``cache_out`` receives the entries to cache (see :func:`save_cache`)."""
-    cache: dict[str, Any] = {}
-    if cache_file is not None and cache_file.is_file():
-        try:
-            cache = json.loads(cache_file.read_text())
-        except (OSError, ValueError):
-            cache = {}
+    Hashes are reused from ``cache_file`` when a file's stat is unchanged, and
+    from ``hashed`` (``{file: [stat key, sha256]}``, e.g. made beside the count
+    pass by :func:`hash_sources`) likewise; ``cache_out`` receives the entries
+    to cache (see :func:`save_cache`)."""
+    cache = _load_cache(cache_file)
+    if hashed:
+        cache = {**cache, **hashed}
     out: dict[str, list[dict[str, Any]]] = {}
     fresh: dict[str, Any] = {}
     for t in sorted(tasks, key=lambda t: t.name):
@@ -130,6 +130,57 @@ def fingerprint(catalog: Catalog, tasks: Iterable[TaskSpec], source: str, source
     if cache_out is not None:
         cache_out.update(fresh)
     return out
+
+
+def _load_cache(cache_file: Path | None) -> dict[str, Any]:
+    if cache_file is not None and cache_file.is_file():
+        try:
+            return json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            pass
+    return {}
+
+
+#: Hashes this process made (:func:`hash_sources`): a file shared by tasks is read once.
+_HASHED: dict[str, list[Any]] = {}
+_CACHES: dict[str, tuple[list[int] | None, dict[str, Any]]] = {}
+
+
+def hash_sources(catalog: Catalog, task: str, source: str, source_dirs: Mapping[str, str],
+                 cache_file: str | None = None) -> dict[str, list[Any]]:  # fmt: skip
+    """``{file: [stat key, sha256]}`` of the local files ``task``'s train split is
+    read from, as :func:`fingerprint` computes them (reused from ``cache_file`` or
+    from this process's earlier calls while a file's stat is unchanged). Run by
+    the count pass's workers, so that the export's fingerprint (in the parent,
+    after planning) finds the hashes made; ``{}`` on any problem (the fingerprint
+    then reads the file itself and words the error).
+
+    >>> # hash_sources(cat, "task001_quoref_question_generation", "real", dirs)
+    """
+    try:
+        where = source_files(catalog, catalog.task(task), source, source_dirs)
+        if "hub" in where or "raw" in where:
+            return {}
+        cache: dict[str, Any] = {}
+        if cache_file:
+            try:
+                ck = _stat_key(os.stat(cache_file))
+            except OSError:
+                ck = None
+            hit = _CACHES.get(cache_file)
+            if hit is None or hit[0] != ck:
+                hit = _CACHES[cache_file] = (ck, _load_cache(Path(cache_file)) if ck else {})
+            cache = hit[1]
+        out = {}
+        for f in where["files"]:
+            key = _stat_key(os.stat(f))
+            old = _HASHED.get(f) or cache.get(f)
+            if not (old and old[0] == key):
+                old = _HASHED[f] = [key, sha256_file(Path(f))]
+            out[f] = old
+        return out
+    except Exception:  # noqa: BLE001 - the fingerprint decides (and words the error)
+        return {}
 
 
 def save_cache(entries: Mapping[str, Any], cache_file: Path) -> None:

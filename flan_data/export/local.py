@@ -190,7 +190,7 @@ def _ping(_: int) -> bool:
     return True
 
 
-def count_one(args: tuple) -> tuple[int, bool] | tuple[int, bool, str] | str:
+def count_one(args: tuple) -> tuple | str:
     """(train-split size, whether the source can seek) of one task, or the
     reason it cannot be read. Sizes come from metadata where the format has
     them (Parquet footer, Arrow batches, ``len`` of a save_to_disk split).
@@ -198,7 +198,19 @@ def count_one(args: tuple) -> tuple[int, bool] | tuple[int, bool, str] | str:
     With a fifth item, a folder, a source that must be read to be counted
     (record rules, no random access) is read once into a materialised file
     there (:mod:`~flan_data.export.materialize`; reused when already there),
-    and its path comes third in the result."""
+    and its path comes third in the result. With a sixth item (a hash cache
+    file, or ""), the sha256 of the task's source files comes fourth
+    (:func:`~flan_data.export.fingerprint.hash_sources`; matcols)."""
+    res = _count_one(args)
+    if len(args) > 5 and args[5] is not None and not isinstance(res, str):
+        from .fingerprint import hash_sources
+
+        hashes = hash_sources(_state("catalog"), args[1], args[2], args[3], args[5] or None)
+        res = (*res, None, hashes) if len(res) == 2 else (*res, hashes)
+    return res
+
+
+def _count_one(args: tuple) -> tuple[int, bool] | tuple[int, bool, str] | str:
     _root, name, source, dirs = args[:4]
     mat_dir = args[4] if len(args) > 4 else None
     cat: Catalog = _state("catalog")

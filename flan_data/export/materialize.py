@@ -91,10 +91,12 @@ def materialize(src: Source, path: Path, columns: bool = True) -> int:
     interrupted writes are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     task = path.name.split(".", 1)[0]
-    for old in path.parent.iterdir():
-        if old != path and (old.name.startswith(f"{task}.") or old.name.startswith(f".{task}.")):
+    mine = (f"{task}.", f".{task}.")
+    # names as strings: the folder holds a copy per task (1,600 for flan2022), listed once per task
+    for name in os.listdir(path.parent):
+        if name.startswith(mine) and name != path.name:
             with contextlib.suppress(OSError):
-                old.unlink()
+                os.unlink(path.parent / name)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         n = _write_columns(src, tmp) if columns else None

@@ -157,14 +157,22 @@ class NIv2Source(Source):
         for i, inst in enumerate(doc["Instances"]):
             if not isinstance(inst, dict):
                 raise SourceError(f"{self._where}: instance {i} is not an object")
-            outs = _outputs(_get(inst, "output", ""))
+            # the common case (a str input, a list of str outputs) without the general helpers
+            out = inst.get("output")
+            if type(out) is list and all(type(x) is str for x in out):
+                outs = list(out)
+            else:
+                outs = _outputs(_get(inst, "output", ""))
+            inp = inst.get("input")
+            if type(inp) is not str:
+                inp = _text(_get(inst, "input", ""))
             rid = inst.get("id")
             yield (
                 (str(rid) if rid is not None else None),
                 {
                     "id": rid,
                     "definition": definition,
-                    "input": _text(_get(inst, "input", "")),
+                    "input": inp,
                     "output": outs[0] if outs else "",
                     "outputs": outs,
                     "positive_examples": pos,
