@@ -384,3 +384,28 @@ def test_sources_are_hashed_beside_the_count_pass(niv2, tmp_path, monkeypatch, w
     calls["n"] = 0
     _export(niv2, out, workers=workers)
     assert calls["n"] == 0 or workers == 2
+
+
+@pytest.mark.parametrize("kind", ["parquet", "arrow"])
+def test_a_job_converts_only_its_selected_records(tmp_path, monkeypatch, kind):
+    """A source much bigger than the draw: jobs take their selected rows instead
+    of making every record of their range a Python object; same bytes."""
+    from toy import write_toy_catalog, write_toy_source
+
+    from flan_data.export import jobs
+
+    n, total = 3000, 150
+    write_toy_source(kind, tmp_path / "c" / "data", n, group=500)
+    cat = Catalog.load(write_toy_catalog(tmp_path / "c", {"mix": ["zs_opt", "fs_opt"]}, kind))
+    monkeypatch.setattr(columnar, "ENABLED", False)  # the row-by-row loop
+    kw = {"total": total, "shard_rows": 50, "progress": False, "log": lambda s: None}
+    jobs.READ_STATS.update(records_read=0, rows=0, converted=0)
+    m = export_mixture(cat, "mix", tmp_path / "take", **kw)
+    assert m["num_rows"] == jobs.READ_STATS["rows"] == total
+    # the selected records plus the few-shot pool's, not the ~3,000 of the range
+    assert jobs.READ_STATS["converted"] <= total + jobs.POOL_SIZE
+    monkeypatch.setattr(Source, "take", lambda self, *a, **k: None)  # the old path: read the range
+    jobs.READ_STATS.update(records_read=0, rows=0, converted=0)
+    export_mixture(cat, "mix", tmp_path / "range", **kw)
+    assert jobs.READ_STATS["converted"] > n // 2
+    assert export_files(tmp_path / "take") == export_files(tmp_path / "range")

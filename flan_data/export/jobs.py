@@ -442,7 +442,10 @@ def _run_job(
     if n_rows:
         first = recs_l[0]
         jr = 0  # read-ahead pointer into the sorted rows
-        records = _read_records(src, first, hi, stats) if fast is None else fast.records(recs)
+        if fast is not None:
+            records = fast.records(recs)
+        else:  # only the selected records where the source can take them (matcols)
+            records = _take_records(src, recs, stats) or _read_records(src, first, hi, stats)
         for i, eid, rec in records:
             seen = i + 1
             if recs_l[jr] != i:
@@ -464,6 +467,7 @@ def _run_job(
         )
     writer.close()
     READ_STATS["records_read"] += stats["read"]
+    READ_STATS["converted"] = READ_STATS.get("converted", 0) + stats.get("converted", 0)
     READ_STATS["rows"] += writer.rows
     if skipped:
         from .writer import dumps
@@ -486,7 +490,19 @@ def _read_records(src, first: int, hi: int, stats: dict[str, int]):
     """(index, id, record) of records ``[first, hi)``, counted as read."""
     for i, (eid, rec) in enumerate(src.read_range(TRAIN, first, hi), first):
         stats["read"] += 1
+        stats["converted"] = stats.get("converted", 0) + 1
         yield i, eid, rec
+
+
+def _take_records(src, recs: np.ndarray, stats: dict[str, int]):
+    """(index, id, record) of the selected records ``recs`` only (sorted, with
+    repeats), read through :meth:`Source.take` where the source can (Arrow
+    underneath, read-once copies): the records between them are not made into
+    Python objects (a job of a source much bigger than the draw reads its range
+    but converts only its rows). None where it cannot."""
+    if not len(recs):
+        return None
+    return src.take(TRAIN, np.unique(recs).tolist(), stats)
 
 
 #: Rows of one (format, repeat) rendered column-wise at a time, and at most this
