@@ -207,7 +207,14 @@ def render_fewshot(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *
     if over.any():
         ql = pc.add(pc.utf8_length(qi), pc.utf8_length(qt)).to_numpy()
         words = ql // 2 + 1 + st + ex_words
-        ok &= words <= tab.budget
+        fits = words <= tab.budget
+        # over the bound: exact whitespace counts decide whether all k exemplars fit
+        # (then the per-row assembly keeps them all too), where no exemplar holds an
+        # option value (its text, and so its count, is one per pool entry)
+        exact = np.flatnonzero(over & ~fits & ~has_v.any(axis=1) & ~has_t.any(axis=1))
+        ok &= fits
+        if len(exact):
+            ok[exact] = _all_fit(tab, qi, qt, code, st, exact, k)
     good = np.flatnonzero(ok)
     fb = [q.fallback, rows[~ok]]
     fallback = np.sort(np.concatenate(fb))
@@ -262,6 +269,28 @@ def render_fewshot(tc: TaskColumns, batch: pa.RecordBatch, ids: Sequence[str], *
         exemplar_ids=ex_ids,
         fallback=fallback,
     )
+
+
+def _all_fit(tab: _Tables, qi: pa.Array, qt: pa.Array, code: np.ndarray, st: np.ndarray,
+             rows: np.ndarray, k: int) -> np.ndarray:  # fmt: skip
+    """Whether the query and all ``k`` exemplars of each of ``rows`` fit the budget
+    in whitespace words, counted as the per-row assembly counts them (``fit_count``
+    keeps them all exactly then): query input + style tokens + query target, and
+    per exemplar its input + target + style tokens."""
+    take = pa.array(rows)
+    qw = np.array([len(a.split()) + len(b.split())
+                   for a, b in zip(qi.take(take).to_pylist(), qt.take(take).to_pylist())],
+                  dtype=np.int64)  # fmt: skip
+    cs = code[rows]
+    cw = tab.e_words
+    need = np.unique(cs[cw[cs] < 0])
+    if len(need):
+        arr = tab.array
+        a_txt = arr.take(pa.array(tab.e_a[need])).to_pylist()
+        t_txt = arr.take(pa.array(tab.e_t[need])).to_pylist()
+        cw[need] = [len(a.split()) + len(b.split()) for a, b in zip(a_txt, t_txt)]
+    total = qw + st[rows] * (k + 1) + cw[cs].sum(axis=1)
+    return total <= tab.budget
 
 
 def _none(n: int, tids, fs_ids, fallback: np.ndarray) -> FewShotRendered:
@@ -635,6 +664,7 @@ class _Tables:
         self.e_tl = np.full(n, -1, dtype=np.int64)
         self.e_len = np.zeros(n, dtype=np.int64)  # characters of the stripped texts, values apart
         self.e_raw = np.zeros(n, dtype=np.int64)  # characters of the raw texts, values apart
+        self.e_words = np.full(n, -1, dtype=np.int64)  # whitespace words (no value), -1 unknown
         self.e_a = np.full(n, S.empty, dtype=np.int64)
         self.e_c = np.full(n, S.empty, dtype=np.int64)
         self.e_t = np.full(n, S.empty, dtype=np.int64)

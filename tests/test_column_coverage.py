@@ -414,3 +414,24 @@ def test_per_record_options_with_an_options_label_field():
     batch = pa.RecordBatch.from_pylist(recs)
     ids = [f"id-{i}" for i in range(len(recs))]
     assert sum(zs_both(tr, batch, ids, fmt, 6) for fmt in ("zs_opt", "zs_noopt")) > 200
+
+
+@pytest.mark.parametrize("budget", [40, 70, 120])
+def test_few_shot_rows_over_the_character_bound_counted_exactly(budget):
+    """Long words: the character bound of a prompt exceeds the word budget while its
+    whitespace words may fit; exact counts keep the rows whose k exemplars all fit
+    (the per-row assembly keeps them all too), the rest go per row (fewer exemplars)."""
+    tr = Renderer(_CAT, RenderConfig(budget=budget)).task_renderer(P3_NAMES[0])
+    r = random.Random(budget)
+
+    def text(n):
+        return " ".join("w" * r.randrange(12, 30) for _ in range(n)) + r.choice(["", ":", "?"])
+
+    recs = [{"inputs_pretokenized": text(r.randrange(1, 12)), "targets_pretokenized": text(r.randrange(1, 4))}
+            for _ in range(400)]  # fmt: skip
+    batch = pa.RecordBatch.from_pylist(recs)
+    ids = [f"id-{i}" for i in range(len(recs))]
+    pool = [tr.exemplar(i, rec) for i, rec in zip(ids[:50], recs[:50])]
+    n = sum(fs_both(tr, batch, ids, fmt, pool, budget) for fmt in ("fs_opt", "fs_noopt"))
+    # every prompt's character bound is over the budget: only exact counts keep rows here
+    assert n > (0 if budget < 60 else 200), n
