@@ -13,7 +13,7 @@ from toy import export_files
 
 import flan_data.export as export
 from flan_data import Catalog
-from flan_data.export import export_mixture
+from flan_data.export import export_mixture, local
 from flan_data.export.local import LocalExecutor
 from flan_data.render import RenderConfig
 
@@ -124,3 +124,51 @@ def test_shard_syncer_fsyncs_items_at_once_and_reports_them_in_order(tmp_path, m
         s.close()
     assert finished == ["f3", "f2", "f1", "f0"]  # synced out of order...
     assert durable == [0, 1, 2, 3]  # ...reported in order
+
+
+_RUN = local._run
+
+
+def _logged_run(args):
+    """A job, logged with the id of the process that runs it (module level: it is
+    sent to the child by reference)."""
+    with open(os.environ["FLAN_TEST_JOBS_LOG"], "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return _RUN(args)
+
+
+def test_a_small_exports_task_renderers_are_built_once_before_the_fork(tmp_path, monkeypatch):
+    """With one task split into jobs for both processes, the parent builds the
+    task's renderer before forking its child, which inherits it: one build in
+    all (each process built its own before), and the same bytes as 1 worker."""
+    import json
+
+    from toy import write_toy_catalog, write_toy_source
+
+    from flan_data import render
+    from flan_data.export import jobs
+
+    root = write_toy_catalog(tmp_path / "c", {"zs": ["zs_opt"]})
+    write_toy_source("parquet", root / "data", 400, group=50)
+    cat = Catalog.load(root)
+    log = tmp_path / "builds.log"
+    init = render.TaskRenderer.__init__
+
+    def counting(self, *a, **k):
+        init(self, *a, **k)
+        with open(log, "a") as f:  # from whichever process builds it
+            f.write(json.dumps([os.getpid(), self.task.name]) + "\n")
+
+    monkeypatch.setattr(render.TaskRenderer, "__init__", counting)
+    monkeypatch.setattr(jobs, "MIN_CHUNK_ROWS", 10)  # 8 jobs of 50 rows
+    monkeypatch.setattr(local, "_run", _logged_run)
+    monkeypatch.setenv("FLAN_TEST_JOBS_LOG", str(tmp_path / "jobs.log"))
+    kw = dict(total=400, seed=1, progress=False, log=lambda s: None)
+    export_mixture(cat, "zs", tmp_path / "w2", workers=2, **kw)
+    ran = (tmp_path / "jobs.log").read_text().split()
+    assert len(ran) == 8 and len(set(ran)) == 2  # both processes rendered jobs of the task
+    builds = [json.loads(x) for x in log.read_text().splitlines()]
+    assert builds == [[os.getpid(), "syn"]]  # once, in the parent
+    monkeypatch.undo()
+    export_mixture(cat, "zs", tmp_path / "w1", workers=1, **kw)
+    assert export_files(tmp_path / "w2") == export_files(tmp_path / "w1")

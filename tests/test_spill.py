@@ -32,6 +32,15 @@ def cat():
     return Catalog.load()
 
 
+TARGET_BUCKETS = jobs.TARGET_BUCKETS  # the shipped value (the fixture below pins 10)
+
+
+@pytest.fixture(autouse=True)
+def _ten_buckets(monkeypatch):
+    """These exports are sized for at least 10 buckets of 3 shards (BUCKET_ROWS)."""
+    monkeypatch.setattr(jobs, "TARGET_BUCKETS", 10)
+
+
 def _export(cat, out: Path, **kw):
     kw = {"total": TOTAL, "seed": 11, "shard_rows": SHARD_ROWS, **kw}
     return export_mixture(cat, "demo", out, progress=False, log=lambda s: None, **kw)
@@ -136,6 +145,7 @@ import sys
 from flan_data import Catalog
 from flan_data.export import export_mixture, jobs
 jobs.BUCKET_ROWS = {bucket_rows}
+jobs.TARGET_BUCKETS = 10
 if __name__ == "__main__":
     export_mixture(Catalog.load(), "demo", sys.argv[1], total={total}, seed=11, shard_rows={shard_rows},
                    workers=int(sys.argv[2]), progress=False, log=lambda s: None)
@@ -246,9 +256,11 @@ def test_runs_are_cut_by_bytes_too(cat, tmp_path, monkeypatch, reference):
     assert export_files(tmp_path / "o") == reference
 
 
-def test_small_exports_get_about_target_buckets():
+def test_small_exports_get_about_target_buckets(monkeypatch):
+    monkeypatch.setattr(jobs, "TARGET_BUCKETS", TARGET_BUCKETS)
     assert jobs.bucket_shards(10_000, 10) == 1  # 100k rows: 10 assembly items, not 3
-    assert jobs.bucket_shards(10_000, 20) == 2
+    assert jobs.bucket_shards(10_000, 20) == 1  # 200k rows: 20 items of one shard (tail: one shard)
+    assert jobs.bucket_shards(10_000, 40) == 2
     assert jobs.bucket_shards(10_000, 400) == jobs.bucket_shards(10_000)  # big: BUCKET_ROWS
     for n in (1, 7, 10, 33, 99, 1000):
         g = jobs.bucket_shards(10_000, n)

@@ -272,6 +272,12 @@ def export_mixture(
 
     from .local import LocalExecutor
 
+    policy = license_policy if license_policy is not None and license_policy.active else None
+    tasks = candidate_tasks(catalog, spec, excludes, license_policy=policy)
+    if not tasks:
+        raise FlanDataError(
+            f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
+        )
     if backend == "ray":
         from .ray import RayExecutor
 
@@ -279,17 +285,11 @@ def export_mixture(
     elif ray_address:
         raise FlanDataError("--ray-address needs --backend ray")
     elif backend == "local":
-        executor = LocalExecutor(catalog, cfg, workers)
+        executor = LocalExecutor(catalog, cfg, workers, warm_tasks=[t.name for t in tasks])
     else:
         raise UnknownNameError("backend", backend, ("local", "ray"))
     syncer: ShardSyncer | None = None
     try:
-        policy = license_policy if license_policy is not None and license_policy.active else None
-        tasks = candidate_tasks(catalog, spec, excludes, license_policy=policy)
-        if not tasks:
-            raise FlanDataError(
-                f"mixture {spec.name!r} has no tasks to draw from (all excluded, or none with {src_choice} data)"
-            )
         seekable: dict[str, bool] = {}
         unavailable: dict[str, str] | None = {} if skip_unavailable else None
         materialized: dict[str, str] = {}

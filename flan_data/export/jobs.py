@@ -857,9 +857,11 @@ def messages_array(inputs: pa.Array, targets: pa.Array, system: str | None = Non
 BUCKET_ROWS = 40_000
 #: A small export gets smaller buckets, so that it has at least this many (one
 #: assembly work item each: 100,000 rows in shards of 10,000 make 10 items, not
-#: 3, and two workers share them evenly). Like the jobs, buckets depend on the
-#: plan only, never on the number of workers.
-TARGET_BUCKETS = 10
+#: 3, and two workers share them evenly; 200,000 rows make 20 items of one
+#: shard, not 10 of two: the process that finishes first waits at most one
+#: shard's assembly for the other). Like the jobs, buckets depend on the plan
+#: only, never on the number of workers.
+TARGET_BUCKETS = 20
 #: A job writes a run whenever its buffer holds this many bytes (or 50,000 rows).
 #: Sorting a run holds about two more copies of it: 32 MiB rather than 64 MiB
 #: took ~100 MB off a worker's peak on the full-size flan2022 replica, for one
@@ -912,7 +914,7 @@ def bucket_shards(shard_rows: int, num_shards: int | None = None) -> int:
     shard), fewer when that would leave an export of ``num_shards`` shards
     with under :data:`TARGET_BUCKETS` buckets.
 
-    >>> bucket_shards(10_000), bucket_shards(100_000), bucket_shards(10_000, 10), bucket_shards(10_000, 20)
+    >>> bucket_shards(10_000), bucket_shards(100_000), bucket_shards(10_000, 20), bucket_shards(10_000, 40)
     (4, 1, 1, 2)
     """
     g = max(1, BUCKET_ROWS // max(1, shard_rows))

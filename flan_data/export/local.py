@@ -411,6 +411,25 @@ def _write_payload(catalog: Catalog) -> str:
     return path
 
 
+#: A multi-worker export of at most this many tasks builds their renderers (the
+#: compiled templates, options and field plans of a task: ~10-40 ms each) in the
+#: parent before forking its children, who then hold them: with one task, every
+#: process would otherwise build the same renderer at its first job. A bigger
+#: export's tasks mostly run in one process each (consecutive runs of jobs).
+WARM_TASKS = 4
+
+
+def _warm(renderer: Renderer, tasks: Sequence[str]) -> None:
+    if not tasks or len(tasks) > WARM_TASKS:
+        return
+    import contextlib
+
+    for name in tasks:
+        # an error is left to the job that renders the task: it reports it as ever
+        with contextlib.suppress(Exception):
+            renderer.task_renderer(name)
+
+
 class LocalExecutor:
     """Runs export work units in ``workers`` processes: this process and
     ``workers - 1`` children (in-process only when 1).
@@ -425,7 +444,11 @@ class LocalExecutor:
     finishes. Which process runs which item never changes the output.
     """
 
-    def __init__(self, catalog: Catalog, cfg: RenderConfig, workers: int = 1):
+    def __init__(self, catalog: Catalog, cfg: RenderConfig, workers: int = 1,
+                 warm_tasks: Sequence[str] = ()):  # fmt: skip
+        """``warm_tasks``: the tasks the export may render; when there are at most
+        :data:`WARM_TASKS` of them, their renderers are built before the children
+        are forked, so each child holds them instead of building its own."""
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._payload: str | None = None
@@ -442,6 +465,7 @@ class LocalExecutor:
             _check_not_bootstrapping()
         _STATE.update(catalog=catalog, renderer=Renderer(catalog, cfg, shared_engine()), error=None)
         if workers > 1:
+            _warm(_STATE["renderer"], warm_tasks)
             try:
                 ctx = mp_context()
                 if ctx.get_start_method() == "fork":
