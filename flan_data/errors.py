@@ -111,7 +111,11 @@ class TemplateLimitError(TemplateError, RecordError):
 
     def __init__(self, message: str, limit: str = ""):
         self.limit = limit
+        # the attributes of a RecordError, so code that counts or re-raises
+        # record errors reads them from this one too
         self.task, self.record_id = "", ""
+        self.split, self.field, self.problem, self.available = None, None, message, ()
+        self.reason = f"template exceeds the {limit} limit" if limit else "template exceeds a limit"
         Exception.__init__(self, message)
 
 

@@ -36,6 +36,7 @@ from .errors import (
     FlanDataError,
     RecordError,
     TemplateError,
+    TemplateLimitError,
     TemplateSecurityError,
     UnknownNameError,
 )
@@ -358,6 +359,9 @@ class TaskRenderer:
         except LabelError as e:
             raise RecordError(self.task.name, example_id, f"field {name!r} ({expr}): {e}", field=name,
                               reason="label out of range for the options") from None  # fmt: skip
+        except TemplateLimitError as e:  # e.g. a value longer than the sandbox's sequence size
+            raise RecordError(self.task.name, example_id, f"field {name!r} ({expr}): {e}", field=name,
+                              reason=f"{name} over the template {e.limit or 'size'} limit") from None  # fmt: skip
         except (TypeError, ValueError, IndexError, KeyError, AttributeError) as e:
             raise RecordError(
                 self.task.name,

@@ -126,6 +126,10 @@ SHARED = [{"input": "a", "output": "b", "explanation": "c"}]
         ([{"a": "\udc80"}], False),  # a lone surrogate
         ([{mz.ID: 1}], False),
         ([{"a": 1}] * 5 + ["not a dict"], False),
+        # long lists per row (dialog turns): cheaper pickled, and no column path reads them
+        ([{"turns": [f"t{i}"] * 9, "x": ["y"] * 4} for i in range(7)], False),  # 13 items a row
+        ([{"turns": [{"a": [f"t{i}", "u", "v"]}] * 4} for i in range(7)], False),  # 4 + 12 items
+        ([{"turns": [f"t{i}"] * 12, "x": "y"} for i in range(7)], True),  # 12 items: columns
     ],
 )
 def test_copy_reads_back_the_same_records(tmp_path, monkeypatch, recs, columns):
@@ -234,7 +238,7 @@ def test_niv2_rows_render_column_wise_with_the_same_bytes(niv2, tmp_path, monkey
     fs = {f for c in m["counts"].values() for f in c}
     assert {"zs_opt", "fs_opt"} <= fs or {"zs_noopt", "fs_noopt"} <= fs
     # the old path: pickled copies, every row rendered row by row
-    monkeypatch.setattr(mz, "_write_columns", lambda src, tmp: None)
+    monkeypatch.setattr(mz, "_write_columns", lambda *a: None)
     monkeypatch.setattr(columnar, "ENABLED", False)
     _export(niv2, tmp_path / "rows")
     assert export_files(tmp_path / "cols") == export_files(tmp_path / "rows")
@@ -297,7 +301,7 @@ def test_resume_over_pickled_copies_of_an_older_version(niv2, tmp_path, monkeypa
     out = tmp_path / "o"
     code = (
         "from flan_data.export import materialize as mz\n"
-        "mz._write_columns = lambda src, tmp: None\n"
+        "mz._write_columns = lambda *a: None\n"
         "from flan_data import Catalog\n"
         "from flan_data.export import export_mixture\n"
         "from flan_data.specs import MixtureMember, MixtureSpec\n"

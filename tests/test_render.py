@@ -875,3 +875,37 @@ def test_renderer_keeps_a_bounded_number_of_task_renderers_most_recent_first():
     assert list(r._tasks) == [names[0], names[3], names[4]]
     r.task_renderer(names[1])  # rebuilt: it was dropped
     assert list(r._tasks) == [names[3], names[4], names[1]]
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_a_field_over_the_sandbox_size_is_a_record_error_naming_the_field(catalog, columnar):
+    """A field value longer than the sandbox allows is the record's fault: a
+    RecordError naming task, record, split and field, with a countable reason
+    (it used to escape as an AttributeError from ``canonical``)."""
+    from flan_data.errors import TemplateLimitError
+    from flan_data.templates import TemplateEngine, TemplateLimits
+
+    eng = TemplateEngine(TemplateLimits(sequence_len=40, output_chars=1000))
+    tr = Renderer(catalog, engine=eng).task_renderer("adversarial_qa_dbert_generate_question")
+    long = {"inputs_pretokenized": "  " + "y" * 80 + "  ", "targets_pretokenized": " a "}
+    short = {"inputs_pretokenized": " y ", "targets_pretokenized": " a "}
+    items = [(f"r{i}", long if i % 3 == 0 else short) for i in range(300)]
+    errors: list = []
+    out = tr.render_batch(items, split="train", fmt="zs_noopt", seed=0, errors=errors,
+                          columnar=columnar)  # fmt: skip
+    assert [i for i, _ in errors] == list(range(0, 300, 3))
+    assert len(out["inputs"]) == 200
+    e = errors[0][1]
+    assert isinstance(e, RecordError) and not isinstance(e, TemplateLimitError)
+    assert (e.task, e.record_id, e.split, e.field) == (tr.task.name, "r0", "train", "inputs")
+    assert e.reason == "inputs over the template sequence size limit"
+    assert "sequence size limit" in str(e) and "'inputs'" in str(e)
+    with pytest.raises(RecordError, match="record 'r0'.*sequence size limit"):
+        tr.canonical("r0", long, "train")
+    # a limit error raised anywhere else carries a record error's attributes too
+    lim = TemplateLimitError("template exceeds the output size limit", "output size")
+    assert (lim.split, lim.field, lim.reason) == (
+        None,
+        None,
+        "template exceeds the output size limit",
+    )

@@ -196,7 +196,9 @@ RELEASES = [0]
 #: more than this of its own (:func:`anon_rss`): below it the pages freed by a job are simply
 #: reused by the next one (handing them back after every job cost ~8% CPU on a
 #: 15-task set of the full-size replica: the next job faulted them in again).
-RELEASE_ABOVE = 512 << 20
+#: 384 MiB, not 512: with the column-wise paths' larger batches, two workers each
+#: keeping 512 MiB took the full-size replica's process tree over 2 GB.
+RELEASE_ABOVE = 384 << 20
 
 
 def anon_rss() -> int | None:

@@ -98,26 +98,48 @@ def materialize(src: Source, path: Path, columns: bool = True) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(path.parent / name)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    it = src.read(TRAIN)
     try:
-        n = _write_columns(src, tmp) if columns else None
-        if n is None:  # a record that no schema holds exactly: the pickled form
-            n = _write_pickled(src, tmp)
+        first = list(itertools.islice(it, BATCH))
+        layout = None
+        if columns and first:
+            try:
+                layout = _Layout.of(first)
+            except _NoSchema:
+                layout = None
+        n = None
+        if layout is not None:
+            n = _write_columns(layout, first, it, tmp)
+            if n is None:  # a later record that no schema holds: read again, pickled
+                _close(it)
+                it = src.read(TRAIN)
+                first = []
+        if n is None:
+            n = _write_pickled(itertools.chain(first, it), tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    finally:
+        _close(it)
     return n
 
 
-def _write_pickled(src: Source, tmp: Path) -> int:
+def _close(it) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+
+
+def _write_pickled(items, tmp: Path) -> int:
     import pyarrow.ipc as ipc
 
     n = 0
     with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, SCHEMA) as w:
         ids: list[str] = []
         recs: list[bytes] = []
-        for eid, rec in src.read(TRAIN):
+        for eid, rec in items:
             ids.append(eid)
             recs.append(pickle.dumps(rec, protocol=5))
             if len(ids) == BATCH:
@@ -134,12 +156,13 @@ class _NoSchema(Exception):
     """The records do not fit one Arrow schema exactly."""
 
 
-def _write_columns(src: Source, tmp: Path) -> int | None:
-    """Write the records as Arrow columns: the example id, then one column per
-    record key, in the records' key order; None (``tmp`` removed) when some
-    record would not read back as exactly the same Python values (other keys or
-    key order, a type Arrow would change: an int among floats, a tuple, a value
-    of another type than the column's first ones, ...).
+def _write_columns(layout: _Layout, first: list, it, tmp: Path) -> int | None:
+    """Write the records (``first``, the first batch, then the rest of ``it``) as
+    Arrow columns of ``layout``: the example id, then one column per record key,
+    in the records' key order; None (``tmp`` removed) when some record would not
+    read back as exactly the same Python values (other keys or key order, a type
+    Arrow would change: an int among floats, a tuple, a value of another type
+    than the column's first ones, ...).
 
     A column whose value is one and the same object in every row of the first
     batch (NIv2's definition and examples, shared by all of a task's records)
@@ -147,37 +170,18 @@ def _write_columns(src: Source, tmp: Path) -> int | None:
     read back as one shared object per run, as the source gave it."""
     import pyarrow.ipc as ipc
 
-    it = src.read(TRAIN)
     n = 0
     try:
-        with pa.OSFile(str(tmp), "wb") as sink:
-            w = layout = None
-            block: list[tuple[str, Any]] = []
-            for item in itertools.chain(it, [None]):
-                if item is not None:
-                    block.append(item)
-                    if len(block) < BATCH:
-                        continue
-                if not block:
-                    break
-                if layout is None:
-                    layout = _Layout.of(block)
-                    w = ipc.new_file(sink, layout.schema)
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, layout.schema) as w:
+            block = first
+            while block:
                 w.write_batch(layout.batch(block))
                 n += len(block)
-                block = []
-            if w is None:  # no records: an empty file of the pickled form
-                w = ipc.new_file(sink, SCHEMA)
-                w.write_batch(pa.record_batch([pa.array([], pa.string()), pa.array([], pa.binary())], schema=SCHEMA))  # fmt: skip
-            w.close()
+                block = list(itertools.islice(it, BATCH))
     except _NoSchema:
         with contextlib.suppress(OSError):
             tmp.unlink()
         return None
-    finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
     return n
 
 
@@ -240,12 +244,20 @@ class _Layout:
             if type(r) is not dict or tuple(r) != keys:
                 raise _NoSchema
         types, runs = [], []
+        items = 0.0
         for k in keys:
             vals = [r[k] for _, r in block]
             v0 = vals[0]
             run = len(vals) > 1 and all(v is v0 for v in vals)
-            types.append(_column([v0] if run else vals, None).type)
+            arr = _column([v0] if run else vals, None)
+            if not run:
+                items += _items_per_row(arr)
+            types.append(arr.type)
             runs.append(run)
+        if items > LIST_ITEMS:
+            # many list items a row (dialog turns): pickling them is cheaper than
+            # Arrow conversion, and no column-wise path reads them
+            raise _NoSchema
         return cls(keys, types, runs)
 
     def batch(self, block: list[tuple[str, Any]]) -> pa.RecordBatch:
@@ -275,6 +287,27 @@ class _Layout:
 
 
 _UNSET = object()
+#: List items per row (at any depth, over the columns that are not shared) over
+#: which the records stay pickled (:meth:`_Layout.of`): wiki_dialog has ~24, qrecc
+#: ~18, quac ~75; arc's choices 8, NIv2's outputs 1.
+LIST_ITEMS = 12
+
+
+def _items_per_row(arr: pa.Array) -> float:
+    """Mean number of list items per row in ``arr``, nested lists and structs included."""
+    n = max(len(arr), 1)
+    total = 0
+    todo = [arr]
+    while todo:
+        a = todo.pop()
+        t = a.type
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            v = a.flatten()
+            total += len(v)
+            todo.append(v)
+        elif pa.types.is_struct(t):
+            todo.extend(a.field(i) for i in range(t.num_fields))
+    return total / n
 
 
 def count_rows(path: Path) -> int | None:
