@@ -486,17 +486,7 @@ class TaskColumns:
                 v = row
             else:
                 ctx = dict(zip(names, row))
-                v = _MISSING
-                if fast is not None:
-                    try:
-                        v = fast(ctx)
-                    except Exception:  # noqa: BLE001 - the Jinja path decides, as in canonical
-                        v = _MISSING
-                if v is _MISSING:
-                    try:
-                        v = tr._eval(tr._options_expr, ctx, "options", expr, "", ctx)
-                    except Exception:  # noqa: BLE001 - a bad record: render_batch words it
-                        v = None
+                v = _row_value(tr, fast, tr._options_expr, ctx, "options", expr)
             if (type(v) is list or type(v) is tuple) and v and all(type(o) is str for o in v):
                 add(tuple(v))
             else:
@@ -575,17 +565,7 @@ class TaskColumns:
                     add("")
                     continue
                 ctx["options"] = LabelOptions(o)
-            v = _MISSING
-            if fast is not None:
-                try:
-                    v = fast(ctx)
-                except Exception:  # noqa: BLE001 - the Jinja path decides, as in canonical
-                    v = _MISSING
-            if v is _MISSING:
-                try:
-                    v = tr._eval(fn, ctx, f.name, expr, "", ctx)
-                except Exception:  # noqa: BLE001 - a bad record: render_batch words it
-                    v = None
+            v = _row_value(tr, fast, fn, ctx, f.name, expr)
             if type(v) is str:
                 add(v)
             else:
@@ -619,7 +599,20 @@ def _unread_list(f: _Field, t: pa.DataType, tplans) -> bool:
     )
 
 
-_MISSING = object()
+def _row_value(tr, fast, fn, ctx: dict, name: str, expr: str) -> Any:
+    """One row's value of a field (or options) expression as
+    :meth:`TaskRenderer.canonical` computes it: the field getter ``fast``, else
+    the Jinja expression ``fn``; None when either fails (a bad record, which
+    ``render_batch`` then words)."""
+    if fast is not None:
+        try:
+            return fast(ctx)
+        except Exception:  # noqa: BLE001 - the Jinja path decides, as in canonical
+            pass
+    try:
+        return tr._eval(fn, ctx, name, expr, "", ctx)
+    except Exception:  # noqa: BLE001 - a bad record: render_batch words it
+        return None
 
 
 def _trimmed_key(engine, expr: str) -> str | None:
