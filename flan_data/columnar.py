@@ -52,7 +52,7 @@ from .render import (
     is_opt_format,
 )
 from .seeding import SeedPrefix, choose
-from .templates import SIMPLE_FILTERS
+from .templates import output_part
 
 #: Every character ``str.isspace`` accepts: what ``str.strip()`` removes (a test
 #: checks this against all of Unicode).
@@ -650,22 +650,11 @@ def _cond_parts(engine, ct, names: set[str]) -> tuple[tuple, tuple] | None:
         for node in ast.body:
             if isinstance(node, nodes.Output):
                 for c in node.nodes:
-                    if isinstance(c, nodes.TemplateData):
-                        parts.append(c.data)
-                    elif isinstance(c, nodes.Name) and c.ctx == "load" and c.name in ct.variables:
-                        parts.append((c.name, None))
-                    elif (
-                        isinstance(c, nodes.Filter)
-                        and c.name in SIMPLE_FILTERS
-                        and isinstance(c.node, nodes.Name)
-                        and c.node.ctx == "load"
-                        and c.node.name in ct.variables
-                        and not (c.args or c.kwargs or c.dyn_args or c.dyn_kwargs)
-                    ):
-                        parts.append((c.node.name, c.name))
-                        filters += 1
-                    else:
+                    part = output_part(c, ct.variables)
+                    if part is None:
                         return None
+                    parts.append(part)
+                    filters += not isinstance(part, str) and part[1] is not None
                 continue
             cond = _cond_of(node, names)
             if cond is None:

@@ -567,6 +567,27 @@ class _Lazy:
 SIMPLE_FILTERS = ("lower", "upper", "trim", "capitalize", "title")
 
 
+def output_part(c: nodes.Node, names: frozenset[str] | set[str]) -> str | tuple[str, str | None] | None:  # fmt: skip
+    """One node of an ``{{ ... }}`` output as a simple template's part: literal
+    text, ``(name, None)`` for ``{{ name }}``, ``(name, filter)`` for
+    ``{{ name | f }}`` (``f`` in :data:`SIMPLE_FILTERS`, no arguments) over
+    ``names``; None for anything else."""
+    if isinstance(c, nodes.TemplateData):
+        return c.data
+    if isinstance(c, nodes.Name) and c.ctx == "load" and c.name in names:
+        return (c.name, None)
+    if (
+        isinstance(c, nodes.Filter)
+        and c.name in SIMPLE_FILTERS
+        and isinstance(c.node, nodes.Name)
+        and c.node.ctx == "load"
+        and c.node.name in names
+        and not (c.args or c.kwargs or c.dyn_args or c.dyn_kwargs)
+    ):
+        return (c.node.name, c.name)
+    return None
+
+
 class SimpleTemplate:
     """A template that is only literal text and ``{{ name }}`` / ``{{ name | f }}``
     outputs (``f`` one of :data:`SIMPLE_FILTERS`, no arguments), rendered a
@@ -611,21 +632,10 @@ class SimpleTemplate:
                 if not isinstance(n, nodes.Output):
                     return None
                 for c in n.nodes:
-                    if isinstance(c, nodes.TemplateData):
-                        out.append(c.data)
-                    elif isinstance(c, nodes.Name) and c.ctx == "load" and c.name in names:
-                        out.append((c.name, None))
-                    elif (
-                        isinstance(c, nodes.Filter)
-                        and c.name in SIMPLE_FILTERS
-                        and isinstance(c.node, nodes.Name)
-                        and c.node.ctx == "load"
-                        and c.node.name in names
-                        and not (c.args or c.kwargs or c.dyn_args or c.dyn_kwargs)
-                    ):
-                        out.append((c.node.name, c.name))
-                    else:
+                    part = output_part(c, names)
+                    if part is None:
                         return None
+                    out.append(part)
             parts.append(tuple(out))
         return cls(parts[0], parts[1])
 

@@ -410,19 +410,11 @@ class MaterializedSource(Source):
         return self._batches(lo, hi)
 
     def _batches(self, lo: int, hi: int):
-        r = self._reader
-        b = lo // BATCH
-        while lo < hi:
-            raw = r.get_batch(b)
-            a, z = lo - b * BATCH, min(hi - b * BATCH, raw.num_rows)
-            if z <= a:
-                break
+        for start, raw, a, z in _spans(self._reader, lo, hi):
             ids = raw.column(0).slice(a, z - a).to_pylist()
             cols = [_decoded(c) for c in raw.columns[1:]]
             batch = pa.RecordBatch.from_arrays(cols, names=raw.schema.names[1:])
-            yield lo, ids, batch.slice(a, z - a) if (a or z < raw.num_rows) else batch
-            lo = b * BATCH + z
-            b += 1
+            yield start, ids, batch.slice(a, z - a) if (a or z < raw.num_rows) else batch
 
     def _rows(self, raw: pa.RecordBatch, loc: list[int]) -> list[tuple[str, Record]]:
         """``(id, record)`` of rows ``loc`` (ascending) of a columns batch: a run-end
@@ -497,14 +489,8 @@ class MaterializedSource(Source):
             return
         n = self.count(TRAIN)
         hi = n if hi is None else min(hi, n)
-        r = self._open()
         loads = pickle.loads
-        b = lo // BATCH
-        while lo < hi:
-            batch = r.get_batch(b)
-            a, z = lo - b * BATCH, min(hi - b * BATCH, batch.num_rows)
-            if z <= a:
-                break
+        for _, batch, a, z in _spans(self._open(), lo, hi):
             if self.columns:
                 yield from self._rows(batch, list(range(a, z)))
             else:
@@ -512,8 +498,20 @@ class MaterializedSource(Source):
                 recs = batch.column(1).slice(a, z - a).to_pylist()
                 for eid, rec in zip(ids, recs):
                     yield eid, loads(rec)
-            lo = b * BATCH + z
-            b += 1
+
+
+def _spans(reader, lo: int, hi: int):
+    """``(first row, batch, a, z)`` for each stored batch overlapping rows
+    ``[lo, hi)`` of a copy: rows ``a`` to ``z`` of ``batch`` are wanted."""
+    b = lo // BATCH
+    while lo < hi:
+        batch = reader.get_batch(b)
+        a, z = lo - b * BATCH, min(hi - b * BATCH, batch.num_rows)
+        if z <= a:
+            break
+        yield lo, batch, a, z
+        lo = b * BATCH + z
+        b += 1
 
 
 def _decoded(col: pa.Array) -> pa.Array:
