@@ -585,7 +585,7 @@ class TaskColumns:
 
 def _unread_list(f: _Field, t: pa.DataType, tplans) -> bool:
     """Whether ``f`` is a list column that no template plan reads and no target
-    holds (matcols: NIv2's ``positive_examples`` under zero-shot templates)."""
+    holds (NIv2's ``positive_examples`` under zero-shot templates)."""
     if f.kind != "key" or f.target or f.name == "answer":
         return False
     if not (pa.types.is_list(t) or pa.types.is_large_list(t)):

@@ -446,7 +446,7 @@ def _run_job(
         jr = 0  # read-ahead pointer into the sorted rows
         if fast is not None:
             records = fast.records(recs)
-        else:  # only the selected records where the source can take them (matcols)
+        else:  # only the selected records where the source can take them
             records = _take_records(src, recs, stats) or _read_records(src, first, hi, stats)
         for i, eid, rec in records:
             seen = i + 1

@@ -200,7 +200,7 @@ def count_one(args: tuple) -> tuple | str:
     there (:mod:`~flan_data.export.materialize`; reused when already there),
     and its path comes third in the result. With a sixth item (a hash cache
     file, or ""), the sha256 of the task's source files comes fourth
-    (:func:`~flan_data.export.fingerprint.hash_sources`; matcols)."""
+    (:func:`~flan_data.export.fingerprint.hash_sources`)."""
     res = _count_one(args)
     if len(args) > 5 and args[5] is not None and not isinstance(res, str):
         from .fingerprint import hash_sources
